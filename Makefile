@@ -1,0 +1,50 @@
+# fanprobe's entry points.  The README's quick start is `make run` and
+# `make test`; both install the Debian packages that are missing first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+GRPC_ADDRESS ?= 127.0.0.1:50051
+
+# Everything a build and the test suite need, by Debian 12 package name.
+BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
+  libcurl4-openssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
+  protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test run format format-check clean
+
+# Installs only what is missing, so a machine that has everything makes no
+# network call at all.
+deps:
+	@missing=$$(for p in $(BUILD_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 300
+
+run: build
+	@echo "fanprobe-server on $(GRPC_ADDRESS). In another shell, send a first batch:"
+	@echo "  $(BUILD_DIR)/fanprobe probe --server=$(GRPC_ADDRESS) https://example.com http://127.0.0.1:1"
+	$(BUILD_DIR)/fanprobe-server --grpc_address=$(GRPC_ADDRESS)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs -r clang-format -i
+
+format-check:
+	git ls-files '*.cc' '*.h' | xargs -r clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,159 @@
+// engine.h: the asynchronous probe engine.  It runs batches of probes
+// concurrently on a few worker threads (each owns one libcurl multi handle
+// driven by epoll), hands every result to the caller the moment it
+// completes, and ends each batch by its return-when rule, as Python's
+// asyncio.wait does.
+//
+// Example:
+//   auto engine = fanprobe::Engine::Create({}).value();
+//   fanprobe::BatchOptions options;
+//   options.return_when = fanprobe::ReturnWhen::kFirstCompleted;
+//   options.timeout = absl::Seconds(3);
+//   std::shared_ptr<fanprobe::Batch> batch = engine->Submit(
+//       std::move(targets), options,
+//       {.on_result = [](fanprobe::ProbeResult r) { /* queue it */ },
+//        .on_done = [](fanprobe::BatchSummary s) { /* finish */ }});
+//   ...
+//   batch->Cancel();  // e.g. the client went away
+//
+// Guarantees:
+// - Exactly once: every probe of a batch either reaches on_result exactly
+//   once, or is listed exactly once in the summary's pending_indices.
+// - on_done is called exactly once, after every on_result call of the batch
+//   has returned.
+// - Callbacks run on engine threads (or, for targets rejected before they
+//   start, on the thread calling Submit, possibly before Submit returns).
+//   They must not block and must not call Engine methods other than the
+//   Batch handle's Cancel/PauseAdmission/ResumeAdmission.
+//
+// Thread-safety: Engine and Batch methods may be called from any thread.
+
+#ifndef FANPROBE_PROBE_ENGINE_H_
+#define FANPROBE_PROBE_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "probe/probe.h"
+
+namespace fanprobe {
+
+// When a batch ends, as asyncio.wait's return_when.
+enum class ReturnWhen {
+  kAllCompleted,    // every probe completed (the default)
+  kFirstCompleted,  // the first probe completed, whatever its outcome
+  kFirstException,  // the first probe whose outcome is not kOk; if none
+                    // fails, the batch ends as kAllCompleted
+};
+
+// Why a batch ended.
+enum class EndReason {
+  kAllCompleted,
+  kFirstCompleted,
+  kFirstException,
+  kTimeout,    // the batch timeout expired first
+  kCancelled,  // Batch::Cancel() (or engine shutdown)
+};
+
+absl::string_view ReturnWhenName(ReturnWhen return_when);  // "ALL_COMPLETED"
+absl::string_view EndReasonName(EndReason reason);         // "TIMEOUT", ...
+
+struct BatchOptions {
+  ReturnWhen return_when = ReturnWhen::kAllCompleted;
+  // The whole batch, measured from Submit and covering probes still queued,
+  // as asyncio.wait(timeout=).  InfiniteDuration() = none.
+  absl::Duration timeout = absl::InfiniteDuration();
+  // At most this many probes of the batch run at once (the semaphore); 0
+  // means the engine's max_in_flight.
+  uint32_t max_concurrency = 100;
+  // At most this many probes of the batch run at once against one host
+  // (scheme, host and port), as aiohttp's limit_per_host; 0 = no limit.
+  uint32_t max_per_host = 0;
+};
+
+// How a batch ended.  completed + cancelled == total.
+struct BatchSummary {
+  EndReason reason = EndReason::kAllCompleted;
+  uint32_t total = 0;      // probes in the batch
+  uint32_t completed = 0;  // probes that reached on_result
+  uint32_t succeeded = 0;  // completed with kOk
+  uint32_t failed = 0;     // completed with another outcome
+  uint32_t cancelled = 0;  // not completed: running or queued at the end
+  // The indices of the probes that did not complete, ascending.
+  std::vector<uint32_t> pending_indices;
+  absl::Duration elapsed;  // from Submit to the end of the batch
+};
+
+struct BatchCallbacks {
+  std::function<void(ProbeResult result)> on_result;
+  std::function<void(BatchSummary summary)> on_done;
+};
+
+// The caller's handle on a submitted batch.  The engine keeps the batch alive
+// until on_done has run; dropping the handle does not cancel it.
+class Batch {
+ public:
+  virtual ~Batch() = default;
+
+  // Ends the batch now as kCancelled unless it has already ended: running
+  // probes are stopped (their connections closed), queued ones never start.
+  virtual void Cancel() = 0;
+
+  // While paused, the batch starts no new probe; running ones go on.  This
+  // is how a consumer that cannot keep up (a slow gRPC stream) slows its own
+  // batch instead of growing a queue.  Calls nest: each Pause needs a Resume.
+  virtual void PauseAdmission() = 0;
+  virtual void ResumeAdmission() = 0;
+
+  virtual uint32_t size() const = 0;
+};
+
+struct EngineOptions {
+  // Worker threads, each with its own curl multi handle; 0 = one per core.
+  int workers = 0;
+  // Probes running at once across all batches.  Capped further by the file
+  // descriptor budget (see below).
+  uint32_t max_in_flight = 10000;
+  // File descriptors kept back from probes for everything else the process
+  // does (gRPC connections, logs, ...).  At start the engine raises the
+  // RLIMIT_NOFILE soft limit to the hard limit; admission never lets probes
+  // use more than (soft limit - fd_reserve) descriptors, so a batch larger
+  // than the budget queues instead of failing with EMFILE.
+  uint32_t fd_reserve = 256;
+};
+
+// Live figures, for metrics and readiness.
+struct EngineStats {
+  uint64_t probes_in_flight = 0;  // running now
+  uint64_t probes_queued = 0;     // admitted batches' probes not yet started
+  uint64_t batches_active = 0;    // submitted and not yet ended
+  uint64_t max_in_flight = 0;     // the effective cap (after the fd budget)
+};
+
+class Engine {
+ public:
+  // Starts the workers.  Fails (kInternal / kResourceExhausted) only when
+  // libcurl or the OS refuses to set up.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineOptions options);
+
+  // Cancels every batch still running (each gets its on_done with
+  // kCancelled), then stops and joins the workers.
+  virtual ~Engine() = default;
+
+  // Starts a batch.  Never fails: an unusable target completes at once as
+  // kInvalidTarget, and an empty batch ends at once as kAllCompleted.
+  virtual std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
+                                        const BatchOptions& options,
+                                        BatchCallbacks callbacks) = 0;
+
+  virtual EngineStats Stats() const = 0;
+};
+
+}  // namespace fanprobe
+
+#endif  // FANPROBE_PROBE_ENGINE_H_

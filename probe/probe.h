@@ -1,0 +1,172 @@
+// probe.h: what one probe is (ProbeTarget + ProbeOptions) and what it yields
+// (ProbeResult).  Plain value types, no behaviour; the engine (engine.h) runs
+// them.  A "probe" is one HTTP check of one target; a "batch" is a set of
+// probes submitted together.
+//
+// Example:
+//   auto options = std::make_shared<fanprobe::ProbeOptions>();
+//   options->timeout = absl::Seconds(2);
+//   options->valid_status = {{200, 299}};
+//   fanprobe::ProbeTarget target{.url = "http://127.0.0.1:8080/healthz",
+//                                .id = "web-1",
+//                                .options = options};
+//
+// Thread-safety: these are values; share them read-only or copy them.
+
+#ifndef FANPROBE_PROBE_PROBE_H_
+#define FANPROBE_PROBE_PROBE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace fanprobe {
+
+// The user agent every probe sends unless its options say otherwise.
+absl::string_view DefaultUserAgent();  // "fanprobe/<version>"
+
+// Why a probe ended.  Every probe that completes has exactly one outcome; a
+// probe that a batch cancels before it completes has no result at all and is
+// listed in the batch summary's pending indices instead.
+enum class Outcome {
+  kOk,                // status valid and body expectations met
+  kUnexpectedStatus,  // an HTTP response whose status is not a valid one
+  kBodyMismatch,      // the body failed a must / must-not match pattern
+  kDnsError,          // the host name did not resolve
+  kConnectError,      // TCP connect refused, unreachable, ...
+  kTlsError,          // handshake or certificate verification failed
+  kTimeout,           // the probe's own timeout (or connect timeout) expired
+  kIoError,           // the connection broke, or the reply was not HTTP
+  kTooManyRedirects,  // more redirects than max_redirects
+  kBodyTooLarge,      // the body exceeded max_body_bytes
+  kDenied,            // the destination address is forbidden by policy
+  kInvalidTarget,     // the URL or the options are unusable; nothing was sent
+  kCancelled,         // the probe was stopped before it completed
+};
+
+// "OK", "UNEXPECTED_STATUS", ..., the names the proto enum uses without its
+// "OUTCOME_" prefix.
+absl::string_view OutcomeName(Outcome outcome);
+
+// An inclusive range of HTTP status codes, e.g. {200, 299}.
+struct StatusRange {
+  int min = 0;
+  int max = 0;
+};
+
+enum class HttpVersion {
+  kDefault,  // HTTP/2 over TLS when the server offers it, else HTTP/1.1
+  kHttp1_1,  // only HTTP/1.1
+  kHttp2,    // HTTP/2 over TLS (ALPN), HTTP/1.1 for plain http:// targets
+};
+
+enum class IpFamily {
+  kAny,   // whatever the resolver returns, happy-eyeballs style
+  kIpv4,  // only IPv4 addresses
+  kIpv6,  // only IPv6 addresses
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+using Labels = std::map<std::string, std::string>;
+
+// How to probe a target.  Every field has the default a user of a mature
+// prober expects (blackbox_exporter's http module, curl).
+struct ProbeOptions {
+  // The request method.  HEAD sends no body and reads none.
+  std::string method = "GET";
+  // Extra request headers.  A name or value holding CR or LF makes the probe
+  // an kInvalidTarget.
+  Headers headers;
+  // The request body; sent when non-empty.
+  std::string body;
+  // The whole probe (resolve, connect, TLS, request, body, every redirect hop)
+  // must finish within this.  Its clock starts when the probe starts, not
+  // while it waits in the batch's queue.  Must be positive.
+  absl::Duration timeout = absl::Seconds(10);
+  // Limit for the connect phase (resolve + TCP + TLS) of each hop; zero means
+  // only `timeout` bounds it.
+  absl::Duration connect_timeout = absl::ZeroDuration();
+  // Follow 3xx responses with a Location header, at most max_redirects times.
+  bool follow_redirects = true;
+  int max_redirects = 10;
+  // A final status inside any of these ranges is valid.  Empty means the
+  // default, 200-399.
+  std::vector<StatusRange> valid_status = {{200, 399}};
+  // RE2 patterns.  The body must match every "must" pattern and no
+  // "must not" pattern, else kBodyMismatch.  A pattern that does not compile
+  // makes the probe kInvalidTarget.
+  std::vector<std::string> body_must_match;
+  std::vector<std::string> body_must_not_match;
+  // Bodies larger than this fail as kBodyTooLarge; the transfer stops there.
+  uint64_t max_body_bytes = 64 * 1024;
+  // Verify the server certificate chain and host name.
+  bool tls_verify = true;
+  // Extra trusted CA certificates (PEM), added to the system's.
+  std::string ca_pem;
+  HttpVersion http_version = HttpVersion::kDefault;
+  IpFamily ip_family = IpFamily::kAny;
+  // Off (default): each probe opens its own connection, so connect and TLS
+  // timings are real, as blackbox_exporter does.  On: connections are kept
+  // and reused between probes to the same host.
+  bool reuse_connections = false;
+  // Sent as User-Agent; empty means DefaultUserAgent().
+  std::string user_agent;
+};
+
+// One probe of a batch: the URL plus options.  `id` and `labels` are echoed
+// back in the result untouched.  A URL without a scheme is taken as http://;
+// any scheme other than http and https makes the probe kInvalidTarget.
+struct ProbeTarget {
+  std::string url;
+  std::string id;
+  Labels labels;
+  // Shared so a batch of 100,000 targets with the same options holds one
+  // copy; null means ProbeOptions{}.
+  std::shared_ptr<const ProbeOptions> options;
+};
+
+// Phase timings, each measured from the start of the probe as curl does
+// (so dns <= connect <= tls <= first_byte <= total).  A phase that did not
+// happen (no TLS on http://, a reused connection) is zero.
+struct Timings {
+  absl::Duration dns = absl::ZeroDuration();         // name resolved
+  absl::Duration connect = absl::ZeroDuration();     // TCP connected
+  absl::Duration tls = absl::ZeroDuration();         // TLS handshake done
+  absl::Duration first_byte = absl::ZeroDuration();  // first response byte
+  absl::Duration total = absl::ZeroDuration();       // probe finished
+  absl::Duration redirect = absl::ZeroDuration();    // spent on redirect hops
+};
+
+// What one completed probe found.
+struct ProbeResult {
+  uint32_t index = 0;  // the probe's position in its batch
+  std::string id;      // echoed from the target
+  Labels labels;       // echoed from the target
+  std::string url;     // as given in the target
+  std::string final_url;  // after redirects
+  Outcome outcome = Outcome::kOk;
+  int status_code = 0;  // the final HTTP status; 0 when no response came
+  // "HTTP/1.0", "HTTP/1.1", "HTTP/2" or "HTTP/3"; empty when no response.
+  std::string http_version;
+  std::string remote_ip;  // the address the last hop connected to
+  int remote_port = 0;
+  // Why the outcome is not kOk, in words: curl's error text, the status that
+  // was not valid, the pattern that failed.  Empty for kOk.
+  std::string error;
+  Timings timings;
+  uint64_t body_bytes = 0;  // body bytes received (before any cut-off)
+  int redirects = 0;        // redirects followed
+  // https only: the earliest notAfter of the certificate chain presented.
+  std::optional<absl::Time> cert_expiry;
+};
+
+}  // namespace fanprobe
+
+#endif  // FANPROBE_PROBE_PROBE_H_
