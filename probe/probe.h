@@ -146,10 +146,10 @@ struct Timings {
 
 // What one completed probe found.
 struct ProbeResult {
-  uint32_t index = 0;  // the probe's position in its batch
-  std::string id;      // echoed from the target
-  Labels labels;       // echoed from the target
-  std::string url;     // as given in the target
+  uint32_t index = 0;     // the probe's position in its batch
+  std::string id;         // echoed from the target
+  Labels labels;          // echoed from the target
+  std::string url;        // as given in the target
   std::string final_url;  // after redirects
   Outcome outcome = Outcome::kOk;
   int status_code = 0;  // the final HTTP status; 0 when no response came

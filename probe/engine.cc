@@ -1,0 +1,615 @@
+// The engine: admission (which probe starts next, on which worker) and the
+// life of a batch (results, the return-when rule, timeout, cancel, summary).
+//
+// All admission and batch bookkeeping is guarded by EngineImpl::mu_.  What a
+// locked section decides (start these tasks, deliver these results, cancel
+// these batches' transfers) is collected in Actions and carried out after
+// the lock is released, so callbacks and cross-thread posts never run under
+// mu_.
+
+#include "probe/engine.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "probe/internal/curl_probe.h"
+#include "probe/internal/worker.h"
+
+namespace fanprobe {
+namespace internal {
+
+class EngineImpl;
+
+// One submitted batch.  It is also the caller's Batch handle.
+class BatchState final : public Batch,
+                         public std::enable_shared_from_this<BatchState> {
+ public:
+  BatchState(EngineImpl* engine, std::vector<ProbeTarget> targets,
+             const BatchOptions& options, uint32_t max_concurrency,
+             BatchCallbacks callbacks)
+      : engine(engine),
+        targets(std::move(targets)),
+        options(options),
+        max_concurrency(max_concurrency),
+        start(absl::Now()),
+        callbacks(std::move(callbacks)),
+        done(this->targets.size(), false) {}
+
+  void Cancel() override;
+  void PauseAdmission() override;
+  void ResumeAdmission() override;
+  uint32_t size() const override {
+    return static_cast<uint32_t>(targets.size());
+  }
+
+  // Constant after construction.
+  EngineImpl* const engine;
+  const std::vector<ProbeTarget> targets;
+  const BatchOptions options;
+  const uint32_t max_concurrency;
+  const absl::Time start;
+
+  // Set once, under the engine's mu_; read without it by workers.
+  std::atomic<bool> ended{false};
+
+  // Invoked without mu_ held; on_done (and then on_result) is cleared once
+  // the summary has been delivered.
+  BatchCallbacks callbacks;
+
+  // State below is guarded by the engine's mu_.
+  struct HostSlots {
+    uint32_t running = 0;  // running or reserved for a task in `ready`
+    std::deque<ProbeTask> waiting;
+  };
+  uint32_t next_index = 0;      // targets from here on are not yet taken
+  std::deque<ProbeTask> ready;  // hold a reserved host slot
+  absl::flat_hash_map<std::string, HostSlots> hosts;
+  absl::flat_hash_map<const ProbeOptions*,
+                      absl::StatusOr<std::shared_ptr<const PreparedOptions>>>
+      prepared;
+  std::vector<bool> done;
+  uint32_t running = 0;
+  uint32_t completed = 0;
+  uint32_t succeeded = 0;
+  uint32_t failed = 0;
+  int pause_depth = 0;
+  bool in_admission = false;
+  std::optional<std::multimap<absl::Time, std::weak_ptr<BatchState>>::iterator>
+      deadline;
+  // on_result calls decided but not yet returned; the summary waits for 0.
+  int deliveries = 0;
+  std::optional<BatchSummary> summary;  // set when the batch ends
+  bool summary_sent = false;
+};
+
+class EngineImpl final : public Engine, public TaskListener {
+ public:
+  explicit EngineImpl(const EngineOptions& options) : options_(options) {}
+  ~EngineImpl() override;
+
+  absl::Status Init();
+
+  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
+                                const BatchOptions& options,
+                                BatchCallbacks callbacks) override;
+  EngineStats Stats() const override;
+
+  void OnTaskEnded(Worker& worker, ProbeTask task,
+                   std::optional<ProbeResult> result) override;
+  bool IsBatchEnded(const ProbeTask& task) override {
+    return task.batch->ended.load(std::memory_order_acquire);
+  }
+
+  void EndBatch(BatchState* batch, EndReason reason);
+  void Pause(BatchState* batch);
+  void Resume(BatchState* batch);
+
+ private:
+  // Work decided under mu_, carried out by RunActions() without it.
+  struct Actions {
+    std::vector<std::pair<Worker*, ProbeTask>> starts;
+    std::vector<std::pair<std::shared_ptr<BatchState>, ProbeResult>> results;
+    std::vector<std::shared_ptr<BatchState>> summaries;
+    std::vector<std::shared_ptr<BatchState>> cancels;
+  };
+  void RunActions(Actions& actions, Worker* current);
+  void DeliverSummary(BatchState* batch);
+
+  void FillLocked(Actions* actions, Worker* current)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TakeOneLocked(BatchState* batch, Actions* actions, Worker* current)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AdmissibleLocked(const BatchState& batch) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueLocked(BatchState* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CompleteLocked(BatchState* batch, ProbeResult result, Actions* actions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndLocked(BatchState* batch, EndReason reason, Actions* actions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Worker* PickWorkerLocked(Worker* current) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TimerLoop();
+
+  // Constant after Init().
+  const EngineOptions options_;
+  uint32_t max_in_flight_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::thread timer_thread_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar timer_cv_;  // deadlines_ changed, or stopping_
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<uint32_t> worker_load_ ABSL_GUARDED_BY(mu_);
+  // Batches that may start a probe, served round-robin: fairness.
+  std::deque<std::shared_ptr<BatchState>> admission_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::shared_ptr<BatchState>> active_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, std::weak_ptr<BatchState>> deadlines_
+      ABSL_GUARDED_BY(mu_);
+};
+
+void BatchState::Cancel() { engine->EndBatch(this, EndReason::kCancelled); }
+void BatchState::PauseAdmission() { engine->Pause(this); }
+void BatchState::ResumeAdmission() { engine->Resume(this); }
+
+namespace {
+
+// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft
+// limit now in force.
+uint64_t RaiseFdLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? (1u << 20) : limit.rlim_cur;
+}
+
+uint64_t OpenFdCount() {
+  uint64_t count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] != '.') ++count;
+    }
+    closedir(dir);
+  }
+  return count;
+}
+
+}  // namespace
+
+absl::Status EngineImpl::Init() {
+  static std::once_flag curl_once;
+  static CURLcode curl_init = CURLE_OK;
+  std::call_once(curl_once,
+                 [] { curl_init = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (curl_init != CURLE_OK) {
+    return absl::InternalError(curl_easy_strerror(curl_init));
+  }
+  // Each running probe holds one socket; admission keeps the total inside
+  // the process's descriptor budget instead of failing with EMFILE.
+  const uint64_t soft_limit = RaiseFdLimit();
+  const uint64_t used = OpenFdCount() + options_.fd_reserve;
+  const uint64_t budget = soft_limit > used ? soft_limit - used : 1;
+  max_in_flight_ = static_cast<uint32_t>(std::max<uint64_t>(
+      1, std::min<uint64_t>(std::max(options_.max_in_flight, 1u), budget)));
+
+  int workers = options_.workers;
+  if (workers <= 0) {
+    workers =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    worker_load_.assign(workers, 0);
+  }
+  for (int i = 0; i < workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, this));
+    absl::Status status = workers_.back()->Start();
+    if (!status.ok()) return status;
+  }
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+  return absl::OkStatus();
+}
+
+EngineImpl::~EngineImpl() {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    std::vector<std::shared_ptr<BatchState>> batches(active_.begin(),
+                                                     active_.end());
+    for (const auto& batch : batches) {
+      EndLocked(batch.get(), EndReason::kCancelled, &actions);
+    }
+    timer_cv_.SignalAll();
+  }
+  RunActions(actions, nullptr);
+  if (timer_thread_.joinable()) timer_thread_.join();
+  // Each worker drops what it still runs (reported back here) and joins.
+  workers_.clear();
+}
+
+std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
+                                          const BatchOptions& options,
+                                          BatchCallbacks callbacks) {
+  uint32_t max_concurrency =
+      options.max_concurrency == 0 ? max_in_flight_ : options.max_concurrency;
+  auto batch = std::make_shared<BatchState>(
+      this, std::move(targets), options, max_concurrency, std::move(callbacks));
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    active_.insert(batch);
+    if (stopping_) {
+      EndLocked(batch.get(), EndReason::kCancelled, &actions);
+    } else if (batch->targets.empty()) {
+      EndLocked(batch.get(), EndReason::kAllCompleted, &actions);
+    } else {
+      if (options.timeout != absl::InfiniteDuration()) {
+        batch->deadline = deadlines_.emplace(
+            batch->start + std::max(options.timeout, absl::ZeroDuration()),
+            batch);
+        timer_cv_.Signal();
+      }
+      EnqueueLocked(batch.get());
+      FillLocked(&actions, nullptr);
+    }
+  }
+  RunActions(actions, nullptr);
+  return batch;
+}
+
+EngineStats EngineImpl::Stats() const {
+  absl::MutexLock lock(&mu_);
+  EngineStats stats;
+  stats.probes_in_flight = in_flight_;
+  stats.batches_active = active_.size();
+  stats.max_in_flight = max_in_flight_;
+  for (const auto& batch : active_) {
+    uint64_t queued =
+        batch->targets.size() - batch->next_index + batch->ready.size();
+    for (const auto& [key, host] : batch->hosts) queued += host.waiting.size();
+    stats.probes_queued += queued;
+  }
+  return stats;
+}
+
+void EngineImpl::OnTaskEnded(Worker& worker, ProbeTask task,
+                             std::optional<ProbeResult> result) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    BatchState* batch = task.batch.get();
+    --in_flight_;
+    --worker_load_[worker.id()];
+    --batch->running;
+    if (!batch->ended) {
+      if (batch->options.max_per_host > 0) {
+        auto it = batch->hosts.find(task.url.host_key);
+        if (it != batch->hosts.end()) {
+          BatchState::HostSlots& host = it->second;
+          // Hand the slot straight to the next waiter for this host.
+          if (!host.waiting.empty()) {
+            batch->ready.push_back(std::move(host.waiting.front()));
+            host.waiting.pop_front();
+          } else {
+            --host.running;
+          }
+        }
+      }
+      // A result that arrives after the batch ended is dropped: the probe is
+      // already listed as pending in the summary.
+      if (result.has_value()) {
+        CompleteLocked(batch, std::move(*result), &actions);
+      }
+      EnqueueLocked(batch);
+    }
+    FillLocked(&actions, &worker);
+  }
+  RunActions(actions, &worker);
+}
+
+void EngineImpl::EndBatch(BatchState* batch, EndReason reason) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    EndLocked(batch, reason, &actions);
+  }
+  RunActions(actions, nullptr);
+}
+
+void EngineImpl::Pause(BatchState* batch) {
+  absl::MutexLock lock(&mu_);
+  ++batch->pause_depth;
+}
+
+void EngineImpl::Resume(BatchState* batch) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    if (batch->pause_depth > 0) --batch->pause_depth;
+    EnqueueLocked(batch);
+    FillLocked(&actions, nullptr);
+  }
+  RunActions(actions, nullptr);
+}
+
+bool EngineImpl::AdmissibleLocked(const BatchState& batch) const {
+  return !batch.ended && batch.pause_depth == 0 &&
+         batch.running < batch.max_concurrency &&
+         (!batch.ready.empty() || batch.next_index < batch.targets.size());
+}
+
+void EngineImpl::EnqueueLocked(BatchState* batch) {
+  if (!batch->in_admission && AdmissibleLocked(*batch)) {
+    batch->in_admission = true;
+    admission_.push_back(batch->shared_from_this());
+  }
+}
+
+void EngineImpl::FillLocked(Actions* actions, Worker* current) {
+  while (in_flight_ < max_in_flight_ && !admission_.empty() && !stopping_) {
+    std::shared_ptr<BatchState> batch = std::move(admission_.front());
+    admission_.pop_front();
+    batch->in_admission = false;
+    if (!AdmissibleLocked(*batch)) continue;
+    TakeOneLocked(batch.get(), actions, current);
+    EnqueueLocked(batch.get());  // to the back: one probe per turn
+  }
+}
+
+void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
+                               Worker* current) {
+  const uint32_t max_per_host = batch->options.max_per_host;
+  while (!batch->ended) {
+    ProbeTask task;
+    if (!batch->ready.empty()) {
+      task = std::move(batch->ready.front());  // its host slot is reserved
+      batch->ready.pop_front();
+    } else if (batch->next_index < batch->targets.size()) {
+      const uint32_t index = batch->next_index++;
+      const ProbeTarget& target = batch->targets[index];
+      auto [it, inserted] = batch->prepared.try_emplace(target.options.get());
+      if (inserted) it->second = PrepareOptions(target.options);
+      absl::Status invalid = it->second.status();
+      if (invalid.ok() && max_per_host > 0) {
+        // The host is needed now; without a per-host limit the worker
+        // parses the URL, off this lock.
+        absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url);
+        if (url.ok()) {
+          task.url = *std::move(url);
+        } else {
+          invalid = url.status();
+        }
+      }
+      if (!invalid.ok()) {
+        ProbeResult result = NewResult(target, index);
+        result.outcome = Outcome::kInvalidTarget;
+        result.error = std::string(invalid.message());
+        CompleteLocked(batch, std::move(result), actions);
+        continue;
+      }
+      task.batch = batch->shared_from_this();
+      task.target = &target;
+      task.index = index;
+      task.options = *it->second;
+      if (max_per_host > 0) {
+        BatchState::HostSlots& host = batch->hosts[task.url.host_key];
+        if (host.running >= max_per_host) {
+          host.waiting.push_back(std::move(task));
+          continue;
+        }
+        ++host.running;
+      }
+    } else {
+      return;
+    }
+    ++batch->running;
+    ++in_flight_;
+    Worker* worker = PickWorkerLocked(current);
+    ++worker_load_[worker->id()];
+    actions->starts.emplace_back(worker, std::move(task));
+    return;
+  }
+}
+
+Worker* EngineImpl::PickWorkerLocked(Worker* current) {
+  // Stay on the calling worker (no cross-thread wake-up) unless another is
+  // clearly less loaded.
+  constexpr uint32_t kLocalSlack = 16;
+  Worker* best = workers_.front().get();
+  for (const auto& worker : workers_) {
+    if (worker_load_[worker->id()] < worker_load_[best->id()]) {
+      best = worker.get();
+    }
+  }
+  if (current != nullptr &&
+      worker_load_[current->id()] <= worker_load_[best->id()] + kLocalSlack) {
+    return current;
+  }
+  return best;
+}
+
+void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
+                                Actions* actions) {
+  const Outcome outcome = result.outcome;
+  batch->done[result.index] = true;
+  ++batch->completed;
+  if (outcome == Outcome::kOk) {
+    ++batch->succeeded;
+  } else {
+    ++batch->failed;
+  }
+  ++batch->deliveries;
+  actions->results.emplace_back(batch->shared_from_this(), std::move(result));
+  switch (batch->options.return_when) {
+    case ReturnWhen::kFirstCompleted:
+      EndLocked(batch, EndReason::kFirstCompleted, actions);
+      return;
+    case ReturnWhen::kFirstException:
+      if (outcome != Outcome::kOk) {
+        EndLocked(batch, EndReason::kFirstException, actions);
+        return;
+      }
+      break;
+    case ReturnWhen::kAllCompleted:
+      break;
+  }
+  if (batch->completed == batch->targets.size()) {
+    EndLocked(batch, EndReason::kAllCompleted, actions);
+  }
+}
+
+void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
+                           Actions* actions) {
+  if (batch->ended) return;
+  batch->ended.store(true, std::memory_order_release);
+  BatchSummary summary;
+  summary.reason = reason;
+  summary.total = static_cast<uint32_t>(batch->targets.size());
+  summary.completed = batch->completed;
+  summary.succeeded = batch->succeeded;
+  summary.failed = batch->failed;
+  for (uint32_t i = 0; i < summary.total; ++i) {
+    if (!batch->done[i]) summary.pending_indices.push_back(i);
+  }
+  summary.cancelled = static_cast<uint32_t>(summary.pending_indices.size());
+  summary.elapsed = absl::Now() - batch->start;
+  batch->summary = std::move(summary);
+
+  std::shared_ptr<BatchState> self = batch->shared_from_this();
+  if (batch->running > 0) actions->cancels.push_back(self);
+  // Queued tasks hold a reference to the batch: drop them now.
+  batch->ready.clear();
+  batch->hosts.clear();
+  batch->prepared.clear();
+  if (batch->deadline.has_value()) {
+    deadlines_.erase(*batch->deadline);
+    batch->deadline.reset();
+  }
+  if (batch->in_admission) {
+    admission_.erase(std::find(admission_.begin(), admission_.end(), self));
+    batch->in_admission = false;
+  }
+  active_.erase(self);
+  if (batch->deliveries == 0) {
+    batch->summary_sent = true;
+    actions->summaries.push_back(std::move(self));
+  }
+}
+
+void EngineImpl::RunActions(Actions& actions, Worker* current) {
+  for (auto& [worker, task] : actions.starts) {
+    if (worker == current) {
+      worker->StartLocal(std::move(task));
+    } else {
+      worker->PostStart(std::move(task));
+    }
+  }
+  for (const auto& batch : actions.cancels) {
+    for (const auto& worker : workers_) worker->PostCancel(batch.get());
+  }
+  for (auto& [batch, result] : actions.results) {
+    if (batch->callbacks.on_result)
+      batch->callbacks.on_result(std::move(result));
+    bool summary_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      --batch->deliveries;
+      if (batch->ended && batch->deliveries == 0 && !batch->summary_sent) {
+        batch->summary_sent = true;
+        summary_now = true;
+      }
+    }
+    if (summary_now) DeliverSummary(batch.get());
+  }
+  for (const auto& batch : actions.summaries) DeliverSummary(batch.get());
+}
+
+void EngineImpl::DeliverSummary(BatchState* batch) {
+  // No on_result call of this batch is running or can start any more.
+  auto on_done = std::move(batch->callbacks.on_done);
+  batch->callbacks = BatchCallbacks{};
+  if (on_done) on_done(*std::move(batch->summary));
+}
+
+void EngineImpl::TimerLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    if (deadlines_.empty()) {
+      timer_cv_.Wait(&mu_);
+      continue;
+    }
+    auto first = deadlines_.begin();
+    if (absl::Now() < first->first) {
+      timer_cv_.WaitWithDeadline(&mu_, first->first);
+      continue;
+    }
+    std::shared_ptr<BatchState> batch = first->second.lock();
+    deadlines_.erase(first);
+    if (batch == nullptr) continue;
+    batch->deadline.reset();
+    Actions actions;
+    EndLocked(batch.get(), EndReason::kTimeout, &actions);
+    mu_.Unlock();
+    RunActions(actions, nullptr);
+    mu_.Lock();
+  }
+}
+
+}  // namespace internal
+
+absl::string_view ReturnWhenName(ReturnWhen return_when) {
+  switch (return_when) {
+    case ReturnWhen::kAllCompleted:
+      return "ALL_COMPLETED";
+    case ReturnWhen::kFirstCompleted:
+      return "FIRST_COMPLETED";
+    case ReturnWhen::kFirstException:
+      return "FIRST_EXCEPTION";
+  }
+  return "UNKNOWN";
+}
+
+absl::string_view EndReasonName(EndReason reason) {
+  switch (reason) {
+    case EndReason::kAllCompleted:
+      return "ALL_COMPLETED";
+    case EndReason::kFirstCompleted:
+      return "FIRST_COMPLETED";
+    case EndReason::kFirstException:
+      return "FIRST_EXCEPTION";
+    case EndReason::kTimeout:
+      return "TIMEOUT";
+    case EndReason::kCancelled:
+      return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
+  auto engine = std::make_unique<internal::EngineImpl>(options);
+  absl::Status status = engine->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace fanprobe

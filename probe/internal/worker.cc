@@ -1,0 +1,316 @@
+#include "probe/internal/worker.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace fanprobe::internal {
+namespace {
+
+// Idle transfers (each an easy handle) a worker keeps for reuse.  Beyond
+// this, a burst's handles are freed as they finish.
+constexpr size_t kMaxFreeTransfers = 4096;
+constexpr int kMaxEvents = 1024;
+// Probes a worker starts between two looks at its sockets, so that a burst
+// of 10,000 starts does not hold back the first completions.
+constexpr int kMaxStartsPerTurn = 256;
+
+absl::Status ErrnoStatus(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+ProbeResult NewResult(const ProbeTarget& target, uint32_t index) {
+  ProbeResult result;
+  result.index = index;
+  result.id = target.id;
+  result.labels = target.labels;
+  result.url = target.url;
+  return result;
+}
+
+Worker::Worker(int id, TaskListener* listener) : id_(id), listener_(listener) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    Post(Command{.kind = Command::Kind::kStop});
+    thread_.join();
+  }
+  free_.clear();
+  if (multi_ != nullptr) curl_multi_cleanup(multi_);
+  for (int fd : {epoll_fd_, timer_fd_, event_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+absl::Status Worker::Start() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return ErrnoStatus("epoll_create1");
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) return ErrnoStatus("timerfd_create");
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) return ErrnoStatus("eventfd");
+  for (int fd : {timer_fd_, event_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return ErrnoStatus("epoll_ctl");
+    }
+  }
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Worker::SocketCallback);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Worker::TimerCallback);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+bool Worker::OnWorkerThread() const {
+  return std::this_thread::get_id() == thread_.get_id();
+}
+
+void Worker::PostStart(ProbeTask task) {
+  Post(Command{.kind = Command::Kind::kStart, .task = std::move(task)});
+}
+
+void Worker::PostCancel(const BatchState* batch) {
+  Post(Command{.kind = Command::Kind::kCancel, .batch = batch});
+}
+
+void Worker::Post(Command command) {
+  bool wake;
+  {
+    absl::MutexLock lock(&mu_);
+    // The worker drains the whole queue after each wake-up, so only the
+    // first command of a burst needs to write the eventfd.
+    wake = commands_.empty();
+    commands_.push_back(std::move(command));
+  }
+  if (wake) {
+    uint64_t one = 1;
+    while (write(event_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+int Worker::SocketCallback(CURL* easy, curl_socket_t s, int what,
+                           void* worker_ptr, void* socket_data) {
+  auto* worker = static_cast<Worker*>(worker_ptr);
+  if (what == CURL_POLL_REMOVE) {
+    // The socket may already be closed (then the kernel dropped it).
+    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+              ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  ev.data.fd = s;
+  if (socket_data != nullptr) {
+    if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+    if (errno != ENOENT) return -1;
+  }
+  if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_ADD, s, &ev) != 0) {
+    if (errno != EEXIST ||
+        epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0) {
+      return -1;
+    }
+  }
+  // Marks the socket as registered; libcurl forgets it on removal.
+  curl_multi_assign(worker->multi_, s, worker);
+  return 0;
+}
+
+int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* worker_ptr) {
+  auto* worker = static_cast<Worker*>(worker_ptr);
+  // Never call libcurl from here: arm the timerfd and let the loop act.
+  itimerspec spec{};
+  if (timeout_ms == 0) {
+    spec.it_value.tv_nsec = 1;  // as soon as possible
+  } else if (timeout_ms > 0) {
+    spec.it_value.tv_sec = timeout_ms / 1000;
+    spec.it_value.tv_nsec = (timeout_ms % 1000) * 1000000;
+  }  // else -1: disarm
+  return timerfd_settime(worker->timer_fd_, 0, &spec, nullptr) == 0 ? 0 : -1;
+}
+
+void Worker::Run() {
+  epoll_event events[kMaxEvents];
+  int running = 0;
+  while (!stopping_) {
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents,
+                       pending_starts_.empty() ? -1 : 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // EBADF/EINVAL: our own fd is gone; nothing sane to do
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      uint64_t count;
+      if (fd == event_fd_) {
+        while (read(event_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+        }
+        DrainCommands();
+      } else if (fd == timer_fd_) {
+        while (read(timer_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+        }
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      } else {
+        const uint32_t ev = events[i].events;
+        int mask = 0;
+        if (ev & EPOLLIN) mask |= CURL_CSELECT_IN;
+        if (ev & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+        if (ev & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(multi_, fd, mask, &running);
+      }
+    }
+    StartPending();
+    ProcessCompletions();
+  }
+}
+
+void Worker::StartPending() {
+  for (int i = 0; i < kMaxStartsPerTurn && !pending_starts_.empty(); ++i) {
+    ProbeTask task = std::move(pending_starts_.front());
+    pending_starts_.pop_front();
+    StartLocal(std::move(task));
+  }
+}
+
+void Worker::DrainCommands() {
+  std::vector<Command> commands;
+  {
+    absl::MutexLock lock(&mu_);
+    commands.swap(commands_);
+  }
+  for (Command& command : commands) {
+    switch (command.kind) {
+      case Command::Kind::kStart:
+        pending_starts_.push_back(std::move(command.task));
+        break;
+      case Command::Kind::kCancel:
+      case Command::Kind::kStop: {
+        if (command.kind == Command::Kind::kStop) stopping_ = true;
+        std::vector<Transfer*> victims;
+        for (const auto& [transfer, owned] : active_) {
+          if (command.kind == Command::Kind::kStop ||
+              transfer->task.batch.get() == command.batch) {
+            victims.push_back(transfer);
+          }
+        }
+        for (Transfer* transfer : victims) {
+          listener_->OnTaskEnded(*this, ReleaseTransfer(transfer),
+                                 std::nullopt);
+        }
+        // Not started yet: report them now rather than when reached.
+        std::deque<ProbeTask> keep;
+        std::deque<ProbeTask> dropped;
+        for (ProbeTask& task : pending_starts_) {
+          (command.kind == Command::Kind::kStop ||
+                   task.batch.get() == command.batch
+               ? dropped
+               : keep)
+              .push_back(std::move(task));
+        }
+        pending_starts_.swap(keep);
+        for (ProbeTask& task : dropped) {
+          listener_->OnTaskEnded(*this, std::move(task), std::nullopt);
+        }
+        break;
+      }
+    }
+  }
+}
+
+void Worker::StartLocal(ProbeTask task) {
+  if (stopping_ || listener_->IsBatchEnded(task)) {
+    listener_->OnTaskEnded(*this, std::move(task), std::nullopt);
+    return;
+  }
+  if (task.url.url.empty()) {
+    absl::StatusOr<ParsedUrl> url = ParseTargetUrl(task.target->url);
+    if (!url.ok()) {
+      ProbeResult result = NewResult(*task.target, task.index);
+      result.outcome = Outcome::kInvalidTarget;
+      result.error = std::string(url.status().message());
+      listener_->OnTaskEnded(*this, std::move(task), std::move(result));
+      return;
+    }
+    task.url = *std::move(url);
+  }
+  Transfer* transfer = AcquireTransfer();
+  transfer->task = std::move(task);
+  absl::Status status = transfer->probe.Setup(
+      transfer->task.url, *transfer->task.options, transfer);
+  CURLMcode mc = CURLM_OK;
+  if (status.ok()) {
+    mc = curl_multi_add_handle(multi_, transfer->probe.easy());
+    if (mc == CURLM_OK) return;
+  }
+  ProbeResult result = NewResult(*transfer->task.target, transfer->task.index);
+  if (!status.ok()) {
+    result.outcome = Outcome::kInvalidTarget;
+    result.error = std::string(status.message());
+  } else {
+    result.outcome = Outcome::kIoError;
+    result.error = absl::StrCat("libcurl could not start the transfer: ",
+                                curl_multi_strerror(mc));
+  }
+  // Never added to the multi handle: just back to the free list.
+  ProbeTask failed = std::move(transfer->task);
+  auto node = active_.extract(transfer);
+  if (free_.size() < kMaxFreeTransfers)
+    free_.push_back(std::move(node.mapped()));
+  listener_->OnTaskEnded(*this, std::move(failed), std::move(result));
+}
+
+void Worker::ProcessCompletions() {
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    // Copy what we need: the message dies with curl_multi_remove_handle.
+    CURL* easy = msg->easy_handle;
+    const CURLcode code = msg->data.result;
+    Transfer* transfer = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &transfer);
+    ProbeResult result =
+        NewResult(*transfer->task.target, transfer->task.index);
+    transfer->probe.Finish(code, *transfer->task.options, &result);
+    listener_->OnTaskEnded(*this, ReleaseTransfer(transfer), std::move(result));
+  }
+}
+
+Worker::Transfer* Worker::AcquireTransfer() {
+  std::unique_ptr<Transfer> transfer;
+  if (!free_.empty()) {
+    transfer = std::move(free_.back());
+    free_.pop_back();
+  } else {
+    transfer = std::make_unique<Transfer>();
+  }
+  Transfer* raw = transfer.get();
+  active_.emplace(raw, std::move(transfer));
+  return raw;
+}
+
+ProbeTask Worker::ReleaseTransfer(Transfer* transfer) {
+  curl_multi_remove_handle(multi_, transfer->probe.easy());
+  ProbeTask task = std::move(transfer->task);
+  auto node = active_.extract(transfer);
+  if (free_.size() < kMaxFreeTransfers) {
+    free_.push_back(std::move(node.mapped()));
+  }
+  return task;
+}
+
+}  // namespace fanprobe::internal

@@ -1,0 +1,127 @@
+// worker.h: one engine worker thread.  It owns one libcurl multi handle and
+// drives it with curl_multi_socket_action from epoll, with a timerfd for
+// libcurl's timer and an eventfd through which other threads post commands
+// (start a probe, cancel a batch's probes, stop).  This is the idiom of
+// curl's docs/examples/ephiperfifo.c.
+//
+// Thread-safety: Post*() may be called from any thread.  StartLocal() only on
+// the worker's own thread (from inside a TaskListener callback).  Only the
+// worker thread ever calls libcurl on its handles.
+
+#ifndef FANPROBE_PROBE_INTERNAL_WORKER_H_
+#define FANPROBE_PROBE_INTERNAL_WORKER_H_
+
+#include <curl/curl.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "probe/internal/curl_probe.h"
+#include "probe/probe.h"
+
+namespace fanprobe::internal {
+
+class BatchState;  // the engine's; opaque here
+
+// One probe handed to a worker.
+struct ProbeTask {
+  std::shared_ptr<BatchState> batch;  // keeps the target alive
+  const ProbeTarget* target = nullptr;
+  uint32_t index = 0;
+  ParsedUrl url;
+  std::shared_ptr<const PreparedOptions> options;
+};
+
+// A result that carries the target's echoed fields and nothing else yet.
+ProbeResult NewResult(const ProbeTarget& target, uint32_t index);
+
+class Worker;
+
+// Implemented by the engine.  Called on the worker thread.
+class TaskListener {
+ public:
+  virtual ~TaskListener() = default;
+  // Every task posted or started ends here exactly once: with its result,
+  // or with nullopt when it was dropped because its batch had ended.
+  virtual void OnTaskEnded(Worker& worker, ProbeTask task,
+                           std::optional<ProbeResult> result) = 0;
+  // Whether the task's batch has ended (a cheap, lock-free check).
+  virtual bool IsBatchEnded(const ProbeTask& task) = 0;
+};
+
+class Worker {
+ public:
+  Worker(int id, TaskListener* listener);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  // Drops every task still running (each reported with nullopt) and joins.
+  ~Worker();
+
+  // Creates the epoll, timer, event and multi handles and starts the thread.
+  absl::Status Start();
+
+  void PostStart(ProbeTask task);
+  // Stops every running probe of `batch`: removed from the multi handle, so
+  // its connection closes at once.
+  void PostCancel(const BatchState* batch);
+
+  // Worker thread only.
+  void StartLocal(ProbeTask task);
+  bool OnWorkerThread() const;
+
+  int id() const { return id_; }
+
+ private:
+  struct Transfer {
+    CurlProbe probe;
+    ProbeTask task;
+  };
+  struct Command {
+    enum class Kind { kStart, kCancel, kStop } kind;
+    ProbeTask task;                     // kStart
+    const BatchState* batch = nullptr;  // kCancel
+  };
+
+  void Post(Command command);
+  void Run();
+  void DrainCommands();
+  void StartPending();
+  void ProcessCompletions();
+  Transfer* AcquireTransfer();
+  // Takes `transfer` out of the multi handle and back to the free list.
+  ProbeTask ReleaseTransfer(Transfer* transfer);
+
+  static int SocketCallback(CURL* easy, curl_socket_t s, int what, void* worker,
+                            void* socket_data);
+  static int TimerCallback(CURLM* multi, long timeout_ms, void* worker);
+
+  // Constant after construction / Start().
+  const int id_;
+  TaskListener* const listener_;
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int event_fd_ = -1;
+  CURLM* multi_ = nullptr;
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  std::vector<Command> commands_ ABSL_GUARDED_BY(mu_);
+
+  // State below is touched only by the worker thread.
+  absl::flat_hash_map<Transfer*, std::unique_ptr<Transfer>> active_;
+  std::vector<std::unique_ptr<Transfer>> free_;  // reused, newest last
+  std::deque<ProbeTask> pending_starts_;         // posted, not yet started
+  bool stopping_ = false;
+};
+
+}  // namespace fanprobe::internal
+
+#endif  // FANPROBE_PROBE_INTERNAL_WORKER_H_
