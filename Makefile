@@ -48,3 +48,26 @@ format-check:
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# --- Benchmarks (bench/, issue 4) --------------------------------------------
+# `make bench` runs fanprobe and its peers side by side against a loopback
+# nginx and writes bench/results/{results.md,chart.png}; see bench/README.md.
+BENCH_PACKAGES := nginx libnginx-mod-http-echo python3-aiohttp wrk \
+  prometheus-blackbox-exporter curl python3-matplotlib
+BENCH_REPEATS ?= 3
+
+.PHONY: bench-deps bench
+
+bench-deps:
+	@missing=$$(for p in $(BENCH_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Debian's python3, where python3-aiohttp and python3-matplotlib live.
+bench: bench-deps build
+	/usr/bin/python3 bench/run_bench.py --build-dir $(BUILD_DIR) --repeats $(BENCH_REPEATS)
