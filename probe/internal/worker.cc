@@ -18,6 +18,15 @@ namespace {
 // this, a burst's handles are freed as they finish.
 constexpr size_t kMaxFreeTransfers = 4096;
 constexpr int kMaxEvents = 1024;
+constexpr int kShards = 8;
+
+// What an epoll event is for, packed into epoll_data.u64: the eventfd, a
+// shard's timerfd, or a curl socket of a shard.
+constexpr uint64_t kEventTag = uint64_t{1} << 62;
+constexpr uint64_t kTimerTag = uint64_t{1} << 61;
+uint64_t SocketTag(int shard, curl_socket_t s) {
+  return (static_cast<uint64_t>(shard) << 32) | static_cast<uint32_t>(s);
+}
 // Probes a worker starts between two looks at its sockets, so that a burst
 // of 10,000 starts does not hold back the first completions.
 constexpr int kMaxStartsPerTurn = 256;
@@ -45,8 +54,11 @@ Worker::~Worker() {
     thread_.join();
   }
   free_.clear();
-  if (multi_ != nullptr) curl_multi_cleanup(multi_);
-  for (int fd : {epoll_fd_, timer_fd_, event_fd_}) {
+  for (Shard& shard : shards_) {
+    if (shard.multi != nullptr) curl_multi_cleanup(shard.multi);
+    if (shard.timer_fd >= 0) close(shard.timer_fd);
+  }
+  for (int fd : {epoll_fd_, event_fd_}) {
     if (fd >= 0) close(fd);
   }
 }
@@ -54,24 +66,37 @@ Worker::~Worker() {
 absl::Status Worker::Start() {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return ErrnoStatus("epoll_create1");
-  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (timer_fd_ < 0) return ErrnoStatus("timerfd_create");
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) return ErrnoStatus("eventfd");
-  for (int fd : {timer_fd_, event_fd_}) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kEventTag;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
+    return ErrnoStatus("epoll_ctl");
+  }
+  shards_.resize(kShards);
+  for (int i = 0; i < kShards; ++i) {
+    Shard& shard = shards_[i];
+    shard.worker = this;
+    shard.index = i;
+    shard.timer_fd =
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (shard.timer_fd < 0) return ErrnoStatus("timerfd_create");
+    ev.data.u64 = kTimerTag | static_cast<uint64_t>(i);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, shard.timer_fd, &ev) != 0) {
       return ErrnoStatus("epoll_ctl");
     }
+    shard.multi = curl_multi_init();
+    if (shard.multi == nullptr) {
+      return absl::InternalError("curl_multi_init failed");
+    }
+    curl_multi_setopt(shard.multi, CURLMOPT_SOCKETFUNCTION,
+                      &Worker::SocketCallback);
+    curl_multi_setopt(shard.multi, CURLMOPT_SOCKETDATA, &shard);
+    curl_multi_setopt(shard.multi, CURLMOPT_TIMERFUNCTION,
+                      &Worker::TimerCallback);
+    curl_multi_setopt(shard.multi, CURLMOPT_TIMERDATA, &shard);
   }
-  multi_ = curl_multi_init();
-  if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Worker::SocketCallback);
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Worker::TimerCallback);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -105,34 +130,34 @@ void Worker::Post(Command command) {
 }
 
 int Worker::SocketCallback(CURL* easy, curl_socket_t s, int what,
-                           void* worker_ptr, void* socket_data) {
-  auto* worker = static_cast<Worker*>(worker_ptr);
+                           void* shard_ptr, void* socket_data) {
+  auto* shard = static_cast<Shard*>(shard_ptr);
+  const int epoll_fd = shard->worker->epoll_fd_;
   if (what == CURL_POLL_REMOVE) {
     // The socket may already be closed (then the kernel dropped it).
-    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, s, nullptr);
     return 0;
   }
   epoll_event ev{};
   ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
               ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-  ev.data.fd = s;
+  ev.data.u64 = SocketTag(shard->index, s);
   if (socket_data != nullptr) {
-    if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
     if (errno != ENOENT) return -1;
   }
-  if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_ADD, s, &ev) != 0) {
-    if (errno != EEXIST ||
-        epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, s, &ev) != 0) {
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s, &ev) != 0) {
+    if (errno != EEXIST || epoll_ctl(epoll_fd, EPOLL_CTL_MOD, s, &ev) != 0) {
       return -1;
     }
   }
   // Marks the socket as registered; libcurl forgets it on removal.
-  curl_multi_assign(worker->multi_, s, worker);
+  curl_multi_assign(shard->multi, s, shard);
   return 0;
 }
 
-int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* worker_ptr) {
-  auto* worker = static_cast<Worker*>(worker_ptr);
+int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* shard_ptr) {
+  auto* shard = static_cast<Shard*>(shard_ptr);
   // Never call libcurl from here: arm the timerfd and let the loop act.
   itimerspec spec{};
   if (timeout_ms == 0) {
@@ -141,7 +166,7 @@ int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* worker_ptr) {
     spec.it_value.tv_sec = timeout_ms / 1000;
     spec.it_value.tv_nsec = (timeout_ms % 1000) * 1000000;
   }  // else -1: disarm
-  return timerfd_settime(worker->timer_fd_, 0, &spec, nullptr) == 0 ? 0 : -1;
+  return timerfd_settime(shard->timer_fd, 0, &spec, nullptr) == 0 ? 0 : -1;
 }
 
 void Worker::Run() {
@@ -155,27 +180,32 @@ void Worker::Run() {
       break;  // EBADF/EINVAL: our own fd is gone; nothing sane to do
     }
     for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
+      const uint64_t tag = events[i].data.u64;
       uint64_t count;
-      if (fd == event_fd_) {
+      if (tag == kEventTag) {
         while (read(event_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
         }
         DrainCommands();
-      } else if (fd == timer_fd_) {
-        while (read(timer_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+      } else if (tag & kTimerTag) {
+        Shard& shard = shards_[tag & ~kTimerTag];
+        while (read(shard.timer_fd, &count, sizeof(count)) < 0 &&
+               errno == EINTR) {
         }
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0, &running);
       } else {
+        Shard& shard = shards_[tag >> 32];
         const uint32_t ev = events[i].events;
         int mask = 0;
         if (ev & EPOLLIN) mask |= CURL_CSELECT_IN;
         if (ev & EPOLLOUT) mask |= CURL_CSELECT_OUT;
         if (ev & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(multi_, fd, mask, &running);
+        curl_multi_socket_action(shard.multi,
+                                 static_cast<curl_socket_t>(tag & 0xffffffff),
+                                 mask, &running);
       }
     }
     StartPending();
-    ProcessCompletions();
+    for (Shard& shard : shards_) ProcessCompletions(shard);
   }
 }
 
@@ -254,8 +284,16 @@ void Worker::StartLocal(ProbeTask task) {
       transfer->task.url, *transfer->task.options, transfer);
   CURLMcode mc = CURLM_OK;
   if (status.ok()) {
-    mc = curl_multi_add_handle(multi_, transfer->probe.easy());
-    if (mc == CURLM_OK) return;
+    Shard* shard = &shards_.front();
+    for (Shard& candidate : shards_) {
+      if (candidate.running < shard->running) shard = &candidate;
+    }
+    mc = curl_multi_add_handle(shard->multi, transfer->probe.easy());
+    if (mc == CURLM_OK) {
+      transfer->shard = shard;
+      ++shard->running;
+      return;
+    }
   }
   ProbeResult result = NewResult(*transfer->task.target, transfer->task.index);
   if (!status.ok()) {
@@ -274,9 +312,9 @@ void Worker::StartLocal(ProbeTask task) {
   listener_->OnTaskEnded(*this, std::move(failed), std::move(result));
 }
 
-void Worker::ProcessCompletions() {
+void Worker::ProcessCompletions(Shard& shard) {
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+  while (CURLMsg* msg = curl_multi_info_read(shard.multi, &left)) {
     if (msg->msg != CURLMSG_DONE) continue;
     // Copy what we need: the message dies with curl_multi_remove_handle.
     CURL* easy = msg->easy_handle;
@@ -304,7 +342,11 @@ Worker::Transfer* Worker::AcquireTransfer() {
 }
 
 ProbeTask Worker::ReleaseTransfer(Transfer* transfer) {
-  curl_multi_remove_handle(multi_, transfer->probe.easy());
+  if (transfer->shard != nullptr) {
+    curl_multi_remove_handle(transfer->shard->multi, transfer->probe.easy());
+    --transfer->shard->running;
+    transfer->shard = nullptr;
+  }
   ProbeTask task = std::move(transfer->task);
   auto node = active_.extract(transfer);
   if (free_.size() < kMaxFreeTransfers) {

@@ -1,8 +1,14 @@
-// worker.h: one engine worker thread.  It owns one libcurl multi handle and
-// drives it with curl_multi_socket_action from epoll, with a timerfd for
-// libcurl's timer and an eventfd through which other threads post commands
-// (start a probe, cancel a batch's probes, stop).  This is the idiom of
-// curl's docs/examples/ephiperfifo.c.
+// worker.h: one engine worker thread.  It owns a few libcurl multi handles
+// ("shards") and drives them with curl_multi_socket_action from one epoll,
+// with a timerfd per shard for libcurl's timer and an eventfd through which
+// other threads post commands (start a probe, cancel a batch's probes,
+// stop).  This is the idiom of curl's docs/examples/ephiperfifo.c.
+//
+// Why shards: libcurl 7.88 keeps every connection to one host in a single
+// list per multi handle and removes a closed connection by walking that
+// list, so 10,000 connections to one host in one multi handle cost O(n^2).
+// Spreading a worker's transfers over several multi handles keeps each list
+// short; a probe runs entirely within one shard.
 //
 // Thread-safety: Post*() may be called from any thread.  StartLocal() only on
 // the worker's own thread (from inside a TaskListener callback).  Only the
@@ -80,9 +86,17 @@ class Worker {
   int id() const { return id_; }
 
  private:
+  struct Shard {
+    Worker* worker = nullptr;
+    int index = 0;
+    CURLM* multi = nullptr;
+    int timer_fd = -1;
+    uint32_t running = 0;  // transfers in this multi handle
+  };
   struct Transfer {
     CurlProbe probe;
     ProbeTask task;
+    Shard* shard = nullptr;  // set while in a multi handle
   };
   struct Command {
     enum class Kind { kStart, kCancel, kStop } kind;
@@ -94,22 +108,21 @@ class Worker {
   void Run();
   void DrainCommands();
   void StartPending();
-  void ProcessCompletions();
+  void ProcessCompletions(Shard& shard);
   Transfer* AcquireTransfer();
   // Takes `transfer` out of the multi handle and back to the free list.
   ProbeTask ReleaseTransfer(Transfer* transfer);
 
-  static int SocketCallback(CURL* easy, curl_socket_t s, int what, void* worker,
+  static int SocketCallback(CURL* easy, curl_socket_t s, int what, void* shard,
                             void* socket_data);
-  static int TimerCallback(CURLM* multi, long timeout_ms, void* worker);
+  static int TimerCallback(CURLM* multi, long timeout_ms, void* shard);
 
   // Constant after construction / Start().
   const int id_;
   TaskListener* const listener_;
   int epoll_fd_ = -1;
-  int timer_fd_ = -1;
   int event_fd_ = -1;
-  CURLM* multi_ = nullptr;
+  std::vector<Shard> shards_;
   std::thread thread_;
 
   absl::Mutex mu_;
