@@ -1,0 +1,365 @@
+#include "service/convert.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace fanprobe::service {
+namespace {
+
+// google.protobuf.Duration's own range: +-10,000 years.
+constexpr int64_t kMaxDurationSeconds = 315576000000;
+
+// Where a ProbeOptions message sits in the request, for error messages:
+// "defaults" or "targets[<index>].options".  Formatted only on error, so a
+// 100,000-target batch builds no strings when it is valid.
+struct OptionsPath {
+  int target_index = -1;  // -1: the request's defaults
+
+  std::string Field(absl::string_view field) const {
+    if (target_index < 0) return absl::StrCat("defaults.", field);
+    return absl::StrCat("targets[", target_index, "].options.", field);
+  }
+};
+
+absl::Status FieldError(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+// A Duration the caller sent: within the type's range, seconds and nanos of
+// one sign, and not negative.
+absl::StatusOr<absl::Duration> DurationFromProto(
+    const google::protobuf::Duration& proto, absl::string_view field) {
+  const int64_t seconds = proto.seconds();
+  const int32_t nanos = proto.nanos();
+  if (seconds > kMaxDurationSeconds || seconds < -kMaxDurationSeconds ||
+      nanos <= -1000000000 || nanos >= 1000000000 ||
+      (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+    return FieldError(field, "not a valid google.protobuf.Duration");
+  }
+  if (seconds < 0 || nanos < 0) {
+    return FieldError(field, absl::StrCat("must not be negative, got ", seconds,
+                                          "s ", nanos, "ns"));
+  }
+  return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+}
+
+void DurationToProto(absl::Duration duration,
+                     google::protobuf::Duration* proto) {
+  const int64_t seconds =
+      absl::IDivDuration(duration, absl::Seconds(1), &duration);
+  proto->set_seconds(seconds);
+  proto->set_nanos(static_cast<int32_t>(
+      absl::IDivDuration(duration, absl::Nanoseconds(1), &duration)));
+}
+
+void TimeToProto(absl::Time time, google::protobuf::Timestamp* proto) {
+  const int64_t seconds = absl::ToUnixSeconds(time);  // floor
+  proto->set_seconds(seconds);
+  proto->set_nanos(static_cast<int32_t>(
+      (time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+}
+
+absl::StatusOr<ReturnWhen> ReturnWhenFromProto(v1::ReturnWhen proto) {
+  switch (proto) {
+    case v1::RETURN_WHEN_UNSPECIFIED:
+    case v1::RETURN_WHEN_ALL_COMPLETED:
+      return ReturnWhen::kAllCompleted;
+    case v1::RETURN_WHEN_FIRST_COMPLETED:
+      return ReturnWhen::kFirstCompleted;
+    case v1::RETURN_WHEN_FIRST_EXCEPTION:
+      return ReturnWhen::kFirstException;
+    default:
+      return FieldError("return_when", absl::StrCat("unknown ReturnWhen value ",
+                                                    static_cast<int>(proto)));
+  }
+}
+
+absl::StatusOr<HttpVersion> HttpVersionFromProto(v1::HttpVersion proto,
+                                                 absl::string_view field) {
+  switch (proto) {
+    case v1::HTTP_VERSION_UNSPECIFIED:
+      return HttpVersion::kDefault;
+    case v1::HTTP_VERSION_1_1:
+      return HttpVersion::kHttp1_1;
+    case v1::HTTP_VERSION_2:
+      return HttpVersion::kHttp2;
+    default:
+      return FieldError(field, absl::StrCat("unknown HttpVersion value ",
+                                            static_cast<int>(proto)));
+  }
+}
+
+absl::StatusOr<IpFamily> IpFamilyFromProto(v1::IpFamily proto,
+                                           absl::string_view field) {
+  switch (proto) {
+    case v1::IP_FAMILY_UNSPECIFIED:
+      return IpFamily::kAny;
+    case v1::IP_FAMILY_IPV4:
+      return IpFamily::kIpv4;
+    case v1::IP_FAMILY_IPV6:
+      return IpFamily::kIpv6;
+    default:
+      return FieldError(field, absl::StrCat("unknown IpFamily value ",
+                                            static_cast<int>(proto)));
+  }
+}
+
+// Overrides the fields of `options` that `proto` sets.
+absl::Status ApplyOptions(const v1::ProbeOptions& proto,
+                          const OptionsPath& path, ProbeOptions& options) {
+  if (proto.has_method()) options.method = proto.method();
+  if (proto.has_headers()) {
+    options.headers.clear();
+    for (const v1::Header& header : proto.headers().headers()) {
+      options.headers.emplace_back(header.name(), header.value());
+    }
+  }
+  if (proto.has_body()) options.body = proto.body();
+  if (proto.has_timeout()) {
+    absl::StatusOr<absl::Duration> timeout =
+        DurationFromProto(proto.timeout(), path.Field("timeout"));
+    if (!timeout.ok()) return timeout.status();
+    if (*timeout == absl::ZeroDuration()) {
+      return FieldError(path.Field("timeout"), "must be positive");
+    }
+    options.timeout = *timeout;
+  }
+  if (proto.has_connect_timeout()) {
+    absl::StatusOr<absl::Duration> connect_timeout = DurationFromProto(
+        proto.connect_timeout(), path.Field("connect_timeout"));
+    if (!connect_timeout.ok()) return connect_timeout.status();
+    options.connect_timeout = *connect_timeout;
+  }
+  if (proto.has_follow_redirects()) {
+    options.follow_redirects = proto.follow_redirects();
+  }
+  if (proto.has_max_redirects()) {
+    options.max_redirects =
+        static_cast<int>(std::min<uint32_t>(proto.max_redirects(), INT_MAX));
+  }
+  if (proto.has_valid_status()) {
+    options.valid_status.clear();
+    const auto& ranges = proto.valid_status().ranges();
+    for (int i = 0; i < ranges.size(); ++i) {
+      const v1::StatusRange& range = ranges[i];
+      if (range.min() < 100 || range.max() > 999 || range.min() > range.max()) {
+        return FieldError(
+            path.Field(absl::StrCat("valid_status.ranges[", i, "]")),
+            absl::StrCat("want 100 <= min <= max <= 999, got ", range.min(),
+                         "-", range.max()));
+      }
+      options.valid_status.push_back(
+          {static_cast<int>(range.min()), static_cast<int>(range.max())});
+    }
+    if (options.valid_status.empty()) options.valid_status = {{200, 399}};
+  }
+  if (proto.has_body_must_match()) {
+    const auto& patterns = proto.body_must_match().patterns();
+    options.body_must_match.assign(patterns.begin(), patterns.end());
+  }
+  if (proto.has_body_must_not_match()) {
+    const auto& patterns = proto.body_must_not_match().patterns();
+    options.body_must_not_match.assign(patterns.begin(), patterns.end());
+  }
+  if (proto.has_max_body_bytes()) {
+    options.max_body_bytes = proto.max_body_bytes();
+  }
+  if (proto.has_tls_verify()) options.tls_verify = proto.tls_verify();
+  if (proto.has_ca_pem()) options.ca_pem = proto.ca_pem();
+  if (proto.has_http_version()) {
+    absl::StatusOr<HttpVersion> version =
+        HttpVersionFromProto(proto.http_version(), path.Field("http_version"));
+    if (!version.ok()) return version.status();
+    options.http_version = *version;
+  }
+  if (proto.has_ip_family()) {
+    absl::StatusOr<IpFamily> family =
+        IpFamilyFromProto(proto.ip_family(), path.Field("ip_family"));
+    if (!family.ok()) return family.status();
+    options.ip_family = *family;
+  }
+  if (proto.has_reuse_connections()) {
+    options.reuse_connections = proto.reuse_connections();
+  }
+  if (proto.has_user_agent()) options.user_agent = proto.user_agent();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
+  const auto& targets = request.targets();
+  if (targets.empty()) {
+    return FieldError("targets", "at least one target is required");
+  }
+  if (static_cast<uint64_t>(targets.size()) > limits.max_batch_targets) {
+    return FieldError("targets",
+                      absl::StrCat(targets.size(),
+                                   " targets, more than the server's limit of ",
+                                   limits.max_batch_targets));
+  }
+
+  BatchRequest batch;
+  absl::StatusOr<ReturnWhen> return_when =
+      ReturnWhenFromProto(request.return_when());
+  if (!return_when.ok()) return return_when.status();
+  batch.options.return_when = *return_when;
+  if (request.has_timeout()) {
+    absl::StatusOr<absl::Duration> timeout =
+        DurationFromProto(request.timeout(), "timeout");
+    if (!timeout.ok()) return timeout.status();
+    batch.options.timeout = *timeout;
+  }
+  const uint32_t concurrency = request.max_concurrency() == 0
+                                   ? limits.default_concurrency
+                                   : request.max_concurrency();
+  batch.options.max_concurrency = std::min(concurrency, limits.max_in_flight);
+  batch.options.max_per_host = request.max_per_host();
+
+  auto defaults = std::make_shared<ProbeOptions>();
+  if (absl::Status status = ApplyOptions(request.defaults(), {}, *defaults);
+      !status.ok()) {
+    return status;
+  }
+  batch.targets.reserve(targets.size());
+  for (int i = 0; i < targets.size(); ++i) {
+    const v1::ProbeTarget& proto = targets[i];
+    ProbeTarget& target = batch.targets.emplace_back();
+    target.url = proto.url();
+    target.id = proto.id();
+    target.labels.insert(proto.labels().begin(), proto.labels().end());
+    if (proto.has_options()) {
+      auto options = std::make_shared<ProbeOptions>(*defaults);
+      if (absl::Status status =
+              ApplyOptions(proto.options(), {.target_index = i}, *options);
+          !status.ok()) {
+        return status;
+      }
+      target.options = std::move(options);
+    } else {
+      target.options = defaults;
+    }
+  }
+  return batch;
+}
+
+absl::Duration EffectiveTimeout(absl::Duration requested, absl::Time deadline,
+                                absl::Time now, absl::Duration max_margin) {
+  if (deadline == absl::InfiniteFuture()) {
+    return std::max(requested, absl::ZeroDuration());
+  }
+  const absl::Duration left = deadline - now;
+  const absl::Duration margin = std::min(max_margin, left / 5);
+  return std::max(std::min(requested, left - margin), absl::ZeroDuration());
+}
+
+v1::Outcome OutcomeToProto(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return v1::OUTCOME_OK;
+    case Outcome::kUnexpectedStatus:
+      return v1::OUTCOME_UNEXPECTED_STATUS;
+    case Outcome::kBodyMismatch:
+      return v1::OUTCOME_BODY_MISMATCH;
+    case Outcome::kDnsError:
+      return v1::OUTCOME_DNS_ERROR;
+    case Outcome::kConnectError:
+      return v1::OUTCOME_CONNECT_ERROR;
+    case Outcome::kTlsError:
+      return v1::OUTCOME_TLS_ERROR;
+    case Outcome::kTimeout:
+      return v1::OUTCOME_TIMEOUT;
+    case Outcome::kIoError:
+      return v1::OUTCOME_IO_ERROR;
+    case Outcome::kTooManyRedirects:
+      return v1::OUTCOME_TOO_MANY_REDIRECTS;
+    case Outcome::kBodyTooLarge:
+      return v1::OUTCOME_BODY_TOO_LARGE;
+    case Outcome::kDenied:
+      return v1::OUTCOME_DENIED;
+    case Outcome::kInvalidTarget:
+      return v1::OUTCOME_INVALID_TARGET;
+    case Outcome::kCancelled:
+      return v1::OUTCOME_CANCELLED;
+  }
+  return v1::OUTCOME_UNSPECIFIED;
+}
+
+v1::EndReason EndReasonToProto(EndReason reason) {
+  switch (reason) {
+    case EndReason::kAllCompleted:
+      return v1::END_REASON_ALL_COMPLETED;
+    case EndReason::kFirstCompleted:
+      return v1::END_REASON_FIRST_COMPLETED;
+    case EndReason::kFirstException:
+      return v1::END_REASON_FIRST_EXCEPTION;
+    case EndReason::kTimeout:
+      return v1::END_REASON_TIMEOUT;
+    case EndReason::kCancelled:
+      return v1::END_REASON_CANCELLED;
+  }
+  return v1::END_REASON_UNSPECIFIED;
+}
+
+v1::ProbeResult ResultToProto(ProbeResult result) {
+  v1::ProbeResult proto;
+  proto.set_index(result.index);
+  proto.set_id(std::move(result.id));
+  proto.mutable_labels()->insert(result.labels.begin(), result.labels.end());
+  proto.set_url(std::move(result.url));
+  proto.set_outcome(OutcomeToProto(result.outcome));
+  proto.set_status_code(static_cast<uint32_t>(std::max(result.status_code, 0)));
+  proto.set_error(std::move(result.error));
+  v1::Timings* timings = proto.mutable_timings();
+  DurationToProto(result.timings.dns, timings->mutable_dns());
+  DurationToProto(result.timings.connect, timings->mutable_connect());
+  DurationToProto(result.timings.tls, timings->mutable_tls());
+  DurationToProto(result.timings.first_byte, timings->mutable_first_byte());
+  DurationToProto(result.timings.total, timings->mutable_total());
+  DurationToProto(result.timings.redirect, timings->mutable_redirect());
+  proto.set_final_url(std::move(result.final_url));
+  proto.set_http_version(std::move(result.http_version));
+  proto.set_remote_ip(std::move(result.remote_ip));
+  proto.set_remote_port(static_cast<uint32_t>(std::max(result.remote_port, 0)));
+  proto.set_body_bytes(result.body_bytes);
+  proto.set_redirects(static_cast<uint32_t>(std::max(result.redirects, 0)));
+  if (result.cert_expiry.has_value()) {
+    TimeToProto(*result.cert_expiry, proto.mutable_cert_expiry());
+  }
+  return proto;
+}
+
+v1::BatchSummary SummaryToProto(const BatchSummary& summary) {
+  v1::BatchSummary proto;
+  proto.set_reason(EndReasonToProto(summary.reason));
+  proto.set_total(summary.total);
+  proto.set_completed(summary.completed);
+  proto.set_succeeded(summary.succeeded);
+  proto.set_failed(summary.failed);
+  proto.set_cancelled(summary.cancelled);
+  proto.mutable_pending_indices()->Add(summary.pending_indices.begin(),
+                                       summary.pending_indices.end());
+  DurationToProto(summary.elapsed, proto.mutable_elapsed());
+  return proto;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+}  // namespace fanprobe::service

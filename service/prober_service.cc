@@ -1,0 +1,550 @@
+#include "service/prober_service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "service/convert.h"
+
+namespace fanprobe::service {
+namespace {
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+// A JSON string literal, quotes included.
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+namespace internal {
+
+// What StreamProbes and ProbeBatch share: validating and admitting the
+// request, the engine batch and its cancellation, admission pause/resume,
+// and the batch's log line.  A derived reactor supplies what happens to
+// results and how its RPC ends.
+//
+// Lifetime: reference counted.  gRPC holds one reference until OnDone(); the
+// engine holds one from Submit until on_done has run, since its callbacks
+// may outlive the RPC (a cancelled client) and the RPC may outlive them.
+// The last Unref() deletes the call, which unregisters it from the service.
+// Start() runs in the reactor's constructor, before gRPC can call OnDone(),
+// so gRPC's reference covers it.
+class BatchCall {
+ public:
+  BatchCall(const BatchCall&) = delete;
+  BatchCall& operator=(const BatchCall&) = delete;
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Ends the RPC now with `status` and cancels the batch (server shutdown).
+  void Abort(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(status);
+    }
+    CancelBatch();
+  }
+
+ protected:
+  BatchCall(ProberService& service, const grpc::CallbackServerContext& context,
+            absl::string_view rpc)
+      : service_(service),
+        rpc_(rpc),
+        peer_(context.peer()),
+        deadline_(DeadlineOf(context)) {
+    service_.Register(this);
+  }
+
+  virtual ~BatchCall() {
+    bool paused;
+    {
+      absl::MutexLock lock(&mu_);
+      batch_.reset();  // the engine may go once we are unregistered
+      paused = paused_;
+    }
+    if (paused) service_.NotePaused(false);
+    service_.Unregister(this);
+  }
+
+  // Validates and admits `request` and submits its batch.  Not OK: the
+  // status to end the RPC with; no batch runs.
+  grpc::Status Start(const v1::ProbeBatchRequest& request) {
+    absl::StatusOr<BatchRequest> batch =
+        BatchFromProto(request, service_.options_.limits);
+    if (!batch.ok()) return ToGrpcStatus(batch.status());
+    targets_ = static_cast<uint32_t>(batch->targets.size());
+    return_when_ = batch->options.return_when;
+    if (absl::Status status = service_.AdmitBatch(targets_); !status.ok()) {
+      return ToGrpcStatus(status);
+    }
+    batch->options.timeout =
+        EffectiveTimeout(batch->options.timeout, deadline_, absl::Now(),
+                         service_.options_.deadline_margin);
+
+    Ref();  // the engine's, dropped once on_done has run
+    std::shared_ptr<Batch> handle = service_.engine_.Submit(
+        std::move(batch->targets), batch->options,
+        {.on_result =
+             [this](ProbeResult result) { OnResult(std::move(result)); },
+         .on_done =
+             [this](BatchSummary summary) {
+               BatchDone(summary);
+               Unref();
+             }});
+    bool cancel;
+    {
+      absl::MutexLock lock(&mu_);
+      batch_ = std::move(handle);
+      cancel = cancel_wanted_;
+    }
+    if (cancel) CancelBatch();
+    SyncAdmission();
+    return grpc::Status::OK;
+  }
+
+  // The engine's callbacks, on engine threads (or within Submit).
+  virtual void OnResult(ProbeResult result) = 0;
+  virtual void OnBatchDone(const BatchSummary& summary) = 0;
+
+  // Ends the RPC with `status` unless it is ending already; drops whatever
+  // is not yet sent.
+  virtual void EndRpcLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+
+  // Cancels the batch, now or as soon as Start() has it.  Never call with
+  // mu_ held: the engine may run callbacks that take it.
+  void CancelBatch() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::shared_ptr<Batch> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      cancel_wanted_ = true;
+      batch = batch_;
+    }
+    if (batch != nullptr) batch->Cancel();
+  }
+
+  // Brings the batch's admission in line with want_paused_.  Pause and
+  // Resume calls nest in the engine, so they must alternate: one thread at a
+  // time applies them (admission_busy_), outside mu_, and loops until the
+  // wish it last applied is still the current one.
+  void SyncAdmission() ABSL_LOCKS_EXCLUDED(mu_) {
+    for (;;) {
+      std::shared_ptr<Batch> batch;
+      bool pause;
+      {
+        absl::MutexLock lock(&mu_);
+        if (batch_ == nullptr || admission_busy_ || want_paused_ == paused_) {
+          return;
+        }
+        admission_busy_ = true;
+        pause = want_paused_;
+        batch = batch_;
+      }
+      if (pause) {
+        batch->PauseAdmission();
+      } else {
+        batch->ResumeAdmission();
+      }
+      service_.NotePaused(pause);
+      absl::MutexLock lock(&mu_);
+      paused_ = pause;
+      admission_busy_ = false;
+    }
+  }
+
+  // For a stream: reports its queue length to the service's stats.
+  void NoteQueueLength(size_t length) { service_.NoteStreamQueue(length); }
+
+  absl::Mutex mu_;
+  // The derived reactor's wish; SyncAdmission() applies it.
+  bool want_paused_ ABSL_GUARDED_BY(mu_) = false;
+
+ private:
+  void BatchDone(const BatchSummary& summary) {
+    service_.BatchEnded(targets_);
+    service_.Log(absl::StrFormat(
+        R"({"ts":"%s","event":"batch","rpc":"%s","peer":%s,"targets":%d,)"
+        R"("return_when":"%s","reason":"%s","completed":%d,"succeeded":%d,)"
+        R"("failed":%d,"cancelled":%d,"elapsed_ms":%.3f})",
+        absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
+        rpc_, JsonString(peer_), targets_, ReturnWhenName(return_when_),
+        EndReasonName(summary.reason), summary.completed, summary.succeeded,
+        summary.failed, summary.cancelled,
+        absl::ToDoubleMilliseconds(summary.elapsed)));
+    OnBatchDone(summary);
+  }
+
+  std::atomic<int> refs_{1};  // gRPC's, dropped in OnDone()
+
+  // Constant after construction.
+  ProberService& service_;
+  const std::string rpc_;
+  const std::string peer_;
+  const absl::Time deadline_;
+
+  // Written by Start() before Submit, read by BatchDone() after.
+  uint32_t targets_ = 0;
+  ReturnWhen return_when_ = ReturnWhen::kAllCompleted;
+
+  std::shared_ptr<Batch> batch_ ABSL_GUARDED_BY(mu_);
+  bool cancel_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // as applied to batch_
+  bool admission_busy_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+// StreamProbes: results are written as they complete, one write in flight,
+// the rest queued; then the summary with the OK status.  Modelled on gRPC's
+// health WatchReactor: a failed write and OnCancel() both end the RPC through
+// EndRpcLocked() -> MaybeFinishLocked(), so Finish() runs exactly once and
+// never with a write in flight.
+class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
+                               public BatchCall {
+ public:
+  StreamProbesCall(ProberService& service,
+                   const grpc::CallbackServerContext& context,
+                   const v1::ProbeBatchRequest& request, size_t queue_limit)
+      : BatchCall(service, context, "StreamProbes"),
+        queue_limit_(std::max<size_t>(queue_limit, 2)) {
+    grpc::Status status = Start(request);
+    if (!status.ok()) {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(status);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool failed = false;
+    {
+      absl::MutexLock lock(&mu_);
+      write_in_flight_ = false;
+      if (!ok) {
+        failed = true;
+        EndRpcLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                  "write failed: the client went away"));
+      } else if (end_status_.has_value()) {
+        MaybeFinishLocked();
+      } else {
+        WriteNextLocked();
+      }
+    }
+    if (failed) CancelBatch();
+    SyncAdmission();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(grpc::Status::CANCELLED);
+    }
+    CancelBatch();
+  }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  void OnResult(ProbeResult result) override {
+    v1::ProbeEvent event;
+    *event.mutable_result() = ResultToProto(std::move(result));
+    {
+      absl::MutexLock lock(&mu_);
+      if (end_status_.has_value() || finish_called_) return;
+      queue_.push_back(std::move(event));
+      if (!write_in_flight_) WriteNextLocked();
+      NoteQueueLength(queue_.size());
+      if (queue_.size() >= queue_limit_) want_paused_ = true;
+    }
+    SyncAdmission();
+  }
+
+  void OnBatchDone(const BatchSummary& summary) override {
+    absl::MutexLock lock(&mu_);
+    if (end_status_.has_value() || finish_called_) return;
+    *summary_.mutable_summary() = SummaryToProto(summary);
+    summary_ready_ = true;
+    if (!write_in_flight_) WriteNextLocked();
+  }
+
+  void EndRpcLocked(const grpc::Status& status) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!end_status_.has_value()) end_status_ = status;
+    queue_.clear();
+    MaybeFinishLocked();
+  }
+
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (write_in_flight_ || finish_called_) return;
+    finish_called_ = true;
+    Finish(*end_status_);
+  }
+
+  // Starts the next write: a queued result, else the summary (with Finish).
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!queue_.empty()) {
+      writing_ = std::move(queue_.front());
+      queue_.pop_front();
+      write_in_flight_ = true;
+      StartWrite(&writing_);
+      if (queue_.size() <= queue_limit_ / 2) want_paused_ = false;
+    } else if (summary_ready_) {
+      finish_called_ = true;
+      StartWriteAndFinish(&summary_, grpc::WriteOptions(), grpc::Status::OK);
+    }
+  }
+
+  // Constant after construction.
+  const size_t queue_limit_;
+
+  // State below is protected by mu_.
+  std::deque<v1::ProbeEvent> queue_ ABSL_GUARDED_BY(mu_);
+  // The message being written; gRPC reads it until OnWriteDone().
+  v1::ProbeEvent writing_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // The batch has ended; summary_ is written once the queue is empty, and
+  // gRPC reads it until OnDone().
+  v1::ProbeEvent summary_ ABSL_GUARDED_BY(mu_);
+  bool summary_ready_ ABSL_GUARDED_BY(mu_) = false;
+  // Set when the RPC must end early (cancel, failed write, abort): nothing
+  // more is written, Finish(*end_status_) once no write is in flight.
+  std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// ProbeBatch: results are collected and the reply is sent once the batch
+// ends, in request order.
+class ProbeBatchCall final : public grpc::ServerUnaryReactor, public BatchCall {
+ public:
+  ProbeBatchCall(ProberService& service,
+                 const grpc::CallbackServerContext& context,
+                 const v1::ProbeBatchRequest& request,
+                 v1::ProbeBatchResponse* response)
+      : BatchCall(service, context, "ProbeBatch"), response_(response) {
+    grpc::Status status = Start(request);
+    if (!status.ok()) {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(status);
+    }
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(grpc::Status::CANCELLED);
+    }
+    CancelBatch();
+  }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  void OnResult(ProbeResult result) override {
+    v1::ProbeResult proto = ResultToProto(std::move(result));
+    absl::MutexLock lock(&mu_);
+    if (!finish_called_) done_.push_back(std::move(proto));
+  }
+
+  void OnBatchDone(const BatchSummary& summary) override {
+    absl::MutexLock lock(&mu_);
+    if (finish_called_) return;
+    std::sort(done_.begin(), done_.end(),
+              [](const v1::ProbeResult& a, const v1::ProbeResult& b) {
+                return a.index() < b.index();
+              });
+    response_->mutable_done()->Reserve(static_cast<int>(done_.size()));
+    for (v1::ProbeResult& result : done_) {
+      *response_->add_done() = std::move(result);
+    }
+    done_.clear();
+    response_->mutable_pending_indices()->Add(summary.pending_indices.begin(),
+                                              summary.pending_indices.end());
+    *response_->mutable_summary() = SummaryToProto(summary);
+    finish_called_ = true;
+    Finish(grpc::Status::OK);
+  }
+
+  void EndRpcLocked(const grpc::Status& status) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_called_) return;
+    finish_called_ = true;
+    done_.clear();
+    Finish(status);
+  }
+
+  // Owned by gRPC; filled only before Finish().
+  v1::ProbeBatchResponse* const response_;
+
+  // State below is protected by mu_.
+  std::vector<v1::ProbeResult> done_ ABSL_GUARDED_BY(mu_);
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+}  // namespace internal
+
+ProberService::ProberService(Engine& engine, ServiceOptions options)
+    : engine_(engine), options_(std::move(options)) {}
+
+ProberService::~ProberService() {
+  BeginShutdown();
+  AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the server is shutting down"));
+  WaitUntilIdle(absl::InfiniteFuture());
+}
+
+void ProberService::BeginShutdown() {
+  absl::MutexLock lock(&mu_);
+  shutting_down_ = true;
+}
+
+bool ProberService::WaitUntilIdle(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  const auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return calls_.empty();
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+void ProberService::AbortAll(const grpc::Status& status) {
+  std::vector<internal::BatchCall*> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    calls.assign(calls_.begin(), calls_.end());
+    for (internal::BatchCall* call : calls) call->Ref();
+  }
+  // Outside mu_: aborting cancels batches, and a call's last Unref()
+  // unregisters it.
+  for (internal::BatchCall* call : calls) {
+    call->Abort(status);
+    call->Unref();
+  }
+}
+
+ServiceStats ProberService::Stats() const {
+  ServiceStats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.active_calls = calls_.size();
+    stats.pending_probes = pending_probes_;
+    stats.batches_started = batches_started_;
+  }
+  stats.paused_streams = paused_streams_.load(std::memory_order_relaxed);
+  stats.peak_stream_queue = peak_stream_queue_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+grpc::ServerWriteReactor<v1::ProbeEvent>* ProberService::StreamProbes(
+    grpc::CallbackServerContext* context,
+    const v1::ProbeBatchRequest* request) {
+  return new internal::StreamProbesCall(*this, *context, *request,
+                                        options_.stream_queue_limit);
+}
+
+grpc::ServerUnaryReactor* ProberService::ProbeBatch(
+    grpc::CallbackServerContext* context, const v1::ProbeBatchRequest* request,
+    v1::ProbeBatchResponse* response) {
+  return new internal::ProbeBatchCall(*this, *context, *request, response);
+}
+
+void ProberService::Register(internal::BatchCall* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.insert(call);
+}
+
+void ProberService::Unregister(internal::BatchCall* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(call);
+}
+
+absl::Status ProberService::AdmitBatch(uint32_t probes) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) {
+    return absl::UnavailableError(
+        "the server is shutting down; retry on another instance");
+  }
+  if (pending_probes_ + probes > options_.max_pending_probes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server overloaded: ", pending_probes_, " probes pending, ", probes,
+        " more would exceed the limit of ", options_.max_pending_probes,
+        "; retry later"));
+  }
+  pending_probes_ += probes;
+  ++batches_started_;
+  return absl::OkStatus();
+}
+
+void ProberService::BatchEnded(uint32_t probes) {
+  absl::MutexLock lock(&mu_);
+  pending_probes_ -= probes;
+}
+
+void ProberService::NoteStreamQueue(size_t length) {
+  uint64_t peak = peak_stream_queue_.load(std::memory_order_relaxed);
+  while (length > peak && !peak_stream_queue_.compare_exchange_weak(
+                              peak, length, std::memory_order_relaxed)) {
+  }
+}
+
+void ProberService::NotePaused(bool paused) {
+  if (paused) {
+    paused_streams_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    paused_streams_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void ProberService::Log(absl::string_view line) {
+  if (options_.log) {
+    options_.log(line);
+    return;
+  }
+  const std::string out = absl::StrCat(line, "\n");
+  std::fwrite(out.data(), 1, out.size(), stderr);
+}
+
+}  // namespace fanprobe::service

@@ -1,0 +1,141 @@
+// prober_service.h: the fanprobe.v1.Prober gRPC service on the callback API.
+// Each RPC validates its request (convert.h), submits one engine batch and
+// relays the engine's results: StreamProbes writes each result as it
+// completes, then the summary; ProbeBatch answers once with everything.
+//
+// Back-pressure: a stream has one write in flight; further results wait in a
+// per-stream queue.  When that queue holds options.stream_queue_limit results
+// the stream's batch stops admitting new probes (Batch::PauseAdmission) and
+// resumes once the queue is down to half, so a slow reader slows its own
+// batch instead of growing the server's memory.  Probes already running when
+// the queue fills still complete, so a stream holds at most
+// stream_queue_limit + max_concurrency results.
+//
+// Example (service/server.h does this, plus health and reflection):
+//   ProberService service(*engine, {});
+//   grpc::ServerBuilder builder;
+//   builder.RegisterService(&service);
+//   ...
+//   service.BeginShutdown();  // new RPCs: UNAVAILABLE
+//   if (!service.WaitUntilIdle(absl::Now() + grace)) {
+//     service.AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "..."));
+//   }
+//
+// Thread-safety: every method may be called from any thread.  The engine
+// must outlive the service; the service must outlive the grpc::Server it is
+// registered with (its destructor ends every RPC still active and waits
+// for their batches to end).
+
+#ifndef FANPROBE_SERVICE_PROBER_SERVICE_H_
+#define FANPROBE_SERVICE_PROBER_SERVICE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "fanprobe/v1/prober.grpc.pb.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "probe/engine.h"
+#include "service/convert.h"
+
+namespace fanprobe::service {
+
+namespace internal {
+class BatchCall;
+}  // namespace internal
+
+struct ServiceOptions {
+  // What one request may ask for (--max_batch_targets, --max_in_flight).
+  RequestLimits limits;
+  // Probes of all active batches together (queued, running, or waiting to
+  // be written).  A request that would go beyond it fails with
+  // RESOURCE_EXHAUSTED.  Default 10 full-size batches.
+  uint64_t max_pending_probes = 1000000;
+  // Results a stream queues for a slow reader before its batch stops
+  // admitting probes.  Must be at least 2.
+  size_t stream_queue_limit = 256;
+  // A batch bounded by the RPC deadline ends this long before it, or a fifth
+  // of the time left when that is less (EffectiveTimeout in convert.h).
+  absl::Duration deadline_margin = absl::Milliseconds(100);
+  // Receives one JSON line (without the newline) per batch that ran.  Null
+  // means stderr.  Called on engine threads; must not block for long.
+  std::function<void(absl::string_view line)> log;
+};
+
+// Live figures, for tests and metrics.
+struct ServiceStats {
+  uint64_t active_calls = 0;       // RPCs not yet done
+  uint64_t pending_probes = 0;     // probes of batches not yet ended
+  uint64_t batches_started = 0;    // since start
+  uint64_t paused_streams = 0;     // streams whose batch admission is paused
+  uint64_t peak_stream_queue = 0;  // the longest any stream's queue has been
+};
+
+class ProberService final : public v1::Prober::CallbackService {
+ public:
+  ProberService(Engine& engine, ServiceOptions options);
+  ProberService(const ProberService&) = delete;
+  ProberService& operator=(const ProberService&) = delete;
+  // Ends every RPC still active with UNAVAILABLE and waits until their
+  // batches have ended.
+  ~ProberService() override;
+
+  // From now on new RPCs fail with UNAVAILABLE; running ones go on.
+  void BeginShutdown();
+  // Blocks until no RPC is active or `deadline` passes; true when idle.
+  bool WaitUntilIdle(absl::Time deadline);
+  // Ends every active RPC now with `status` and cancels its batch.
+  void AbortAll(const grpc::Status& status);
+
+  ServiceStats Stats() const;
+
+  grpc::ServerWriteReactor<v1::ProbeEvent>* StreamProbes(
+      grpc::CallbackServerContext* context,
+      const v1::ProbeBatchRequest* request) override;
+  grpc::ServerUnaryReactor* ProbeBatch(
+      grpc::CallbackServerContext* context,
+      const v1::ProbeBatchRequest* request,
+      v1::ProbeBatchResponse* response) override;
+
+ private:
+  friend class internal::BatchCall;
+
+  // For BatchCall: a call is registered from construction to destruction.
+  void Register(internal::BatchCall* call);
+  void Unregister(internal::BatchCall* call);
+  // Reserves room for a batch of `probes`: kUnavailable when shutting down,
+  // kResourceExhausted when over max_pending_probes.
+  absl::Status AdmitBatch(uint32_t probes);
+  // Releases what AdmitBatch reserved, once the batch has ended.
+  void BatchEnded(uint32_t probes);
+  void NoteStreamQueue(size_t length);
+  void NotePaused(bool paused);
+  void Log(absl::string_view line);
+
+  // Constant after construction.
+  Engine& engine_;
+  const ServiceOptions options_;
+
+  // State below is protected by mu_.
+  mutable absl::Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<internal::BatchCall*> calls_ ABSL_GUARDED_BY(mu_);
+  uint64_t pending_probes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t batches_started_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Counters updated without the lock.
+  std::atomic<uint64_t> paused_streams_{0};
+  std::atomic<uint64_t> peak_stream_queue_{0};
+};
+
+}  // namespace fanprobe::service
+
+#endif  // FANPROBE_SERVICE_PROBER_SERVICE_H_
