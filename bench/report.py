@@ -322,7 +322,11 @@ class Report:
             ax.legend(fontsize=8)
 
         cases = list(b.w1_ideal)
-        labels = [c.replace("000@", "k@").replace("000", "k") for c in cases]
+        def short(count):
+            count = int(count)
+            return f"{count // 1000}k" if count >= 1000 else str(count)
+
+        labels = ["@".join(short(x) for x in c.split("@")) for c in cases]
 
         ax = axes[0][0]
         grouped(ax, cases, ["fanprobe", "aiohttp", "curl"],

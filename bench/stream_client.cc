@@ -6,8 +6,8 @@
 // with the summary event.  It formats nothing, so on 2 shared cores it takes
 // as little CPU from the server as it can.
 //
-//   stream_client --server=127.0.0.1:50051 --urls_file=urls.txt \
-//       --concurrency=10000 [--reuse] [--timeout=30s]
+//   stream_client --server=127.0.0.1:50051 --urls_file=urls.txt
+//                 --concurrency=10000 [--reuse] [--timeout=30s]
 //
 // Prints one JSON object: n, ok, completed, wall_s, first_s,
 // server_elapsed_s (the summary's own elapsed), end_reason.
