@@ -221,7 +221,8 @@ absl::Status EngineImpl::Init() {
     worker_load_.assign(workers, 0);
   }
   for (int i = 0; i < workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, this));
+    workers_.push_back(
+        std::make_unique<Worker>(i, this, &options_.destination_policy));
     absl::Status status = workers_.back()->Start();
     if (!status.ok()) return status;
   }

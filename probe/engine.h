@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "probe/destination_policy.h"
 #include "probe/probe.h"
 
 namespace fanprobe {
@@ -125,6 +126,9 @@ struct EngineOptions {
   // use more than (soft limit - fd_reserve) descriptors, so a batch larger
   // than the budget queues instead of failing with EMFILE.
   uint32_t fd_reserve = 256;
+  // Which addresses probes may connect to, checked on every connection of
+  // every redirect hop; a denied one ends the probe as kDenied.
+  DestinationPolicy destination_policy;
 };
 
 // Live figures, for metrics and readiness.

@@ -1,5 +1,6 @@
 #include "probe/internal/curl_probe.h"
 
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
@@ -254,8 +255,27 @@ size_t CurlProbe::WriteCallback(char* data, size_t size, size_t count,
   return n;
 }
 
+curl_socket_t CurlProbe::OpenSocketCallback(void* self_ptr,
+                                            curlsocktype purpose,
+                                            curl_sockaddr* address) {
+  auto* self = static_cast<CurlProbe*>(self_ptr);
+  IpAddress ip;
+  if (self->policy_ != nullptr &&
+      IpAddress::FromSockaddr(&address->addr, &ip)) {
+    absl::Status allowed = self->policy_->Check(ip);
+    if (!allowed.ok()) {
+      // No socket, so not a single packet goes to the address.
+      self->denied_ = std::string(allowed.message());
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
 absl::Status CurlProbe::Setup(const ParsedUrl& url,
-                              const PreparedOptions& prepared, void* owner) {
+                              const PreparedOptions& prepared,
+                              const DestinationPolicy* policy, void* owner) {
   CURL* e = easy_.get();
   if (e == nullptr)
     return absl::ResourceExhaustedError("curl_easy_init failed");
@@ -267,6 +287,8 @@ absl::Status CurlProbe::Setup(const ParsedUrl& url,
   keep_body_ = prepared.keep_body;
   max_body_bytes_ = o.max_body_bytes;
   error_[0] = '\0';
+  policy_ = policy;
+  denied_.clear();
 
   CURLcode rc = CURLE_OK;
   auto set = [&rc, e](CURLoption option, auto value) {
@@ -281,6 +303,8 @@ absl::Status CurlProbe::Setup(const ParsedUrl& url,
   set(CURLOPT_PROTOCOLS_STR, "http,https");
   set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   set(CURLOPT_PROXY, "");
+  set(CURLOPT_OPENSOCKETFUNCTION, &CurlProbe::OpenSocketCallback);
+  set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this));
   // libcurl's receive buffer is allocated per handle (16 KiB by default);
   // with 10,000 probes in flight it dominates memory, and probe bodies are
   // small and capped anyway.
@@ -389,6 +413,11 @@ void CurlProbe::Finish(CURLcode code, const PreparedOptions& prepared,
     r->outcome = Outcome::kBodyTooLarge;
     r->error = absl::StrCat("the body exceeds max_body_bytes (",
                             o.max_body_bytes, " bytes)");
+    return;
+  }
+  if (code != CURLE_OK && !denied_.empty()) {
+    r->outcome = Outcome::kDenied;
+    r->error = denied_;
     return;
   }
   if (code != CURLE_OK) {

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "probe/destination_policy.h"
 #include "probe/probe.h"
 #include "re2/re2.h"
 
@@ -74,8 +75,9 @@ class CurlProbe {
   // Resets the handle and sets it up for one probe.  `options` and `url`
   // must outlive the transfer.  `owner` is stored as CURLOPT_PRIVATE.
   // Fails (kInvalidArgument) if libcurl refuses an option.
+  // `policy` (may be null: no checks) must outlive the transfer.
   absl::Status Setup(const ParsedUrl& url, const PreparedOptions& options,
-                     void* owner);
+                     const DestinationPolicy* policy, void* owner);
 
   // Reads the finished transfer into `result` (which already holds index,
   // id, labels and url) and classifies it.
@@ -87,6 +89,8 @@ class CurlProbe {
  private:
   static size_t WriteCallback(char* data, size_t size, size_t count,
                               void* self);
+  static curl_socket_t OpenSocketCallback(void* self, curlsocktype purpose,
+                                          curl_sockaddr* address);
 
   CurlEasyPtr easy_;
   uint64_t max_body_bytes_ = 0;
@@ -94,6 +98,8 @@ class CurlProbe {
   bool keep_body_ = false;
   bool body_too_large_ = false;
   std::string body_;
+  const DestinationPolicy* policy_ = nullptr;
+  std::string denied_;  // why the policy refused a connection, if it did
   char error_[CURL_ERROR_SIZE];
 };
 

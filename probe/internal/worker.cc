@@ -46,7 +46,8 @@ ProbeResult NewResult(const ProbeTarget& target, uint32_t index) {
   return result;
 }
 
-Worker::Worker(int id, TaskListener* listener) : id_(id), listener_(listener) {}
+Worker::Worker(int id, TaskListener* listener, const DestinationPolicy* policy)
+    : id_(id), listener_(listener), policy_(policy) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -281,7 +282,7 @@ void Worker::StartLocal(ProbeTask task) {
   Transfer* transfer = AcquireTransfer();
   transfer->task = std::move(task);
   absl::Status status = transfer->probe.Setup(
-      transfer->task.url, *transfer->task.options, transfer);
+      transfer->task.url, *transfer->task.options, policy_, transfer);
   CURLMcode mc = CURLM_OK;
   if (status.ok()) {
     Shard* shard = &shards_.front();

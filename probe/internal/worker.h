@@ -65,7 +65,8 @@ class TaskListener {
 
 class Worker {
  public:
-  Worker(int id, TaskListener* listener);
+  // `policy` (may be null) must outlive the worker.
+  Worker(int id, TaskListener* listener, const DestinationPolicy* policy);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   // Drops every task still running (each reported with nullopt) and joins.
@@ -120,6 +121,7 @@ class Worker {
   // Constant after construction / Start().
   const int id_;
   TaskListener* const listener_;
+  const DestinationPolicy* const policy_;
   int epoll_fd_ = -1;
   int event_fd_ = -1;
   std::vector<Shard> shards_;
