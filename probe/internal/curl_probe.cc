@@ -273,27 +273,37 @@ curl_socket_t CurlProbe::OpenSocketCallback(void* self_ptr,
                 address->protocol);
 }
 
-absl::Status CurlProbe::Setup(const ParsedUrl& url,
-                              const PreparedOptions& prepared,
-                              const DestinationPolicy* policy, void* owner) {
+absl::Status CurlProbe::Setup(
+    const ParsedUrl& url,
+    const std::shared_ptr<const PreparedOptions>& prepared_ptr,
+    const DestinationPolicy* policy, void* owner) {
   CURL* e = easy_.get();
-  if (e == nullptr)
+  if (e == nullptr) {
     return absl::ResourceExhaustedError("curl_easy_init failed");
+  }
+  const PreparedOptions& prepared = *prepared_ptr;
   const ProbeOptions& o = *prepared.options;
-  curl_easy_reset(e);
+  const bool https = absl::StartsWith(url.url, "https:");
   body_bytes_ = 0;
   body_too_large_ = false;
   body_.clear();
   keep_body_ = prepared.keep_body;
   max_body_bytes_ = o.max_body_bytes;
   error_[0] = '\0';
-  policy_ = policy;
   denied_.clear();
 
   CURLcode rc = CURLE_OK;
   auto set = [&rc, e](CURLoption option, auto value) {
     if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
   };
+  if (configured_for_ == prepared_ptr && policy_ == policy) {
+    set(CURLOPT_URL, url.url.c_str());
+    set(CURLOPT_CERTINFO, https ? 1L : 0L);
+    if (rc == CURLE_OK) return absl::OkStatus();
+  }
+  configured_for_ = nullptr;
+  policy_ = policy;
+  curl_easy_reset(e);
   set(CURLOPT_URL, url.url.c_str());
   set(CURLOPT_PRIVATE, owner);
   set(CURLOPT_NOSIGNAL, 1L);
@@ -364,11 +374,12 @@ absl::Status CurlProbe::Setup(const ParsedUrl& url,
     set(CURLOPT_FRESH_CONNECT, 1L);
     set(CURLOPT_FORBID_REUSE, 1L);
   }
-  if (absl::StartsWith(url.url, "https:")) set(CURLOPT_CERTINFO, 1L);
+  set(CURLOPT_CERTINFO, https ? 1L : 0L);
   if (rc != CURLE_OK) {
     return absl::InvalidArgumentError(
         absl::StrCat("libcurl refused an option: ", curl_easy_strerror(rc)));
   }
+  configured_for_ = prepared_ptr;
   return absl::OkStatus();
 }
 

@@ -72,11 +72,14 @@ class CurlProbe {
   CurlProbe(const CurlProbe&) = delete;
   CurlProbe& operator=(const CurlProbe&) = delete;
 
-  // Resets the handle and sets it up for one probe.  `options` and `url`
-  // must outlive the transfer.  `owner` is stored as CURLOPT_PRIVATE.
-  // Fails (kInvalidArgument) if libcurl refuses an option.
-  // `policy` (may be null: no checks) must outlive the transfer.
-  absl::Status Setup(const ParsedUrl& url, const PreparedOptions& options,
+  // Sets the handle up for one probe.  `url` must outlive the transfer;
+  // `policy` (may be null: no checks) must outlive the handle.  `owner` is
+  // stored as CURLOPT_PRIVATE.  Fails (kInvalidArgument) if libcurl refuses
+  // an option.  A handle whose last probe had the same `options` keeps its
+  // settings and only gets the new URL: batches share options, and
+  // resetting ~30 options per probe is measurable at 10,000 probes.
+  absl::Status Setup(const ParsedUrl& url,
+                     const std::shared_ptr<const PreparedOptions>& options,
                      const DestinationPolicy* policy, void* owner);
 
   // Reads the finished transfer into `result` (which already holds index,
@@ -99,6 +102,8 @@ class CurlProbe {
   bool body_too_large_ = false;
   std::string body_;
   const DestinationPolicy* policy_ = nullptr;
+  // The options the handle is set up for; null after a failed setup.
+  std::shared_ptr<const PreparedOptions> configured_for_;
   std::string denied_;  // why the policy refused a connection, if it did
   char error_[CURL_ERROR_SIZE];
 };

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,12 @@ uint64_t SocketTag(int shard, curl_socket_t s) {
 // Probes a worker starts between two looks at its sockets, so that a burst
 // of 10,000 starts does not hold back the first completions.
 constexpr int kMaxStartsPerTurn = 256;
+
+int64_t MonotonicNanos() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
 
 absl::Status ErrnoStatus(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -159,23 +166,37 @@ int Worker::SocketCallback(CURL* easy, curl_socket_t s, int what,
 
 int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* shard_ptr) {
   auto* shard = static_cast<Shard*>(shard_ptr);
-  // Never call libcurl from here: arm the timerfd and let the loop act.
+  // Never call libcurl from here: note the request and let the loop act.
+  if (timeout_ms < 0) {
+    shard->requested_ns = kNoDeadline;
+  } else if (timeout_ms == 0) {
+    shard->due = true;
+    shard->requested_ns = kNoDeadline;
+  } else {
+    shard->requested_ns = MonotonicNanos() + int64_t{timeout_ms} * 1000000;
+  }
+  return 0;
+}
+
+void Worker::SyncTimer(Shard& shard) {
+  if (shard.requested_ns >= shard.armed_ns) return;
   itimerspec spec{};
-  if (timeout_ms == 0) {
-    spec.it_value.tv_nsec = 1;  // as soon as possible
-  } else if (timeout_ms > 0) {
-    spec.it_value.tv_sec = timeout_ms / 1000;
-    spec.it_value.tv_nsec = (timeout_ms % 1000) * 1000000;
-  }  // else -1: disarm
-  return timerfd_settime(shard->timer_fd, 0, &spec, nullptr) == 0 ? 0 : -1;
+  spec.it_value.tv_sec = shard.requested_ns / 1000000000;
+  spec.it_value.tv_nsec = shard.requested_ns % 1000000000;
+  if (timerfd_settime(shard.timer_fd, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) {
+    shard.armed_ns = shard.requested_ns;
+  } else {
+    shard.due = true;  // cannot wait for it: act on the next turn
+  }
 }
 
 void Worker::Run() {
   epoll_event events[kMaxEvents];
   int running = 0;
   while (!stopping_) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents,
-                       pending_starts_.empty() ? -1 : 0);
+    bool busy = !pending_starts_.empty();
+    for (const Shard& shard : shards_) busy = busy || shard.due;
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, busy ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;  // EBADF/EINVAL: our own fd is gone; nothing sane to do
@@ -192,7 +213,8 @@ void Worker::Run() {
         while (read(shard.timer_fd, &count, sizeof(count)) < 0 &&
                errno == EINTR) {
         }
-        curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        shard.armed_ns = kNoDeadline;
+        shard.due = true;
       } else {
         Shard& shard = shards_[tag >> 32];
         const uint32_t ev = events[i].events;
@@ -206,7 +228,22 @@ void Worker::Run() {
       }
     }
     StartPending();
-    for (Shard& shard : shards_) ProcessCompletions(shard);
+    for (Shard& shard : shards_) {
+      if (shard.due && shard.requested_ns == kNoDeadline) {
+        shard.due = false;
+        curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+      } else if (shard.due) {
+        // An early wake-up (or a timer that expired): only act if libcurl's
+        // deadline has come, else re-arm for it below.
+        shard.due = false;
+        if (MonotonicNanos() >= shard.requested_ns) {
+          curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0,
+                                   &running);
+        }
+      }
+      ProcessCompletions(shard);
+    }
+    for (Shard& shard : shards_) SyncTimer(shard);
   }
 }
 
@@ -282,7 +319,7 @@ void Worker::StartLocal(ProbeTask task) {
   Transfer* transfer = AcquireTransfer();
   transfer->task = std::move(task);
   absl::Status status = transfer->probe.Setup(
-      transfer->task.url, *transfer->task.options, policy_, transfer);
+      transfer->task.url, transfer->task.options, policy_, transfer);
   CURLMcode mc = CURLM_OK;
   if (status.ok()) {
     Shard* shard = &shards_.front();

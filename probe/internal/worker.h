@@ -93,7 +93,15 @@ class Worker {
     CURLM* multi = nullptr;
     int timer_fd = -1;
     uint32_t running = 0;  // transfers in this multi handle
+    // libcurl's timer, kept lazily: the callback only records what libcurl
+    // asked for, and SyncTimer() touches the timerfd once per loop turn,
+    // only when the request is earlier than what is armed (a wake-up that
+    // comes too early is harmless: the timer is re-armed after it).
+    bool due = false;                    // call libcurl's timeout now
+    int64_t requested_ns = kNoDeadline;  // CLOCK_MONOTONIC
+    int64_t armed_ns = kNoDeadline;
   };
+  static constexpr int64_t kNoDeadline = INT64_MAX;
   struct Transfer {
     CurlProbe probe;
     ProbeTask task;
@@ -110,6 +118,7 @@ class Worker {
   void DrainCommands();
   void StartPending();
   void ProcessCompletions(Shard& shard);
+  void SyncTimer(Shard& shard);
   Transfer* AcquireTransfer();
   // Takes `transfer` out of the multi handle and back to the free list.
   ProbeTask ReleaseTransfer(Transfer* transfer);
