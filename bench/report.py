@@ -75,7 +75,7 @@ class Report:
         first = ms(fp and fp["first_s"])
         add("W1 first result (10k @ 10k)", f"{fmt(first)} ms",
             f"aiohttp {fmt(ms(aio and aio['first_s']))} ms; shortest delay "
-            f"{b.w1_shortest[W1_HEADLINE] * 1000:.0f} ms", "—", "≤ 50 ms",
+            f"{b.w1_shortest[W1_HEADLINE] * 1000:.1f} ms", "—", "≤ 50 ms",
             None if first is None else first <= 50)
 
         fp = s("W1", W1_SCHEDULED, "fanprobe")
@@ -211,7 +211,9 @@ class Report:
           "the batch; the client reading the stream is not counted), "
           "`blackbox_exporter` (likewise; wrk driving it is not counted), "
           "and for aiohttp, curl and wrk the client process itself (rusage). "
-          "Peak RSS is VmHWM of the same process, reset before each run "
+          "Peak RSS is VmHWM of the same process: every fanprobe run gets a "
+          "fresh `fanprobe-server`, as every client peer is a fresh process, "
+          "and blackbox_exporter's is reset before each run "
           "(`/proc/PID/clear_refs`), so each figure is one workload's peak. "
           "The figures are in the W1, W2 and W5 tables; the headline "
           "comparison:\n")

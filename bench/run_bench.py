@@ -303,25 +303,41 @@ class Bench:
                    "blackbox_exporter")
 
     def start_fanprobe(self):
-        server = self.binary("fanprobe-server")
+        self.server_binary = self.binary("fanprobe-server")
         self.stream_client = self.binary("bench/stream_client")
         self.cli = self.binary("fanprobe")
         self.engine_bench = self.binary("bench/engine_bench")
         self.fanprobe = None
-        if not server or not self.stream_client:
+        self.server_starts = 0
+        if not self.server_binary or not self.stream_client:
             self.notes.append(
                 "fanprobe-server or bench/stream_client is not built; the "
                 "fanprobe rows are missing.")
             log("fanprobe: not built, peers only")
             return
+        self.restart_fanprobe()
+        log(f"fanprobe-server on {self.fanprobe_addr} (pid {self.fanprobe.pid})")
+
+    def restart_fanprobe(self):
+        """A fresh fanprobe-server for every fanprobe run, as every peer is a
+        fresh process: otherwise the heap a 100,000-probe batch leaves behind
+        would be charged to the next workload's peak RSS."""
+        if self.fanprobe:
+            self.fanprobe.stop()
+            self.services.remove(self.fanprobe)
+            if self.fanprobe.proc.returncode not in (0, -signal.SIGTERM):
+                self.notes.append(
+                    f"fanprobe-server exited {self.fanprobe.proc.returncode}"
+                    f" (see {self.fanprobe.log_path}).")
         port = free_port()
+        self.server_starts += 1
         self.fanprobe_addr = f"127.0.0.1:{port}"
-        self.fanprobe = Service("fanprobe-server", [
-            server, f"--grpc_address={self.fanprobe_addr}",
-            f"--max_in_flight={W5_CONCURRENCY}"], self.work)
+        self.fanprobe = Service(
+            f"fanprobe-server-{self.server_starts}",
+            [self.server_binary, f"--grpc_address={self.fanprobe_addr}",
+             f"--max_in_flight={W5_CONCURRENCY}"], self.work)
         self.services.append(self.fanprobe)
         wait_until(lambda: tcp_open(port), 20, "fanprobe-server")
-        log(f"fanprobe-server on {self.fanprobe_addr} (pid {self.fanprobe.pid})")
 
     def stop_all(self):
         for service in reversed(self.services):
@@ -337,8 +353,9 @@ class Bench:
         return self.path(f"run{self.seq:04d}-{tag}.out")
 
     def run_fanprobe(self, urls_file, n, concurrency, reuse=False):
-        if not self.fanprobe or not self.fanprobe.alive():
+        if not self.fanprobe:
             return None
+        self.restart_fanprobe()
         pid = self.fanprobe.pid
         reset_hwm(pid)
         cpu0 = proc_cpu_s(pid)
@@ -364,8 +381,9 @@ class Bench:
     def run_fanprobe_cli(self, urls_file, n, concurrency):
         """The user's path: the CLI process, jsonl to /dev/null, timed from
         process start to exit (connection set-up and formatting included)."""
-        if not self.cli or not self.fanprobe or not self.fanprobe.alive():
+        if not self.cli or not self.fanprobe:
             return None
+        self.restart_fanprobe()
         pid = self.fanprobe.pid
         reset_hwm(pid)
         cpu0 = proc_cpu_s(pid)
