@@ -66,12 +66,16 @@ void Server::Shutdown() {
   // The tail of the grace period is for ending what still runs then: its
   // UNAVAILABLE status must reach the client before the listener closes.
   const absl::Duration tail = std::min(shutdown_grace_ / 5, absl::Seconds(1));
-  if (!service_->WaitUntilIdle(deadline - tail)) {
+  const bool drained = service_->WaitUntilIdle(deadline - tail);
+  if (!drained) {
     service_->AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     "the server is shutting down"));
   }
-  // Waits for RPCs to complete until the deadline, then cancels them.
-  server_->Shutdown(absl::ToChronoTime(deadline));
+  // Waits for RPCs to complete until the given time, then cancels them.
+  // Once every batch is over, what remains never ends by itself (health
+  // Watch streams) and is cancelled at once; aborted batches get the rest
+  // of the grace period to deliver their status.
+  server_->Shutdown(absl::ToChronoTime(drained ? absl::Now() : deadline));
   server_->Wait();
 }
 

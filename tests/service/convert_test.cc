@@ -1,0 +1,289 @@
+// convert_test.cc: proto <-> engine conversion, option merging, limits and
+// the deadline-bounded batch timeout, without a server.  The request
+// validation errors are covered end to end in prober_service_test.cc.
+
+#include "service/convert.h"
+
+#include <memory>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probe/engine.h"
+#include "probe/probe.h"
+
+namespace fanprobe::service {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+v1::ProbeBatchRequest ThreeTargets() {
+  v1::ProbeBatchRequest request;
+  for (const char* url : {"http://a/", "http://b/", "http://c/"}) {
+    request.add_targets()->set_url(url);
+  }
+  return request;
+}
+
+TEST(BatchFromProtoTest, UnsetFieldsTakeTheEngineDefaults) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.mutable_targets(0)->set_id("a");
+  (*request.mutable_targets(0)->mutable_labels())["zone"] = "eu";
+  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+
+  EXPECT_EQ(batch->options.return_when, ReturnWhen::kAllCompleted);
+  EXPECT_EQ(batch->options.timeout, absl::InfiniteDuration());
+  EXPECT_EQ(batch->options.max_concurrency, 100u);
+  EXPECT_EQ(batch->options.max_per_host, 0u);
+  ASSERT_EQ(batch->targets.size(), 3u);
+  EXPECT_EQ(batch->targets[0].url, "http://a/");
+  EXPECT_EQ(batch->targets[0].id, "a");
+  EXPECT_THAT(batch->targets[0].labels, ElementsAre(Pair("zone", "eu")));
+  const ProbeOptions& options = *batch->targets[0].options;
+  const ProbeOptions engine_defaults;
+  EXPECT_EQ(options.method, engine_defaults.method);
+  EXPECT_EQ(options.timeout, engine_defaults.timeout);
+  EXPECT_EQ(options.follow_redirects, engine_defaults.follow_redirects);
+  EXPECT_EQ(options.max_redirects, engine_defaults.max_redirects);
+  EXPECT_EQ(options.max_body_bytes, engine_defaults.max_body_bytes);
+  EXPECT_EQ(options.reuse_connections, engine_defaults.reuse_connections);
+  ASSERT_EQ(options.valid_status.size(), 1u);
+  EXPECT_EQ(options.valid_status[0].min, 200);
+  EXPECT_EQ(options.valid_status[0].max, 399);
+  // Targets without options of their own share one copy.
+  EXPECT_EQ(batch->targets[0].options, batch->targets[2].options);
+}
+
+TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  v1::ProbeOptions& defaults = *request.mutable_defaults();
+  defaults.set_method("HEAD");
+  defaults.mutable_timeout()->set_seconds(2);
+  defaults.set_follow_redirects(false);
+  defaults.set_http_version(v1::HTTP_VERSION_2);
+  v1::Header* header = defaults.mutable_headers()->add_headers();
+  header->set_name("Authorization");
+  header->set_value("Bearer x");
+  defaults.mutable_body_must_match()->add_patterns("ok");
+
+  v1::ProbeOptions& one = *request.mutable_targets(1)->mutable_options();
+  one.mutable_timeout()->set_nanos(500000000);
+  one.set_follow_redirects(true);  // back to the engine's default
+  one.mutable_headers();           // set, and empty: no headers
+  one.set_ip_family(v1::IP_FAMILY_IPV6);
+  one.set_max_body_bytes(10);
+
+  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const ProbeOptions& zero = *batch->targets[0].options;
+  EXPECT_EQ(zero.method, "HEAD");
+  EXPECT_EQ(zero.timeout, absl::Seconds(2));
+  EXPECT_FALSE(zero.follow_redirects);
+  EXPECT_EQ(zero.http_version, HttpVersion::kHttp2);
+  EXPECT_THAT(zero.headers, ElementsAre(Pair("Authorization", "Bearer x")));
+  EXPECT_THAT(zero.body_must_match, ElementsAre("ok"));
+
+  const ProbeOptions& overridden = *batch->targets[1].options;
+  EXPECT_EQ(overridden.method, "HEAD");  // inherited
+  EXPECT_EQ(overridden.timeout, absl::Milliseconds(500));
+  EXPECT_TRUE(overridden.follow_redirects);
+  EXPECT_THAT(overridden.headers, IsEmpty());
+  EXPECT_THAT(overridden.body_must_match, ElementsAre("ok"));  // inherited
+  EXPECT_EQ(overridden.http_version, HttpVersion::kHttp2);     // inherited
+  EXPECT_EQ(overridden.ip_family, IpFamily::kIpv6);
+  EXPECT_EQ(overridden.max_body_bytes, 10u);
+  // The defaults' copy is untouched.
+  EXPECT_EQ(batch->targets[2].options, batch->targets[0].options);
+}
+
+TEST(BatchFromProtoTest, EmptyStatusRangesMeanTheDefault) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.mutable_defaults()->mutable_valid_status();
+  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->targets[0].options->valid_status.size(), 1u);
+  EXPECT_EQ(batch->targets[0].options->valid_status[0].min, 200);
+  EXPECT_EQ(batch->targets[0].options->valid_status[0].max, 399);
+}
+
+TEST(BatchFromProtoTest, ConcurrencyDefaultsTo100AndIsCapped) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  RequestLimits limits;
+  limits.max_in_flight = 50;
+  absl::StatusOr<BatchRequest> batch = BatchFromProto(request, limits);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->options.max_concurrency, 50u);  // 100, capped
+
+  request.set_max_concurrency(7);
+  request.set_max_per_host(2);
+  batch = BatchFromProto(request, limits);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->options.max_concurrency, 7u);
+  EXPECT_EQ(batch->options.max_per_host, 2u);
+
+  request.set_max_concurrency(5000);
+  batch = BatchFromProto(request, limits);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->options.max_concurrency, 50u);
+}
+
+TEST(BatchFromProtoTest, ReturnWhenAndTimeout) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.set_return_when(v1::RETURN_WHEN_FIRST_EXCEPTION);
+  request.mutable_timeout()->set_seconds(1);
+  request.mutable_timeout()->set_nanos(250000000);
+  absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->options.return_when, ReturnWhen::kFirstException);
+  EXPECT_EQ(batch->options.timeout, absl::Milliseconds(1250));
+
+  request.mutable_timeout()->Clear();  // zero: end at once, allowed
+  batch = BatchFromProto(request, {});
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(batch->options.timeout, absl::ZeroDuration());
+}
+
+TEST(BatchFromProtoTest, TheTargetLimitIsInclusive) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  RequestLimits limits;
+  limits.max_batch_targets = 3;
+  EXPECT_TRUE(BatchFromProto(request, limits).ok());
+  request.add_targets()->set_url("http://d/");
+  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, limits);
+  EXPECT_EQ(batch.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(batch.status().message(),
+            "targets: 4 targets, more than the server's limit of 3");
+}
+
+TEST(EffectiveTimeoutTest, TheEarlierOfTimeoutAndDeadlineLessMargin) {
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  const absl::Duration margin = absl::Milliseconds(100);
+  // No deadline: the request's timeout (or none).
+  EXPECT_EQ(
+      EffectiveTimeout(absl::Seconds(3), absl::InfiniteFuture(), now, margin),
+      absl::Seconds(3));
+  EXPECT_EQ(EffectiveTimeout(absl::InfiniteDuration(), absl::InfiniteFuture(),
+                             now, margin),
+            absl::InfiniteDuration());
+  // A far deadline: the full margin.
+  EXPECT_EQ(EffectiveTimeout(absl::InfiniteDuration(), now + absl::Seconds(5),
+                             now, margin),
+            absl::Milliseconds(4900));
+  // The request's timeout comes first.
+  EXPECT_EQ(
+      EffectiveTimeout(absl::Seconds(1), now + absl::Seconds(5), now, margin),
+      absl::Seconds(1));
+  // A near deadline: a fifth of what is left.
+  EXPECT_EQ(EffectiveTimeout(absl::InfiniteDuration(),
+                             now + absl::Milliseconds(200), now, margin),
+            absl::Milliseconds(160));
+  // A passed deadline: end at once.
+  EXPECT_EQ(EffectiveTimeout(absl::InfiniteDuration(), now - absl::Seconds(1),
+                             now, margin),
+            absl::ZeroDuration());
+}
+
+TEST(ResultToProtoTest, CarriesEveryField) {
+  ProbeResult result;
+  result.index = 7;
+  result.id = "web-1";
+  result.labels = {{"zone", "eu"}};
+  result.url = "https://example.test/";
+  result.final_url = "https://example.test/home";
+  result.outcome = Outcome::kUnexpectedStatus;
+  result.status_code = 503;
+  result.http_version = "HTTP/2";
+  result.remote_ip = "192.0.2.1";
+  result.remote_port = 443;
+  result.error = "status 503 is not a valid status";
+  result.timings = {.dns = absl::Microseconds(10),
+                    .connect = absl::Microseconds(20),
+                    .tls = absl::Microseconds(30),
+                    .first_byte = absl::Microseconds(40),
+                    .total = absl::Milliseconds(1500),
+                    .redirect = absl::Microseconds(5)};
+  result.body_bytes = 123;
+  result.redirects = 2;
+  result.cert_expiry = absl::FromUnixSeconds(1900000000) + absl::Nanoseconds(5);
+
+  const v1::ProbeResult proto = ResultToProto(result);
+  EXPECT_EQ(proto.index(), 7u);
+  EXPECT_EQ(proto.id(), "web-1");
+  EXPECT_EQ(proto.labels().at("zone"), "eu");
+  EXPECT_EQ(proto.url(), "https://example.test/");
+  EXPECT_EQ(proto.final_url(), "https://example.test/home");
+  EXPECT_EQ(proto.outcome(), v1::OUTCOME_UNEXPECTED_STATUS);
+  EXPECT_EQ(proto.status_code(), 503u);
+  EXPECT_EQ(proto.http_version(), "HTTP/2");
+  EXPECT_EQ(proto.remote_ip(), "192.0.2.1");
+  EXPECT_EQ(proto.remote_port(), 443u);
+  EXPECT_EQ(proto.error(), "status 503 is not a valid status");
+  EXPECT_EQ(proto.timings().dns().nanos(), 10000);
+  EXPECT_EQ(proto.timings().first_byte().nanos(), 40000);
+  EXPECT_EQ(proto.timings().total().seconds(), 1);
+  EXPECT_EQ(proto.timings().total().nanos(), 500000000);
+  EXPECT_EQ(proto.timings().redirect().nanos(), 5000);
+  EXPECT_EQ(proto.body_bytes(), 123u);
+  EXPECT_EQ(proto.redirects(), 2u);
+  EXPECT_EQ(proto.cert_expiry().seconds(), 1900000000);
+  EXPECT_EQ(proto.cert_expiry().nanos(), 5);
+
+  result.cert_expiry.reset();
+  EXPECT_FALSE(ResultToProto(result).has_cert_expiry());
+}
+
+TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
+  for (int i = 0; i <= static_cast<int>(Outcome::kCancelled); ++i) {
+    const Outcome outcome = static_cast<Outcome>(i);
+    EXPECT_EQ(v1::Outcome_Name(OutcomeToProto(outcome)),
+              absl::StrCat("OUTCOME_", OutcomeName(outcome)));
+  }
+  for (int i = 0; i <= static_cast<int>(EndReason::kCancelled); ++i) {
+    const EndReason reason = static_cast<EndReason>(i);
+    EXPECT_EQ(v1::EndReason_Name(EndReasonToProto(reason)),
+              absl::StrCat("END_REASON_", EndReasonName(reason)));
+  }
+}
+
+TEST(SummaryToProtoTest, CarriesCountsPendingAndElapsed) {
+  BatchSummary summary;
+  summary.reason = EndReason::kTimeout;
+  summary.total = 5;
+  summary.completed = 3;
+  summary.succeeded = 2;
+  summary.failed = 1;
+  summary.cancelled = 2;
+  summary.pending_indices = {1, 4};
+  summary.elapsed = absl::Milliseconds(2500);
+  const v1::BatchSummary proto = SummaryToProto(summary);
+  EXPECT_EQ(proto.reason(), v1::END_REASON_TIMEOUT);
+  EXPECT_EQ(proto.total(), 5u);
+  EXPECT_EQ(proto.completed(), 3u);
+  EXPECT_EQ(proto.succeeded(), 2u);
+  EXPECT_EQ(proto.failed(), 1u);
+  EXPECT_EQ(proto.cancelled(), 2u);
+  EXPECT_THAT(proto.pending_indices(), ElementsAre(1, 4));
+  EXPECT_EQ(proto.elapsed().seconds(), 2);
+  EXPECT_EQ(proto.elapsed().nanos(), 500000000);
+}
+
+TEST(ToGrpcStatusTest, KeepsCodeAndMessage) {
+  const grpc::Status status =
+      ToGrpcStatus(absl::InvalidArgumentError("targets: empty"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "targets: empty");
+  EXPECT_EQ(ToGrpcStatus(absl::UnavailableError("x")).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+}  // namespace
+}  // namespace fanprobe::service

@@ -1,0 +1,637 @@
+// prober_service_test.cc: fanprobe.v1.Prober end to end -- a real gRPC
+// client against an in-process server (service/server.h) whose engine
+// probes loopback target servers (tests/support/target_server.h).  Tests
+// wait on events (a stream's next message, a counter the target server
+// keeps); the only timed waits check that something does NOT happen.
+
+#include <algorithm>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fanprobe/v1/prober.grpc.pb.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/service/test_util.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe {
+namespace {
+
+using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::FromProto;
+using ::fanprobe::testing::Indices;
+using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::SetDuration;
+using ::fanprobe::testing::TargetServer;
+using ::fanprobe::testing::TargetStats;
+using ::fanprobe::testing::TestServer;
+using ::fanprobe::testing::WaitUntil;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+using Health = ::grpc::health::v1::Health;
+using HealthCheckRequest = ::grpc::health::v1::HealthCheckRequest;
+using HealthCheckResponse = ::grpc::health::v1::HealthCheckResponse;
+
+class ProberServiceTest : public ::testing::Test {
+ protected:
+  // Reads the stream to its end: the results in arrival order, the
+  // summary, the status.
+  struct StreamOutcome {
+    std::vector<v1::ProbeResult> results;
+    std::vector<v1::BatchSummary> summaries;
+    grpc::Status status;
+  };
+  static StreamOutcome ReadAll(grpc::ClientReader<v1::ProbeEvent>& reader) {
+    StreamOutcome outcome;
+    v1::ProbeEvent event;
+    while (reader.Read(&event)) {
+      if (event.has_result()) {
+        // Nothing may follow the summary.
+        EXPECT_THAT(outcome.summaries, IsEmpty());
+        outcome.results.push_back(event.result());
+      } else {
+        outcome.summaries.push_back(event.summary());
+      }
+    }
+    outcome.status = reader.Finish();
+    return outcome;
+  }
+
+  TargetServer target_;
+};
+
+TEST_F(ProberServiceTest, StreamsResultsInCompletionOrder) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/delay/800"), target_.url("/status/200"),
+                    target_.url("/status/503")});
+  request.mutable_targets(1)->set_id("fast");
+  (*request.mutable_targets(1)->mutable_labels())["zone"] = "a";
+
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(&context, request);
+  v1::ProbeEvent first;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_TRUE(first.has_result());
+  // The slow target has not answered yet when a fast result arrives.
+  EXPECT_EQ(target_.Stats().http.in_flight, 1);
+  EXPECT_NE(first.result().index(), 0u);
+
+  StreamOutcome rest = ReadAll(*reader);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  ASSERT_EQ(rest.results.size(), 2u);
+  EXPECT_EQ(rest.results.back().index(), 0u);  // the slowest comes last
+  std::vector<v1::ProbeResult> all = {first.result(), rest.results[0],
+                                      rest.results[1]};
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.index() < b.index(); });
+  EXPECT_EQ(all[0].outcome(), v1::OUTCOME_OK);
+  EXPECT_GE(FromProto(all[0].timings().total()), absl::Milliseconds(800));
+  EXPECT_EQ(all[1].outcome(), v1::OUTCOME_OK);
+  EXPECT_EQ(all[1].status_code(), 200u);
+  EXPECT_EQ(all[1].id(), "fast");
+  EXPECT_EQ(all[1].labels().at("zone"), "a");
+  EXPECT_EQ(all[1].url(), target_.url("/status/200"));
+  EXPECT_EQ(all[1].remote_ip(), "127.0.0.1");
+  EXPECT_EQ(all[1].remote_port(), static_cast<uint32_t>(target_.port()));
+  EXPECT_EQ(all[2].outcome(), v1::OUTCOME_UNEXPECTED_STATUS);
+  EXPECT_EQ(all[2].status_code(), 503u);
+  EXPECT_THAT(all[2].error(), HasSubstr("503"));
+
+  ASSERT_EQ(rest.summaries.size(), 1u);
+  const v1::BatchSummary& summary = rest.summaries[0];
+  EXPECT_EQ(summary.reason(), v1::END_REASON_ALL_COMPLETED);
+  EXPECT_EQ(summary.total(), 3u);
+  EXPECT_EQ(summary.completed(), 3u);
+  EXPECT_EQ(summary.succeeded(), 2u);
+  EXPECT_EQ(summary.failed(), 1u);
+  EXPECT_EQ(summary.cancelled(), 0u);
+  EXPECT_THAT(summary.pending_indices(), IsEmpty());
+  EXPECT_GE(FromProto(summary.elapsed()), absl::Milliseconds(800));
+}
+
+TEST_F(ProberServiceTest, AllCompletedReturnsEveryResultInRequestOrder) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/delay/100"), target_.url("/status/500"),
+                    target_.url("/status/200"), "ftp://127.0.0.1/"});
+  request.set_return_when(v1::RETURN_WHEN_ALL_COMPLETED);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status =
+      server.stub().ProbeBatch(&context, request, &response);
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(Indices(response.done()), ElementsAre(0, 1, 2, 3));
+  EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK);
+  EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_UNEXPECTED_STATUS);
+  EXPECT_EQ(response.done(2).outcome(), v1::OUTCOME_OK);
+  // A bad URL is that target's result, not an RPC error.
+  EXPECT_EQ(response.done(3).outcome(), v1::OUTCOME_INVALID_TARGET);
+  EXPECT_THAT(response.pending_indices(), IsEmpty());
+  EXPECT_EQ(response.summary().reason(), v1::END_REASON_ALL_COMPLETED);
+  EXPECT_EQ(response.summary().completed(), 4u);
+  EXPECT_EQ(response.summary().succeeded(), 2u);
+  EXPECT_EQ(response.summary().failed(), 2u);
+}
+
+TEST_F(ProberServiceTest, FirstCompletedEndsAtTheFastestAndCancelsTheRest) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.raw_url("/hang"), target_.url("/status/200"),
+                    target_.raw_url("/hang")});
+  request.set_return_when(v1::RETURN_WHEN_FIRST_COMPLETED);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status =
+      server.stub().ProbeBatch(&context, request, &response);
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(Indices(response.done()), ElementsAre(1));
+  EXPECT_THAT(response.pending_indices(), ElementsAre(0, 2));
+  EXPECT_EQ(response.summary().reason(), v1::END_REASON_FIRST_COMPLETED);
+  EXPECT_THAT(response.summary().pending_indices(), ElementsAre(0, 2));
+  EXPECT_EQ(response.summary().completed(), 1u);
+  EXPECT_EQ(response.summary().cancelled(), 2u);
+  // The hanging probes that had started were stopped: their connections
+  // closed.
+  EXPECT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) {
+        return s.raw.abandoned == s.raw.requests && s.raw.open_connections == 0;
+      },
+      kPatience));
+}
+
+TEST_F(ProberServiceTest, FirstExceptionEndsAtTheFirstFailure) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.raw_url("/hang"),
+                    target_.url("/status/503")});
+  request.set_return_when(v1::RETURN_WHEN_FIRST_EXCEPTION);
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(&context, request);
+  StreamOutcome outcome = ReadAll(*reader);
+
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  ASSERT_EQ(outcome.summaries.size(), 1u);
+  const v1::BatchSummary& summary = outcome.summaries[0];
+  EXPECT_EQ(summary.reason(), v1::END_REASON_FIRST_EXCEPTION);
+  ASSERT_FALSE(outcome.results.empty());
+  EXPECT_EQ(outcome.results.back().index(), 2u);
+  EXPECT_EQ(outcome.results.back().outcome(), v1::OUTCOME_UNEXPECTED_STATUS);
+  EXPECT_THAT(summary.pending_indices(), Contains(1u));
+  EXPECT_EQ(summary.completed(), outcome.results.size());
+  EXPECT_EQ(summary.completed() + summary.cancelled(), 3u);
+  EXPECT_EQ(summary.failed(), 1u);
+}
+
+TEST_F(ProberServiceTest, FirstExceptionWithoutFailureEndsAsAllCompleted) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.url("/delay/50")});
+  request.set_return_when(v1::RETURN_WHEN_FIRST_EXCEPTION);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  EXPECT_EQ(response.summary().reason(), v1::END_REASON_ALL_COMPLETED);
+  EXPECT_THAT(Indices(response.done()), ElementsAre(0, 1));
+  EXPECT_THAT(response.pending_indices(), IsEmpty());
+}
+
+TEST_F(ProberServiceTest, RequestTimeoutEndsTheBatch) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.raw_url("/hang")});
+  SetDuration(absl::Milliseconds(300), request.mutable_timeout());
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const absl::Time start = absl::Now();
+  const grpc::Status status =
+      server.stub().ProbeBatch(&context, request, &response);
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.summary().reason(), v1::END_REASON_TIMEOUT);
+  EXPECT_THAT(Indices(response.done()), ElementsAre(0));
+  EXPECT_THAT(response.pending_indices(), ElementsAre(1));
+  EXPECT_GE(FromProto(response.summary().elapsed()), absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST_F(ProberServiceTest, RpcDeadlineEndsTheBatchAndTheSummaryArrives) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.raw_url("/hang")});
+  grpc::ClientContext context;
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(800);
+  context.set_deadline(absl::ToChronoTime(deadline));
+  auto reader = server.stub().StreamProbes(&context, request);
+  StreamOutcome outcome = ReadAll(*reader);
+
+  // Not DEADLINE_EXCEEDED: the batch ended before the deadline.
+  ASSERT_TRUE(outcome.status.ok())
+      << outcome.status.error_code() << " " << outcome.status.error_message();
+  ASSERT_EQ(outcome.summaries.size(), 1u);
+  EXPECT_EQ(outcome.summaries[0].reason(), v1::END_REASON_TIMEOUT);
+  EXPECT_THAT(outcome.summaries[0].pending_indices(), ElementsAre(1));
+  ASSERT_EQ(outcome.results.size(), 1u);
+  EXPECT_EQ(outcome.results[0].index(), 0u);
+  EXPECT_LT(absl::Now(), deadline);
+}
+
+TEST_F(ProberServiceTest, ClientCancelClosesTargetConnectionsAtOnce) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.raw_url("/hang"), target_.raw_url("/hang"),
+                    target_.raw_url("/hang"), target_.raw_url("/hang")});
+  request.set_max_concurrency(3);  // the fourth waits in the queue
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(&context, request);
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 3; }, kPatience));
+
+  const absl::Time cancelled = absl::Now();
+  context.TryCancel();
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) {
+        return s.raw.abandoned == 3 && s.raw.open_connections == 0;
+      },
+      kPatience));
+  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(100));
+
+  v1::ProbeEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The batch ended as cancelled, and its queued probe never started.
+  ASSERT_TRUE(server.WaitForLogLines(1));
+  EXPECT_THAT(server.LogLines()[0], HasSubstr(R"("reason":"CANCELLED")"));
+  EXPECT_THAT(server.LogLines()[0], HasSubstr(R"("cancelled":4)"));
+  ASSERT_TRUE(server.server().service().WaitUntilIdle(absl::Now() + kPatience));
+  EXPECT_EQ(target_.Stats().raw.requests, 3);
+}
+
+TEST_F(ProberServiceTest, UnaryClientCancelCancelsTheBatch) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.raw_url("/hang"), target_.raw_url("/hang")});
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  grpc::Status status;
+  std::thread call(
+      [&] { status = server.stub().ProbeBatch(&context, request, &response); });
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 2; }, kPatience));
+  context.TryCancel();
+  call.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 2; }, kPatience));
+  ASSERT_TRUE(server.WaitForLogLines(1));
+  EXPECT_THAT(server.LogLines()[0], HasSubstr(R"("reason":"CANCELLED")"));
+}
+
+// One request field that makes the whole request INVALID_ARGUMENT.
+struct InvalidCase {
+  const char* name;
+  // The field the error message must start with.
+  const char* field;
+  void (*mutate)(v1::ProbeBatchRequest& request);
+};
+
+void PrintTo(const InvalidCase& c, std::ostream* os) { *os << c.name; }
+
+class InvalidArgumentTest : public ::testing::TestWithParam<InvalidCase> {
+ protected:
+  static constexpr uint32_t kMaxBatchTargets = 50;
+
+  // One server for all cases: no request reaches the engine.
+  static void SetUpTestSuite() {
+    service::ServerOptions options;
+    options.service.limits.max_batch_targets = kMaxBatchTargets;
+    server_ = new TestServer(options);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static TestServer& Server() { return *server_; }
+
+ private:
+  static TestServer* server_;
+};
+
+TestServer* InvalidArgumentTest::server_ = nullptr;
+
+const InvalidCase kInvalidCases[] = {
+    {"NoTargets", "targets",
+     [](v1::ProbeBatchRequest& r) { r.clear_targets(); }},
+    {"TooManyTargets", "targets",
+     [](v1::ProbeBatchRequest& r) {
+       for (int i = 0; i < 50; ++i) r.add_targets()->set_url("http://a/");
+     }},
+    {"NegativeTimeout", "timeout",
+     [](v1::ProbeBatchRequest& r) { r.mutable_timeout()->set_seconds(-1); }},
+    {"MalformedTimeout", "timeout",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_timeout()->set_seconds(1);
+       r.mutable_timeout()->set_nanos(-5);
+     }},
+    {"UnknownReturnWhen", "return_when",
+     [](v1::ProbeBatchRequest& r) {
+       r.set_return_when(static_cast<v1::ReturnWhen>(7));
+     }},
+    {"NegativeDefaultProbeTimeout", "defaults.timeout",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->mutable_timeout()->set_nanos(-1000);
+     }},
+    {"ZeroTargetProbeTimeout", "targets[2].options.timeout",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(2)->mutable_options()->mutable_timeout();
+     }},
+    {"NegativeConnectTimeout", "targets[1].options.connect_timeout",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)
+           ->mutable_options()
+           ->mutable_connect_timeout()
+           ->set_seconds(-3);
+     }},
+    {"UnknownHttpVersion", "targets[0].options.http_version",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(0)->mutable_options()->set_http_version(
+           static_cast<v1::HttpVersion>(9));
+     }},
+    {"UnknownIpFamily", "defaults.ip_family",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->set_ip_family(static_cast<v1::IpFamily>(5));
+     }},
+    {"InvertedStatusRange", "targets[1].options.valid_status.ranges[1]",
+     [](v1::ProbeBatchRequest& r) {
+       auto* ranges =
+           r.mutable_targets(1)->mutable_options()->mutable_valid_status();
+       auto* ok = ranges->add_ranges();
+       ok->set_min(200);
+       ok->set_max(299);
+       auto* inverted = ranges->add_ranges();
+       inverted->set_min(400);
+       inverted->set_max(300);
+     }},
+};
+
+TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {
+  v1::ProbeBatchRequest request = BatchRequest(
+      {"http://127.0.0.1:1/a", "http://127.0.0.1:1/b", "http://127.0.0.1:1/c"});
+  GetParam().mutate(request);
+  grpc::ClientContext context;
+  auto reader = Server().stub().StreamProbes(&context, request);
+  v1::ProbeEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              StartsWith(absl::StrCat(GetParam().field, ": ")));
+}
+
+TEST_P(InvalidArgumentTest, ProbeBatchNamesTheField) {
+  v1::ProbeBatchRequest request = BatchRequest(
+      {"http://127.0.0.1:1/a", "http://127.0.0.1:1/b", "http://127.0.0.1:1/c"});
+  GetParam().mutate(request);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status =
+      Server().stub().ProbeBatch(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              StartsWith(absl::StrCat(GetParam().field, ": ")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, InvalidArgumentTest,
+                         ::testing::ValuesIn(kInvalidCases),
+                         [](const ::testing::TestParamInfo<InvalidCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST_F(ProberServiceTest, OverloadIsResourceExhausted) {
+  service::ServerOptions options;
+  options.service.max_pending_probes = 2;
+  TestServer server(options);
+  grpc::ClientContext hanging;
+  auto reader = server.stub().StreamProbes(
+      &hanging,
+      BatchRequest({target_.raw_url("/hang"), target_.raw_url("/hang")}));
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 2; }, kPatience));
+
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status = server.stub().ProbeBatch(
+      &context, BatchRequest({target_.url("/status/200")}), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("retry later"));
+
+  hanging.TryCancel();
+  ReadAll(*reader);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return server.server().service().Stats().pending_probes == 0; }));
+  grpc::ClientContext again;
+  EXPECT_TRUE(server.stub()
+                  .ProbeBatch(&again,
+                              BatchRequest({target_.url("/status/200")}),
+                              &response)
+                  .ok());
+}
+
+TEST_F(ProberServiceTest, SlowReaderPausesItsBatchWithinTheQueueBound) {
+  constexpr int kTargets = 600;
+  constexpr int kConcurrency = 4;
+  constexpr int kQueueLimit = 8;
+  service::ServerOptions options;
+  options.service.stream_queue_limit = kQueueLimit;
+  TestServer server(options);
+  // A small flow-control window, so the transport buffers few messages and
+  // an unread stream backs up into the service's queue.
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto stub = v1::Prober::NewStub(server.NewChannel(arguments));
+
+  std::vector<std::string> urls(kTargets, target_.url("/status/200"));
+  v1::ProbeBatchRequest request = BatchRequest(urls);
+  request.set_max_concurrency(kConcurrency);
+  grpc::ClientContext context;
+  auto reader = stub->StreamProbes(&context, request);
+  v1::ProbeEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+
+  // The reader stops reading: the stream's queue fills and the batch stops
+  // starting probes.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return server.server().service().Stats().paused_streams == 1; }));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return server.server().engine().Stats().probes_in_flight == 0; }));
+  const int started = target_.Stats().http.requests;
+  EXPECT_LT(started, kTargets / 2);
+  absl::SleepFor(absl::Milliseconds(200));  // nothing may start meanwhile
+  EXPECT_EQ(target_.Stats().http.requests, started);
+
+  // Reading again drains the queue and the batch runs to completion.
+  int results = 1;
+  int summaries = 0;
+  while (reader->Read(&event)) {
+    if (event.has_result()) ++results;
+    if (event.has_summary()) {
+      ++summaries;
+      EXPECT_EQ(event.summary().reason(), v1::END_REASON_ALL_COMPLETED);
+      EXPECT_EQ(event.summary().succeeded(), static_cast<uint32_t>(kTargets));
+    }
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(results, kTargets);
+  EXPECT_EQ(summaries, 1);
+  EXPECT_LE(server.server().service().Stats().peak_stream_queue,
+            static_cast<uint64_t>(kQueueLimit + kConcurrency));
+  EXPECT_EQ(server.server().service().Stats().paused_streams, 0u);
+}
+
+TEST_F(ProberServiceTest, LogsOneJsonLinePerBatch) {
+  TestServer server;
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.url("/status/404")});
+  request.set_return_when(v1::RETURN_WHEN_FIRST_EXCEPTION);
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_TRUE(server.WaitForLogLines(1));
+  const std::string line = server.LogLines()[0];
+  EXPECT_THAT(line,
+              AllOf(StartsWith("{"), HasSubstr(R"("rpc":"ProbeBatch")"),
+                    HasSubstr(R"("peer":"ipv4:127.0.0.1:)"),
+                    HasSubstr(R"("targets":2)"),
+                    HasSubstr(R"("return_when":"FIRST_EXCEPTION")"),
+                    HasSubstr(R"("completed":)"), HasSubstr(R"("succeeded":)"),
+                    HasSubstr(R"("failed":1)"), HasSubstr(R"("elapsed_ms":)")));
+  EXPECT_EQ(server.LogLines().size(), 1u);
+}
+
+TEST_F(ProberServiceTest, TargetOptionsOverrideDefaultsFieldByField) {
+  TestServer server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/echo_headers"), target_.url("/echo_headers"),
+                    target_.url("/status/404")});
+  v1::ProbeOptions& defaults = *request.mutable_defaults();
+  defaults.set_method("POST");
+  v1::Header* header = defaults.mutable_headers()->add_headers();
+  header->set_name("X-Fanprobe-Test");
+  header->set_value("defaults");
+  // Target 1 keeps the method, replaces the headers with none.
+  request.mutable_targets(1)->mutable_options()->mutable_headers();
+  // Target 2 accepts 404.
+  v1::StatusRange* range = request.mutable_targets(2)
+                               ->mutable_options()
+                               ->mutable_valid_status()
+                               ->add_ranges();
+  range->set_min(404);
+  range->set_max(404);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+
+  EXPECT_EQ(response.summary().succeeded(), 3u);
+  std::vector<testing::RecordedRequest> seen = target_.Requests();
+  ASSERT_EQ(seen.size(), 3u);
+  int with_header = 0;
+  for (const testing::RecordedRequest& r : seen) {
+    EXPECT_EQ(r.method, "POST");
+    for (const auto& [name, value] : r.headers) {
+      if (name == "X-Fanprobe-Test") {
+        EXPECT_EQ(value, "defaults");
+        ++with_header;
+      }
+    }
+  }
+  EXPECT_EQ(with_header, 2);  // targets 0 and 2
+}
+
+TEST_F(ProberServiceTest, HealthAnswersServing) {
+  TestServer server;
+  auto health = Health::NewStub(server.channel());
+  for (const std::string service : {"", "fanprobe.v1.Prober"}) {
+    grpc::ClientContext context;
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(ProberServiceTest, ShutdownDrainsRunningBatchesAndRefusesNewOnes) {
+  service::ServerOptions options;
+  options.shutdown_grace = absl::Seconds(5);
+  TestServer server(options);
+  auto health = Health::NewStub(server.channel());
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, HealthCheckRequest());
+  HealthCheckResponse health_status;
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext running;
+  auto reader = server.stub().StreamProbes(
+      &running, BatchRequest({target_.url("/delay/500")}));
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.http.in_flight == 1; }, kPatience));
+
+  std::thread shutdown([&] { server.server().Shutdown(); });
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::NOT_SERVING);
+  grpc::ClientContext refused;
+  v1::ProbeBatchResponse response;
+  EXPECT_EQ(
+      server.stub()
+          .ProbeBatch(&refused, BatchRequest({target_.url("/status/200")}),
+                      &response)
+          .error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+
+  StreamOutcome outcome = ReadAll(*reader);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  ASSERT_EQ(outcome.summaries.size(), 1u);
+  EXPECT_EQ(outcome.summaries[0].reason(), v1::END_REASON_ALL_COMPLETED);
+  shutdown.join();
+  watch_context.TryCancel();
+}
+
+TEST_F(ProberServiceTest, ShutdownEndsBatchesStillRunningAfterTheGrace) {
+  service::ServerOptions options;
+  options.shutdown_grace = absl::Milliseconds(500);
+  TestServer server(options);
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(
+      &context, BatchRequest({target_.raw_url("/hang")}));
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 1; }, kPatience));
+
+  const absl::Time start = absl::Now();
+  server.server().Shutdown();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  StreamOutcome outcome = ReadAll(*reader);
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
+}
+
+}  // namespace
+}  // namespace fanprobe

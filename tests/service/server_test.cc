@@ -1,0 +1,261 @@
+// server_test.cc: fanprobe-server as clients and operators meet it -- the
+// reflection a grpcurl-style tool relies on (in-process), and SIGTERM/SIGINT
+// draining of the real binary run as a child process.
+
+#include <signal.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "fanprobe/v1/prober.grpc.pb.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/rpc_method.h"
+#include "grpcpp/support/sync_stream.h"
+#include "gtest/gtest.h"
+#include "re2/re2.h"
+#include "tests/service/subprocess.h"
+#include "tests/service/test_util.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe {
+namespace {
+
+using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::Subprocess;
+using ::fanprobe::testing::TargetServer;
+using ::fanprobe::testing::TargetStats;
+using ::fanprobe::testing::TestServer;
+using ::google::protobuf::Descriptor;
+using ::google::protobuf::DynamicMessageFactory;
+using ::google::protobuf::FieldDescriptor;
+using ::google::protobuf::Message;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
+
+using Health = ::grpc::health::v1::Health;
+using HealthCheckRequest = ::grpc::health::v1::HealthCheckRequest;
+using HealthCheckResponse = ::grpc::health::v1::HealthCheckResponse;
+
+// gRPC's reflection protocol, spoken with dynamic messages:
+// libgrpc++_reflection registers its descriptors in the generated pool but
+// Debian installs no header for them.
+class ReflectionClient {
+ public:
+  explicit ReflectionClient(const std::shared_ptr<grpc::Channel>& channel)
+      : pool_(*google::protobuf::DescriptorPool::generated_pool()),
+        request_type_(pool_.FindMessageTypeByName(
+            "grpc.reflection.v1alpha.ServerReflectionRequest")),
+        response_type_(pool_.FindMessageTypeByName(
+            "grpc.reflection.v1alpha.ServerReflectionResponse")) {
+    if (request_type_ == nullptr || response_type_ == nullptr) return;
+    stream_.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
+                                                            grpc::ByteBuffer>::
+                      Create(channel.get(),
+                             grpc::internal::RpcMethod(
+                                 "/grpc.reflection.v1alpha.ServerReflection/"
+                                 "ServerReflectionInfo",
+                                 grpc::internal::RpcMethod::BIDI_STREAMING),
+                             &context_));
+  }
+
+  ~ReflectionClient() {
+    if (stream_ != nullptr) {
+      stream_->WritesDone();
+      stream_->Finish().IgnoreError();
+    }
+  }
+
+  bool ok() const { return stream_ != nullptr; }
+
+  // Sends a request with the string field `field` set to `value`; returns
+  // the reply.
+  std::unique_ptr<Message> Ask(absl::string_view field,
+                               absl::string_view value) {
+    std::unique_ptr<Message> request(
+        factory_.GetPrototype(request_type_)->New());
+    request->GetReflection()->SetString(
+        request.get(), request_type_->FindFieldByName(std::string(field)),
+        std::string(value));
+    const std::string bytes = request->SerializeAsString();
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer buffer(&slice, 1);
+    if (!stream_->Write(buffer)) return nullptr;
+    grpc::ByteBuffer reply;
+    if (!stream_->Read(&reply)) return nullptr;
+    std::vector<grpc::Slice> slices;
+    if (!reply.Dump(&slices).ok()) return nullptr;
+    std::string data;
+    for (const grpc::Slice& s : slices) {
+      data.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    std::unique_ptr<Message> response(
+        factory_.GetPrototype(response_type_)->New());
+    if (!response->ParseFromString(data)) return nullptr;
+    return response;
+  }
+
+ private:
+  const google::protobuf::DescriptorPool& pool_;
+  const Descriptor* request_type_;
+  const Descriptor* response_type_;
+  DynamicMessageFactory factory_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
+      stream_;
+};
+
+const Message& SubMessage(const Message& message, absl::string_view field) {
+  return message.GetReflection()->GetMessage(
+      message, message.GetDescriptor()->FindFieldByName(std::string(field)));
+}
+
+TEST(ReflectionTest, ListsTheServicesAndServesTheContract) {
+  TestServer server;
+  ReflectionClient reflection(server.channel());
+  ASSERT_TRUE(reflection.ok());
+
+  std::unique_ptr<Message> listed = reflection.Ask("list_services", "");
+  ASSERT_NE(listed, nullptr);
+  const Message& list = SubMessage(*listed, "list_services_response");
+  const FieldDescriptor* services =
+      list.GetDescriptor()->FindFieldByName("service");
+  std::vector<std::string> names;
+  for (int i = 0; i < list.GetReflection()->FieldSize(list, services); ++i) {
+    const Message& service =
+        list.GetReflection()->GetRepeatedMessage(list, services, i);
+    names.push_back(service.GetReflection()->GetString(
+        service, service.GetDescriptor()->FindFieldByName("name")));
+  }
+  EXPECT_THAT(names,
+              IsSupersetOf({"fanprobe.v1.Prober", "grpc.health.v1.Health"}));
+
+  std::unique_ptr<Message> described =
+      reflection.Ask("file_containing_symbol", "fanprobe.v1.Prober");
+  ASSERT_NE(described, nullptr);
+  const Message& files = SubMessage(*described, "file_descriptor_response");
+  const FieldDescriptor* protos =
+      files.GetDescriptor()->FindFieldByName("file_descriptor_proto");
+  ASSERT_GE(files.GetReflection()->FieldSize(files, protos), 1);
+  google::protobuf::FileDescriptorProto file;
+  ASSERT_TRUE(file.ParseFromString(
+      files.GetReflection()->GetRepeatedString(files, protos, 0)));
+  EXPECT_EQ(file.name(), "fanprobe/v1/prober.proto");
+  EXPECT_EQ(file.package(), "fanprobe.v1");
+  ASSERT_EQ(file.service_size(), 1);
+  std::vector<std::string> methods;
+  for (const auto& method : file.service(0).method()) {
+    methods.push_back(method.name());
+  }
+  EXPECT_THAT(methods, IsSupersetOf({"StreamProbes", "ProbeBatch"}));
+}
+
+// fanprobe-server as a child process on a free port.
+class ServerProcess {
+ public:
+  explicit ServerProcess(absl::string_view grace)
+      : process_({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                  "--workers=1", absl::StrCat("--shutdown_grace=", grace)}) {
+    std::optional<std::string> listening = process_.WaitForStderrLine(
+        [](absl::string_view line) {
+          return absl::StrContains(line, R"("event":"listening")");
+        },
+        kPatience);
+    if (listening.has_value()) {
+      RE2::PartialMatch(*listening, R"re("address":"([^"]+)")re", &address_);
+    }
+  }
+
+  const std::string& address() const { return address_; }
+  Subprocess& process() { return process_; }
+
+ private:
+  Subprocess process_;
+  std::string address_;
+};
+
+TEST(ServerProcessTest, SigtermDrainsRunningStreamsThenExitsZero) {
+  TargetServer target;
+  ServerProcess server("5s");
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  auto prober = v1::Prober::NewStub(channel);
+  auto health = Health::NewStub(channel);
+
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, HealthCheckRequest());
+  HealthCheckResponse health_status;
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext running;
+  auto reader =
+      prober->StreamProbes(&running, BatchRequest({target.url("/delay/500")}));
+  ASSERT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.http.in_flight == 1; }, kPatience));
+
+  server.process().Signal(SIGTERM);
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::NOT_SERVING);
+  grpc::ClientContext refused;
+  v1::ProbeBatchResponse response;
+  const grpc::Status refusal = prober->ProbeBatch(
+      &refused, BatchRequest({target.url("/status/200")}), &response);
+  EXPECT_EQ(refusal.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(refusal.error_message(), HasSubstr("shutting down"));
+
+  // The running stream still gets its result and summary.
+  v1::ProbeEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.result().outcome(), v1::OUTCOME_OK);
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.summary().reason(), v1::END_REASON_ALL_COMPLETED);
+  EXPECT_TRUE(reader->Finish().ok());
+
+  const Subprocess::Exit exit = server.process().Wait(kPatience);
+  EXPECT_EQ(exit.code, 0);
+  EXPECT_THAT(server.process().Stderr(),
+              HasSubstr(R"({"event":"draining","signal":"SIGTERM")"));
+  EXPECT_THAT(server.process().Stderr(),
+              HasSubstr(R"("reason":"ALL_COMPLETED")"));
+  EXPECT_THAT(server.process().Stderr(), HasSubstr(R"({"event":"stopped"})"));
+  watch_context.TryCancel();
+}
+
+TEST(ServerProcessTest, SigintEndsStreamsStillRunningAfterTheGrace) {
+  TargetServer target;
+  ServerProcess server("400ms");
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  auto prober = v1::Prober::NewStub(grpc::CreateChannel(
+      server.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto reader =
+      prober->StreamProbes(&context, BatchRequest({target.raw_url("/hang")}));
+  ASSERT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 1; }, kPatience));
+
+  server.process().Signal(SIGINT);
+  v1::ProbeEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
+  EXPECT_EQ(server.process().Wait(kPatience).code, 0);
+}
+
+}  // namespace
+}  // namespace fanprobe

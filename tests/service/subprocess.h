@@ -1,0 +1,79 @@
+// subprocess.h: runs a built binary (fanprobe, fanprobe-server) as a child
+// process for the tests that must see it from outside: exit codes, stdout
+// and stderr, signals.
+//
+// Example:
+//   Subprocess cli({kCliBinary, "probe", "--server=...", url});
+//   Subprocess::Exit exit = cli.Wait(absl::Seconds(10));
+//   EXPECT_EQ(exit.code, 0);
+//   EXPECT_THAT(cli.Stdout(), HasSubstr("ALL_COMPLETED"));
+//
+// Thread-safety: use one Subprocess from one thread.
+
+#ifndef FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
+#define FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace fanprobe::testing {
+
+class Subprocess {
+ public:
+  // How the child ended.  code is its exit status, or -1 when it was
+  // killed (signal set) or did not end in time (timed_out).
+  struct Exit {
+    int code = -1;
+    int signal = 0;
+    bool timed_out = false;
+  };
+
+  // Starts argv[0] (a path) with `stdin_data` on its stdin (then EOF);
+  // stdout and stderr are captured.  Aborts the test binary if it cannot
+  // start.
+  explicit Subprocess(std::vector<std::string> argv,
+                      std::string stdin_data = "");
+  // Kills the child if it still runs.
+  ~Subprocess();
+
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // Reads the child's output until a stderr line satisfies `match` (that
+  // line is returned) or `timeout` passes or the child closes stderr.
+  std::optional<std::string> WaitForStderrLine(
+      const std::function<bool(absl::string_view line)>& match,
+      absl::Duration timeout);
+
+  void Signal(int signal_number);
+
+  // Reads all output until the child exits; kills it after `timeout`.
+  Exit Wait(absl::Duration timeout);
+
+  const std::string& Stdout() const { return stdout_; }
+  const std::string& Stderr() const { return stderr_; }
+
+ private:
+  // Reads whatever is available within `timeout`; false once both pipes
+  // are closed.
+  bool Pump(absl::Duration timeout);
+
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
+  std::string stdout_;
+  std::string stderr_;
+  size_t stderr_scanned_ = 0;  // stderr_ bytes WaitForStderrLine has seen
+  std::optional<Exit> exit_;
+};
+
+}  // namespace fanprobe::testing
+
+#endif  // FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
