@@ -1,0 +1,1079 @@
+// engine_test.cc: the probe engine against loopback target servers
+// (tests/support/target_server.h).  Every test waits on events (a batch's
+// on_done, a counter the target server keeps), never on sleeps; the only
+// timed waits are the ones that check that something does NOT happen.
+
+#include "probe/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probe/probe.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe {
+
+// Readable enums in gtest failure messages.
+void PrintTo(Outcome outcome, std::ostream* os) { *os << OutcomeName(outcome); }
+void PrintTo(EndReason reason, std::ostream* os) {
+  *os << EndReasonName(reason);
+}
+
+namespace {
+
+using ::fanprobe::testing::RefusedPort;
+using ::fanprobe::testing::TargetServer;
+using ::fanprobe::testing::TargetStats;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::StartsWith;
+
+// How long a test waits for something that must happen.  Generous: the
+// suite runs beside others on two cores; a passing test never waits it out.
+constexpr absl::Duration kPatience = absl::Seconds(10);
+
+// Collects one batch's callbacks.  Its state is shared with the callbacks,
+// so an engine that outlives the recorder (a failing test) stays safe.  It
+// also checks the engine's callback guarantees: no on_result after on_done,
+// no on_done while an on_result is still running, on_done exactly once.
+class BatchRecorder {
+ public:
+  BatchCallbacks Callbacks() const {
+    return {.on_result =
+                [state = state_](ProbeResult result) {
+                  state->OnResult(std::move(result));
+                },
+            .on_done =
+                [state = state_](BatchSummary summary) {
+                  state->OnDone(std::move(summary));
+                }};
+  }
+
+  // The summary, once on_done ran; nullopt if it did not within `timeout`.
+  std::optional<BatchSummary> WaitDone(absl::Duration timeout = kPatience) {
+    WaitForDoneCalls(1, timeout);
+    absl::MutexLock lock(&state_->mu);
+    return state_->summary;
+  }
+
+  bool WaitForResults(size_t count, absl::Duration timeout = kPatience) {
+    absl::MutexLock lock(&state_->mu);
+    auto enough = [this, count] {
+      state_->mu.AssertReaderHeld();
+      return state_->results.size() >= count;
+    };
+    return state_->mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
+
+  bool WaitForDoneCalls(int count, absl::Duration timeout) {
+    absl::MutexLock lock(&state_->mu);
+    auto enough = [this, count] {
+      state_->mu.AssertReaderHeld();
+      return state_->done_calls >= count;
+    };
+    return state_->mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
+
+  std::vector<ProbeResult> Results() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->results;
+  }
+  bool done() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->done_calls > 0;
+  }
+  int done_calls() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->done_calls;
+  }
+  int violations() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->violations;
+  }
+
+ private:
+  struct State {
+    void OnResult(ProbeResult result) {
+      active_results.fetch_add(1);
+      {
+        absl::MutexLock lock(&mu);
+        if (done_calls > 0) ++violations;
+        results.push_back(std::move(result));
+      }
+      active_results.fetch_sub(1);
+    }
+    void OnDone(BatchSummary s) {
+      absl::MutexLock lock(&mu);
+      if (active_results.load() != 0 || done_calls > 0) ++violations;
+      ++done_calls;
+      summary = std::move(s);
+    }
+
+    std::atomic<int> active_results{0};
+    absl::Mutex mu;
+    std::vector<ProbeResult> results ABSL_GUARDED_BY(mu);
+    std::optional<BatchSummary> summary ABSL_GUARDED_BY(mu);
+    int done_calls ABSL_GUARDED_BY(mu) = 0;
+    int violations ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
+struct BatchRun {
+  BatchSummary summary;
+  std::vector<ProbeResult> results;  // in completion order
+};
+
+// Results by index; fails the test on a duplicate index.
+std::map<uint32_t, ProbeResult> ByIndex(const std::vector<ProbeResult>& all) {
+  std::map<uint32_t, ProbeResult> by_index;
+  for (const ProbeResult& r : all) {
+    EXPECT_TRUE(by_index.emplace(r.index, r).second)
+        << "index " << r.index << " reported twice";
+  }
+  return by_index;
+}
+
+std::vector<uint32_t> Indices(const std::vector<ProbeResult>& all) {
+  std::vector<uint32_t> indices;
+  for (const ProbeResult& r : all) indices.push_back(r.index);
+  return indices;
+}
+
+std::shared_ptr<const ProbeOptions> Options(
+    const std::function<void(ProbeOptions&)>& edit) {
+  auto options = std::make_shared<ProbeOptions>();
+  edit(*options);
+  return options;
+}
+
+ProbeTarget Target(std::string url,
+                   std::shared_ptr<const ProbeOptions> options = nullptr) {
+  return ProbeTarget{.url = std::move(url), .options = std::move(options)};
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { engine_ = MakeEngine({.workers = 2}); }
+
+  static std::unique_ptr<Engine> MakeEngine(EngineOptions options) {
+    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options);
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return engine.ok() ? *std::move(engine) : nullptr;
+  }
+
+  // Submits a batch and waits for it to end.
+  BatchRun Run(std::vector<ProbeTarget> targets,
+               const BatchOptions& options = {}, Engine* engine = nullptr) {
+    BatchRecorder recorder;
+    std::shared_ptr<Batch> batch =
+        (engine ? engine : engine_.get())
+            ->Submit(std::move(targets), options, recorder.Callbacks());
+    std::optional<BatchSummary> summary = recorder.WaitDone();
+    if (!summary) {
+      ADD_FAILURE() << "the batch did not end within " << kPatience;
+      batch->Cancel();
+      summary = recorder.WaitDone();
+    }
+    EXPECT_EQ(recorder.violations(), 0) << "callback guarantees broken";
+    return {summary.value_or(BatchSummary{}), recorder.Results()};
+  }
+
+  bool WaitForServer(const std::function<bool(const TargetStats&)>& condition,
+                     absl::Duration timeout = kPatience) {
+    return server_.WaitFor(condition, timeout);
+  }
+
+  // Checks the summary's arithmetic against the results it came with.
+  static void ExpectConsistent(const BatchRun& run) {
+    const BatchSummary& s = run.summary;
+    EXPECT_EQ(s.completed + s.cancelled, s.total);
+    EXPECT_EQ(s.succeeded + s.failed, s.completed);
+    EXPECT_EQ(run.results.size(), s.completed);
+    EXPECT_EQ(s.pending_indices.size(), s.cancelled);
+    EXPECT_TRUE(
+        std::is_sorted(s.pending_indices.begin(), s.pending_indices.end()));
+    uint32_t succeeded = 0;
+    std::vector<int> seen(s.total, 0);
+    for (const ProbeResult& r : run.results) {
+      if (r.outcome == Outcome::kOk) ++succeeded;
+      ASSERT_LT(r.index, s.total);
+      ++seen[r.index];
+    }
+    for (uint32_t i : s.pending_indices) {
+      ASSERT_LT(i, s.total);
+      ++seen[i];
+    }
+    EXPECT_EQ(succeeded, s.succeeded);
+    for (uint32_t i = 0; i < s.total; ++i) {
+      EXPECT_EQ(seen[i], 1) << "index " << i;
+    }
+  }
+
+  // Declared first, destroyed last: engines close their connections first.
+  TargetServer server_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// --- Return-when rules ------------------------------------------------------
+
+TEST_F(EngineTest, EmptyBatchEndsAtOnceAsAllCompleted) {
+  BatchRun run = Run({});
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  EXPECT_EQ(run.summary.total, 0u);
+  EXPECT_EQ(run.summary.completed, 0u);
+  EXPECT_THAT(run.summary.pending_indices, IsEmpty());
+  EXPECT_THAT(run.results, IsEmpty());
+}
+
+TEST_F(EngineTest, AllCompletedReportsEveryProbeInCompletionOrder) {
+  BatchRun run =
+      Run({Target(server_.url("/delay/300")), Target(server_.url("/delay/100")),
+           Target(server_.url("/status/404")),
+           Target(server_.raw_url("/delay/200"))});
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  EXPECT_EQ(run.summary.total, 4u);
+  EXPECT_EQ(run.summary.completed, 4u);
+  EXPECT_EQ(run.summary.succeeded, 3u);
+  EXPECT_EQ(run.summary.failed, 1u);
+  EXPECT_EQ(run.summary.cancelled, 0u);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(300));
+  EXPECT_THAT(Indices(run.results), ElementsAre(2, 1, 3, 0));
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[2].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[2].status_code, 404);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk);
+  EXPECT_EQ(r[3].outcome, Outcome::kOk);
+}
+
+TEST_F(EngineTest, FirstCompletedEndsAtFastestAndClosesSlowConnections) {
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstCompleted;
+  BatchRun run =
+      Run({Target(server_.raw_url("/delay/900")),
+           Target(server_.raw_url("/hang")), Target(server_.url("/delay/50")),
+           Target(server_.raw_url("/delay/1000"))},
+          options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kFirstCompleted);
+  EXPECT_EQ(run.summary.completed, 1u);
+  EXPECT_EQ(run.summary.cancelled, 3u);
+  EXPECT_THAT(run.summary.pending_indices, ElementsAre(0, 1, 3));
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].index, 2u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kOk);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(50));
+  EXPECT_LT(run.summary.elapsed, absl::Milliseconds(800));
+  // The three slow probes' connections are closed by the engine before
+  // their answers were due (the first at 900 ms).
+  EXPECT_TRUE(WaitForServer(
+      [](const TargetStats& s) {
+        return s.raw.abandoned == 3 && s.raw.open_connections == 0;
+      },
+      absl::Milliseconds(800)))
+      << "abandoned=" << server_.Stats().raw.abandoned;
+}
+
+TEST_F(EngineTest, FirstExceptionEndsAtFirstFailure) {
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstException;
+  BatchRun run = Run({Target(server_.url("/delay/20")),
+                      Target(server_.url("/delay/150?status=500")),
+                      Target(server_.raw_url("/delay/1000")),
+                      Target(server_.raw_url("/hang"))},
+                     options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kFirstException);
+  EXPECT_EQ(run.summary.completed, 2u);
+  EXPECT_EQ(run.summary.succeeded, 1u);
+  EXPECT_EQ(run.summary.failed, 1u);
+  EXPECT_THAT(run.summary.pending_indices, ElementsAre(2, 3));
+  EXPECT_THAT(Indices(run.results), ElementsAre(0, 1));
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk);
+  EXPECT_EQ(r[1].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[1].status_code, 500);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(150));
+  EXPECT_LT(run.summary.elapsed, absl::Milliseconds(900));
+  EXPECT_TRUE(WaitForServer(
+      [](const TargetStats& s) {
+        return s.raw.abandoned == 2 && s.raw.open_connections == 0;
+      },
+      absl::Milliseconds(800)));
+}
+
+TEST_F(EngineTest, FirstExceptionCountsAnInvalidTarget) {
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstException;
+  BatchRun run =
+      Run({Target(server_.raw_url("/hang")), Target("ftp://127.0.0.1/file")},
+          options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kFirstException);
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].index, 1u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kInvalidTarget);
+  EXPECT_THAT(run.summary.pending_indices, ElementsAre(0));
+  EXPECT_LT(run.summary.elapsed, absl::Seconds(1));
+}
+
+TEST_F(EngineTest, FirstExceptionWithoutFailureEndsAsAllCompleted) {
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstException;
+  BatchRun run =
+      Run({Target(server_.url("/delay/10")), Target(server_.url("/delay/50")),
+           Target(server_.raw_url("/delay/100"))},
+          options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  EXPECT_EQ(run.summary.completed, 3u);
+  EXPECT_EQ(run.summary.succeeded, 3u);
+  EXPECT_THAT(run.summary.pending_indices, IsEmpty());
+}
+
+// --- Timeouts ---------------------------------------------------------------
+
+TEST_F(EngineTest, ProbeTimeoutEndsTheProbeAsTimeout) {
+  auto options =
+      Options([](ProbeOptions& o) { o.timeout = absl::Milliseconds(200); });
+  BatchRun run = Run({Target(server_.raw_url("/hang"), options)});
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  ASSERT_EQ(run.results.size(), 1u);
+  const ProbeResult& r = run.results[0];
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_EQ(r.status_code, 0);
+  EXPECT_FALSE(r.error.empty());
+  EXPECT_GE(r.timings.total, absl::Milliseconds(190));
+  EXPECT_LT(r.timings.total, absl::Milliseconds(600));
+  EXPECT_LT(run.summary.elapsed, absl::Milliseconds(800));
+  EXPECT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.abandoned == 1; }));
+}
+
+TEST_F(EngineTest, ProbeTimeoutClockStartsWhenTheProbeStarts) {
+  // Three 200 ms probes one at a time take 600 ms; each has 450 ms of its
+  // own, which would run out if the clock counted time in the queue.
+  auto options =
+      Options([](ProbeOptions& o) { o.timeout = absl::Milliseconds(450); });
+  BatchOptions batch_options;
+  batch_options.max_concurrency = 1;
+  BatchRun run = Run({Target(server_.raw_url("/delay/200"), options),
+                      Target(server_.raw_url("/delay/200"), options),
+                      Target(server_.raw_url("/delay/200"), options)},
+                     batch_options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 3u);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(600));
+  EXPECT_EQ(server_.Stats().raw.max_in_flight, 1);
+}
+
+TEST_F(EngineTest, BatchTimeoutCoversQueuedProbes) {
+  BatchOptions options;
+  options.max_concurrency = 1;
+  options.timeout = absl::Milliseconds(300);
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 5; ++i)
+    targets.push_back(Target(server_.raw_url("/delay/1000")));
+  BatchRun run = Run(std::move(targets), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kTimeout);
+  EXPECT_EQ(run.summary.completed, 0u);
+  EXPECT_EQ(run.summary.cancelled, 5u);
+  EXPECT_THAT(run.summary.pending_indices, ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(300));
+  EXPECT_LT(run.summary.elapsed, absl::Milliseconds(700));
+  // Only the first probe ever started; its connection is closed.
+  EXPECT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.abandoned == 1; }));
+  EXPECT_EQ(server_.Stats().raw.requests, 1);
+}
+
+TEST_F(EngineTest, BatchTimeoutKeepsResultsThatCompleted) {
+  BatchOptions options;
+  options.timeout = absl::Milliseconds(300);
+  BatchRun run =
+      Run({Target(server_.url("/status/200")), Target(server_.raw_url("/hang")),
+           Target(server_.url("/delay/50")), Target(server_.raw_url("/hang"))},
+          options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kTimeout);
+  EXPECT_EQ(run.summary.completed, 2u);
+  EXPECT_EQ(run.summary.succeeded, 2u);
+  EXPECT_THAT(run.summary.pending_indices, ElementsAre(1, 3));
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(300));
+  EXPECT_LT(run.summary.elapsed, absl::Milliseconds(700));
+  EXPECT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.abandoned == 2; }));
+}
+
+// --- Admission --------------------------------------------------------------
+
+TEST_F(EngineTest, PerHostLimitObservedByTarget) {
+  BatchOptions options;
+  options.max_per_host = 3;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 12; ++i) {
+    targets.push_back(Target(server_.url("/delay/100")));
+    targets.push_back(Target(server_.raw_url("/delay/100")));
+  }
+  BatchRun run = Run(std::move(targets), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 24u);
+  // The two listeners are two hosts (different ports): each sees at most 3.
+  TargetStats stats = server_.Stats();
+  EXPECT_EQ(stats.http.max_in_flight, 3);
+  EXPECT_EQ(stats.raw.max_in_flight, 3);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(400));
+}
+
+TEST_F(EngineTest, MaxConcurrencyObservedByTarget) {
+  BatchOptions options;
+  options.max_concurrency = 4;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 12; ++i)
+    targets.push_back(Target(server_.raw_url("/delay/100")));
+  BatchRun run = Run(std::move(targets), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 12u);
+  EXPECT_EQ(server_.Stats().raw.max_in_flight, 4);
+  EXPECT_GE(run.summary.elapsed, absl::Milliseconds(300));
+}
+
+TEST_F(EngineTest, EngineWideCapAcrossBatches) {
+  std::unique_ptr<Engine> engine =
+      MakeEngine({.workers = 2, .max_in_flight = 3});
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->Stats().max_in_flight, 3u);
+  BatchRecorder first, second;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 6; ++i)
+    targets.push_back(Target(server_.raw_url("/delay/300")));
+  std::shared_ptr<Batch> a = engine->Submit(targets, {}, first.Callbacks());
+  std::shared_ptr<Batch> b = engine->Submit(targets, {}, second.Callbacks());
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 3; }));
+  EngineStats stats = engine->Stats();
+  EXPECT_EQ(stats.probes_in_flight, 3u);
+  EXPECT_EQ(stats.probes_queued, 9u);
+  EXPECT_EQ(stats.batches_active, 2u);
+  std::optional<BatchSummary> sa = first.WaitDone();
+  std::optional<BatchSummary> sb = second.WaitDone();
+  ASSERT_TRUE(sa && sb);
+  EXPECT_EQ(sa->succeeded, 6u);
+  EXPECT_EQ(sb->succeeded, 6u);
+  EXPECT_EQ(server_.Stats().raw.max_in_flight, 3);
+  stats = engine->Stats();
+  EXPECT_EQ(stats.probes_in_flight, 0u);
+  EXPECT_EQ(stats.probes_queued, 0u);
+  EXPECT_EQ(stats.batches_active, 0u);
+}
+
+TEST_F(EngineTest, SmallBatchIsNotStarvedByAHugeSlowBatch) {
+  std::unique_ptr<Engine> engine =
+      MakeEngine({.workers = 2, .max_in_flight = 4});
+  ASSERT_NE(engine, nullptr);
+  BatchRecorder big, small;
+  std::vector<ProbeTarget> big_targets;
+  for (int i = 0; i < 40; ++i)
+    big_targets.push_back(Target(server_.url("/delay/300")));
+  BatchOptions big_options;
+  big_options.max_concurrency = 0;  // the engine's cap
+  std::shared_ptr<Batch> big_batch =
+      engine->Submit(std::move(big_targets), big_options, big.Callbacks());
+  // The big batch holds every slot before the small one arrives.
+  ASSERT_TRUE(WaitForServer(
+      [](const TargetStats& s) { return s.http.in_flight == 4; }));
+  std::vector<ProbeTarget> small_targets;
+  for (int i = 0; i < 4; ++i)
+    small_targets.push_back(Target(server_.url("/status/200")));
+  std::shared_ptr<Batch> small_batch =
+      engine->Submit(std::move(small_targets), {}, small.Callbacks());
+  std::optional<BatchSummary> small_summary = small.WaitDone();
+  ASSERT_TRUE(small_summary);
+  EXPECT_EQ(small_summary->succeeded, 4u);
+  // The big batch needs 10 rounds of 300 ms; the small one gets a share of
+  // the slots as soon as they free up.
+  EXPECT_LT(small_summary->elapsed, absl::Milliseconds(1200));
+  EXPECT_FALSE(big.done());
+  big_batch->Cancel();
+  std::optional<BatchSummary> big_summary = big.WaitDone();
+  ASSERT_TRUE(big_summary);
+  EXPECT_EQ(big_summary->reason, EndReason::kCancelled);
+  EXPECT_GT(big_summary->cancelled, 0u);
+}
+
+TEST_F(EngineTest, PauseAdmissionStopsNewProbesUntilResumed) {
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 2;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 6; ++i)
+    targets.push_back(Target(server_.raw_url("/delay/300")));
+  std::shared_ptr<Batch> batch =
+      engine_->Submit(std::move(targets), options, recorder.Callbacks());
+  EXPECT_EQ(batch->size(), 6u);
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 2; }));
+  batch->PauseAdmission();
+  batch->PauseAdmission();  // nested: needs two resumes
+  // The running probes go on...
+  ASSERT_TRUE(recorder.WaitForResults(2));
+  // ...but no new one starts.
+  auto more_than_two = [](const TargetStats& s) { return s.raw.requests > 2; };
+  EXPECT_FALSE(WaitForServer(more_than_two, absl::Milliseconds(400)));
+  batch->ResumeAdmission();
+  EXPECT_FALSE(WaitForServer(more_than_two, absl::Milliseconds(300)));
+  EXPECT_FALSE(recorder.done());
+  batch->ResumeAdmission();
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->succeeded, 6u);
+  EXPECT_EQ(server_.Stats().raw.requests, 6);
+  EXPECT_LE(server_.Stats().raw.max_in_flight, 2);
+}
+
+// --- Cancellation -----------------------------------------------------------
+
+TEST_F(EngineTest, CancelStopsRunningAndQueuedProbes) {
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 3;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 6; ++i)
+    targets.push_back(Target(server_.raw_url("/hang")));
+  std::shared_ptr<Batch> batch =
+      engine_->Submit(std::move(targets), options, recorder.Callbacks());
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 3; }));
+  absl::Time cancelled_at = absl::Now();
+  batch->Cancel();
+  batch->Cancel();  // harmless
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_LT(absl::Now() - cancelled_at, absl::Milliseconds(500));
+  EXPECT_EQ(summary->reason, EndReason::kCancelled);
+  EXPECT_EQ(summary->total, 6u);
+  EXPECT_EQ(summary->completed, 0u);
+  EXPECT_EQ(summary->cancelled, 6u);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(0, 1, 2, 3, 4, 5));
+  EXPECT_THAT(recorder.Results(), IsEmpty());
+  EXPECT_TRUE(WaitForServer([](const TargetStats& s) {
+    return s.raw.abandoned == 3 && s.raw.open_connections == 0;
+  }));
+  EXPECT_EQ(server_.Stats().raw.requests, 3);  // the queued never started
+  EXPECT_EQ(recorder.done_calls(), 1);
+  EXPECT_EQ(recorder.violations(), 0);
+}
+
+TEST_F(EngineTest, CancelAfterDoneIsANoOp) {
+  BatchRecorder recorder;
+  std::shared_ptr<Batch> batch = engine_->Submit(
+      {Target(server_.url("/status/200"))}, {}, recorder.Callbacks());
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  batch->Cancel();
+  batch->PauseAdmission();
+  batch->ResumeAdmission();
+  // Neither on_done nor on_result runs again.
+  EXPECT_FALSE(recorder.WaitForDoneCalls(2, absl::Milliseconds(200)));
+  EXPECT_EQ(recorder.Results().size(), 1u);
+  EXPECT_EQ(recorder.done_calls(), 1);
+  EXPECT_EQ(recorder.violations(), 0);
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->succeeded, 1u);
+  EXPECT_EQ(recorder.WaitDone()->reason, EndReason::kAllCompleted);
+}
+
+TEST_F(EngineTest, EngineDestructionCancelsRunningBatch) {
+  std::unique_ptr<Engine> engine = MakeEngine({.workers = 2});
+  ASSERT_NE(engine, nullptr);
+  BatchRecorder recorder;
+  std::shared_ptr<Batch> batch = engine->Submit(
+      {Target(server_.raw_url("/hang")), Target(server_.raw_url("/hang")),
+       Target(server_.raw_url("/hang"))},
+      {}, recorder.Callbacks());
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 3; }));
+  engine.reset();
+  // on_done ran before the destructor returned.
+  ASSERT_TRUE(recorder.done());
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  EXPECT_EQ(summary->reason, EndReason::kCancelled);
+  EXPECT_EQ(summary->cancelled, 3u);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(0, 1, 2));
+  EXPECT_EQ(recorder.violations(), 0);
+  EXPECT_TRUE(WaitForServer([](const TargetStats& s) {
+    return s.raw.abandoned == 3 && s.raw.open_connections == 0;
+  }));
+  batch->Cancel();  // the handle outlives the engine harmlessly
+}
+
+// --- Exactly once -----------------------------------------------------------
+
+// Index i of the mixed batch below, by i % 10.
+Outcome MixedOutcome(uint32_t i) {
+  switch (i % 10) {
+    case 6:
+      return Outcome::kUnexpectedStatus;
+    case 7:
+      return Outcome::kConnectError;
+    case 8:
+      return Outcome::kInvalidTarget;
+    case 9:
+      return Outcome::kTimeout;
+    default:
+      return Outcome::kOk;
+  }
+}
+
+std::vector<ProbeTarget> MixedTargets(
+    const TargetServer& server, const RefusedPort& refused, uint32_t count,
+    absl::Duration hang_timeout = absl::Milliseconds(300)) {
+  auto short_timeout =
+      Options([&](ProbeOptions& o) { o.timeout = hang_timeout; });
+  std::vector<ProbeTarget> targets;
+  for (uint32_t i = 0; i < count; ++i) {
+    ProbeTarget t;
+    switch (i % 10) {
+      case 6:
+        t = Target(server.url("/status/404"));
+        break;
+      case 7:
+        t = Target(refused.url("/"));
+        break;
+      case 8:
+        t = Target(i % 20 == 8 ? "http://[::1" : "ftp://127.0.0.1/x");
+        break;
+      case 9:
+        t = Target(server.raw_url("/hang"), short_timeout);
+        break;
+      default:
+        t = Target(server.url("/status/200"));
+    }
+    t.id = absl::StrCat("p", i);
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
+TEST_F(EngineTest, ExactlyOnceOnAThousandProbesWithMixedOutcomes) {
+  RefusedPort refused;
+  BatchOptions options;
+  options.max_concurrency = 200;
+  BatchRun run = Run(MixedTargets(server_, refused, 1000), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  EXPECT_EQ(run.summary.total, 1000u);
+  EXPECT_EQ(run.summary.completed, 1000u);
+  EXPECT_EQ(run.summary.succeeded, 600u);
+  EXPECT_EQ(run.summary.failed, 400u);
+  EXPECT_EQ(run.summary.cancelled, 0u);
+  std::map<uint32_t, ProbeResult> by_index = ByIndex(run.results);
+  ASSERT_EQ(by_index.size(), 1000u);
+  std::map<Outcome, int> counts;
+  for (const auto& [i, r] : by_index) {
+    EXPECT_EQ(r.outcome, MixedOutcome(i)) << "index " << i << ": " << r.error;
+    EXPECT_EQ(r.id, absl::StrCat("p", i));
+    ++counts[r.outcome];
+  }
+  EXPECT_THAT(counts, ElementsAre(Pair(Outcome::kOk, 600),
+                                  Pair(Outcome::kUnexpectedStatus, 100),
+                                  Pair(Outcome::kConnectError, 100),
+                                  Pair(Outcome::kTimeout, 100),
+                                  Pair(Outcome::kInvalidTarget, 100)));
+  TargetStats stats = server_.Stats();
+  EXPECT_EQ(stats.http.requests, 700);
+  EXPECT_EQ(stats.raw.requests, 100);
+}
+
+TEST_F(EngineTest, ExactlyOnceWhenABigBatchEndsEarly) {
+  RefusedPort refused;
+  BatchOptions options;
+  options.max_concurrency = 100;
+  options.timeout = absl::Milliseconds(400);
+  // The hanging probes outlast the batch and fill its slots, so the batch
+  // times out with probes running and queued.
+  BatchRun run =
+      Run(MixedTargets(server_, refused, 1000, absl::Seconds(5)), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kTimeout);
+  EXPECT_EQ(run.summary.total, 1000u);
+  EXPECT_GT(run.summary.completed, 0u);
+  EXPECT_GT(run.summary.cancelled, 0u);
+  for (const ProbeResult& r : run.results) {
+    EXPECT_EQ(r.outcome, MixedOutcome(r.index)) << "index " << r.index;
+    EXPECT_NE(r.outcome, Outcome::kCancelled);
+  }
+  EXPECT_TRUE(WaitForServer(
+      [](const TargetStats& s) { return s.raw.open_connections == 0; }));
+}
+
+// --- Bad input --------------------------------------------------------------
+
+TEST_F(EngineTest, InvalidTargetsFailAloneAndTheBatchGoesOn) {
+  auto crlf_value = Options([](ProbeOptions& o) {
+    o.headers = {{"X-Bad", "a\r\nInjected: 1"}};
+  });
+  auto lf_name = Options([](ProbeOptions& o) {
+    o.headers = {{"X-Bad\nInjected", "1"}};
+  });
+  BatchRun run = Run(
+      {Target("http://"),
+       Target(absl::StrCat("ftp://127.0.0.1:", server_.port(), "/status/200")),
+       Target(server_.url("/status/201"), crlf_value),
+       Target(server_.url("/status/202"), lf_name), Target("http://[::1"),
+       Target("file:///etc/passwd"), Target(server_.url("/status/200"))});
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.reason, EndReason::kAllCompleted);
+  EXPECT_EQ(run.summary.completed, 7u);
+  EXPECT_EQ(run.summary.succeeded, 1u);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  for (uint32_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(r[i].outcome, Outcome::kInvalidTarget) << "index " << i;
+    EXPECT_FALSE(r[i].error.empty()) << "index " << i;
+    EXPECT_EQ(r[i].status_code, 0) << "index " << i;
+  }
+  EXPECT_EQ(r[6].outcome, Outcome::kOk);
+  // Nothing was sent for the invalid ones.
+  TargetStats stats = server_.Stats();
+  EXPECT_EQ(stats.http.requests, 1);
+  EXPECT_EQ(stats.http.requests_by_path["/status/200"], 1);
+}
+
+TEST_F(EngineTest, UrlWithoutSchemeIsHttp) {
+  std::string url = absl::StrCat("127.0.0.1:", server_.port(), "/status/200");
+  BatchRun run = Run({Target(url)});
+  ASSERT_EQ(run.results.size(), 1u);
+  const ProbeResult& r = run.results[0];
+  EXPECT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(r.status_code, 200);
+  EXPECT_EQ(r.url, url);
+  EXPECT_EQ(r.final_url, server_.url("/status/200"));
+  EXPECT_EQ(server_.Stats().http.requests_by_path["/status/200"], 1);
+}
+
+// --- Response checks --------------------------------------------------------
+
+TEST_F(EngineTest, BodyPatterns) {
+  auto must = [](std::vector<std::string> p) {
+    return Options([&](ProbeOptions& o) { o.body_must_match = p; });
+  };
+  auto must_not = [](std::vector<std::string> p) {
+    return Options([&](ProbeOptions& o) { o.body_must_not_match = p; });
+  };
+  BatchRun run = Run({
+      Target(server_.url("/match"), must({R"(quick brown \w+)", "lazy dog"})),
+      Target(server_.url("/match"), must({"purple fox"})),
+      Target(server_.url("/match"), must_not({"unicorn"})),
+      Target(server_.url("/match"), must_not({"lazy dog"})),
+      Target(server_.url("/body/invalid-regex"), must({"(unclosed"})),
+      Target(server_.url("/body/abc123"), must({R"(^abc\d+$)"})),
+  });
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk) << r[0].error;
+  EXPECT_EQ(r[1].outcome, Outcome::kBodyMismatch);
+  EXPECT_EQ(r[1].status_code, 200);
+  EXPECT_THAT(r[1].error, HasSubstr("purple fox"));
+  EXPECT_EQ(r[2].outcome, Outcome::kOk) << r[2].error;
+  EXPECT_EQ(r[3].outcome, Outcome::kBodyMismatch);
+  EXPECT_THAT(r[3].error, HasSubstr("lazy dog"));
+  EXPECT_EQ(r[4].outcome, Outcome::kInvalidTarget);
+  EXPECT_EQ(r[5].outcome, Outcome::kOk) << r[5].error;
+  EXPECT_EQ(server_.Stats().http.requests_by_path.count("/body/invalid-regex"),
+            0u);
+}
+
+TEST_F(EngineTest, BodySizeCap) {
+  auto cap_1000 = Options([](ProbeOptions& o) { o.max_body_bytes = 1000; });
+  BatchRun run = Run({Target(server_.url("/bytes/1000"), cap_1000),
+                      Target(server_.url("/bytes/1001"), cap_1000),
+                      Target(server_.url("/bytes/100000"), cap_1000),
+                      Target(server_.url("/bytes/65536")),
+                      Target(server_.url("/bytes/65537")),
+                      Target(server_.url("/chunked/1000"), cap_1000),
+                      Target(server_.url("/chunked/100000"), cap_1000)});
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk) << r[0].error;
+  EXPECT_EQ(r[0].body_bytes, 1000u);
+  EXPECT_EQ(r[1].outcome, Outcome::kBodyTooLarge);
+  // A declared Content-Length over the cap may fail before any body byte.
+  EXPECT_EQ(r[2].outcome, Outcome::kBodyTooLarge);
+  EXPECT_LE(r[2].body_bytes, 1000u);
+  EXPECT_EQ(r[3].outcome, Outcome::kOk) << r[3].error;  // default 64 KiB
+  EXPECT_EQ(r[3].body_bytes, 65536u);
+  EXPECT_EQ(r[4].outcome, Outcome::kBodyTooLarge);
+  // Without a declared length the cap is enforced while receiving: the
+  // transfer stops soon after the cap, not at the end of the body.
+  EXPECT_EQ(r[5].outcome, Outcome::kOk) << r[5].error;
+  EXPECT_EQ(r[5].body_bytes, 1000u);
+  EXPECT_EQ(r[6].outcome, Outcome::kBodyTooLarge);
+  EXPECT_GT(r[6].body_bytes, 1000u);
+  EXPECT_LT(r[6].body_bytes, 100000u);
+}
+
+TEST_F(EngineTest, RedirectsAreFollowedAndCounted) {
+  auto max_2 = Options([](ProbeOptions& o) { o.max_redirects = 2; });
+  auto max_3 = Options([](ProbeOptions& o) { o.max_redirects = 3; });
+  BatchRun run = Run({Target(server_.url("/redirect/3")),
+                      Target(server_.url("/redirect/3"), max_2),
+                      Target(server_.url("/redirect/3"), max_3)});
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk) << r[0].error;
+  EXPECT_EQ(r[0].status_code, 200);
+  EXPECT_EQ(r[0].redirects, 3);
+  EXPECT_EQ(r[0].url, server_.url("/redirect/3"));
+  EXPECT_EQ(r[0].final_url, server_.url("/status/200"));
+  EXPECT_GT(r[0].timings.redirect, absl::ZeroDuration());
+  EXPECT_EQ(r[1].outcome, Outcome::kTooManyRedirects);
+  EXPECT_EQ(r[2].outcome, Outcome::kOk) << r[2].error;
+  EXPECT_EQ(r[2].redirects, 3);
+}
+
+TEST_F(EngineTest, RedirectLoopIsTooManyRedirects) {
+  BatchRun run = Run({Target(server_.url("/loop"))});
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kTooManyRedirects);
+  EXPECT_FALSE(run.results[0].error.empty());
+  // The first request and max_redirects (10) more; no more than that.
+  EXPECT_EQ(server_.Stats().http.requests_by_path["/loop"], 11);
+}
+
+TEST_F(EngineTest, RedirectNotFollowedWhenDisabled) {
+  auto no_follow = Options([](ProbeOptions& o) { o.follow_redirects = false; });
+  auto no_follow_2xx = Options([](ProbeOptions& o) {
+    o.follow_redirects = false;
+    o.valid_status = {{200, 299}};
+  });
+  BatchRun run = Run({Target(server_.url("/redirect/1"), no_follow),
+                      Target(server_.url("/redirect/1"), no_follow_2xx)});
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk) << r[0].error;  // 302 is in 200-399
+  EXPECT_EQ(r[0].status_code, 302);
+  EXPECT_EQ(r[0].redirects, 0);
+  EXPECT_EQ(r[0].final_url, server_.url("/redirect/1"));
+  EXPECT_EQ(r[1].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[1].status_code, 302);
+  EXPECT_EQ(server_.Stats().http.requests_by_path.count("/status/200"), 0u);
+}
+
+TEST_F(EngineTest, ValidStatusRanges) {
+  auto valid = [](std::vector<StatusRange> ranges) {
+    return Options([&](ProbeOptions& o) { o.valid_status = ranges; });
+  };
+  BatchRun run = Run({
+      Target(server_.url("/status/404")),
+      Target(server_.url("/status/404"), valid({{400, 404}})),
+      Target(server_.url("/status/200"), valid({{201, 299}})),
+      Target(server_.url("/status/503"), valid({{100, 199}, {500, 503}})),
+      Target(server_.url("/status/204"), valid({})),  // empty: 200-399
+      Target(server_.url("/status/404"), valid({})),
+      Target(server_.url("/status/500")),
+  });
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[0].status_code, 404);
+  EXPECT_THAT(r[0].error, HasSubstr("404"));
+  EXPECT_EQ(r[1].outcome, Outcome::kOk) << r[1].error;
+  EXPECT_EQ(r[2].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[2].status_code, 200);
+  EXPECT_EQ(r[3].outcome, Outcome::kOk) << r[3].error;
+  EXPECT_EQ(r[3].status_code, 503);
+  EXPECT_EQ(r[4].outcome, Outcome::kOk) << r[4].error;
+  EXPECT_EQ(r[4].status_code, 204);
+  EXPECT_EQ(r[5].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[6].outcome, Outcome::kUnexpectedStatus);
+  EXPECT_EQ(r[6].status_code, 500);
+}
+
+// --- What reaches the target ------------------------------------------------
+
+const ::fanprobe::testing::RecordedRequest* FindRequest(
+    const std::vector<::fanprobe::testing::RecordedRequest>& requests,
+    absl::string_view method) {
+  for (const auto& r : requests) {
+    if (r.method == method) return &r;
+  }
+  return nullptr;
+}
+
+std::string Header(const ::fanprobe::testing::RecordedRequest& request,
+                   absl::string_view name) {
+  for (const auto& [n, v] : request.headers) {
+    if (absl::EqualsIgnoreCase(n, name)) return v;
+  }
+  return "<missing>";
+}
+
+TEST_F(EngineTest, MethodHeadersBodyAndUserAgentReachTheTarget) {
+  auto post = Options([](ProbeOptions& o) {
+    o.method = "POST";
+    o.headers = {{"X-Probe", "abc"}, {"X-Other", "1 2 3"}};
+    o.body = "payload=1";
+    o.user_agent = "custom-agent/1.0";
+    o.body_must_match = {"(?m)^X-Probe: abc$", "payload=1$"};
+  });
+  auto put = Options([](ProbeOptions& o) {
+    o.method = "PUT";
+    o.body = "x";  // httplib answers a body-less PUT only at its read timeout
+  });
+  BatchRun run = Run({Target(server_.url("/echo_headers"), post),
+                      Target(server_.url("/echo_headers"), put),
+                      Target(server_.url("/echo_headers"))});
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kOk) << r[0].error;
+  EXPECT_EQ(r[1].outcome, Outcome::kOk) << r[1].error;
+  EXPECT_EQ(r[2].outcome, Outcome::kOk) << r[2].error;
+
+  auto requests = server_.Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  const auto* p = FindRequest(requests, "POST");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->path, "/echo_headers");
+  EXPECT_EQ(p->body, "payload=1");
+  EXPECT_EQ(Header(*p, "X-Probe"), "abc");
+  EXPECT_EQ(Header(*p, "X-Other"), "1 2 3");
+  EXPECT_EQ(Header(*p, "User-Agent"), "custom-agent/1.0");
+  ASSERT_NE(FindRequest(requests, "PUT"), nullptr);
+  const auto* g = FindRequest(requests, "GET");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->body, "");
+  EXPECT_EQ(Header(*g, "User-Agent"), std::string(DefaultUserAgent()));
+  EXPECT_THAT(std::string(DefaultUserAgent()), StartsWith("fanprobe/"));
+}
+
+TEST_F(EngineTest, HeadRequestReadsNoBody) {
+  auto head = Options([](ProbeOptions& o) { o.method = "HEAD"; });
+  BatchRun run = Run({Target(server_.url("/bytes/5000"), head)});
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kOk) << run.results[0].error;
+  EXPECT_EQ(run.results[0].status_code, 200);
+  EXPECT_EQ(run.results[0].body_bytes, 0u);
+  auto requests = server_.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "HEAD");
+}
+
+TEST_F(EngineTest, TimingsAndConnectionDetails) {
+  ProbeTarget target = Target(server_.url("/bytes/1234"));
+  target.id = "web-1";
+  target.labels = {{"zone", "a"}, {"tier", "front"}};
+  BatchRun run = Run({target});
+  ASSERT_EQ(run.results.size(), 1u);
+  const ProbeResult& r = run.results[0];
+  EXPECT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(r.index, 0u);
+  EXPECT_EQ(r.id, "web-1");
+  EXPECT_EQ(r.labels, target.labels);
+  EXPECT_EQ(r.url, server_.url("/bytes/1234"));
+  EXPECT_EQ(r.final_url, server_.url("/bytes/1234"));
+  EXPECT_EQ(r.status_code, 200);
+  EXPECT_EQ(r.http_version, "HTTP/1.1");
+  EXPECT_EQ(r.remote_ip, "127.0.0.1");
+  EXPECT_EQ(r.remote_port, server_.port());
+  EXPECT_EQ(r.body_bytes, 1234u);
+  EXPECT_EQ(r.redirects, 0);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_FALSE(r.cert_expiry.has_value());
+  const Timings& t = r.timings;
+  EXPECT_GE(t.dns, absl::ZeroDuration());
+  EXPECT_LE(t.dns, t.connect);
+  EXPECT_GT(t.connect, absl::ZeroDuration());
+  EXPECT_EQ(t.tls, absl::ZeroDuration());  // http://
+  EXPECT_LE(t.connect, t.first_byte);
+  EXPECT_LE(t.first_byte, t.total);
+  EXPECT_GT(t.total, absl::ZeroDuration());
+  EXPECT_EQ(t.redirect, absl::ZeroDuration());
+  EXPECT_LE(t.total, run.summary.elapsed);
+}
+
+// --- Network failures -------------------------------------------------------
+
+TEST_F(EngineTest, ConnectionRefusedIsConnectError) {
+  RefusedPort refused;
+  BatchRun run = Run({Target(refused.url("/"))});
+  ASSERT_EQ(run.results.size(), 1u);
+  const ProbeResult& r = run.results[0];
+  EXPECT_EQ(r.outcome, Outcome::kConnectError);
+  EXPECT_EQ(r.status_code, 0);
+  EXPECT_TRUE(r.http_version.empty());
+  EXPECT_FALSE(r.error.empty());
+}
+
+TEST_F(EngineTest, ConnectionResetIsIoError) {
+  BatchRun run = Run({Target(server_.raw_url("/reset"))});
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kIoError) << run.results[0].error;
+  EXPECT_EQ(run.results[0].status_code, 0);
+  EXPECT_EQ(server_.Stats().raw.requests_by_path["/reset"], 1);
+}
+
+TEST_F(EngineTest, UnresolvableHostIsDnsError) {
+  // RFC 6761: .invalid never resolves.
+  auto options = Options([](ProbeOptions& o) { o.timeout = absl::Seconds(5); });
+  BatchRun run = Run({Target("http://no-such-host.invalid/", options)});
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].outcome, Outcome::kDnsError) << run.results[0].error;
+}
+
+// --- Connection reuse -------------------------------------------------------
+
+TEST_F(EngineTest, ReuseConnectionsSharesConnectionsToOneHost) {
+  auto reuse = Options([](ProbeOptions& o) { o.reuse_connections = true; });
+  BatchOptions options;
+  options.max_concurrency = 1;  // one after another
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 10; ++i)
+    targets.push_back(Target(server_.raw_url("/status/200"), reuse));
+  BatchRun run = Run(std::move(targets), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 10u);
+  TargetStats stats = server_.Stats();
+  EXPECT_EQ(stats.raw.requests, 10);
+  // At most one kept connection per worker (the engine has 2).
+  EXPECT_LE(stats.raw.connections, 2);
+}
+
+TEST_F(EngineTest, WithoutReuseEachProbeOpensAndClosesItsOwnConnection) {
+  BatchOptions options;
+  options.max_concurrency = 1;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 10; ++i)
+    targets.push_back(Target(server_.raw_url("/status/200")));
+  BatchRun run = Run(std::move(targets), options);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 10u);
+  EXPECT_EQ(server_.Stats().raw.connections, 10);
+  EXPECT_TRUE(WaitForServer([](const TargetStats& s) {
+    return s.raw.open_connections == 0 && s.raw.closed_by_client == 10;
+  }));
+}
+
+}  // namespace
+}  // namespace fanprobe
