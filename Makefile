@@ -71,3 +71,15 @@ bench-deps:
 # Debian's python3, where python3-aiohttp and python3-matplotlib live.
 bench: bench-deps build
 	/usr/bin/python3 bench/run_bench.py --build-dir $(BUILD_DIR) --repeats $(BENCH_REPEATS)
+
+# --- Container image (deploy/, issue 7) --------------------------------------
+# podman with runc and local debootstrap'ed Debian base images (no registry
+# needed); installs podman runc debootstrap if missing.  Not part of CI: an
+# image build compiles the whole project (see deploy/README.md).
+.PHONY: image image-test
+
+image:
+	JOBS=$(JOBS) deploy/container/build-image.sh
+
+image-test:
+	JOBS=$(JOBS) deploy/container/image-test.sh
