@@ -125,7 +125,7 @@ cli probe --server="127.0.0.1:$port" --timeout=30s "${urls[@]}" >"$work/batch.ou
 summary=$(grep -E "[0-9]+ probes, " "$work/batch.out" || true)
 echo "$summary" | grep -q "$targets probes, $targets completed ($targets ok, 0 failed)" ||
   { cat "$work/batch.out" >&2; fail "unexpected summary: $summary"; }
-echo "ok: batch of $targets:$(echo "$summary" | sed 's/^/ /')"
+echo "ok: batch of $targets: $summary"
 
 # A batch still running when SIGTERM arrives: drained for the grace period,
 # then ended with UNAVAILABLE, and the server exits 0.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts in deploy/container/: podman set up the way these
 # machines need it (see deploy/README.md, "The podman recipe").
 #
@@ -15,7 +16,9 @@ FANPROBE_PODMAN_DIR=${FANPROBE_PODMAN_DIR:-/var/tmp/fanprobe-podman}
 # The image `make image` builds and `make image-test` runs.
 FANPROBE_IMAGE=${FANPROBE_IMAGE:-localhost/fanprobe:latest}
 # The local base images the Dockerfile's FROM lines resolve to.
+# shellcheck disable=SC2034  # used by base-images.sh
 FP_BASE_IMAGE=localhost/debian:bookworm
+# shellcheck disable=SC2034
 FP_SLIM_IMAGE=localhost/debian:bookworm-slim
 
 FP_PACKAGES="podman runc debootstrap"
