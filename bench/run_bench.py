@@ -399,11 +399,15 @@ class Bench:
                 "first_s": None, "rate": n / wall, "cpu_us": cpu * 1e6 / n,
                 "rss_mb": proc_hwm_kb(pid) / 1024, "exit": rc}
 
-    def run_engine_bench(self, n, concurrency, reuse):
+    def run_engine_bench(self, n, concurrency, reuse, urls_file=None):
         if not self.engine_bench:
             return None
-        cmd = [self.engine_bench, f"--port={self.port}", "--delay=0",
-               f"--n={n}", f"--concurrency={concurrency}", "--json"]
+        cmd = [self.engine_bench, f"--concurrency={concurrency}", "--json",
+               f"--timeout={PROBE_TIMEOUT_S}s"]
+        if urls_file:
+            cmd.append(f"--urls_file={urls_file}")
+        else:
+            cmd += [f"--port={self.port}", "--delay=0", f"--n={n}"]
         if reuse:
             cmd.append("--reuse")
         rc, wall, cpu, maxrss, out = run_child(cmd, 120,
@@ -549,6 +553,10 @@ class Bench:
             if c <= CURL_PARALLEL_MAX:
                 self.record("W1", case, "curl",
                             self.run_curl(path, n, c, fresh=False))
+            if case == "10000@10000":
+                # How much of the headline is the engine, how much gRPC.
+                self.record("W1", case, "fanprobe engine alone",
+                            self.run_engine_bench(n, c, False, path))
             if rep == 0 and case == "10000@10000":
                 self.record("W1", case, "fanprobe CLI",
                             self.run_fanprobe_cli(path, n, c))
@@ -652,6 +660,8 @@ class Bench:
         merged["rss_mb"] = max(r["rss_mb"] for r in runs)
         merged["ok"] = min(r["ok"] for r in runs)
         merged["all_ok"] = all(r["ok"] == r["n"] for r in runs)
+        merged["ok_total"] = sum(r["ok"] for r in runs)
+        merged["n_total"] = sum(r["n"] for r in runs)
         return merged
 
 
