@@ -61,8 +61,10 @@ void Server::Shutdown() {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   const absl::Time deadline = absl::Now() + shutdown_grace_;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Refuse new batches first, so a client that sees NOT_SERVING is refused
+  // from then on.
   service_->BeginShutdown();
+  server_->GetHealthCheckService()->SetServingStatus(false);
   // The tail of the grace period is for ending what still runs then: its
   // UNAVAILABLE status must reach the client before the listener closes.
   const absl::Duration tail = std::min(shutdown_grace_ / 5, absl::Seconds(1));
