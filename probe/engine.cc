@@ -77,12 +77,14 @@ class BatchState final : public Batch,
     uint32_t running = 0;  // running or reserved for a task in `ready`
     std::deque<ProbeTask> waiting;
   };
-  uint32_t next_index = 0;      // targets from here on are not yet taken
+  uint32_t next_index = 0;  // targets from here on are not yet taken
+  // Targets below this were checked by Submit(); admission stays below it.
+  uint32_t validated = 0;
   std::deque<ProbeTask> ready;  // hold a reserved host slot
   absl::flat_hash_map<std::string, HostSlots> hosts;
   absl::flat_hash_map<const ProbeOptions*,
-                      absl::StatusOr<std::shared_ptr<const PreparedOptions>>>
-      prepared;
+                      std::shared_ptr<const PreparedOptions>>
+      prepared;  // for every options object of a validated, usable target
   std::vector<bool> done;
   uint32_t running = 0;
   uint32_t completed = 0;
@@ -97,6 +99,10 @@ class BatchState final : public Batch,
   std::optional<BatchSummary> summary;  // set when the batch ends
   bool summary_sent = false;
 };
+
+using PreparedCache =
+    absl::flat_hash_map<const ProbeOptions*,
+                        absl::StatusOr<std::shared_ptr<const PreparedOptions>>>;
 
 class EngineImpl final : public Engine, public TaskListener {
  public:
@@ -131,6 +137,10 @@ class EngineImpl final : public Engine, public TaskListener {
   void RunActions(Actions& actions, Worker* current);
   void DeliverSummary(BatchState* batch);
 
+  // Checks targets [begin, end) outside mu_, then completes the unusable
+  // ones as kInvalidTarget and opens the range to admission.
+  void Validate(BatchState* batch, uint32_t begin, uint32_t end,
+                PreparedCache* prepared);
   void FillLocked(Actions* actions, Worker* current)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TakeOneLocked(BatchState* batch, Actions* actions, Worker* current)
@@ -270,12 +280,54 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
             batch);
         timer_cv_.Signal();
       }
-      EnqueueLocked(batch.get());
-      FillLocked(&actions, nullptr);
     }
   }
   RunActions(actions, nullptr);
+  // Validation runs here, on the caller's thread, in growing chunks: the
+  // first probes start after a few hundred targets are checked, and an
+  // unusable target completes as soon as it is reached, without waiting for
+  // a slot however busy the engine is.
+  PreparedCache prepared;
+  const uint32_t total = static_cast<uint32_t>(batch->targets.size());
+  uint32_t chunk = 256;
+  for (uint32_t begin = 0; begin < total && !batch->ended; begin += chunk) {
+    if (begin > 0) chunk = 4096;
+    Validate(batch.get(), begin, std::min(total, begin + chunk), &prepared);
+  }
   return batch;
+}
+
+void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
+                          PreparedCache* prepared) {
+  std::vector<std::pair<uint32_t, absl::Status>> invalid;
+  for (uint32_t i = begin; i < end; ++i) {
+    const ProbeTarget& target = batch->targets[i];
+    auto [it, inserted] = prepared->try_emplace(target.options.get());
+    if (inserted) it->second = PrepareOptions(target.options);
+    absl::Status status = it->second.status();
+    if (status.ok()) status = ParseTargetUrl(target.url).status();
+    if (!status.ok()) invalid.emplace_back(i, std::move(status));
+  }
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [options, result] : *prepared) {
+      if (result.ok() && !batch->ended) {
+        batch->prepared.try_emplace(options, *result);
+      }
+    }
+    for (auto& [index, status] : invalid) {
+      if (batch->ended) break;
+      ProbeResult result = NewResult(batch->targets[index], index);
+      result.outcome = Outcome::kInvalidTarget;
+      result.error = std::string(status.message());
+      CompleteLocked(batch, std::move(result), &actions);
+    }
+    batch->validated = end;
+    EnqueueLocked(batch);
+    FillLocked(&actions, nullptr);
+  }
+  RunActions(actions, nullptr);
 }
 
 EngineStats EngineImpl::Stats() const {
@@ -356,7 +408,7 @@ void EngineImpl::Resume(BatchState* batch) {
 bool EngineImpl::AdmissibleLocked(const BatchState& batch) const {
   return !batch.ended && batch.pause_depth == 0 &&
          batch.running < batch.max_concurrency &&
-         (!batch.ready.empty() || batch.next_index < batch.targets.size());
+         (!batch.ready.empty() || batch.next_index < batch.validated);
 }
 
 void EngineImpl::EnqueueLocked(BatchState* batch) {
@@ -385,33 +437,19 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
     if (!batch->ready.empty()) {
       task = std::move(batch->ready.front());  // its host slot is reserved
       batch->ready.pop_front();
-    } else if (batch->next_index < batch->targets.size()) {
+    } else if (batch->next_index < batch->validated) {
       const uint32_t index = batch->next_index++;
+      if (batch->done[index]) continue;  // completed by Validate(): unusable
       const ProbeTarget& target = batch->targets[index];
-      auto [it, inserted] = batch->prepared.try_emplace(target.options.get());
-      if (inserted) it->second = PrepareOptions(target.options);
-      absl::Status invalid = it->second.status();
-      if (invalid.ok() && max_per_host > 0) {
+      if (max_per_host > 0) {
         // The host is needed now; without a per-host limit the worker
-        // parses the URL, off this lock.
-        absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url);
-        if (url.ok()) {
-          task.url = *std::move(url);
-        } else {
-          invalid = url.status();
-        }
-      }
-      if (!invalid.ok()) {
-        ProbeResult result = NewResult(target, index);
-        result.outcome = Outcome::kInvalidTarget;
-        result.error = std::string(invalid.message());
-        CompleteLocked(batch, std::move(result), actions);
-        continue;
+        // parses the URL again, off this lock.  Validate() checked it.
+        task.url = *ParseTargetUrl(target.url);
       }
       task.batch = batch->shared_from_this();
       task.target = &target;
       task.index = index;
-      task.options = *it->second;
+      task.options = batch->prepared.at(target.options.get());
       if (max_per_host > 0) {
         BatchState::HostSlots& host = batch->hosts[task.url.host_key];
         if (host.running >= max_per_host) {

@@ -150,7 +150,10 @@ class Engine {
   virtual ~Engine() = default;
 
   // Starts a batch.  Never fails: an unusable target completes at once as
-  // kInvalidTarget, and an empty batch ends at once as kAllCompleted.
+  // kInvalidTarget (without waiting for a slot, however busy the engine),
+  // and an empty batch ends at once as kAllCompleted.  Targets are checked
+  // on the calling thread (about 3 us each) in chunks, so probes start
+  // after the first few hundred are checked; Submit returns when all are.
   virtual std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
                                         const BatchOptions& options,
                                         BatchCallbacks callbacks) = 0;
