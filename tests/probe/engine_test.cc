@@ -627,7 +627,109 @@ TEST_F(EngineTest, EngineDestructionCancelsRunningBatch) {
   EXPECT_TRUE(WaitForServer([](const TargetStats& s) {
     return s.raw.abandoned == 3 && s.raw.open_connections == 0;
   }));
-  batch->Cancel();  // the handle outlives the engine harmlessly
+}
+
+TEST_F(EngineTest, BatchHandleMayOutliveTheEngine) {
+  // Submit hands out a shared_ptr, so a caller (a gRPC reactor finishing
+  // late) may still hold it, and call it, after the engine is gone.
+  std::unique_ptr<Engine> engine = MakeEngine({.workers = 2});
+  ASSERT_NE(engine, nullptr);
+  BatchRecorder recorder;
+  std::shared_ptr<Batch> batch = engine->Submit(
+      {Target(server_.raw_url("/hang"))}, {}, recorder.Callbacks());
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 1; }));
+  engine.reset();
+  ASSERT_TRUE(recorder.done());
+  EXPECT_EQ(batch->size(), 1u);
+  batch->PauseAdmission();
+  batch->ResumeAdmission();
+  batch->Cancel();
+  EXPECT_EQ(recorder.done_calls(), 1);
+}
+
+// Lets a callback reach its own batch's handle, which Submit returns only
+// after callbacks may already have run.
+struct BatchHolder {
+  std::shared_ptr<Batch> Get() {
+    absl::MutexLock lock(&mu);
+    return batch;
+  }
+  void Set(std::shared_ptr<Batch> b) {
+    absl::MutexLock lock(&mu);
+    batch = std::move(b);
+  }
+  absl::Mutex mu;
+  std::shared_ptr<Batch> batch ABSL_GUARDED_BY(mu);
+};
+
+TEST_F(EngineTest, CancelFromInsideOnResult) {
+  auto holder = std::make_shared<BatchHolder>();
+  BatchRecorder recorder;
+  BatchCallbacks callbacks = recorder.Callbacks();
+  callbacks.on_result = [holder, inner = callbacks.on_result](ProbeResult r) {
+    inner(std::move(r));
+    if (std::shared_ptr<Batch> batch = holder->Get()) batch->Cancel();
+  };
+  holder->Set(engine_->Submit(
+      {Target(server_.url("/delay/50")), Target(server_.raw_url("/hang")),
+       Target(server_.raw_url("/hang"))},
+      {}, std::move(callbacks)));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kCancelled);
+  EXPECT_EQ(summary->completed, 1u);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(1, 2));
+  EXPECT_EQ(recorder.violations(), 0);
+  EXPECT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.abandoned == 2; }));
+}
+
+TEST_F(EngineTest, OnDoneMayDropTheLastReferenceToItsBatch) {
+  auto holder = std::make_shared<BatchHolder>();
+  BatchRecorder recorder;
+  BatchCallbacks callbacks = recorder.Callbacks();
+  callbacks.on_done = [holder, inner = callbacks.on_done](BatchSummary s) {
+    holder->Set(nullptr);  // the handle may be the last reference
+    inner(std::move(s));
+  };
+  BatchOptions options;
+  options.timeout = absl::Milliseconds(100);
+  holder->Set(engine_->Submit(
+      {Target(server_.raw_url("/hang")), Target(server_.url("/status/200"))},
+      options, std::move(callbacks)));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kTimeout);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(0));
+  EXPECT_EQ(holder->Get(), nullptr);
+}
+
+TEST_F(EngineTest, ExactlyOnceWhileCancelsRaceCompletions) {
+  // Cancel lands at a different point of the batch each round: while
+  // results are being delivered, between probes, with probes queued.
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    std::vector<ProbeTarget> targets;
+    for (int i = 0; i < 100; ++i) {
+      targets.push_back(Target(i % 2 == 0 ? server_.url("/status/200")
+                                          : server_.raw_url("/delay/5")));
+    }
+    BatchRecorder recorder;
+    BatchOptions options;
+    options.max_concurrency = 10;
+    std::shared_ptr<Batch> batch =
+        engine_->Submit(std::move(targets), options, recorder.Callbacks());
+    ASSERT_TRUE(recorder.WaitForResults(round * 4));
+    batch->Cancel();
+    std::optional<BatchSummary> summary = recorder.WaitDone();
+    ASSERT_TRUE(summary);
+    EXPECT_EQ(recorder.violations(), 0);
+    ExpectConsistent({*summary, recorder.Results()});
+    if (summary->completed < 100) {
+      EXPECT_EQ(summary->reason, EndReason::kCancelled);
+    }
+  }
 }
 
 // --- Exactly once -----------------------------------------------------------
@@ -772,6 +874,30 @@ TEST_F(EngineTest, UrlWithoutSchemeIsHttp) {
   EXPECT_EQ(r.url, url);
   EXPECT_EQ(r.final_url, server_.url("/status/200"));
   EXPECT_EQ(server_.Stats().http.requests_by_path["/status/200"], 1);
+}
+
+TEST_F(EngineTest, InvalidTargetsCompleteAtOnceWhenTheEngineIsSaturated) {
+  // engine.h: "an unusable target completes at once as kInvalidTarget".
+  // Nothing is sent for it, so it must not wait for an engine slot.
+  std::unique_ptr<Engine> engine =
+      MakeEngine({.workers = 2, .max_in_flight = 1});
+  ASSERT_NE(engine, nullptr);
+  auto hang_3s = Options([](ProbeOptions& o) { o.timeout = absl::Seconds(3); });
+  BatchRecorder busy, invalid;
+  std::shared_ptr<Batch> busy_batch = engine->Submit(
+      {Target(server_.raw_url("/hang"), hang_3s)}, {}, busy.Callbacks());
+  ASSERT_TRUE(
+      WaitForServer([](const TargetStats& s) { return s.raw.in_flight == 1; }));
+  absl::Time submitted = absl::Now();
+  engine->Submit({Target("ftp://127.0.0.1/x"), Target("http://")}, {},
+                 invalid.Callbacks());
+  std::optional<BatchSummary> summary = invalid.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_LT(absl::Now() - submitted, absl::Milliseconds(500))
+      << "invalid targets waited for the busy batch's slot";
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->failed, 2u);
+  busy_batch->Cancel();
 }
 
 // --- Response checks --------------------------------------------------------
