@@ -56,8 +56,8 @@ RUN apt-get update -qq \
       env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /tmp/runtime-packages \
- && groupadd --gid 65532 fanprobe \
- && useradd --uid 65532 --gid 65532 --no-create-home \
+ && groupadd --gid 65532 -K GID_MAX=65532 fanprobe \
+ && useradd --uid 65532 --gid 65532 -K UID_MAX=65532 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin fanprobe
 COPY --from=build /out/bin/ /usr/local/bin/
 

@@ -27,11 +27,16 @@ start=$(date +%s)
 # Dockerfile's `FROM debian:bookworm` / `debian:bookworm-slim` resolve to the
 # local localhost/debian images, never to a registry.  --layers caches each
 # step, so a re-run after a source edit only recompiles.
-podman build --format docker --isolation chroot --pull=never --network=host \
-  --build-arg JOBS="${JOBS:-2}" \
+build=(podman build --format docker --isolation chroot --pull=never --network=host
+  --layers --build-arg JOBS="${JOBS:-2}" -f "$repo/Dockerfile")
+# The build stage gets a tag of its own, so that pruning the images earlier
+# runs left behind keeps its cached apt layer.
+"${build[@]}" --target build -t "$FANPROBE_BUILD_IMAGE" "$@" "$repo"
+"${build[@]}" \
   --build-arg VERSION="${version:-0.0.0}" \
   --build-arg REVISION="$revision" \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  --layers -t "$FANPROBE_IMAGE" "$@" -f "$repo/Dockerfile" "$repo"
+  -t "$FANPROBE_IMAGE" "$@" "$repo"
+podman image prune -f --filter "until=$start" >/dev/null
 fp_log "built $FANPROBE_IMAGE in $(($(date +%s) - start))s: $(podman image inspect \
   --format '{{.Size}}' "$FANPROBE_IMAGE" | awk '{ printf "%.1f MB", $1 / 1e6 }')"

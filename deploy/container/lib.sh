@@ -15,6 +15,8 @@
 FANPROBE_PODMAN_DIR=${FANPROBE_PODMAN_DIR:-/var/tmp/fanprobe-podman}
 # The image `make image` builds and `make image-test` runs.
 FANPROBE_IMAGE=${FANPROBE_IMAGE:-localhost/fanprobe:latest}
+# Its build stage, tagged so its layers stay cached.
+FANPROBE_BUILD_IMAGE=${FANPROBE_BUILD_IMAGE:-localhost/fanprobe-build:latest}
 # The local base images the Dockerfile's FROM lines resolve to.
 # shellcheck disable=SC2034  # used by base-images.sh
 FP_BASE_IMAGE=localhost/debian:bookworm
@@ -37,7 +39,7 @@ fp_sudo() {
 # makes no network call.
 fp_install_packages() {
   local missing="" p
-  for p in $FP_PACKAGES "$@"; do
+  for p in $FP_PACKAGES; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
       grep -q '^install ok installed' || missing="$missing $p"
   done
@@ -102,7 +104,7 @@ EOF
 }
 
 fp_podman_setup() {
-  fp_install_packages "$@"
+  fp_install_packages
   mkdir -p "$FANPROBE_PODMAN_DIR/tmp"
   # The storage driver cannot change under existing storage: keep the one
   # the storage was created with.
