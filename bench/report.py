@@ -99,7 +99,8 @@ class Report:
                 ("reuse", "aiohttp", "aiohttp keep-alive", 3.0)):
             fp = s("W2", mode, "fanprobe")
             other = s("W2", mode, peer)
-            r = ratio(fp and fp["rate"], other and other["rate"])
+            r = b.paired_ratio(("W2", mode, "fanprobe"), ("W2", mode, peer),
+                               "rate")
             add(f"W2 {mode} connections, probes/s",
                 f"{fmt(fp and fp['rate'])}/s",
                 f"{label} {fmt(other and other['rate'])}/s", times(r),
@@ -119,7 +120,9 @@ class Report:
             cpu = fp and fp["cpu_us"]
             add(f"W4 server CPU per probe (W2 {mode})", f"{fmt(cpu)} µs",
                 f"{peer} {fmt(other and other['cpu_us'])} µs",
-                times(ratio(cpu, other and other["cpu_us"])), "≤ 60 µs",
+                times(b.paired_ratio(("W2", mode, "fanprobe"),
+                                     ("W2", mode, peer), "cpu_us")),
+                "≤ 60 µs",
                 None if cpu is None else cpu <= 60)
 
         w5 = s("W5", f"{100000}@{10000}", "fanprobe")
@@ -150,8 +153,9 @@ class Report:
           f"Medians of {m['repeats_done']} repeat(s) (peak RSS: the "
           f"maximum), W5 once; the whole run took {m['elapsed_s']:.0f} s. "
           f"Delays seeded with {m['seed']}. The machine is shared and "
-          f"noisy: read the ratios, which compare peers measured minutes "
-          f"apart in the same run.\n")
+          f"noisy: read the ratios. A ratio between two peers is the median "
+          f"over repeats of their ratio within one repeat, where they ran "
+          f"seconds apart.\n")
 
         w("## Issue 4's targets\n")
         w("| Check | fanprobe | Compared with | Ratio | Target | Result |")
@@ -176,15 +180,16 @@ class Report:
             w(f"| {label} | *ideal schedule* | {b.w1_ideal[case]:.3f} | "
               f"{times(b.w1_ideal[case] / b.w1_longest[case])} | 1.00× | — | "
               f"{b.w1_shortest[case] * 1000:.1f} (shortest delay) | — | — | — |")
-            aio = self.s("W1", case, "aiohttp")
             for peer in self.peers("W1", case):
                 r = self.s("W1", case, peer)
                 if r is None:
                     continue
+                vs_aiohttp = b.paired_ratio(("W1", case, peer),
+                                            ("W1", case, "aiohttp"), "wall_s")
                 w(f"| {label} | {peer} | {fmt(r['wall_s'], 4)} | "
                   f"{times(ratio(r['wall_s'], b.w1_longest[case]))} | "
                   f"{times(ratio(r['wall_s'], b.w1_ideal[case]))} | "
-                  f"{times(ratio(r['wall_s'], aio and aio['wall_s']))} | "
+                  f"{times(vs_aiohttp)} | "
                   f"{fmt(ms(r['first_s']))} | {fmt(r['cpu_us'])} | "
                   f"{fmt(r['rss_mb'])} | {ok_cell(r)} |")
         w("")
@@ -197,14 +202,13 @@ class Report:
           "CPU µs/probe | Peak RSS (MB) | OK, all repeats |")
         w("|---|---|---|---|---|---|---|---|---|")
         for mode in ("fresh", "reuse"):
-            refs = {p: self.s("W2", mode, p) for p in ("wrk", "aiohttp",
-                                                      "curl")}
             for peer in self.peers("W2", mode):
                 r = self.s("W2", mode, peer)
                 if r is None:
                     continue
-                cells = [times(ratio(r["rate"], refs[p] and refs[p]["rate"]))
-                         for p in ("wrk", "aiohttp", "curl")]
+                cells = [times(b.paired_ratio(("W2", mode, peer),
+                                              ("W2", mode, ref), "rate"))
+                         for ref in ("wrk", "aiohttp", "curl")]
                 w(f"| {mode} | {peer} | {fmt(r['rate'])} | "
                   f"{' | '.join(cells)} | {fmt(r['cpu_us'])} | "
                   f"{fmt(r['rss_mb'])} | {ok_cell(r)} |")

@@ -250,6 +250,7 @@ class Bench:
         self.notes = []
         self.started = time.monotonic()
         self.seq = 0
+        self.rep = 0
 
     def path(self, name):
         return os.path.join(self.work, name)
@@ -514,9 +515,10 @@ class Bench:
     def record(self, workload, case, peer, run):
         if run is None:
             return
-        self.runs.setdefault((workload, case, peer), []).append(run)
         shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                  for k, v in run.items()]
+        run["rep"] = self.rep
+        self.runs.setdefault((workload, case, peer), []).append(run)
         log(f"  {workload} {case} {peer}: {' '.join(shown)}")
 
     # Workloads --------------------------------------------------------------
@@ -603,6 +605,7 @@ class Bench:
                         f"{self.args.budget} s budget.")
                     break
             t0 = time.monotonic()
+            self.rep = rep
             log(f"repeat {rep + 1}")
             if "W1" in only:
                 self.run_w1(rep)
@@ -645,6 +648,21 @@ class Bench:
         }
 
     # Summaries --------------------------------------------------------------
+
+    def paired_ratio(self, a, b, key):
+        """Median over repeats of a's `key` / b's `key` in the same repeat.
+
+        a and b are (workload, case, peer).  Peers of one repeat ran seconds
+        apart, so this ratio shrugs off the drift of a shared machine better
+        than a ratio of medians."""
+        def by_rep(triple):
+            return {r["rep"]: r[key] for r in self.runs.get(triple, [])
+                    if not r.get("failed") and r.get(key)}
+        left, right = by_rep(a), by_rep(b)
+        common = sorted(set(left) & set(right))
+        if not common:
+            return None
+        return statistics.median(left[k] / right[k] for k in common)
 
     def summary(self, workload, case, peer):
         """Medians over the repeats (peak RSS: the maximum), or None."""
