@@ -141,9 +141,9 @@ class BatchCall {
       absl::MutexLock lock(&mu_);
       batch_ = std::move(handle);
       cancel = cancel_wanted_;
+      if (pause_wanted_) PauseAdmissionLocked();
     }
     if (cancel) CancelBatch();
-    SyncAdmission();
     return grpc::Status::OK;
   }
 
@@ -168,41 +168,37 @@ class BatchCall {
     if (batch != nullptr) batch->Cancel();
   }
 
-  // Brings the batch's admission in line with want_paused_.  Pause and
-  // Resume calls nest in the engine, so they must alternate: one thread at a
-  // time applies them (admission_busy_), outside mu_, and loops until the
-  // wish it last applied is still the current one.
-  void SyncAdmission() ABSL_LOCKS_EXCLUDED(mu_) {
-    for (;;) {
-      std::shared_ptr<Batch> batch;
-      bool pause;
-      {
-        absl::MutexLock lock(&mu_);
-        if (batch_ == nullptr || admission_busy_ || want_paused_ == paused_) {
-          return;
-        }
-        admission_busy_ = true;
-        pause = want_paused_;
-        batch = batch_;
-      }
-      if (pause) {
-        batch->PauseAdmission();
-      } else {
-        batch->ResumeAdmission();
-      }
-      service_.NotePaused(pause);
-      absl::MutexLock lock(&mu_);
-      paused_ = pause;
-      admission_busy_ = false;
-    }
+  // Stops the batch from starting probes (a stream's queue is full), at
+  // once: under mu_, so no further result is queued before the pause holds,
+  // and only probes already running can still complete.  Safe under mu_
+  // because the engine's PauseAdmission only counts; it never runs a
+  // callback.
+  void PauseAdmissionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    pause_wanted_ = true;
+    if (paused_ || batch_ == nullptr) return;  // Start() pauses it later
+    batch_->PauseAdmission();
+    paused_ = true;
+    service_.NotePaused(true);
+  }
+
+  // Lets the batch start probes again (the queue has drained).  Returns the
+  // batch to call ResumeAdmission() on once mu_ is released, since resuming
+  // may start probes and run callbacks at once; null when not paused.  Each
+  // Resume pairs with one earlier Pause, so the engine's count stays right
+  // even if a new Pause lands before this Resume does.
+  [[nodiscard]] std::shared_ptr<Batch> ResumeAdmissionLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    pause_wanted_ = false;
+    if (!paused_) return nullptr;
+    paused_ = false;
+    service_.NotePaused(false);
+    return batch_;
   }
 
   // For a stream: reports its queue length to the service's stats.
   void NoteQueueLength(size_t length) { service_.NoteStreamQueue(length); }
 
   absl::Mutex mu_;
-  // The derived reactor's wish; SyncAdmission() applies it.
-  bool want_paused_ ABSL_GUARDED_BY(mu_) = false;
 
  private:
   void BatchDone(const BatchSummary& summary) {
@@ -233,8 +229,10 @@ class BatchCall {
 
   std::shared_ptr<Batch> batch_ ABSL_GUARDED_BY(mu_);
   bool cancel_wanted_ ABSL_GUARDED_BY(mu_) = false;
-  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // as applied to batch_
-  bool admission_busy_ ABSL_GUARDED_BY(mu_) = false;
+  // Admission: paused_ as applied to batch_; pause_wanted_ also before
+  // Start() has the batch.
+  bool pause_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 namespace {
@@ -261,6 +259,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
 
   void OnWriteDone(bool ok) override {
     bool failed = false;
+    std::shared_ptr<Batch> resume;
     {
       absl::MutexLock lock(&mu_);
       write_in_flight_ = false;
@@ -271,11 +270,11 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
       } else if (end_status_.has_value()) {
         MaybeFinishLocked();
       } else {
-        WriteNextLocked();
+        resume = WriteNextLocked();
       }
     }
     if (failed) CancelBatch();
-    SyncAdmission();
+    if (resume != nullptr) resume->ResumeAdmission();
   }
 
   void OnCancel() override {
@@ -292,15 +291,16 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
   void OnResult(ProbeResult result) override {
     v1::ProbeEvent event;
     *event.mutable_result() = ResultToProto(std::move(result));
+    std::shared_ptr<Batch> resume;
     {
       absl::MutexLock lock(&mu_);
       if (end_status_.has_value() || finish_called_) return;
       queue_.push_back(std::move(event));
-      if (!write_in_flight_) WriteNextLocked();
+      if (!write_in_flight_) resume = WriteNextLocked();
       NoteQueueLength(queue_.size());
-      if (queue_.size() >= queue_limit_) want_paused_ = true;
+      if (queue_.size() >= queue_limit_) PauseAdmissionLocked();
     }
-    SyncAdmission();
+    if (resume != nullptr) resume->ResumeAdmission();
   }
 
   void OnBatchDone(const BatchSummary& summary) override {
@@ -308,7 +308,8 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     if (end_status_.has_value() || finish_called_) return;
     *summary_.mutable_summary() = SummaryToProto(summary);
     summary_ready_ = true;
-    if (!write_in_flight_) WriteNextLocked();
+    // The batch has ended: there is nothing left to resume.
+    if (!write_in_flight_) (void)WriteNextLocked();
   }
 
   void EndRpcLocked(const grpc::Status& status) override
@@ -324,18 +325,22 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     Finish(*end_status_);
   }
 
-  // Starts the next write: a queued result, else the summary (with Finish).
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Starts the next write: a queued result, else the summary (with
+  // Finish).  Returns the batch to resume once mu_ is released, if the
+  // queue is down to half.
+  [[nodiscard]] std::shared_ptr<Batch> WriteNextLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!queue_.empty()) {
       writing_ = std::move(queue_.front());
       queue_.pop_front();
       write_in_flight_ = true;
       StartWrite(&writing_);
-      if (queue_.size() <= queue_limit_ / 2) want_paused_ = false;
+      if (queue_.size() <= queue_limit_ / 2) return ResumeAdmissionLocked();
     } else if (summary_ready_) {
       finish_called_ = true;
       StartWriteAndFinish(&summary_, grpc::WriteOptions(), grpc::Status::OK);
     }
+    return nullptr;
   }
 
   // Constant after construction.
