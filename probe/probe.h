@@ -108,7 +108,9 @@ struct ProbeOptions {
   uint64_t max_body_bytes = 64 * 1024;
   // Verify the server certificate chain and host name.
   bool tls_verify = true;
-  // Extra trusted CA certificates (PEM), added to the system's.
+  // Extra trusted CA certificates (PEM), added to the system's.  (libcurl
+  // lets this replace its CA bundle file, but Debian's libcurl also trusts
+  // its CA path /etc/ssl/certs, which stays in use.)
   std::string ca_pem;
   HttpVersion http_version = HttpVersion::kDefault;
   IpFamily ip_family = IpFamily::kAny;
