@@ -5,8 +5,11 @@
 
 #include "probe/engine.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,6 +43,7 @@ namespace {
 using ::fanprobe::testing::RefusedPort;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
+using ::fanprobe::testing::UnresponsivePort;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -487,6 +491,35 @@ TEST_F(EngineTest, EngineWideCapAcrossBatches) {
   EXPECT_EQ(stats.probes_in_flight, 0u);
   EXPECT_EQ(stats.probes_queued, 0u);
   EXPECT_EQ(stats.batches_active, 0u);
+}
+
+TEST_F(EngineTest, FdBudgetCapsAdmission) {
+  // SetUp's engine already raised the soft limit to the hard one.
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_NE(limit.rlim_cur, RLIM_INFINITY);
+  uint64_t open_fds = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++open_fds;
+  }
+  // Leave room for about 5 probes.
+  const uint64_t reserve = limit.rlim_cur - open_fds - 5;
+  std::unique_ptr<Engine> engine =
+      MakeEngine({.workers = 2, .fd_reserve = static_cast<uint32_t>(reserve)});
+  ASSERT_NE(engine, nullptr);
+  const uint64_t cap = engine->Stats().max_in_flight;
+  EXPECT_GE(cap, 1u);
+  EXPECT_LE(cap, 5u);
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 20; ++i) {
+    targets.push_back(Target(server_.raw_url("/delay/50")));
+  }
+  BatchRun run = Run(std::move(targets), {}, engine.get());
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 20u);  // queued, not failed with EMFILE
+  EXPECT_LE(static_cast<uint64_t>(server_.Stats().raw.max_in_flight), cap);
 }
 
 TEST_F(EngineTest, SmallBatchIsNotStarvedByAHugeSlowBatch) {
@@ -980,6 +1013,39 @@ TEST_F(EngineTest, RedirectsAreFollowedAndCounted) {
   EXPECT_EQ(r[2].redirects, 3);
 }
 
+TEST_F(EngineTest, RedirectAcrossHostsReportsTheLastHop) {
+  std::string to = server_.raw_url("/status/200");
+  BatchRun run = Run({Target(server_.url("/redirect_to?url=" + to))});
+  ASSERT_EQ(run.results.size(), 1u);
+  const ProbeResult& r = run.results[0];
+  EXPECT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(r.redirects, 1);
+  EXPECT_EQ(r.final_url, to);
+  EXPECT_EQ(r.remote_ip, "127.0.0.1");
+  EXPECT_EQ(r.remote_port, server_.raw_port());
+  EXPECT_EQ(server_.Stats().raw.requests_by_path["/status/200"], 1);
+}
+
+// The refused hop's outcome is left open: the engine reports
+// kInvalidTarget, whose doc says "nothing was sent", while a request was
+// sent and answered 302.  What matters is that the hop never happens.
+TEST_F(EngineTest, RedirectsOnlyToHttpOrHttps) {
+  BatchRun run = Run(
+      {Target(server_.url(absl::StrCat(
+           "/redirect_to?url=ftp://127.0.0.1:", server_.raw_port(), "/file"))),
+       Target(server_.url("/redirect_to?url=file:///etc/passwd"))});
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  for (uint32_t i = 0; i < 2; ++i) {
+    EXPECT_NE(r[i].outcome, Outcome::kOk) << "index " << i;
+    EXPECT_EQ(r[i].status_code, 302) << "index " << i;
+    EXPECT_EQ(r[i].body_bytes, 0u) << "index " << i;
+    EXPECT_FALSE(r[i].error.empty()) << "index " << i;
+  }
+  // No FTP client ever connected to the raw listener.
+  EXPECT_EQ(server_.Stats().raw.connections, 0);
+}
+
 TEST_F(EngineTest, RedirectLoopIsTooManyRedirects) {
   BatchRun run = Run({Target(server_.url("/loop"))});
   ASSERT_EQ(run.results.size(), 1u);
@@ -1150,6 +1216,27 @@ TEST_F(EngineTest, ConnectionRefusedIsConnectError) {
   EXPECT_EQ(r.status_code, 0);
   EXPECT_TRUE(r.http_version.empty());
   EXPECT_FALSE(r.error.empty());
+}
+
+TEST_F(EngineTest, ConnectTimeoutIsTimeout) {
+  UnresponsivePort unresponsive;
+  auto connect_200ms = Options([](ProbeOptions& o) {
+    o.connect_timeout = absl::Milliseconds(200);
+    o.timeout = absl::Seconds(5);
+  });
+  auto total_300ms =
+      Options([](ProbeOptions& o) { o.timeout = absl::Milliseconds(300); });
+  BatchRun run = Run({Target(unresponsive.url("/"), connect_200ms),
+                      Target(unresponsive.url("/"), total_300ms)});
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kTimeout) << r[0].error;
+  EXPECT_GE(r[0].timings.total, absl::Milliseconds(190));
+  EXPECT_LT(r[0].timings.total, absl::Milliseconds(1000));
+  EXPECT_EQ(r[1].outcome, Outcome::kTimeout) << r[1].error;
+  EXPECT_GE(r[1].timings.total, absl::Milliseconds(290));
+  EXPECT_LT(r[1].timings.total, absl::Milliseconds(1000));
+  EXPECT_LT(run.summary.elapsed, absl::Seconds(1));
 }
 
 TEST_F(EngineTest, ConnectionResetIsIoError) {

@@ -262,6 +262,13 @@ class TargetServer::HttpListener {
     });
     Route("/loop",
           [](const auto& req, auto& res) { res.set_redirect("/loop"); });
+    Route("/redirect_to", [](const auto& req, auto& res) {
+      if (!req.has_param("url")) {
+        res.status = 400;
+        return;
+      }
+      res.set_redirect(req.get_param_value("url"));
+    });
     Route(R"(/body/(.*))", [](const auto& req, auto& res) {
       res.set_content(req.matches[1].str(), "text/plain");
     });
@@ -636,6 +643,47 @@ RefusedPort::~RefusedPort() {
 }
 
 std::string RefusedPort::url(absl::string_view path) const {
+  return LoopbackUrl(port_, path);
+}
+
+// ---------------------------------------------------------------------------
+
+UnresponsivePort::UnresponsivePort() {
+  UniqueFd listener = BindLoopback();
+  // A backlog of 0 still queues one connection.  Nobody accepts, so once
+  // the queue is full the kernel drops further SYNs.
+  if (::listen(listener.get(), 0) != 0) Die("listen");
+  port_ = LocalPort(listener.get());
+  listen_fd_ = listener.Release();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  for (int i = 0; i < 16; ++i) {
+    UniqueFd fd(
+        ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) Die("socket");
+    int rc =
+        ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (rc != 0 && errno != EINPROGRESS) Die("connect");
+    pollfd p{fd.get(), POLLOUT, 0};
+    // On loopback a connect the queue takes completes at once; one that
+    // does not complete within 200 ms had its SYN dropped: the queue is
+    // full.
+    const bool connected = rc == 0 || ::poll(&p, 1, 200) == 1;
+    fillers_.push_back(fd.Release());
+    if (!connected) return;
+  }
+  std::fprintf(stderr, "UnresponsivePort: the accept queue never filled\n");
+  std::abort();
+}
+
+UnresponsivePort::~UnresponsivePort() {
+  for (int fd : fillers_) ::close(fd);
+  ::close(listen_fd_);
+}
+
+std::string UnresponsivePort::url(absl::string_view path) const {
   return LoopbackUrl(port_, path);
 }
 

@@ -13,6 +13,7 @@
 //     /redirect/<n>      a chain of n 302s (relative Location) ending at
 //                        /status/200; /redirect/0 answers 200 directly
 //     /loop              302 to itself, forever
+//     /redirect_to?url=<url>  302 to <url>, whatever its scheme or host
 //     /body/<text>       200 with <text> (URL-decoded) as the body
 //     /match             200 with kMatchBody as the body
 //     /echo_headers      200; the body is "<METHOD> <path>\n", one
@@ -171,6 +172,24 @@ class RefusedPort {
 
  private:
   int fd_ = -1;
+  int port_ = 0;
+};
+
+// A loopback port whose accept queue is full: a SYN to it gets no answer,
+// so a connect attempt hangs until the client gives up (connect timeouts).
+class UnresponsivePort {
+ public:
+  UnresponsivePort();
+  ~UnresponsivePort();
+  UnresponsivePort(const UnresponsivePort&) = delete;
+  UnresponsivePort& operator=(const UnresponsivePort&) = delete;
+
+  int port() const { return port_; }
+  std::string url(absl::string_view path) const;
+
+ private:
+  int listen_fd_ = -1;
+  std::vector<int> fillers_;  // our own connections filling the queue
   int port_ = 0;
 };
 
