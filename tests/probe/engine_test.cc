@@ -1239,6 +1239,26 @@ TEST_F(EngineTest, ConnectTimeoutIsTimeout) {
   EXPECT_LT(run.summary.elapsed, absl::Seconds(1));
 }
 
+TEST_F(EngineTest, DeniedDestinationIsNeverContacted) {
+  EngineOptions options{.workers = 2};
+  options.destination_policy.deny_loopback = true;
+  std::unique_ptr<Engine> engine = MakeEngine(options);
+  ASSERT_NE(engine, nullptr);
+  BatchRun run = Run({Target(server_.raw_url("/status/200")),
+                      Target(server_.url("/status/200"))},
+                     {}, engine.get());
+  ExpectConsistent(run);
+  std::map<uint32_t, ProbeResult> r = ByIndex(run.results);
+  for (uint32_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(r[i].outcome, Outcome::kDenied) << "index " << i;
+    EXPECT_FALSE(r[i].error.empty()) << "index " << i;
+    EXPECT_EQ(r[i].status_code, 0) << "index " << i;
+  }
+  TargetStats stats = server_.Stats();
+  EXPECT_EQ(stats.raw.connections, 0);
+  EXPECT_EQ(stats.http.requests, 0);
+}
+
 TEST_F(EngineTest, ConnectionResetIsIoError) {
   BatchRun run = Run({Target(server_.raw_url("/reset"))});
   ASSERT_EQ(run.results.size(), 1u);
