@@ -36,14 +36,48 @@ namespace internal {
 
 class EngineImpl;
 
+// Lets a Batch handle outlive its engine: a call through it after the
+// engine is gone does nothing, and the engine's destructor waits for calls
+// already inside.
+class EngineLink {
+ public:
+  explicit EngineLink(EngineImpl* engine) : engine_(engine) {}
+
+  template <typename Fn>
+  void Call(Fn fn) {
+    EngineImpl* engine;
+    {
+      absl::MutexLock lock(&mu_);
+      if (engine_ == nullptr) return;
+      engine = engine_;
+      ++calls_;
+    }
+    fn(engine);
+    absl::MutexLock lock(&mu_);
+    if (--calls_ == 0) idle_.SignalAll();
+  }
+
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    engine_ = nullptr;
+    while (calls_ > 0) idle_.Wait(&mu_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::CondVar idle_;
+  EngineImpl* engine_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // One submitted batch.  It is also the caller's Batch handle.
 class BatchState final : public Batch,
                          public std::enable_shared_from_this<BatchState> {
  public:
-  BatchState(EngineImpl* engine, std::vector<ProbeTarget> targets,
+  BatchState(std::shared_ptr<EngineLink> link, std::vector<ProbeTarget> targets,
              const BatchOptions& options, uint32_t max_concurrency,
              BatchCallbacks callbacks)
-      : engine(engine),
+      : link(std::move(link)),
         targets(std::move(targets)),
         options(options),
         max_concurrency(max_concurrency),
@@ -59,7 +93,7 @@ class BatchState final : public Batch,
   }
 
   // Constant after construction.
-  EngineImpl* const engine;
+  const std::shared_ptr<EngineLink> link;
   const std::vector<ProbeTarget> targets;
   const BatchOptions options;
   const uint32_t max_concurrency;
@@ -68,8 +102,8 @@ class BatchState final : public Batch,
   // Set once, under the engine's mu_; read without it by workers.
   std::atomic<bool> ended{false};
 
-  // Invoked without mu_ held; on_done (and then on_result) is cleared once
-  // the summary has been delivered.
+  // Invoked without mu_ held, by one thread at a time (the one that set
+  // `delivering`); cleared once the summary has been delivered.
   BatchCallbacks callbacks;
 
   // State below is guarded by the engine's mu_.
@@ -94,8 +128,11 @@ class BatchState final : public Batch,
   bool in_admission = false;
   std::optional<std::multimap<absl::Time, std::weak_ptr<BatchState>>::iterator>
       deadline;
-  // on_result calls decided but not yet returned; the summary waits for 0.
-  int deliveries = 0;
+  // Results in completion order, waiting for on_result.  One thread at a
+  // time drains them (`delivering`), so on_result calls never overlap and
+  // keep that order; the summary goes out once they are all delivered.
+  std::deque<ProbeResult> outbox;
+  bool delivering = false;
   std::optional<BatchSummary> summary;  // set when the batch ends
   bool summary_sent = false;
 };
@@ -106,7 +143,8 @@ using PreparedCache =
 
 class EngineImpl final : public Engine, public TaskListener {
  public:
-  explicit EngineImpl(const EngineOptions& options) : options_(options) {}
+  explicit EngineImpl(const EngineOptions& options)
+      : options_(options), link_(std::make_shared<EngineLink>(this)) {}
   ~EngineImpl() override;
 
   absl::Status Init();
@@ -130,12 +168,13 @@ class EngineImpl final : public Engine, public TaskListener {
   // Work decided under mu_, carried out by RunActions() without it.
   struct Actions {
     std::vector<std::pair<Worker*, ProbeTask>> starts;
-    std::vector<std::pair<std::shared_ptr<BatchState>, ProbeResult>> results;
-    std::vector<std::shared_ptr<BatchState>> summaries;
+    std::vector<std::shared_ptr<BatchState>> deliveries;  // outbox or summary
     std::vector<std::shared_ptr<BatchState>> cancels;
   };
   void RunActions(Actions& actions, Worker* current);
-  void DeliverSummary(BatchState* batch);
+  // Delivers `batch`'s outbox and then, once it has ended, its summary;
+  // returns at once if another thread is delivering for it.
+  void Deliver(BatchState* batch);
 
   // Checks targets [begin, end) outside mu_, then completes the unusable
   // ones as kInvalidTarget and opens the range to admission.
@@ -157,6 +196,7 @@ class EngineImpl final : public Engine, public TaskListener {
 
   // Constant after Init().
   const EngineOptions options_;
+  const std::shared_ptr<EngineLink> link_;
   uint32_t max_in_flight_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread timer_thread_;
@@ -173,9 +213,16 @@ class EngineImpl final : public Engine, public TaskListener {
       ABSL_GUARDED_BY(mu_);
 };
 
-void BatchState::Cancel() { engine->EndBatch(this, EndReason::kCancelled); }
-void BatchState::PauseAdmission() { engine->Pause(this); }
-void BatchState::ResumeAdmission() { engine->Resume(this); }
+void BatchState::Cancel() {
+  link->Call(
+      [this](EngineImpl* e) { e->EndBatch(this, EndReason::kCancelled); });
+}
+void BatchState::PauseAdmission() {
+  link->Call([this](EngineImpl* e) { e->Pause(this); });
+}
+void BatchState::ResumeAdmission() {
+  link->Call([this](EngineImpl* e) { e->Resume(this); });
+}
 
 namespace {
 
@@ -241,6 +288,7 @@ absl::Status EngineImpl::Init() {
 }
 
 EngineImpl::~EngineImpl() {
+  link_->Detach();  // batch handles now do nothing
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -263,8 +311,9 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
                                           BatchCallbacks callbacks) {
   uint32_t max_concurrency =
       options.max_concurrency == 0 ? max_in_flight_ : options.max_concurrency;
-  auto batch = std::make_shared<BatchState>(
-      this, std::move(targets), options, max_concurrency, std::move(callbacks));
+  auto batch =
+      std::make_shared<BatchState>(link_, std::move(targets), options,
+                                   max_concurrency, std::move(callbacks));
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -497,8 +546,8 @@ void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
   } else {
     ++batch->failed;
   }
-  ++batch->deliveries;
-  actions->results.emplace_back(batch->shared_from_this(), std::move(result));
+  batch->outbox.push_back(std::move(result));
+  actions->deliveries.push_back(batch->shared_from_this());
   switch (batch->options.return_when) {
     case ReturnWhen::kFirstCompleted:
       EndLocked(batch, EndReason::kFirstCompleted, actions);
@@ -549,10 +598,7 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
     batch->in_admission = false;
   }
   active_.erase(self);
-  if (batch->deliveries == 0) {
-    batch->summary_sent = true;
-    actions->summaries.push_back(std::move(self));
-  }
+  actions->deliveries.push_back(std::move(self));
 }
 
 void EngineImpl::RunActions(Actions& actions, Worker* current) {
@@ -566,28 +612,43 @@ void EngineImpl::RunActions(Actions& actions, Worker* current) {
   for (const auto& batch : actions.cancels) {
     for (const auto& worker : workers_) worker->PostCancel(batch.get());
   }
-  for (auto& [batch, result] : actions.results) {
-    if (batch->callbacks.on_result)
-      batch->callbacks.on_result(std::move(result));
+  for (const auto& batch : actions.deliveries) Deliver(batch.get());
+}
+
+void EngineImpl::Deliver(BatchState* batch) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (batch->delivering) return;  // that thread will see our results too
+    batch->delivering = true;
+  }
+  for (;;) {
+    std::optional<ProbeResult> result;
     bool summary_now = false;
     {
       absl::MutexLock lock(&mu_);
-      --batch->deliveries;
-      if (batch->ended && batch->deliveries == 0 && !batch->summary_sent) {
-        batch->summary_sent = true;
-        summary_now = true;
+      if (!batch->outbox.empty()) {
+        result = std::move(batch->outbox.front());
+        batch->outbox.pop_front();
+      } else {
+        batch->delivering = false;
+        // Nothing is added to the outbox once the batch has ended.
+        summary_now = batch->ended && !batch->summary_sent;
+        if (summary_now) batch->summary_sent = true;
       }
     }
-    if (summary_now) DeliverSummary(batch.get());
+    if (result.has_value()) {
+      if (batch->callbacks.on_result) {
+        batch->callbacks.on_result(*std::move(result));
+      }
+      continue;
+    }
+    if (summary_now) {
+      auto on_done = std::move(batch->callbacks.on_done);
+      batch->callbacks = BatchCallbacks{};
+      if (on_done) on_done(*std::move(batch->summary));
+    }
+    return;
   }
-  for (const auto& batch : actions.summaries) DeliverSummary(batch.get());
-}
-
-void EngineImpl::DeliverSummary(BatchState* batch) {
-  // No on_result call of this batch is running or can start any more.
-  auto on_done = std::move(batch->callbacks.on_done);
-  batch->callbacks = BatchCallbacks{};
-  if (on_done) on_done(*std::move(batch->summary));
 }
 
 void EngineImpl::TimerLoop() {

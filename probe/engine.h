@@ -19,12 +19,14 @@
 // Guarantees:
 // - Exactly once: every probe of a batch either reaches on_result exactly
 //   once, or is listed exactly once in the summary's pending_indices.
-// - on_done is called exactly once, after every on_result call of the batch
+// - on_result calls of one batch never overlap and come in completion
+//   order; on_done is called exactly once, after the last on_result call
 //   has returned.
 // - Callbacks run on engine threads (or, for targets rejected before they
 //   start, on the thread calling Submit, possibly before Submit returns).
 //   They must not block and must not call Engine methods other than the
 //   Batch handle's Cancel/PauseAdmission/ResumeAdmission.
+// - A Batch handle may outlive the Engine; its methods then do nothing.
 //
 // Thread-safety: Engine and Batch methods may be called from any thread.
 

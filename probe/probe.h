@@ -47,7 +47,9 @@ enum class Outcome {
   kTooManyRedirects,  // more redirects than max_redirects
   kBodyTooLarge,      // the body exceeded max_body_bytes
   kDenied,            // the destination address is forbidden by policy
-  kInvalidTarget,     // the URL or the options are unusable; nothing was sent
+  kInvalidTarget,     // the URL or the options are unusable (nothing was
+                      // sent), or a redirect led to a scheme other than
+                      // http or https (not followed)
   kCancelled,         // the probe was stopped before it completed
 };
 

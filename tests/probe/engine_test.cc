@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -811,6 +812,40 @@ std::vector<ProbeTarget> MixedTargets(
     targets.push_back(std::move(t));
   }
   return targets;
+}
+
+TEST_F(EngineTest, OnResultCallsOfABatchNeverOverlap) {
+  // Two workers finish fast probes at the same time (before the engine
+  // serialized delivery, two calls were seen at once here); a consumer that
+  // takes a little while per result must still see one call at a time.
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 2000; ++i) {
+    targets.push_back(Target(server_.raw_url("/status/200")));
+  }
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+  std::atomic<int> calls{0};
+  absl::Notification done;
+  BatchOptions options;
+  options.max_concurrency = 200;
+  engine_->Submit(std::move(targets), options,
+                  {.on_result =
+                       [&](ProbeResult r) {
+                         const int now = ++inside;
+                         int seen = most_inside.load();
+                         while (now > seen &&
+                                !most_inside.compare_exchange_weak(seen, now)) {
+                         }
+                         ++calls;
+                         // A slow consumer widens the window for an overlapping
+                         // call.
+                         absl::SleepFor(absl::Microseconds(50));
+                         --inside;
+                       },
+                   .on_done = [&](BatchSummary) { done.Notify(); }});
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kPatience));
+  EXPECT_EQ(calls.load(), 2000);
+  EXPECT_EQ(most_inside.load(), 1);
 }
 
 TEST_F(EngineTest, ExactlyOnceOnAThousandProbesWithMixedOutcomes) {
