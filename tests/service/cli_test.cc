@@ -38,6 +38,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
 
@@ -47,9 +48,9 @@ struct CliRun {
   std::string err;
 };
 
-CliRun RunCli(std::vector<std::string> args, std::string stdin_data = "") {
+CliRun RunCli(std::vector<std::string> args, Subprocess::Options options = {}) {
   args.insert(args.begin(), FANPROBE_CLI_BINARY);
-  Subprocess cli(std::move(args), std::move(stdin_data));
+  Subprocess cli(std::move(args), std::move(options));
   const Subprocess::Exit exit = cli.Wait(kPatience);
   return {exit.code, cli.Stdout(), cli.Stderr()};
 }
@@ -138,10 +139,30 @@ TEST_F(CliTest, ReadsUrlsFromStdin) {
       absl::StrCat("# targets\n\n", target_.url("/status/200"), "\n  ",
                    target_.url("/status/201"), "  \n");
   const CliRun run =
-      RunCli({"probe", ServerFlag(), "--format=jsonl", "--file=-"}, input);
+      RunCli({"probe", ServerFlag(), "--format=jsonl", "--file=-"},
+             {.stdin_data = input});
   EXPECT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(Lines(run.out).size(), 3u) << run.out;
   EXPECT_EQ(target_.Stats().http.requests, 2);
+}
+
+TEST_F(CliTest, ShowsProgressOnATerminalForALargeBatch) {
+  std::vector<std::string> args = {"probe", ServerFlag()};
+  for (int i = 0; i < 25; ++i) args.push_back(target_.url("/status/200"));
+  const CliRun run = RunCli(args, {.stderr_is_terminal = true});
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("/25 done, 0 failed"));
+  EXPECT_THAT(run.err, HasSubstr("\r\033[K"));  // erased before each row
+  // stdout (a pipe) gets only the rows and the summary.
+  EXPECT_EQ(Lines(run.out).size(), 27u);
+  EXPECT_THAT(run.out, Not(HasSubstr("done,")));
+}
+
+TEST_F(CliTest, ShowsNoProgressForASmallBatch) {
+  const CliRun run = RunCli({"probe", ServerFlag(), target_.url("/status/200")},
+                            {.stderr_is_terminal = true});
+  EXPECT_EQ(run.code, 0);
+  EXPECT_THAT(run.err, IsEmpty());
 }
 
 TEST_F(CliTest, SendsMethodHeadersAndChecksExpectedStatus) {

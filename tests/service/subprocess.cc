@@ -30,13 +30,20 @@ void Check(bool ok, const char* what) {
 
 }  // namespace
 
-Subprocess::Subprocess(std::vector<std::string> argv, std::string stdin_data) {
+Subprocess::Subprocess(std::vector<std::string> argv, Options options) {
   int in[2];
   int out[2];
   int err[2];
-  Check(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 &&
-            pipe2(err, O_CLOEXEC) == 0,
-        "pipe2");
+  Check(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0, "pipe2");
+  if (options.stderr_is_terminal) {
+    err[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    Check(err[0] >= 0 && grantpt(err[0]) == 0 && unlockpt(err[0]) == 0,
+          "posix_openpt");
+    err[1] = open(ptsname(err[0]), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    Check(err[1] >= 0, "open pty");
+  } else {
+    Check(pipe2(err, O_CLOEXEC) == 0, "pipe2");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
@@ -73,10 +80,11 @@ Subprocess::Subprocess(std::vector<std::string> argv, std::string stdin_data) {
   // Small inputs only: the pipe buffer (64 KiB) takes them without the
   // child reading.
   signal(SIGPIPE, SIG_IGN);
+  const std::string& data = options.stdin_data;
   size_t written = 0;
-  while (written < stdin_data.size()) {
+  while (written < data.size()) {
     const ssize_t n =
-        write(in[1], stdin_data.data() + written, stdin_data.size() - written);
+        write(in[1], data.data() + written, data.size() - written);
     if (n <= 0) break;
     written += static_cast<size_t>(n);
   }
@@ -108,7 +116,7 @@ bool Subprocess::Pump(absl::Duration timeout) {
     const bool is_stdout = fds[i].fd == stdout_fd_;
     if (n > 0) {
       (is_stdout ? stdout_ : stderr_).append(buffer, static_cast<size_t>(n));
-    } else {
+    } else {  // EOF, or EIO from a terminal whose child side closed
       close(fds[i].fd);
       (is_stdout ? stdout_fd_ : stderr_fd_) = -1;
     }

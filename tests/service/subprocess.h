@@ -25,8 +25,18 @@
 
 namespace fanprobe::testing {
 
+struct SubprocessOptions {
+  // Written to the child's stdin, then EOF.
+  std::string stdin_data;
+  // The child's stderr is a pseudo-terminal instead of a pipe, for
+  // output that only a terminal gets.  Its "\n" arrive as "\r\n".
+  bool stderr_is_terminal = false;
+};
+
 class Subprocess {
  public:
+  using Options = SubprocessOptions;
+
   // How the child ended.  code is its exit status, or -1 when it was
   // killed (signal set) or did not end in time (timed_out).
   struct Exit {
@@ -35,11 +45,9 @@ class Subprocess {
     bool timed_out = false;
   };
 
-  // Starts argv[0] (a path) with `stdin_data` on its stdin (then EOF);
-  // stdout and stderr are captured.  Aborts the test binary if it cannot
-  // start.
-  explicit Subprocess(std::vector<std::string> argv,
-                      std::string stdin_data = "");
+  // Starts argv[0] (a path); stdout and stderr are captured.  Aborts the
+  // test binary if it cannot start.
+  explicit Subprocess(std::vector<std::string> argv, Options options = {});
   // Kills the child if it still runs.
   ~Subprocess();
 
