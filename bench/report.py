@@ -153,7 +153,9 @@ class Report:
           f"Medians of {m['repeats_done']} repeat(s) (peak RSS: the "
           f"maximum), W5 once; the whole run took {m['elapsed_s']:.0f} s. "
           f"Delays seeded with {m['seed']}. The machine is shared and "
-          f"noisy: read the ratios. A ratio between two peers is the median "
+          f"noisy (1-minute load average {m['loadavg_start']:.1f} at the "
+          f"start, {m.get('loadavg_end', 0):.1f} at the end, on "
+          f"{m['cpus']} cores): read the ratios. A ratio between two peers is the median "
           f"over repeats of their ratio within one repeat, where they ran "
           f"seconds apart.\n")
 

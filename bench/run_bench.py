@@ -197,6 +197,12 @@ def tcp_open(port):
         return True
 
 
+def load_average():
+    """The 1-minute load average: how much else this shared machine ran."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def tool_version(cmd, pattern=r"[\d]+\.[\d.]+"):
     try:
         out = subprocess.run(cmd, capture_output=True, text=True,
@@ -614,6 +620,7 @@ class Bench:
             rep_times.append(time.monotonic() - t0)
             if rep == 0 and "W5" in only:
                 self.run_w5()
+        self.meta["loadavg_end"] = load_average()
         self.meta["repeats_done"] = len(rep_times)
         self.meta["elapsed_s"] = round(self.elapsed(), 1)
         for service in self.services:
@@ -645,6 +652,7 @@ class Bench:
             "blackbox_exporter": tool_version(
                 ["prometheus-blackbox-exporter", "--version"]),
             "seed": self.args.seed,
+            "loadavg_start": load_average(),
         }
 
     # Summaries --------------------------------------------------------------
