@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -56,6 +57,16 @@ std::string JsonString(absl::string_view text) {
   return out;
 }
 
+// "ipv4:10.1.2.3:45678" -> "peer:ipv4:10.1.2.3".
+std::string PeerHost(absl::string_view peer) {
+  const size_t colon = peer.rfind(':');
+  if (colon != absl::string_view::npos &&
+      (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:"))) {
+    peer = peer.substr(0, colon);
+  }
+  return absl::StrCat("peer:", peer);
+}
+
 }  // namespace
 
 namespace internal {
@@ -96,6 +107,12 @@ class BatchCall {
       : service_(service),
         rpc_(rpc),
         peer_(context.peer()),
+        client_(service.options_.client_identity
+                    ? service.options_.client_identity(context)
+                    : PeerHost(peer_)),
+        authenticated_(service.options_.authenticate
+                           ? service.options_.authenticate(context)
+                           : absl::OkStatus()),
         deadline_(DeadlineOf(context)) {
     service_.Register(this);
   }
@@ -114,12 +131,16 @@ class BatchCall {
   // Validates and admits `request` and submits its batch.  Not OK: the
   // status to end the RPC with; no batch runs.
   grpc::Status Start(const v1::ProbeBatchRequest& request) {
+    // Who calls comes first: an unauthenticated caller learns nothing
+    // about the request's validity and starts no probe.
+    if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
     absl::StatusOr<BatchRequest> batch =
         BatchFromProto(request, service_.options_.limits);
     if (!batch.ok()) return ToGrpcStatus(batch.status());
     targets_ = static_cast<uint32_t>(batch->targets.size());
     return_when_ = batch->options.return_when;
-    if (absl::Status status = service_.AdmitBatch(targets_); !status.ok()) {
+    if (absl::Status status = service_.AdmitBatch(targets_, client_);
+        !status.ok()) {
       return ToGrpcStatus(status);
     }
     batch->options.timeout =
@@ -202,7 +223,7 @@ class BatchCall {
 
  private:
   void BatchDone(const BatchSummary& summary) {
-    service_.BatchEnded(targets_);
+    service_.BatchEnded(targets_, client_);
     service_.Log(absl::StrFormat(
         R"({"ts":"%s","event":"batch","rpc":"%s","peer":%s,"targets":%d,)"
         R"("return_when":"%s","reason":"%s","completed":%d,"succeeded":%d,)"
@@ -221,6 +242,8 @@ class BatchCall {
   ProberService& service_;
   const std::string rpc_;
   const std::string peer_;
+  const std::string client_;  // the key of max_batches_per_client
+  const absl::Status authenticated_;
   const absl::Time deadline_;
 
   // Written by Start() before Submit, read by BatchDone() after.
@@ -506,7 +529,8 @@ void ProberService::Unregister(internal::BatchCall* call) {
   calls_.erase(call);
 }
 
-absl::Status ProberService::AdmitBatch(uint32_t probes) {
+absl::Status ProberService::AdmitBatch(uint32_t probes,
+                                       const std::string& client) {
   absl::MutexLock lock(&mu_);
   if (shutting_down_) {
     return absl::UnavailableError(
@@ -518,14 +542,35 @@ absl::Status ProberService::AdmitBatch(uint32_t probes) {
         " more would exceed the limit of ", options_.max_pending_probes,
         "; retry later"));
   }
+  if (options_.max_batches != 0 && batches_active_ >= options_.max_batches) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("server overloaded: ", batches_active_,
+                     " batches running, the limit is ", options_.max_batches,
+                     " (--max_batches); retry later"));
+  }
+  uint32_t& mine = batches_by_client_[client];
+  if (options_.max_batches_per_client != 0 &&
+      mine >= options_.max_batches_per_client) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many batches from this client: ", mine, " running, the limit is ",
+        options_.max_batches_per_client,
+        " per client (--max_batches_per_client); retry when one ends"));
+  }
+  ++mine;
+  ++batches_active_;
   pending_probes_ += probes;
   ++batches_started_;
   return absl::OkStatus();
 }
 
-void ProberService::BatchEnded(uint32_t probes) {
+void ProberService::BatchEnded(uint32_t probes, const std::string& client) {
   absl::MutexLock lock(&mu_);
   pending_probes_ -= probes;
+  --batches_active_;
+  auto it = batches_by_client_.find(client);
+  if (it != batches_by_client_.end() && --it->second == 0) {
+    batches_by_client_.erase(it);
+  }
 }
 
 void ProberService::NoteStreamQueue(size_t length) {

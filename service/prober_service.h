@@ -33,8 +33,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -59,6 +61,20 @@ struct ServiceOptions {
   // be written).  A request that would go beyond it fails with
   // RESOURCE_EXHAUSTED.  Default 10 full-size batches.
   uint64_t max_pending_probes = 1000000;
+  // Batches running at once, in all and per client; one more fails with
+  // RESOURCE_EXHAUSTED, and other clients are unaffected (--max_batches,
+  // --max_batches_per_client).  0 = no limit.
+  uint32_t max_batches = 1000;
+  uint32_t max_batches_per_client = 0;
+  // Names the client of a call, the key of max_batches_per_client (see
+  // ClientIdentity in auth.h).  Null: the peer's address without its port.
+  std::function<std::string(const grpc::CallbackServerContext& context)>
+      client_identity;
+  // Checks the caller's credentials before anything else is looked at; not
+  // OK (kUnauthenticated) ends the RPC with that status and no batch runs
+  // (--auth_token_file, see TokenAuthenticator in auth.h).  Null: anyone.
+  std::function<absl::Status(const grpc::CallbackServerContext& context)>
+      authenticate;
   // Results a stream queues for a slow reader before its batch stops
   // admitting probes.  Must be at least 2.
   size_t stream_queue_limit = 256;
@@ -111,11 +127,12 @@ class ProberService final : public v1::Prober::CallbackService {
   // For BatchCall: a call is registered from construction to destruction.
   void Register(internal::BatchCall* call);
   void Unregister(internal::BatchCall* call);
-  // Reserves room for a batch of `probes`: kUnavailable when shutting down,
-  // kResourceExhausted when over max_pending_probes.
-  absl::Status AdmitBatch(uint32_t probes);
+  // Reserves room for a batch of `probes` from `client`: kUnavailable when
+  // shutting down, kResourceExhausted when over max_pending_probes,
+  // max_batches or max_batches_per_client.
+  absl::Status AdmitBatch(uint32_t probes, const std::string& client);
   // Releases what AdmitBatch reserved, once the batch has ended.
-  void BatchEnded(uint32_t probes);
+  void BatchEnded(uint32_t probes, const std::string& client);
   void NoteStreamQueue(size_t length);
   void NotePaused(bool paused);
   void Log(absl::string_view line);
@@ -130,6 +147,10 @@ class ProberService final : public v1::Prober::CallbackService {
   absl::flat_hash_set<internal::BatchCall*> calls_ ABSL_GUARDED_BY(mu_);
   uint64_t pending_probes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t batches_started_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t batches_active_ ABSL_GUARDED_BY(mu_) = 0;
+  // Active batches per client identity; a client with none has no entry.
+  absl::flat_hash_map<std::string, uint32_t> batches_by_client_
+      ABSL_GUARDED_BY(mu_);
 
   // Counters updated without the lock.
   std::atomic<uint64_t> paused_streams_{0};

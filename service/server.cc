@@ -1,6 +1,8 @@
 #include "service/server.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,13 +15,56 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/auth.h"
 
 namespace fanprobe::service {
+namespace {
+
+// "host:0" with the port actually bound.
+std::string WithPort(const std::string& address, int port) {
+  return absl::StrCat(address.substr(0, address.rfind(':')), ":", port);
+}
+
+int ToMillis(absl::Duration duration) {
+  if (duration == absl::InfiniteDuration()) return INT_MAX;
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(duration), 0, INT_MAX));
+}
+
+void ApplyConnectionOptions(const ConnectionOptions& options,
+                            grpc::ServerBuilder& builder) {
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             ToMillis(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ToMillis(options.keepalive_timeout));
+  // Keep pinging while a quiet stream runs (all probes slow): by default
+  // gRPC stops after two pings without data, and a vanished client's
+  // batch would then run to its end.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      ToMillis(options.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             options.max_ping_strikes);
+  if (options.max_connection_age != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ToMillis(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ToMillis(options.max_connection_age_grace));
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options.engine);
   if (!engine.ok()) return engine.status();
+
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.security);
+  if (!credentials.ok()) return credentials.status();
 
   std::unique_ptr<Server> server(new Server());
   server->shutdown_grace_ = options.shutdown_grace;
@@ -29,6 +74,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   options.service.limits.max_in_flight = static_cast<uint32_t>(
       std::min<uint64_t>(options.engine.max_in_flight,
                          server->engine_->Stats().max_in_flight));
+  if (!options.security.auth_token_file.empty() &&
+      !options.service.authenticate) {
+    absl::StatusOr<std::shared_ptr<TokenAuthenticator>> tokens =
+        TokenAuthenticator::Create(options.security.auth_token_file,
+                                   options.security.reload_interval);
+    if (!tokens.ok()) return tokens.status();
+    options.service.authenticate =
+        [tokens =
+             *std::move(tokens)](const grpc::CallbackServerContext& context) {
+          return tokens->Check(context);
+        };
+  }
+  if (!options.service.client_identity) {
+    const bool tokens_checked = !options.security.auth_token_file.empty();
+    options.service.client_identity =
+        [tokens_checked](const grpc::CallbackServerContext& context) {
+          return ClientIdentity(context, tokens_checked);
+        };
+  }
   server->service_ =
       std::make_unique<ProberService>(*server->engine_, options.service);
 
@@ -36,21 +100,38 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address,
-                           grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.grpc_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  ApplyConnectionOptions(options.connection, builder);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.grpc_address,
                      " (address in use or not local?)"));
   }
-  const std::string& address = options.grpc_address;
-  server->address_ =
-      absl::StrCat(address.substr(0, address.rfind(':')), ":", server->port_);
-  grpc::HealthCheckServiceInterface* health =
-      server->server_->GetHealthCheckService();
-  health->SetServingStatus(v1::Prober::service_full_name(), true);
+  server->address_ = WithPort(options.grpc_address, server->port_);
+  server->server_->GetHealthCheckService()->SetServingStatus(
+      v1::Prober::service_full_name(), true);
+
+  if (!options.health_address.empty()) {
+    // Its own server, so it has its own credentials (none) and only the
+    // health service (and reflection, which the plugin adds everywhere).
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(options.health_address,
+                                    grpc::InsecureServerCredentials(),
+                                    &health_port);
+    ApplyConnectionOptions(options.connection, health_builder);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || health_port == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on --health_address=", options.health_address,
+          " (address in use or not local?)"));
+    }
+    server->health_address_ = WithPort(options.health_address, health_port);
+    server->health_server_->GetHealthCheckService()->SetServingStatus(
+        v1::Prober::service_full_name(), true);
+  }
   return server;
 }
 
@@ -65,6 +146,9 @@ void Server::Shutdown() {
   // from then on.
   service_->BeginShutdown();
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (health_server_ != nullptr) {
+    health_server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   // The tail of the grace period is for ending what still runs then: its
   // UNAVAILABLE status must reach the client before the listener closes.
   const absl::Duration tail = std::min(shutdown_grace_ / 5, absl::Seconds(1));
@@ -79,6 +163,11 @@ void Server::Shutdown() {
   // of the grace period to deliver their status.
   server_->Shutdown(absl::ToChronoTime(drained ? absl::Now() : deadline));
   server_->Wait();
+  if (health_server_ != nullptr) {
+    // Only health Watch streams can still run here; end them at once.
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
 }
 
 }  // namespace fanprobe::service

@@ -1,7 +1,9 @@
 // server.h: a running fanprobe server -- the engine, the Prober service, the
 // standard grpc.health.v1 health service and server reflection on one
-// listening address -- and its draining shutdown.  fanprobe-server is this
-// plus flags and signals; tests run it in-process the same way.
+// listening address (secured as SecurityOptions says, see auth.h), health
+// alone on a second address if asked -- and its draining shutdown.
+// fanprobe-server is this plus flags and signals; tests run it in-process
+// the same way.
 //
 // Example:
 //   fanprobe::service::ServerOptions options;
@@ -28,14 +30,54 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "probe/engine.h"
+#include "service/auth.h"
 #include "service/prober_service.h"
 
 namespace fanprobe::service {
 
+// The connection rules every client meets (gRPC channel arguments).
+struct ConnectionOptions {
+  // The largest request message accepted (--max_request_bytes); a larger
+  // one fails with RESOURCE_EXHAUSTED before it is parsed.  16 MiB holds a
+  // 100,000-target batch of ordinary URLs.
+  int max_request_bytes = 16 << 20;
+  // The server pings a connection with calls running after this long
+  // without reading from it, and closes it if the ping is not answered
+  // within keepalive_timeout: a client that vanished without a word (a
+  // partition, a killed VM) has its batches cancelled instead of running
+  // to the end (--keepalive_time, --keepalive_timeout).
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  // Clients may ping at most this often; a client pinging faster, or
+  // pinging without calls, gets a strike, and after max_ping_strikes the
+  // connection is closed with GOAWAY "too_many_pings"
+  // (--min_client_ping_interval).
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
+  // After this long a connection is asked to go away (GOAWAY): the client
+  // reconnects for its next RPC, which re-resolves and spreads long-lived
+  // clients over new replicas.  Calls running then get
+  // max_connection_age_grace to finish before the connection is closed.
+  // InfiniteDuration() = never (--max_connection_age,
+  // --max_connection_age_grace).
+  absl::Duration max_connection_age = absl::InfiniteDuration();
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+};
+
 struct ServerOptions {
-  // host:port to listen on, plaintext (--grpc_address).  Port 0 picks a
-  // free port; address() tells which.
+  // host:port to listen on (--grpc_address).  Port 0 picks a free port;
+  // address() tells which.
   std::string grpc_address = "127.0.0.1:50051";
+  // Also serve grpc.health.v1.Health alone on this host:port, plaintext and
+  // without credentials, for health checkers that cannot present a client
+  // certificate or token (--health_address).  Empty: none.  It mirrors the
+  // main port's serving status, draining included.
+  std::string health_address;
+  // TLS, mutual TLS and bearer tokens on grpc_address (--tls_cert, ...).
+  // The default is plaintext and no token.
+  SecurityOptions security;
+  // Message size, keepalive and connection-age rules.
+  ConnectionOptions connection;
   // Engine workers and the engine-wide cap on running probes (--workers,
   // --max_in_flight).  engine.max_in_flight also caps each batch's
   // concurrency: service.limits.max_in_flight is set from it.
@@ -60,6 +102,9 @@ class Server {
   // The address clients connect to, with the port actually bound.
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  // The health-only address (options.health_address with its port); empty
+  // when there is none.
+  const std::string& health_address() const { return health_address_; }
 
   ProberService& service() { return *service_; }
   Engine& engine() { return *engine_; }
@@ -80,6 +125,10 @@ class Server {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
+  // The health-only server, if any; stopped after server_, so health
+  // answers (NOT_SERVING) for as long as the drain lasts.
+  std::unique_ptr<grpc::Server> health_server_;
+  std::string health_address_;
 
   absl::Mutex shutdown_mu_;  // serializes Shutdown()
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

@@ -1,7 +1,8 @@
 // fanprobe-server: serves fanprobe.v1.Prober, grpc.health.v1.Health and
 // server reflection on --grpc_address until SIGTERM or SIGINT, then drains
 // within --shutdown_grace and exits 0.  Logs are JSON lines on stderr: one
-// when listening, one per batch, one when stopped.
+// when listening, one per batch, one when stopped.  A flag value that makes
+// no sense (a bad CIDR, an unreadable certificate) exits 2 at start-up.
 
 #include <pthread.h>
 #include <signal.h>
@@ -10,14 +11,18 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "service/server.h"
+#include "service/server_flags.h"
 
 ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
           "host:port to serve gRPC on (plaintext). Port 0 picks a free port.");
@@ -40,11 +45,75 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long running batches may take to finish "
           "before they end with UNAVAILABLE.");
 
+// Where probes may connect (server_flags.h, probe/destination_policy.h).
+ABSL_FLAG(bool, deny_private, false,
+          "Deny probes to private addresses (10/8, 172.16/12, 192.168/16, "
+          "100.64/10, fc00::/7).");
+ABSL_FLAG(bool, deny_loopback, false,
+          "Deny probes to loopback addresses (127/8, ::1).");
+ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
+          "CIDRs probes may reach even if a class rule denies them; a comma "
+          "list, and the flag may be repeated.");
+ABSL_FLAG(std::vector<std::string>, deny_cidr, {},
+          "CIDRs probes may never reach (checked first); a comma list, and "
+          "the flag may be repeated.");
+
+// Who may call (auth.h).
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve gRPC over TLS (with --tls_key). "
+          "Re-read when the file changes.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, client_ca, "",
+          "PEM CA certificates: require client certificates signed by them "
+          "(mutual TLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File of bearer tokens, one per line: every call but health needs "
+          "'authorization: Bearer <token>'. Re-read when it changes.");
+ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(10),
+          "How often the certificate, key, CA and token files are checked "
+          "for changes.");
+ABSL_FLAG(std::string, health_address, "",
+          "Also serve grpc.health.v1.Health alone on this host:port, "
+          "plaintext and without a token (for kubelets). Empty = none.");
+
+// Limits (server.h, prober_service.h).
+ABSL_FLAG(int32_t, max_request_bytes, 16 << 20,
+          "Largest request message; larger is RESOURCE_EXHAUSTED.");
+ABSL_FLAG(uint32_t, max_batches, 1000,
+          "Batches running at once; one more is RESOURCE_EXHAUSTED. 0 = no "
+          "limit.");
+ABSL_FLAG(uint32_t, max_batches_per_client, 0,
+          "Batches running at once per client (certificate subject, else "
+          "token, else address); 0 = no limit.");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(30),
+          "Ping a connection with calls running after this long without "
+          "reading from it...");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(10),
+          "...and close it (cancelling its batches) if the ping is not "
+          "answered within this.");
+ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
+          "Clients pinging more often than this (or without calls) get "
+          "strikes; two strikes close the connection.");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
+          "Ask clients to reconnect (GOAWAY) after this long, so long-lived "
+          "clients spread over new replicas. inf = never.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
+          "After --max_connection_age, how long running calls may go on "
+          "before the connection is closed.");
+
 namespace {
 
 void LogLine(const std::string& json) {
   const std::string line = absl::StrCat(json, "\n");
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+// A flag value that makes no sense (a bad CIDR, a missing certificate):
+// exit 2, as for any usage error.
+int ConfigError(const absl::Status& status) {
+  std::fprintf(stderr, "fanprobe-server: %s\n",
+               std::string(status.message()).c_str());
+  return 2;
 }
 
 }  // namespace
@@ -53,7 +122,23 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves fanprobe.v1.Prober (plus gRPC health and reflection).\n"
       "Usage: fanprobe-server [--grpc_address=127.0.0.1:50051] [flags]");
-  absl::ParseCommandLine(argc, argv);
+  // Repeated list flags accumulate, on the command line and in flag files.
+  absl::StatusOr<std::vector<std::string>> args =
+      fanprobe::service::ExpandCommandLine(
+          std::vector<std::string>(argv, argv + argc),
+          {"allow_cidr", "deny_cidr"});
+  if (!args.ok()) return ConfigError(args.status());
+  std::vector<char*> arg_pointers;
+  for (std::string& arg : *args) arg_pointers.push_back(arg.data());
+  absl::ParseCommandLine(static_cast<int>(arg_pointers.size()),
+                         arg_pointers.data());
+  absl::StatusOr<fanprobe::DestinationPolicy> policy =
+      fanprobe::service::PolicyFromFlags(
+          {.deny_private = absl::GetFlag(FLAGS_deny_private),
+           .deny_loopback = absl::GetFlag(FLAGS_deny_loopback),
+           .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
+           .deny_cidr = absl::GetFlag(FLAGS_deny_cidr)});
+  if (!policy.ok()) return ConfigError(policy.status());
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
@@ -72,10 +157,33 @@ int main(int argc, char** argv) {
   options.service.max_pending_probes = absl::GetFlag(FLAGS_max_pending_probes);
   options.service.stream_queue_limit = absl::GetFlag(FLAGS_stream_queue);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.engine.destination_policy = *policy;
+  options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.security.client_ca_file = absl::GetFlag(FLAGS_client_ca);
+  options.security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  options.security.reload_interval =
+      absl::GetFlag(FLAGS_credentials_reload_interval);
+  options.health_address = absl::GetFlag(FLAGS_health_address);
+  options.connection.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  options.connection.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  options.connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  options.connection.min_client_ping_interval =
+      absl::GetFlag(FLAGS_min_client_ping_interval);
+  options.connection.max_connection_age =
+      absl::GetFlag(FLAGS_max_connection_age);
+  options.connection.max_connection_age_grace =
+      absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.service.max_batches = absl::GetFlag(FLAGS_max_batches);
+  options.service.max_batches_per_client =
+      absl::GetFlag(FLAGS_max_batches_per_client);
 
   absl::StatusOr<std::unique_ptr<fanprobe::service::Server>> server =
       fanprobe::service::Server::Start(options);
   if (!server.ok()) {
+    if (absl::IsInvalidArgument(server.status())) {
+      return ConfigError(server.status());
+    }
     std::fprintf(stderr, "fanprobe-server: %s\n",
                  server.status().ToString().c_str());
     return 1;
@@ -83,6 +191,17 @@ int main(int argc, char** argv) {
   LogLine(absl::StrCat(R"({"event":"listening","address":")",
                        (*server)->address(), R"(","version":")",
                        FANPROBE_VERSION, R"("})"));
+  if (!(*server)->health_address().empty()) {
+    LogLine(absl::StrCat(R"({"event":"health_listening","address":")",
+                         (*server)->health_address(), R"("})"));
+  }
+  LogLine(absl::StrCat(R"({"event":"destination_policy","policy":)",
+                       fanprobe::service::PolicyJson(*policy), "}"));
+  for (const std::string& warning :
+       fanprobe::service::PolicyWarnings(*policy)) {
+    LogLine(absl::StrCat(R"({"event":"warning","message":")",
+                         absl::CEscape(warning), R"("})"));
+  }
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

@@ -1,0 +1,64 @@
+// server_flags.h: the parts of fanprobe-server's command line that need more
+// than Abseil flags give: list flags that may be repeated (Abseil keeps only
+// the last occurrence, which for --deny_cidr would silently drop a rule), and
+// the destination policy built from the policy flags, whose errors must stop
+// the server at start-up.
+//
+// Example (server_main.cc):
+//   absl::StatusOr<std::vector<std::string>> args =
+//       ExpandCommandLine({argv, argv + argc}, {"allow_cidr", "deny_cidr"});
+//   ... absl::ParseCommandLine over *args ...
+//   absl::StatusOr<DestinationPolicy> policy = PolicyFromFlags(
+//       {.deny_private = ..., .allow_cidr = absl::GetFlag(FLAGS_allow_cidr)});
+//   if (!policy.ok()) { print policy.status().message(); return 2; }
+//
+// Thread-safety: plain functions of their arguments (ExpandCommandLine reads
+// the flag files named on the command line).
+
+#ifndef FANPROBE_SERVICE_SERVER_FLAGS_H_
+#define FANPROBE_SERVICE_SERVER_FLAGS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "probe/destination_policy.h"
+
+namespace fanprobe::service {
+
+// Returns `args` (argv, program name first) with every --flagfile expanded in
+// place (Abseil's format: one flag per line, '#' comments and blank lines
+// skipped, nested --flagfile allowed) and every occurrence of a flag named in
+// `list_flags` merged into one "--name=a,b,c" at the first occurrence's
+// place, so a repeated list flag accumulates wherever it is given.  Both
+// "--name=value" and "--name value" (and a single dash) are understood;
+// arguments after "--" are left alone.  kInvalidArgument when a flag file
+// cannot be read, nests too deep, or a list flag has no value.
+absl::StatusOr<std::vector<std::string>> ExpandCommandLine(
+    std::vector<std::string> args, const std::vector<std::string>& list_flags);
+
+// The policy flags as given (each list entry may itself be a comma list).
+struct PolicyFlags {
+  bool deny_private = false;
+  bool deny_loopback = false;
+  std::vector<std::string> allow_cidr;
+  std::vector<std::string> deny_cidr;
+};
+
+// The destination policy the flags describe.  kInvalidArgument naming the
+// flag and the entry when a CIDR does not parse ("--deny_cidr=10.0.0.0/33:
+// ...").  Entries are trimmed; empty entries are skipped.
+absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags);
+
+// A one-line description of what `policy` allows, for the start-up log:
+// {"deny_private":true,"deny_loopback":false,"allow":[...],"deny":[...]}.
+std::string PolicyJson(const DestinationPolicy& policy);
+
+// Warnings about a policy that is legal but probably not meant, e.g. an
+// --allow_cidr that re-opens the cloud metadata address.  Empty when none.
+std::vector<std::string> PolicyWarnings(const DestinationPolicy& policy);
+
+}  // namespace fanprobe::service
+
+#endif  // FANPROBE_SERVICE_SERVER_FLAGS_H_

@@ -1,0 +1,234 @@
+// server_flags_test.cc: fanprobe-server's policy flags -- repeated list
+// flags accumulate on the command line and in flag files, CIDRs parse or
+// stop the server with exit 2, and the policy reaches the engine (a probe
+// to a denied address ends OUTCOME_DENIED without a packet sent).
+
+#include "service/server_flags.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "fanprobe/v1/prober.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/service/subprocess.h"
+#include "tests/service/test_util.h"
+#include "tests/support/target_server.h"
+#include "tests/support/test_certs.h"
+
+namespace fanprobe::service {
+namespace {
+
+using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::Subprocess;
+using ::fanprobe::testing::TargetServer;
+using ::fanprobe::testing::TempDir;
+using ::fanprobe::testing::TestServer;
+using ::fanprobe::testing::WriteFileAtomically;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const std::vector<std::string> kListFlags = {"allow_cidr", "deny_cidr"};
+
+TEST(ExpandCommandLineTest, RepeatedListFlagsAccumulateAtTheFirstPlace) {
+  absl::StatusOr<std::vector<std::string>> args = ExpandCommandLine(
+      {"server", "--deny_cidr=10.0.0.0/8", "--workers=1", "-deny_cidr",
+       "192.168.0.0/16", "--allow_cidr=10.1.0.0/16,10.2.0.0/16",
+       "--deny_cidr=1.2.3.4"},
+      kListFlags);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(
+      *args,
+      ElementsAre("server", "--deny_cidr=10.0.0.0/8,192.168.0.0/16,1.2.3.4",
+                  "--workers=1", "--allow_cidr=10.1.0.0/16,10.2.0.0/16"));
+}
+
+TEST(ExpandCommandLineTest, FlagFilesAreExpandedInPlaceAndMerged) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("inner.flags"), "--deny_cidr=172.16.0.0/12\n");
+  WriteFileAtomically(
+      dir.File("outer.flags"),
+      absl::StrCat("# the hardened profile\n\n  --deny_private  \n",
+                   "--deny_cidr=169.254.169.254\n--flagfile=",
+                   dir.File("inner.flags"), "\n"));
+  absl::StatusOr<std::vector<std::string>> args =
+      ExpandCommandLine({"server", "--flagfile", dir.File("outer.flags"),
+                         "--deny_cidr=::1", "--", "--deny_cidr=positional"},
+                        kListFlags);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(*args,
+              ElementsAre("server", "--deny_private",
+                          "--deny_cidr=169.254.169.254,172.16.0.0/12,::1", "--",
+                          "--deny_cidr=positional"));
+}
+
+TEST(ExpandCommandLineTest, UnreadableOrSelfIncludingFlagFileIsAnError) {
+  TempDir dir;
+  absl::StatusOr<std::vector<std::string>> args = ExpandCommandLine(
+      {"server", absl::StrCat("--flagfile=", dir.File("missing"))}, kListFlags);
+  ASSERT_FALSE(args.ok());
+  EXPECT_THAT(args.status().message(), HasSubstr("cannot read"));
+
+  WriteFileAtomically(dir.File("loop.flags"),
+                      absl::StrCat("--flagfile=", dir.File("loop.flags")));
+  args = ExpandCommandLine(
+      {"server", absl::StrCat("--flagfile=", dir.File("loop.flags"))},
+      kListFlags);
+  ASSERT_FALSE(args.ok());
+  EXPECT_THAT(args.status().message(), HasSubstr("nest"));
+
+  args = ExpandCommandLine({"server", "--deny_cidr"}, kListFlags);
+  ASSERT_FALSE(args.ok());
+  EXPECT_THAT(args.status().message(), HasSubstr("needs a value"));
+}
+
+TEST(PolicyFromFlagsTest, BuildsThePolicy) {
+  absl::StatusOr<DestinationPolicy> policy =
+      PolicyFromFlags({.deny_private = true,
+                       .deny_loopback = false,
+                       .allow_cidr = {" 10.1.0.0/16 , fd00:1::/32", ""},
+                       .deny_cidr = {"169.254.169.254", "2001:db8::/32"}});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->deny_private);
+  EXPECT_FALSE(policy->deny_loopback);
+  ASSERT_EQ(policy->allow.size(), 2u);
+  EXPECT_EQ(policy->allow[0].ToString(), "10.1.0.0/16");
+  EXPECT_EQ(policy->allow[1].ToString(), "fd00:1::/32");
+  ASSERT_EQ(policy->deny.size(), 2u);
+  EXPECT_EQ(policy->deny[0].ToString(), "169.254.169.254/32");
+  EXPECT_TRUE(policy->Check(*IpAddress::Parse("10.1.2.3")).ok());
+  EXPECT_FALSE(policy->Check(*IpAddress::Parse("10.2.0.1")).ok());
+  EXPECT_EQ(PolicyJson(*policy),
+            R"({"deny_private":true,"deny_loopback":false,)"
+            R"("allow":["10.1.0.0/16","fd00:1::/32"],)"
+            R"("deny":["169.254.169.254/32","2001:db8::/32"]})");
+  EXPECT_THAT(PolicyWarnings(*policy), IsEmpty());
+}
+
+TEST(PolicyFromFlagsTest, ABadCidrNamesTheFlagAndTheEntry) {
+  struct Case {
+    bool allow;
+    std::string entry;
+  };
+  const std::vector<Case> cases = {
+      {true, "10.0.0.0/33"},  {true, "10.0.0.0/"},     {false, "fd00::/129"},
+      {false, "example.com"}, {false, "10.0.0.0/8/8"}, {false, "300.1.1.1"}};
+  for (const Case& c : cases) {
+    PolicyFlags flags;
+    const std::string list = absl::StrCat("10.0.0.0/8,", c.entry);
+    if (c.allow) {
+      flags.allow_cidr = {list};
+    } else {
+      flags.deny_cidr = {list};
+    }
+    const absl::StatusOr<DestinationPolicy> policy = PolicyFromFlags(flags);
+    ASSERT_FALSE(policy.ok()) << c.entry;
+    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(policy.status().message()),
+                HasSubstr(absl::StrCat(
+                    c.allow ? "--allow_cidr=" : "--deny_cidr=", c.entry, ":")));
+  }
+}
+
+TEST(PolicyFromFlagsTest, WarnsWhenAnAllowReopensTheMetadataAddress) {
+  absl::StatusOr<DestinationPolicy> policy =
+      PolicyFromFlags({.allow_cidr = {"169.254.0.0/16"}});
+  ASSERT_TRUE(policy.ok());
+  EXPECT_THAT(PolicyWarnings(*policy),
+              ElementsAre(HasSubstr("169.254.169.254")));
+  // Unless a deny keeps it closed.
+  policy = PolicyFromFlags(
+      {.allow_cidr = {"169.254.0.0/16"}, .deny_cidr = {"169.254.169.254"}});
+  ASSERT_TRUE(policy.ok());
+  EXPECT_THAT(PolicyWarnings(*policy), IsEmpty());
+}
+
+TEST(ServerPolicyTest, ProbesToDeniedAddressesEndDeniedWithoutAConnection) {
+  TargetServer target;
+  ServerOptions options;
+  // Loopback is denied but for the target's own address.
+  options.engine.destination_policy =
+      *PolicyFromFlags({.deny_loopback = true, .allow_cidr = {"127.0.0.1"}});
+  TestServer server(options);
+  const std::string port = absl::StrCat(target.port());
+  v1::ProbeBatchRequest request = BatchRequest(
+      {target.url("/status/200"),
+       absl::StrCat("http://127.0.0.2:", port, "/status/200"),
+       absl::StrCat("http://[::1]:", port, "/"),
+       absl::StrCat("http://0x7f000002:", port, "/"),
+       "http://169.254.169.254/latest/meta-data/",
+       // The first hop is allowed; the redirect to 127.0.0.2 is not.
+       target.url(absl::StrCat("/redirect_to?url=http://127.0.0.2:", port,
+                               "/status/200"))});
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 6);
+  EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK);
+  for (int i = 1; i < 6; ++i) {
+    EXPECT_EQ(response.done(i).outcome(), v1::OUTCOME_DENIED)
+        << request.targets(i).url() << ": " << response.done(i).error();
+  }
+  EXPECT_THAT(response.done(1).error(), HasSubstr("127.0.0.2"));
+  EXPECT_THAT(response.done(4).error(), HasSubstr("169.254.169.254"));
+  EXPECT_EQ(response.done(5).redirects(), 1);
+  // Only the allowed probe and the first hop of the redirect got through.
+  EXPECT_EQ(target.Stats().http.requests, 2);
+}
+
+// fanprobe-server itself: a bad flag value stops it at start with exit 2.
+TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("empty_tokens"), "# no tokens yet\n");
+  for (const auto& [flag, message] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"--deny_cidr=10.0.0.0/33", "--deny_cidr=10.0.0.0/33:"},
+           {"--allow_cidr=not-an-address", "--allow_cidr=not-an-address:"},
+           {"--tls_cert=/nonexistent/cert.pem", "--tls_cert"},
+           {"--client_ca=/nonexistent/ca.pem", "--client_ca needs"},
+           {absl::StrCat("--auth_token_file=", dir.File("empty_tokens")),
+            "no token"},
+           {absl::StrCat("--flagfile=", dir.File("missing.flags")),
+            "cannot read"}}) {
+    Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                       "--workers=1", flag});
+    const Subprocess::Exit exit = server.Wait(kPatience);
+    EXPECT_EQ(exit.code, 2) << flag << "\n" << server.Stderr();
+    EXPECT_THAT(server.Stderr(), HasSubstr(message)) << flag;
+  }
+}
+
+TEST(ServerBinaryFlagsTest, LogsThePolicyAndWarnsAboutTheMetadataAddress) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("policy.flags"),
+                      "--deny_private\n--deny_cidr=192.0.2.0/24\n");
+  Subprocess server(
+      {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0", "--workers=1",
+       absl::StrCat("--flagfile=", dir.File("policy.flags")), "--deny_cidr",
+       "198.51.100.0/24", "--allow_cidr=169.254.0.0/16"});
+  const std::optional<std::string> warning = server.WaitForStderrLine(
+      [](absl::string_view line) {
+        return absl::StrContains(line, R"("event":"warning")");
+      },
+      kPatience);
+  ASSERT_TRUE(warning.has_value()) << server.Stderr();
+  EXPECT_THAT(*warning, HasSubstr("169.254.169.254"));
+  EXPECT_THAT(server.Stderr(),
+              HasSubstr(R"({"event":"destination_policy","policy":{)"
+                        R"("deny_private":true,"deny_loopback":false,)"
+                        R"("allow":["169.254.0.0/16"],)"
+                        R"("deny":["192.0.2.0/24","198.51.100.0/24"]}})"));
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(kPatience).code, 0);
+}
+
+}  // namespace
+}  // namespace fanprobe::service
