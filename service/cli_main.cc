@@ -6,6 +6,9 @@
 //                  [--expect=200-299] [--format=table|jsonl]
 //                  URL... | --file=FILE
 //   fanprobe health [--server=ADDR] [--timeout=5s]
+//   (both also take --tls_ca, --tls_cert, --tls_key, --tls_server_name and
+//   --auth_token_file to reach a server that wants TLS, a client
+//   certificate or a token)
 //
 // `probe` streams one table row (or JSON line) per result as it arrives,
 // then the summary; on a terminal, a large batch also gets a live progress
@@ -26,7 +29,9 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -86,20 +91,43 @@ probe flags:
   --file=FILE            read URLs from FILE, one per line; '-' = stdin;
                          blank lines and lines starting with '#' are skipped
 
+connection flags (probe and health):
+  --tls_ca=FILE          use TLS, trusting the CA certificates in FILE (PEM)
+  --tls_cert=FILE        client certificate for mutual TLS (PEM; implies TLS,
+  --tls_key=FILE         with the system's CAs unless --tls_ca), and its key
+  --tls_server_name=NAME the name the server's certificate must carry, when
+                         it is not the --server host
+  --auth_token_file=FILE send the first token in FILE as a bearer token
+
 Exit status: 0 every probe succeeded, 1 a probe failed or was cancelled,
 2 usage or RPC error.
 )";
 
 enum class Format { kTable, kJsonl };
 
+// --- How to reach the server: TLS, a client certificate, a token. ---------
+
+// The connection flags both subcommands take.
+struct ConnectionFlags {
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  std::string auth_token_file;
+};
+
+// --- The subcommands. ------------------------------------------------------
+
 struct ProbeCommand {
   std::string server = "127.0.0.1:50051";
+  ConnectionFlags connection;
   v1::ProbeBatchRequest request;
   Format format = Format::kTable;
 };
 
 struct HealthCommand {
   std::string server = "127.0.0.1:50051";
+  ConnectionFlags connection;
   absl::Duration timeout = absl::Seconds(5);
 };
 
@@ -110,6 +138,108 @@ absl::Status UsageError(absl::string_view message) {
 
 // --help anywhere: print the usage, exit 0.
 absl::Status HelpWanted() { return absl::CancelledError("help"); }
+
+// --- Connection flags, continued. ----------------------------------------
+
+// Applies `flag` if it is a connection flag; false if it is not one.
+bool ApplyConnectionFlag(const std::string& flag, const std::string& value,
+                         ConnectionFlags& connection) {
+  if (flag == "tls_ca") {
+    connection.tls_ca = value;
+  } else if (flag == "tls_cert") {
+    connection.tls_cert = value;
+  } else if (flag == "tls_key") {
+    connection.tls_key = value;
+  } else if (flag == "tls_server_name") {
+    connection.tls_server_name = value;
+  } else if (flag == "auth_token_file") {
+    connection.auth_token_file = value;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> ReadWholeFile(absl::string_view flag,
+                                          const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return UsageError(absl::StrCat("cannot read --", flag, "=", path));
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// What the connection flags resolve to: channel credentials and arguments,
+// and the token to send with every call.
+struct Connection {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments arguments;
+  std::string token;
+};
+
+absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags) {
+  Connection connection;
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    return UsageError("--tls_cert and --tls_key go together");
+  }
+  if (flags.tls_ca.empty() && flags.tls_cert.empty()) {
+    if (!flags.tls_server_name.empty()) {
+      return UsageError("--tls_server_name needs --tls_ca or --tls_cert");
+    }
+    connection.credentials = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    for (auto [flag, path, out] :
+         {std::tuple{"tls_ca", &flags.tls_ca, &ssl.pem_root_certs},
+          std::tuple{"tls_cert", &flags.tls_cert, &ssl.pem_cert_chain},
+          std::tuple{"tls_key", &flags.tls_key, &ssl.pem_private_key}}) {
+      if (path->empty()) continue;
+      absl::StatusOr<std::string> pem = ReadWholeFile(flag, *path);
+      if (!pem.ok()) return pem.status();
+      *out = *std::move(pem);
+    }
+    connection.credentials = grpc::SslCredentials(ssl);
+    if (!flags.tls_server_name.empty()) {
+      connection.arguments.SetSslTargetNameOverride(flags.tls_server_name);
+    }
+  }
+  if (!flags.auth_token_file.empty()) {
+    absl::StatusOr<std::string> content =
+        ReadWholeFile("auth_token_file", flags.auth_token_file);
+    if (!content.ok()) return content.status();
+    for (absl::string_view line : absl::StrSplit(*content, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (line.empty() || absl::StartsWith(line, "#")) continue;
+      connection.token = std::string(line);
+      break;
+    }
+    if (connection.token.empty()) {
+      return UsageError(absl::StrCat("no token in --auth_token_file=",
+                                     flags.auth_token_file));
+    }
+  }
+  return connection;
+}
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& server,
+                                          const Connection& connection) {
+  return grpc::CreateCustomChannel(server, connection.credentials,
+                                   connection.arguments);
+}
+
+// A connection flag that cannot be used (an unreadable file): exit 2.
+int ConnectionFailed(const absl::Status& status) {
+  std::fprintf(stderr, "fanprobe: %s\n", std::string(status.message()).c_str());
+  return kExitUsage;
+}
+
+void AddToken(const Connection& connection, grpc::ClientContext& context) {
+  if (connection.token.empty()) return;
+  context.AddMetadata("authorization",
+                      absl::StrCat("Bearer ", connection.token));
+}
+
+// --- End of connection flags. ---------------------------------------------
 
 // Walks the arguments of a subcommand: "--name=value", "--name value"
 // (either dash count), positional arguments, and "--" ending the flags.
@@ -250,6 +380,7 @@ absl::Status ApplyProbeFlag(const std::string& flag, const std::string& value,
   v1::ProbeOptions& defaults = *request.mutable_defaults();
   if (flag == "server") {
     command.server = value;
+  } else if (ApplyConnectionFlag(flag, value, command.connection)) {
   } else if (flag == "return_when") {
     if (value == "all") {
       request.set_return_when(v1::RETURN_WHEN_ALL_COMPLETED);
@@ -355,6 +486,7 @@ absl::StatusOr<HealthCommand> ParseHealth(std::vector<std::string> args) {
     if (!value.ok()) return value.status();
     if (flag == "server") {
       command.server = *value;
+    } else if (ApplyConnectionFlag(flag, *value, command.connection)) {
     } else if (flag == "timeout") {
       absl::StatusOr<absl::Duration> timeout = ParseDurationFlag(flag, *value);
       if (!timeout.ok()) return timeout.status();
@@ -492,9 +624,12 @@ std::string Describe(const grpc::Status& status) {
 }
 
 int RunProbe(const ProbeCommand& command) {
-  std::unique_ptr<v1::Prober::Stub> stub = v1::Prober::NewStub(
-      grpc::CreateChannel(command.server, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<Connection> connection = ResolveConnection(command.connection);
+  if (!connection.ok()) return ConnectionFailed(connection.status());
+  std::unique_ptr<v1::Prober::Stub> stub =
+      v1::Prober::NewStub(NewChannel(command.server, *connection));
   grpc::ClientContext context;
+  AddToken(*connection, context);
   std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> reader =
       stub->StreamProbes(&context, command.request);
 
@@ -533,10 +668,13 @@ int RunProbe(const ProbeCommand& command) {
 }
 
 int RunHealth(const HealthCommand& command) {
+  absl::StatusOr<Connection> connection = ResolveConnection(command.connection);
+  if (!connection.ok()) return ConnectionFailed(connection.status());
   std::unique_ptr<grpc::health::v1::Health::Stub> stub =
-      grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-          command.server, grpc::InsecureChannelCredentials()));
+      grpc::health::v1::Health::NewStub(
+          NewChannel(command.server, *connection));
   grpc::ClientContext context;
+  AddToken(*connection, context);
   context.set_deadline(absl::ToChronoTime(absl::Now() + command.timeout));
   grpc::health::v1::HealthCheckResponse response;
   const grpc::Status status =
