@@ -325,6 +325,15 @@ class Bench:
         self.restart_fanprobe()
         log(f"fanprobe-server on {self.fanprobe_addr} (pid {self.fanprobe.pid})")
 
+    def server_flags(self):
+        """The flag names this fanprobe-server build knows."""
+        if not hasattr(self, "_server_flags"):
+            out = subprocess.run([self.server_binary, "--helpfull"],
+                                 capture_output=True, text=True, timeout=30)
+            self._server_flags = set(
+                re.findall(r"--([a-z_0-9]+)", out.stdout + out.stderr))
+        return self._server_flags
+
     def restart_fanprobe(self):
         """A fresh fanprobe-server for every fanprobe run, as every peer is a
         fresh process: otherwise the heap a 100,000-probe batch leaves behind
@@ -339,10 +348,14 @@ class Bench:
         port = free_port()
         self.server_starts += 1
         self.fanprobe_addr = f"127.0.0.1:{port}"
-        self.fanprobe = Service(
-            f"fanprobe-server-{self.server_starts}",
-            [self.server_binary, f"--grpc_address={self.fanprobe_addr}",
-             f"--max_in_flight={W5_CONCURRENCY}"], self.work)
+        cmd = [self.server_binary, f"--grpc_address={self.fanprobe_addr}",
+               f"--max_in_flight={W5_CONCURRENCY}"]
+        if "http_address" in self.server_flags():
+            # Its metrics endpoint, on a port of its own: a fixed default
+            # could be taken by another server on this shared machine.
+            cmd.append(f"--http_address=127.0.0.1:{free_port()}")
+        self.fanprobe = Service(f"fanprobe-server-{self.server_starts}",
+                                cmd, self.work)
         self.services.append(self.fanprobe)
         wait_until(lambda: tcp_open(port), 20, "fanprobe-server")
 
