@@ -354,7 +354,8 @@ void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
     auto [it, inserted] = prepared->try_emplace(target.options.get());
     if (inserted) it->second = PrepareOptions(target.options);
     absl::Status status = it->second.status();
-    if (status.ok()) status = ParseTargetUrl(target.url).status();
+    if (status.ok())
+      status = ParseTargetUrl(target.url, /*with_host_key=*/false).status();
     if (!status.ok()) invalid.emplace_back(i, std::move(status));
   }
   Actions actions;
@@ -493,7 +494,7 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
       if (max_per_host > 0) {
         // The host is needed now; without a per-host limit the worker
         // parses the URL again, off this lock.  Validate() checked it.
-        task.url = *ParseTargetUrl(target.url);
+        task.url = *ParseTargetUrl(target.url, /*with_host_key=*/true);
       }
       task.batch = batch->shared_from_this();
       task.target = &target;

@@ -136,17 +136,18 @@ bool StatusIsValid(int status, const std::vector<StatusRange>& ranges) {
 
 }  // namespace
 
-absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url) {
+absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url,
+                                         bool with_host_key) {
   if (url.empty()) return absl::InvalidArgumentError("the URL is empty");
   if (HasControlChar(url)) {
     return absl::InvalidArgumentError("the URL holds a control character");
   }
-  std::string full = absl::StrContains(url, "://")
-                         ? std::string(url)
-                         : absl::StrCat("http://", url);
+  ParsedUrl out;
+  out.url = absl::StrContains(url, "://") ? std::string(url)
+                                          : absl::StrCat("http://", url);
   std::unique_ptr<CURLU, CurlUrlDeleter> handle(curl_url());
   if (handle == nullptr) return absl::ResourceExhaustedError("out of memory");
-  CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, full.c_str(),
+  CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, out.url.c_str(),
                               CURLU_NON_SUPPORT_SCHEME);
   if (rc != CURLUE_OK) {
     return absl::InvalidArgumentError(
@@ -162,17 +163,13 @@ absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url) {
   if (host == nullptr || *host == '\0') {
     return absl::InvalidArgumentError("the URL has no host");
   }
-  CurlString port =
-      GetUrlPart(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
-  CurlString normalized = GetUrlPart(handle.get(), CURLUPART_URL);
-  if (normalized == nullptr) {
-    return absl::InvalidArgumentError("the URL does not parse");
+  if (with_host_key) {
+    CurlString port =
+        GetUrlPart(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+    out.host_key =
+        absl::StrCat(scheme_lower, "://", absl::AsciiStrToLower(host.get()),
+                     ":", port ? port.get() : "");
   }
-  ParsedUrl out;
-  out.url = normalized.get();
-  out.host_key =
-      absl::StrCat(scheme_lower, "://", absl::AsciiStrToLower(host.get()), ":",
-                   port ? port.get() : "");
   return out;
 }
 

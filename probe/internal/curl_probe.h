@@ -41,14 +41,16 @@ using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 // A target URL that parsed, with the scheme made explicit.
 struct ParsedUrl {
-  std::string url;       // normalized by libcurl's URL parser
+  std::string url;       // as given, with "http://" prepended if it had none
   std::string host_key;  // "scheme://host:port", the per-host limit's key
 };
 
 // Fails with kInvalidArgument, in words a user can act on, when the URL does
 // not parse or its scheme is not http or https.  A URL without "://" is
-// taken as http://, as blackbox_exporter and curl do.
-absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url);
+// taken as http://, as blackbox_exporter and curl do.  `host_key` is filled
+// only when asked for (it costs as much as the rest).
+absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url,
+                                         bool with_host_key);
 
 // Options checked and pre-built once per distinct ProbeOptions object, so a
 // batch of 100,000 targets sharing options compiles its patterns once.

@@ -30,7 +30,7 @@ uint64_t SocketTag(int shard, curl_socket_t s) {
 }
 // Probes a worker starts between two looks at its sockets, so that a burst
 // of 10,000 starts does not hold back the first completions.
-constexpr int kMaxStartsPerTurn = 256;
+constexpr int kMaxStartsPerTurn = 32;
 
 int64_t MonotonicNanos() {
   timespec now;
@@ -306,7 +306,8 @@ void Worker::StartLocal(ProbeTask task) {
     return;
   }
   if (task.url.url.empty()) {
-    absl::StatusOr<ParsedUrl> url = ParseTargetUrl(task.target->url);
+    absl::StatusOr<ParsedUrl> url =
+        ParseTargetUrl(task.target->url, /*with_host_key=*/false);
     if (!url.ok()) {
       ProbeResult result = NewResult(*task.target, task.index);
       result.outcome = Outcome::kInvalidTarget;
