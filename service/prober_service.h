@@ -7,9 +7,13 @@
 // per-stream queue.  When that queue holds options.stream_queue_limit results
 // the stream's batch stops admitting new probes (Batch::PauseAdmission) and
 // resumes once the queue is down to half, so a slow reader slows its own
-// batch instead of growing the server's memory.  Probes already running when
-// the queue fills still complete, so a stream holds at most
-// stream_queue_limit + max_concurrency results.
+// batch instead of growing the server's memory.  The pause holds before the
+// next result is queued; what still arrives are the results of probes already
+// running (at most max_concurrency) and of probes the engine had finished but
+// not yet handed over (the engine frees a probe's slot when it finishes, and
+// hands results over one at a time).  So a stream holds about
+// stream_queue_limit + max_concurrency results, exactly that when results are
+// handed over as fast as probes finish.
 //
 // Example (service/server.h does this, plus health and reflection):
 //   ProberService service(*engine, {});

@@ -456,8 +456,11 @@ TEST_F(ProberServiceTest, OverloadIsResourceExhausted) {
 }
 
 TEST_F(ProberServiceTest, SlowReaderPausesItsBatchWithinTheQueueBound) {
-  constexpr int kTargets = 600;
-  constexpr int kConcurrency = 4;
+  // 10 ms probes, 2 at a time: each result is handed over long before the
+  // next probe finishes, so the engine holds none back when the queue fills
+  // and the bound is exactly stream_queue_limit + max_concurrency.
+  constexpr int kTargets = 120;
+  constexpr int kConcurrency = 2;
   constexpr int kQueueLimit = 8;
   service::ServerOptions options;
   options.service.stream_queue_limit = kQueueLimit;
@@ -469,7 +472,7 @@ TEST_F(ProberServiceTest, SlowReaderPausesItsBatchWithinTheQueueBound) {
   arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   auto stub = v1::Prober::NewStub(server.NewChannel(arguments));
 
-  std::vector<std::string> urls(kTargets, target_.url("/status/200"));
+  std::vector<std::string> urls(kTargets, target_.url("/delay/10"));
   v1::ProbeBatchRequest request = BatchRequest(urls);
   request.set_max_concurrency(kConcurrency);
   grpc::ClientContext context;
