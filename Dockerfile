@@ -21,7 +21,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # What the server and CLI need to compile: the Makefile's BUILD_PACKAGES
 # without the test, benchmark and formatting ones.
 ARG BUILD_PACKAGES="g++ make cmake pkg-config libcurl4-openssl-dev \
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
   libabsl-dev libre2-dev"
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -9,7 +9,8 @@ GRPC_ADDRESS ?= 127.0.0.1:50051
 BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libcurl4-openssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev python3-yaml
+  libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
+  libyaml-cpp-dev prometheus prometheus-blackbox-exporter
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build test run format format-check clean
