@@ -22,7 +22,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # without the test, benchmark and formatting ones.
 ARG BUILD_PACKAGES="g++ make cmake pkg-config libcurl4-openssl-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
-  libabsl-dev libre2-dev"
+  libabsl-dev libre2-dev libcpp-httplib-dev libyaml-cpp-dev"
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ${BUILD_PACKAGES} \
@@ -73,9 +73,8 @@ LABEL org.opencontainers.image.title="fanprobe" \
       org.opencontainers.image.documentation="deploy/README.md"
 
 USER 65532:65532
-# 50051: gRPC (Prober, health, reflection).  9116: HTTP metrics, once the
-# server has its HTTP side (--http_address); reserved now so manifests and
-# port mappings need no change then.
+# 50051: gRPC (Prober, health, reflection).  9116: HTTP (--http_address):
+# /metrics, /probe, /healthz, /readyz.
 EXPOSE 50051 9116
 # The server is PID 1 and handles SIGTERM itself (sigwait on a blocked
 # signal, which the kernel delivers even to PID 1): it turns NOT_SERVING,
@@ -86,4 +85,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/fanprobe", "health", "--server=127.0.0.1:50051", "--timeout=2s"]
 ENTRYPOINT ["/usr/local/bin/fanprobe-server"]
-CMD ["--grpc_address=0.0.0.0:50051"]
+CMD ["--grpc_address=0.0.0.0:50051", "--http_address=0.0.0.0:9116"]

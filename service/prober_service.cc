@@ -115,6 +115,7 @@ class BatchCall {
                            : absl::OkStatus()),
         deadline_(DeadlineOf(context)) {
     service_.Register(this);
+    if (ServiceObserver* o = observer()) o->CallStarted(rpc_);
   }
 
   virtual ~BatchCall() {
@@ -125,6 +126,7 @@ class BatchCall {
       paused = paused_;
     }
     if (paused) service_.NotePaused(false);
+    if (ServiceObserver* o = observer()) o->CallEnded(rpc_);
     service_.Unregister(this);
   }
 
@@ -136,12 +138,12 @@ class BatchCall {
     if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
     absl::StatusOr<BatchRequest> batch =
         BatchFromProto(request, service_.options_.limits);
-    if (!batch.ok()) return ToGrpcStatus(batch.status());
+    if (!batch.ok()) return Rejected(batch.status());
     targets_ = static_cast<uint32_t>(batch->targets.size());
     return_when_ = batch->options.return_when;
     if (absl::Status status = service_.AdmitBatch(targets_, client_);
         !status.ok()) {
-      return ToGrpcStatus(status);
+      return Rejected(status);
     }
     batch->options.timeout =
         EffectiveTimeout(batch->options.timeout, deadline_, absl::Now(),
@@ -218,6 +220,19 @@ class BatchCall {
 
   // For a stream: reports its queue length to the service's stats.
   void NoteQueueLength(size_t length) { service_.NoteStreamQueue(length); }
+
+  // Metrics hooks (service_observer.h).
+  ServiceObserver* observer() const { return service_.options_.observer.get(); }
+  void NoteQueueWait(absl::Duration wait) {
+    if (ServiceObserver* o = observer()) o->StreamQueueWait(wait);
+  }
+  // The status a refused RPC ends with.
+  grpc::Status Rejected(const absl::Status& status) {
+    if (ServiceObserver* o = observer()) {
+      o->CallRejected(rpc_, status.code());
+    }
+    return ToGrpcStatus(status);
+  }
 
   absl::Mutex mu_;
 
@@ -319,6 +334,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
       absl::MutexLock lock(&mu_);
       if (end_status_.has_value() || finish_called_) return;
       queue_.push_back(std::move(event));
+      queued_at_.push_back(absl::Now());
       if (!write_in_flight_) resume = WriteNextLocked();
       NoteQueueLength(queue_.size());
       if (queue_.size() >= queue_limit_) PauseAdmissionLocked();
@@ -339,6 +355,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!end_status_.has_value()) end_status_ = status;
     queue_.clear();
+    queued_at_.clear();
     MaybeFinishLocked();
   }
 
@@ -356,6 +373,8 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     if (!queue_.empty()) {
       writing_ = std::move(queue_.front());
       queue_.pop_front();
+      NoteQueueWait(absl::Now() - queued_at_.front());
+      queued_at_.pop_front();
       write_in_flight_ = true;
       StartWrite(&writing_);
       if (queue_.size() <= queue_limit_ / 2) return ResumeAdmissionLocked();
@@ -371,6 +390,8 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
 
   // State below is protected by mu_.
   std::deque<v1::ProbeEvent> queue_ ABSL_GUARDED_BY(mu_);
+  // When each queued result was queued (the queue-wait metric).
+  std::deque<absl::Time> queued_at_ ABSL_GUARDED_BY(mu_);
   // The message being written; gRPC reads it until OnWriteDone().
   v1::ProbeEvent writing_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

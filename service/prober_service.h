@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -51,6 +52,7 @@
 #include "grpcpp/grpcpp.h"
 #include "probe/engine.h"
 #include "service/convert.h"
+#include "service/service_observer.h"
 
 namespace fanprobe::service {
 
@@ -88,6 +90,9 @@ struct ServiceOptions {
   // Receives one JSON line (without the newline) per batch that ran.  Null
   // means stderr.  Called on engine threads; must not block for long.
   std::function<void(absl::string_view line)> log;
+  // Told about calls, refusals and stream queue waits, for metrics
+  // (service/metrics.h).  Null: nobody.
+  std::shared_ptr<ServiceObserver> observer;
 };
 
 // Live figures, for tests and metrics.

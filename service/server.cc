@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "service/auth.h"
+#include "service/collectors.h"
 
 namespace fanprobe::service {
 namespace {
@@ -72,6 +73,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server());
   server->shutdown_grace_ = options.shutdown_grace;
   server->engine_ = *std::move(engine);
+  server->metrics_ = std::make_shared<ServerMetrics>();
+  server->grpc_engine_ = std::make_unique<MeteredEngine>(
+      *server->engine_, *server->metrics_, MetricsApi::kGrpc);
+  if (options.service.observer == nullptr) {
+    options.service.observer = server->metrics_;
+  }
   // A batch may not ask for more concurrency than the engine can give,
   // which the file descriptor budget may have lowered below the flag.
   options.service.limits.max_in_flight = static_cast<uint32_t>(
@@ -97,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         };
   }
   server->service_ =
-      std::make_unique<ProberService>(*server->engine_, options.service);
+      std::make_unique<ProberService>(*server->grpc_engine_, options.service);
 
   // Both are process-wide switches that take effect in the next builder.
   grpc::EnableDefaultHealthCheckService(true);
@@ -135,6 +142,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     server->health_server_->GetHealthCheckService()->SetServingStatus(
         v1::Prober::service_full_name(), true);
   }
+  ServerMetrics& metrics = *server->metrics_;
+  metrics.AddCollector(EngineStatsCollector(*server->engine_));
+  metrics.AddCollector(ServiceStatsCollector(
+      *server->service_, options.service.max_pending_probes));
+  metrics.AddCollector(ProcessCollector());
+  if (!options.http.address.empty()) {
+    server->http_engine_ = std::make_unique<MeteredEngine>(
+        *server->engine_, metrics, MetricsApi::kHttp);
+    const Engine* engine = server->engine_.get();
+    const ProberService* service = server->service_.get();
+    const uint64_t max_pending = options.service.max_pending_probes;
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        HttpServer::Start(options.http, *server->http_engine_, metrics,
+                          [engine, service, max_pending] {
+                            return SaturationStatus(
+                                engine->Stats(), service->Stats(), max_pending);
+                          });
+    if (!http.ok()) return http.status();
+    server->http_ = *std::move(http);
+    server->http_address_ = server->http_->address();
+    metrics.AddCollector(HttpStatsCollector(*server->http_));
+  }
   return server;
 }
 
@@ -148,6 +177,7 @@ void Server::Shutdown() {
   // Refuse new batches first, so a client that sees NOT_SERVING is refused
   // from then on.
   service_->BeginShutdown();
+  if (http_ != nullptr) http_->BeginShutdown();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (health_server_ != nullptr) {
     health_server_->GetHealthCheckService()->SetServingStatus(false);
@@ -160,12 +190,18 @@ void Server::Shutdown() {
     service_->AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     "the server is shutting down"));
   }
+  // /probe requests get the same grace; those still running then are
+  // cancelled and answer 503.
+  if (http_ != nullptr && !http_->WaitUntilIdle(deadline - tail)) {
+    http_->CancelAll();
+  }
   // Waits for RPCs to complete until the given time, then cancels them.
   // Once every batch is over, what remains never ends by itself (health
   // Watch streams) and is cancelled at once; aborted batches get the rest
   // of the grace period to deliver their status.
   server_->Shutdown(absl::ToChronoTime(drained ? absl::Now() : deadline));
   server_->Wait();
+  if (http_ != nullptr) http_->Stop();
   if (health_server_ != nullptr) {
     // Only health Watch streams can still run here; end them at once.
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));

@@ -31,6 +31,9 @@
 #include "grpcpp/server.h"
 #include "probe/engine.h"
 #include "service/auth.h"
+#include "service/http_server.h"
+#include "service/metered_engine.h"
+#include "service/metrics.h"
 #include "service/prober_service.h"
 
 namespace fanprobe::service {
@@ -86,6 +89,11 @@ struct ServerOptions {
   ServiceOptions service;
   // How long Shutdown() lets running batches finish (--shutdown_grace).
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // The HTTP side -- /metrics, /probe, /healthz, /readyz, see
+  // http_server.h -- on http.address (--http_address, --modules_file).
+  // An empty address, the default here, runs none; fanprobe-server's
+  // flag defaults to 127.0.0.1:9116.  /probe shares the engine.
+  HttpServerOptions http;
 };
 
 class Server {
@@ -108,6 +116,11 @@ class Server {
 
   ProberService& service() { return *service_; }
   Engine& engine() { return *engine_; }
+  // What /metrics serves.
+  ServerMetrics& metrics() { return *metrics_; }
+  // The HTTP side's address with the port actually bound; empty when
+  // there is none.
+  const std::string& http_address() const { return http_address_; }
 
   // Drains as described at the top of this file and blocks until the
   // server has stopped, at most about shutdown_grace.  Idempotent.
@@ -120,11 +133,21 @@ class Server {
   // destructor tears them down in reverse: the gRPC server, then the
   // service (which waits for its batches), then the engine.
   absl::Duration shutdown_grace_;
+  // Built first and torn down last: engine callbacks record into it
+  // until the engine has ended its last batch.
+  std::shared_ptr<ServerMetrics> metrics_;
   std::unique_ptr<Engine> engine_;
+  // The engine as each API sees it: the same engine, counted per API.
+  std::unique_ptr<MeteredEngine> grpc_engine_;
+  std::unique_ptr<MeteredEngine> http_engine_;
   std::unique_ptr<ProberService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
+  // The HTTP side, if any; stopped after the gRPC server, so /metrics
+  // answers for as long as the drain lasts.
+  std::unique_ptr<HttpServer> http_;
+  std::string http_address_;
   // The health-only server, if any; stopped after server_, so health
   // answers (NOT_SERVING) for as long as the drain lasts.
   std::unique_ptr<grpc::Server> health_server_;

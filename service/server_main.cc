@@ -21,6 +21,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "service/blackbox.h"
 #include "service/server.h"
 #include "service/server_flags.h"
 
@@ -44,6 +45,17 @@ ABSL_FLAG(uint32_t, stream_queue, 256,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long running batches may take to finish "
           "before they end with UNAVAILABLE.");
+ABSL_FLAG(std::string, http_address, "127.0.0.1:9116",
+          "host:port to serve HTTP on: /metrics, /probe (compatible with "
+          "blackbox_exporter), /healthz, /readyz. Port 0 picks a free port; "
+          "empty disables the HTTP side.");
+ABSL_FLAG(std::string, modules_file, "",
+          "blackbox_exporter modules file for /probe (the http prober options "
+          "fanprobe supports; anything else stops the server at start-up). "
+          "Empty: the one module http_2xx.");
+ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
+          "A /probe's deadline is the scrape's timeout "
+          "(X-Prometheus-Scrape-Timeout-Seconds) less this.");
 
 // Where probes may connect (server_flags.h, probe/destination_policy.h).
 ABSL_FLAG(bool, deny_private, false,
@@ -157,6 +169,19 @@ int main(int argc, char** argv) {
   options.service.max_pending_probes = absl::GetFlag(FLAGS_max_pending_probes);
   options.service.stream_queue_limit = absl::GetFlag(FLAGS_stream_queue);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.http.address = absl::GetFlag(FLAGS_http_address);
+  options.http.timeout_offset = absl::GetFlag(FLAGS_probe_timeout_offset);
+  if (const std::string path = absl::GetFlag(FLAGS_modules_file);
+      !path.empty()) {
+    absl::StatusOr<fanprobe::service::BlackboxModules> modules =
+        fanprobe::service::LoadBlackboxModules(path);
+    if (!modules.ok()) {
+      std::fprintf(stderr, "fanprobe-server: --modules_file: %s\n",
+                   std::string(modules.status().message()).c_str());
+      return 2;
+    }
+    options.http.modules = *std::move(modules);
+  }
   options.engine.destination_policy = *policy;
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -189,7 +214,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   LogLine(absl::StrCat(R"({"event":"listening","address":")",
-                       (*server)->address(), R"(","version":")",
+                       (*server)->address(), R"(","http_address":")",
+                       (*server)->http_address(), R"(","version":")",
                        FANPROBE_VERSION, R"("})"));
   if (!(*server)->health_address().empty()) {
     LogLine(absl::StrCat(R"({"event":"health_listening","address":")",

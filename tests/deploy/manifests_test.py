@@ -318,7 +318,8 @@ class DockerfileTest(unittest.TestCase):
         (entry,) = self.instructions("ENTRYPOINT")
         self.assertEqual(entry, '["/usr/local/bin/fanprobe-server"]')
         (cmd,) = self.instructions("CMD")
-        self.assertEqual(cmd, f'["--grpc_address=0.0.0.0:{GRPC_PORT}"]')
+        self.assertEqual(cmd, f'["--grpc_address=0.0.0.0:{GRPC_PORT}", '
+                              f'"--http_address=0.0.0.0:{HTTP_PORT}"]')
         self.assertEqual(self.instructions("STOPSIGNAL"), ["SIGTERM"])
 
     def test_oci_labels(self):
@@ -348,7 +349,10 @@ class ServerFlagsTest(unittest.TestCase):
     def test_server_starts_with_the_flagfile_and_drains_on_sigterm(self):
         proc = subprocess.Popen(
             [SERVER, f"--flagfile={K8S / 'config' / 'server.flags'}",
-             "--grpc_address=127.0.0.1:0", "--shutdown_grace=1s"],
+             # The pod's ports and paths, moved to this machine.
+             "--grpc_address=127.0.0.1:0", "--http_address=127.0.0.1:0",
+             f"--modules_file={K8S / 'config' / 'modules.yaml'}",
+             "--shutdown_grace=1s"],
             stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20

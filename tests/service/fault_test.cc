@@ -634,7 +634,8 @@ TEST_F(FaultClientTest, MalformedRequestsAreRefusedAndTheServerCarriesOn) {
 // fanprobe-server as a child process gets SIGTERM while fault streams run.
 TEST_F(FaultClientTest, SigtermWithFaultStreamsRunningDrainsAndExitsZero) {
   Subprocess process({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
-                      "--workers=2", "--shutdown_grace=1s"});
+                      "--http_address=127.0.0.1:0", "--workers=2",
+                      "--shutdown_grace=1s"});
   std::string address;
   const std::optional<std::string> listening = process.WaitForStderrLine(
       [](absl::string_view line) {

@@ -210,10 +210,11 @@ TEST(ServerBinaryFlagsTest, LogsThePolicyAndWarnsAboutTheMetadataAddress) {
   TempDir dir;
   WriteFileAtomically(dir.File("policy.flags"),
                       "--deny_private\n--deny_cidr=192.0.2.0/24\n");
-  Subprocess server(
-      {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0", "--workers=1",
-       absl::StrCat("--flagfile=", dir.File("policy.flags")), "--deny_cidr",
-       "198.51.100.0/24", "--allow_cidr=169.254.0.0/16"});
+  Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                     "--http_address=127.0.0.1:0", "--workers=1",
+                     absl::StrCat("--flagfile=", dir.File("policy.flags")),
+                     "--deny_cidr", "198.51.100.0/24",
+                     "--allow_cidr=169.254.0.0/16"});
   const std::optional<std::string> warning = server.WaitForStderrLine(
       [](absl::string_view line) {
         return absl::StrContains(line, R"("event":"warning")");

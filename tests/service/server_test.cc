@@ -167,7 +167,8 @@ class ServerProcess {
  public:
   explicit ServerProcess(absl::string_view grace)
       : process_({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
-                  "--workers=1", absl::StrCat("--shutdown_grace=", grace)}) {
+                  "--http_address=127.0.0.1:0", "--workers=1",
+                  absl::StrCat("--shutdown_grace=", grace)}) {
     std::optional<std::string> listening = process_.WaitForStderrLine(
         [](absl::string_view line) {
           return absl::StrContains(line, R"("event":"listening")");

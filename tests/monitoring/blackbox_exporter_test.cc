@@ -1,0 +1,260 @@
+// fanprobe-server's /probe next to the real thing: Debian's
+// prometheus-blackbox-exporter and fanprobe-server run with the same modules
+// file, probe the same loopback targets, and must answer with the same
+// metric families and the same success, status code, redirects, regex flag,
+// TLS flag, HTTP version and address figures.  Also: the modules file is one
+// blackbox_exporter itself accepts, and one fanprobe cannot honour stops
+// fanprobe-server at start-up.
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "re2/re2.h"
+#include "tests/monitoring/prom_text.h"
+#include "tests/monitoring/tools.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kStartPatience = absl::Seconds(30);
+
+// Every option fanprobe supports appears in some module.
+constexpr char kModules[] = R"(modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+  expect_404:
+    prober: http
+    http:
+      valid_status_codes: [404]
+      preferred_ip_protocol: ip4
+  no_redirects:
+    prober: http
+    http:
+      follow_redirects: false
+  old_no_redirects:
+    prober: http
+    http:
+      no_follow_redirects: true
+  post_echo:
+    prober: http
+    http:
+      method: POST
+      headers:
+        X-Probe: compare
+      body: hello
+      fail_if_body_not_matches_regexp: ["X-Probe: compare", "hello$"]
+  body_forbidden:
+    prober: http
+    http:
+      fail_if_body_matches_regexp: ["quick brown"]
+  require_tls:
+    prober: http
+    http:
+      fail_if_not_ssl: true
+  forbid_tls:
+    prober: http
+    http:
+      fail_if_ssl: true
+      tls_config:
+        insecure_skip_verify: true
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+)";
+
+class BlackboxExporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::optional<std::string> exporter =
+        FindTool("prometheus-blackbox-exporter");
+    if (!exporter.has_value()) {
+      GTEST_SKIP() << "prometheus-blackbox-exporter is not installed: apt-get "
+                      "install prometheus-blackbox-exporter (make test "
+                      "installs it)";
+    }
+    exporter_binary_ = *exporter;
+    modules_ = dir_.Write("modules.yml", kModules);
+  }
+
+  // fanprobe-server with the modules file on free ports; returns its HTTP
+  // address, read from its "listening" log line.
+  std::string StartFanprobe() {
+    fanprobe_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{FANPROBE_SERVER_BINARY,
+                                 "--grpc_address=127.0.0.1:0",
+                                 "--http_address=127.0.0.1:0", "--workers=1",
+                                 "--modules_file=" + modules_},
+        dir_.path() + "/fanprobe.log");
+    std::string address;
+    EXPECT_TRUE(PollUntil(
+        [&] {
+          return RE2::PartialMatch(fanprobe_->Log(),
+                                   R"re("http_address":"([^"]+)")re", &address);
+        },
+        kStartPatience))
+        << fanprobe_->Log();
+    return address;
+  }
+
+  std::string StartExporter() {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const std::string address = absl::StrCat("127.0.0.1:", FreePort());
+      exporter_ = std::make_unique<ChildProcess>(
+          std::vector<std::string>{
+              exporter_binary_, "--config.file=" + modules_,
+              "--web.listen-address=" + address, "--log.level=warn"},
+          dir_.path() + "/blackbox.log");
+      bool exited = false;
+      EXPECT_TRUE(PollUntil(
+          [&] {
+            exited = exporter_->Wait(absl::ZeroDuration()).has_value();
+            return exited || HttpGet(address, "/-/healthy").status == 200;
+          },
+          kStartPatience))
+          << exporter_->Log();
+      if (!exited) return address;
+    }
+    ADD_FAILURE() << "blackbox_exporter did not start: " << exporter_->Log();
+    return "";
+  }
+
+  TempDir dir_;
+  std::string exporter_binary_;
+  std::string modules_;
+  std::unique_ptr<ChildProcess> fanprobe_;
+  std::unique_ptr<ChildProcess> exporter_;
+};
+
+Exposition ProbeThrough(const std::string& address, const std::string& module,
+                        const std::string& target) {
+  HttpReply reply = HttpGet(
+      address,
+      absl::StrCat("/probe?module=", module, "&target=", UrlEncode(target)),
+      {{"X-Prometheus-Scrape-Timeout-Seconds", "5"}});
+  EXPECT_EQ(reply.status, 200) << address << " " << reply.body;
+  absl::StatusOr<Exposition> parsed = ParseExposition(reply.body);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.value_or(Exposition{});
+}
+
+TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
+  TargetServer target;
+  RefusedPort refused;
+  const std::string fanprobe = StartFanprobe();
+  const std::string exporter = StartExporter();
+  ASSERT_FALSE(fanprobe.empty());
+  ASSERT_FALSE(exporter.empty());
+
+  struct Case {
+    std::string module;
+    std::string target;
+    double success;  // what both must say
+  };
+  const std::vector<Case> cases = {
+      {"http_2xx", target.url("/status/200"), 1},
+      {"http_2xx", target.url("/status/503"), 0},
+      {"http_2xx", target.url("/status/302"), 0},  // no Location: not followed
+      {"http_2xx", target.url("/redirect/2"), 1},
+      {"http_2xx", refused.url("/"), 0},
+      {"expect_404", target.url("/status/404"), 1},
+      {"expect_404", target.url("/status/200"), 0},
+      {"no_redirects", target.url("/redirect/1"), 0},
+      {"old_no_redirects", target.url("/redirect/1"), 0},
+      {"post_echo", target.url("/echo_headers"), 1},
+      {"body_forbidden", target.url("/match"), 0},
+      {"body_forbidden", target.url("/status/200"), 1},
+      {"require_tls", target.url("/status/200"), 0},
+      {"forbid_tls", target.url("/status/200"), 1},
+  };
+  // Compared exactly; the phase timings, the duration and (for bodies
+  // that echo the request) the lengths legitimately differ.
+  const std::vector<std::string> exact = {
+      "probe_success",        "probe_http_status_code",
+      "probe_http_redirects", "probe_failed_due_to_regex",
+      "probe_http_ssl",       "probe_http_version",
+      "probe_ip_protocol",    "probe_ip_addr_hash",
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.module, " ", c.target));
+    Exposition ours = ProbeThrough(fanprobe, c.module, c.target);
+    Exposition theirs = ProbeThrough(exporter, c.module, c.target);
+    std::set<std::string> our_families = ours.FamilyNames();
+    // fanprobe's one addition: the outcome.
+    EXPECT_EQ(our_families.erase("probe_fanprobe_outcome_info"), 1u);
+    EXPECT_EQ(our_families, theirs.FamilyNames());
+    EXPECT_EQ(ours.Value("probe_success"), c.success);
+    for (const std::string& name : exact) {
+      EXPECT_EQ(ours.Value(name), theirs.Value(name)) << name;
+    }
+    if (c.module != "post_echo") {
+      EXPECT_EQ(ours.Value("probe_http_content_length"),
+                theirs.Value("probe_http_content_length"));
+    }
+    // Both split the probe into the same five phases.
+    for (const char* phase :
+         {"resolve", "connect", "tls", "processing", "transfer"}) {
+      EXPECT_TRUE(ours.Value("probe_http_duration_seconds", {{"phase", phase}})
+                      .has_value())
+          << phase;
+    }
+  }
+  // The POST went out with its header and body, as blackbox_exporter's did.
+  int posts = 0;
+  for (const RecordedRequest& request : target.Requests()) {
+    if (request.path != "/echo_headers") continue;
+    ++posts;
+    EXPECT_EQ(request.method, "POST");
+    EXPECT_EQ(request.body, "hello");
+  }
+  EXPECT_EQ(posts, 2);
+}
+
+TEST_F(BlackboxExporterTest, BlackboxExporterAcceptsTheModulesFile) {
+  RunResult check = RunCommand(
+      {exporter_binary_, "--config.check", "--config.file=" + modules_}, "",
+      absl::Seconds(30));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+TEST_F(BlackboxExporterTest, UnsupportedOptionStopsFanprobeAtStartUp) {
+  // Valid for blackbox_exporter; fanprobe cannot honour basic_auth.
+  const std::string modules = dir_.Write("unsupported.yml", R"(modules:
+  http_2xx:
+    prober: http
+  private:
+    prober: http
+    http:
+      basic_auth:
+        username: u
+        password: p
+)");
+  RunResult check = RunCommand(
+      {exporter_binary_, "--config.check", "--config.file=" + modules}, "",
+      absl::Seconds(30));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+
+  RunResult server =
+      RunCommand({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                  "--http_address=127.0.0.1:0", "--modules_file=" + modules},
+                 "", absl::Seconds(30));
+  EXPECT_EQ(server.exit_code, 2);
+  EXPECT_THAT(server.output,
+              HasSubstr("fanprobe-server: --modules_file: " + modules +
+                        ": modules.private.http.basic_auth: not supported by "
+                        "fanprobe"));
+  EXPECT_THAT(server.output, ::testing::Not(HasSubstr("listening")));
+}
+
+}  // namespace
+}  // namespace fanprobe::testing

@@ -1,0 +1,372 @@
+// Unit tests of service/blackbox.h: the modules file (each supported option
+// and the start-up error for everything else), blackbox_exporter's deadline
+// rule, and how a ProbeResult becomes blackbox_exporter's metrics.
+
+#include "service/blackbox.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/metrics.h"
+#include "tests/monitoring/prom_text.h"
+
+namespace fanprobe::service {
+namespace {
+
+using ::fanprobe::testing::Exposition;
+using ::fanprobe::testing::ParseExposition;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+BlackboxModule ParseOne(const std::string& yaml, const std::string& name) {
+  absl::StatusOr<BlackboxModules> modules = ParseBlackboxModules(yaml);
+  EXPECT_TRUE(modules.ok()) << modules.status();
+  if (!modules.ok() || !modules->contains(name)) return {};
+  return modules->at(name);
+}
+
+absl::Status ParseError(const std::string& yaml) {
+  return ParseBlackboxModules(yaml).status();
+}
+
+TEST(BlackboxModulesTest, DefaultsAreBlackboxExportersNotTheEngines) {
+  BlackboxModules defaults = DefaultBlackboxModules();
+  ASSERT_TRUE(defaults.contains("http_2xx"));
+  const ProbeOptions& o = defaults.at("http_2xx").options;
+  ASSERT_EQ(o.valid_status.size(), 1u);
+  EXPECT_EQ(o.valid_status[0].min, 200);
+  EXPECT_EQ(o.valid_status[0].max, 299);  // 2xx, not the engine's 200-399
+  EXPECT_TRUE(o.follow_redirects);
+  EXPECT_EQ(o.method, "GET");
+  EXPECT_GT(o.max_body_bytes, uint64_t{1} << 40);  // no body size limit
+  EXPECT_EQ(defaults.at("http_2xx").timeout, absl::ZeroDuration());
+
+  // A module that sets nothing gets the same.
+  BlackboxModule bare = ParseOne("modules:\n  m:\n    prober: http\n", "m");
+  EXPECT_EQ(bare.options.valid_status[0].max, 299);
+  EXPECT_EQ(bare.options.ip_family, IpFamily::kAny);
+}
+
+TEST(BlackboxModulesTest, EverySupportedOption) {
+  BlackboxModule m = ParseOne(R"(
+modules:
+  full:
+    prober: http
+    timeout: 1m30s
+    http:
+      valid_status_codes: [200, 204, 404]
+      method: POST
+      headers:
+        Content-Type: application/json
+        X-Token: "abc: def"
+      body: '{"ping": true}'
+      no_follow_redirects: true
+      fail_if_ssl: true
+      fail_if_body_matches_regexp: ["error", "fail(ed)?"]
+      fail_if_body_not_matches_regexp: ["ok"]
+      tls_config:
+        insecure_skip_verify: true
+      preferred_ip_protocol: ip4
+)",
+                              "full");
+  EXPECT_EQ(m.name, "full");
+  EXPECT_EQ(m.timeout, absl::Seconds(90));
+  std::vector<std::pair<int, int>> ranges;
+  for (const StatusRange& r : m.options.valid_status) {
+    ranges.emplace_back(r.min, r.max);
+  }
+  EXPECT_THAT(ranges,
+              ElementsAre(Pair(200, 200), Pair(204, 204), Pair(404, 404)));
+  EXPECT_EQ(m.options.method, "POST");
+  EXPECT_THAT(m.options.headers,
+              ElementsAre(Pair("Content-Type", "application/json"),
+                          Pair("X-Token", "abc: def")));
+  EXPECT_EQ(m.options.body, R"({"ping": true})");
+  EXPECT_FALSE(m.options.follow_redirects);
+  EXPECT_TRUE(m.fail_if_ssl);
+  EXPECT_FALSE(m.fail_if_not_ssl);
+  EXPECT_THAT(m.options.body_must_not_match, ElementsAre("error", "fail(ed)?"));
+  EXPECT_THAT(m.options.body_must_match, ElementsAre("ok"));
+  EXPECT_FALSE(m.options.tls_verify);
+  EXPECT_EQ(m.options.ip_family, IpFamily::kIpv4);
+  EXPECT_THAT(m.config_yaml, HasSubstr("valid_status_codes"));
+}
+
+TEST(BlackboxModulesTest, RedirectsAndIpProtocolVariants) {
+  EXPECT_FALSE(ParseOne("modules: {m: {prober: http, http: "
+                        "{follow_redirects: false}}}",
+                        "m")
+                   .options.follow_redirects);
+  EXPECT_TRUE(ParseOne("modules: {m: {prober: http, http: "
+                       "{no_follow_redirects: false}}}",
+                       "m")
+                  .options.follow_redirects);
+  EXPECT_EQ(ParseOne("modules: {m: {prober: http, http: "
+                     "{preferred_ip_protocol: ip6, ip_protocol_fallback: "
+                     "false}}}",
+                     "m")
+                .options.ip_family,
+            IpFamily::kIpv6);
+  EXPECT_EQ(ParseOne("modules: {m: {prober: http, http: "
+                     "{preferred_ip_protocol: ip6}}}",
+                     "m")
+                .options.ip_family,
+            IpFamily::kAny);
+  EXPECT_TRUE(ParseOne("modules: {m: {prober: http, http: "
+                       "{fail_if_not_ssl: true}}}",
+                       "m")
+                  .fail_if_not_ssl);
+  EXPECT_EQ(
+      ParseOne("modules: {m: {prober: http, timeout: 500ms}}", "m").timeout,
+      absl::Milliseconds(500));
+}
+
+TEST(BlackboxModulesTest, UnsupportedOptionsAreStartUpErrorsNamingTheKey) {
+  struct Case {
+    std::string yaml;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"modules: {m: {prober: http, http: {basic_auth: {username: u}}}}",
+       "modules.m.http.basic_auth: not supported by fanprobe"},
+      {"modules: {m: {prober: http, http: {valid_http_versions: "
+       "[HTTP/1.1]}}}",
+       "modules.m.http.valid_http_versions: not supported"},
+      {"modules: {m: {prober: http, http: {fail_if_header_matches: []}}}",
+       "modules.m.http.fail_if_header_matches: not supported"},
+      {"modules: {m: {prober: http, http: {tls_config: {ca_file: x.pem}}}}",
+       "modules.m.http.tls_config.ca_file: not supported"},
+      {"modules: {m: {prober: tcp}}",
+       "modules.m.prober: \"tcp\" is not supported by fanprobe"},
+      {"modules: {m: {prober: http, tcp: {}}}",
+       "modules.m.tcp: not supported by fanprobe, which probes over HTTP only"},
+      {"modules: {m: {http: {}}}", "modules.m: prober is missing"},
+      {"modules: {m: {prober: http, retries: 3}}",
+       "modules.m.retries: not a module option fanprobe supports"},
+      {"modules: {m: {prober: http, timeout: 5}}",
+       "modules.m.timeout: not a duration"},
+      {"modules: {m: {prober: http, http: {valid_status_codes: [2xx]}}}",
+       "modules.m.http.valid_status_codes[0]: want an HTTP status code"},
+      {"modules: {m: {prober: http, http: {fail_if_body_matches_regexp: "
+       "[\"(unclosed\"]}}}",
+       "modules.m.http.fail_if_body_matches_regexp[0]: not a valid regexp"},
+      {"modules: {m: {prober: http, http: {preferred_ip_protocol: ip5}}}",
+       "modules.m.http.preferred_ip_protocol: want ip4 or ip6"},
+      {"modules: {m: {prober: http, http: {fail_if_ssl: maybe}}}",
+       "modules.m.http.fail_if_ssl: want true or false"},
+      {"modules: {m: {prober: http, http: {follow_redirects: true, "
+       "no_follow_redirects: true}}}",
+       "contradict"},
+      {"probers: {}", "probers: unknown key"},
+      {"modules: [", "not valid YAML"},
+  };
+  for (const Case& c : cases) {
+    absl::Status status = ParseError(c.yaml);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_THAT(status.message(), HasSubstr(c.message)) << c.yaml;
+  }
+}
+
+TEST(BlackboxModulesTest, LoadNamesTheFile) {
+  absl::StatusOr<BlackboxModules> missing =
+      LoadBlackboxModules("/nonexistent/modules.yml");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("/nonexistent/modules.yml"));
+}
+
+TEST(ProbeTimeoutTest, BlackboxExportersRule) {
+  const absl::Duration offset = absl::Milliseconds(500);
+  // The scrape's timeout less the offset...
+  EXPECT_EQ(*ProbeTimeout("10", absl::ZeroDuration(), offset),
+            absl::Milliseconds(9500));
+  EXPECT_EQ(*ProbeTimeout("2.5", absl::ZeroDuration(), offset),
+            absl::Seconds(2));
+  // ...or the module's timeout when shorter...
+  EXPECT_EQ(*ProbeTimeout("10", absl::Seconds(3), offset), absl::Seconds(3));
+  EXPECT_EQ(*ProbeTimeout("2", absl::Seconds(3), offset),
+            absl::Milliseconds(1500));
+  // ...120 s without the header (or with 0)...
+  EXPECT_EQ(*ProbeTimeout("", absl::ZeroDuration(), offset),
+            absl::Milliseconds(119500));
+  EXPECT_EQ(*ProbeTimeout("0", absl::ZeroDuration(), offset),
+            absl::Milliseconds(119500));
+  // ...and the module's timeout when the offset eats the scrape's.
+  EXPECT_EQ(*ProbeTimeout("0.2", absl::Seconds(1), offset), absl::Seconds(1));
+  EXPECT_EQ(ProbeTimeout("soon", absl::ZeroDuration(), offset).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+ProbeResult Completed(Outcome outcome, int status) {
+  ProbeResult r;
+  r.url = "http://127.0.0.1:8080/x";
+  r.final_url = "http://127.0.0.1:8080/y";
+  r.outcome = outcome;
+  r.status_code = status;
+  r.http_version = status > 0 ? "HTTP/1.1" : "";
+  r.remote_ip = "127.0.0.1";
+  r.remote_port = 8080;
+  r.redirects = 1;
+  r.body_bytes = 42;
+  r.timings.dns = absl::Microseconds(10);
+  r.timings.connect = absl::Microseconds(40);
+  r.timings.first_byte = absl::Milliseconds(2);
+  r.timings.total = absl::Milliseconds(3);
+  return r;
+}
+
+TEST(ReportTest, CompletedProbeInBlackboxTerms) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeReport r =
+      ReportProbe(module, "127.0.0.1:8080/x", Completed(Outcome::kOk, 200));
+  EXPECT_TRUE(r.success);
+  EXPECT_EQ(r.outcome, "OK");
+  EXPECT_EQ(r.status_code, 200);
+  EXPECT_DOUBLE_EQ(r.http_version, 1.1);
+  EXPECT_EQ(r.ip_protocol, 4);
+  EXPECT_EQ(r.ip_addr_hash, 3668918509u);  // blackbox_exporter's value
+  EXPECT_FALSE(r.ssl);
+  EXPECT_FALSE(r.failed_due_to_regex);
+  EXPECT_EQ(r.duration, absl::Milliseconds(3));
+
+  ProbeReport mismatch =
+      ReportProbe(module, "t", Completed(Outcome::kBodyMismatch, 200));
+  EXPECT_FALSE(mismatch.success);
+  EXPECT_TRUE(mismatch.failed_due_to_regex);
+
+  ProbeResult v6 = Completed(Outcome::kOk, 200);
+  v6.remote_ip = "::1";
+  v6.http_version = "HTTP/2";
+  ProbeReport r6 = ReportProbe(module, "t", v6);
+  EXPECT_EQ(r6.ip_protocol, 6);
+  EXPECT_DOUBLE_EQ(r6.http_version, 2);
+}
+
+TEST(ReportTest, AddressOfAFailedConnectionComesFromTheUrl) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult refused;
+  refused.outcome = Outcome::kConnectError;
+  refused.url = "http://user@127.0.0.1:1/x?y";
+  ProbeReport r = ReportProbe(module, refused.url, refused);
+  EXPECT_EQ(r.ip_protocol, 4);
+  EXPECT_EQ(r.ip_addr_hash, 3668918509u);
+  refused.url = "https://[::1]:1/";
+  EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 6);
+  // A name: the engine cannot tell which address it tried.
+  refused.url = "http://localhost:1/";
+  EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 0);
+}
+
+TEST(ReportTest, AnUnfollowedRedirectCountsAsOne) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  module.options.follow_redirects = false;
+  ProbeResult moved = Completed(Outcome::kUnexpectedStatus, 302);
+  moved.redirects = 0;
+  EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 1);
+  ProbeResult not_a_redirect = Completed(Outcome::kUnexpectedStatus, 304);
+  not_a_redirect.redirects = 0;
+  EXPECT_EQ(ReportProbe(module, "t", not_a_redirect).redirects, 0);
+  module.options.follow_redirects = true;  // followed ones are the engine's
+  EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 0);
+}
+
+TEST(ReportTest, TlsRulesOverrideAGoodOutcome) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  module.fail_if_not_ssl = true;
+  ProbeReport plain = ReportProbe(module, "t", Completed(Outcome::kOk, 200));
+  EXPECT_FALSE(plain.success);
+  EXPECT_EQ(plain.outcome, "FAIL_IF_NOT_SSL");
+
+  module.fail_if_not_ssl = false;
+  module.fail_if_ssl = true;
+  ProbeResult tls = Completed(Outcome::kOk, 200);
+  tls.final_url = "https://127.0.0.1:8443/";
+  ProbeReport secure = ReportProbe(module, "t", tls);
+  EXPECT_TRUE(secure.ssl);
+  EXPECT_FALSE(secure.success);
+  EXPECT_EQ(secure.outcome, "FAIL_IF_SSL");
+
+  // A probe that failed anyway keeps its own outcome.
+  ProbeReport failed =
+      ReportProbe(module, "t", Completed(Outcome::kUnexpectedStatus, 500));
+  EXPECT_EQ(failed.outcome, "UNEXPECTED_STATUS");
+}
+
+TEST(WriteProbeMetricsTest, OneTargetHasBlackboxExportersShape) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  MetricsWriter out;
+  WriteProbeMetrics(
+      {ReportProbe(module, "t", Completed(Outcome::kUnexpectedStatus, 503))},
+      /*target_labels=*/false, out);
+  absl::StatusOr<Exposition> m = ParseExposition(out.text());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Value("probe_success"), 0);
+  EXPECT_EQ(m->Value("probe_http_status_code"), 503);
+  EXPECT_EQ(m->Value("probe_http_redirects"), 1);
+  EXPECT_EQ(m->Value("probe_http_version"), 1.1);
+  EXPECT_EQ(m->Value("probe_http_content_length"), 42);
+  EXPECT_EQ(m->Value("probe_ip_protocol"), 4);
+  EXPECT_EQ(m->Value("probe_fanprobe_outcome_info",
+                     {{"outcome", "UNEXPECTED_STATUS"}}),
+            1);
+  EXPECT_EQ(m->Value("probe_http_duration_seconds", {{"phase", "tls"}}), 0);
+  EXPECT_DOUBLE_EQ(
+      *m->Value("probe_http_duration_seconds", {{"phase", "transfer"}}), 0.001);
+  EXPECT_EQ(m->Samples("probe_ssl_earliest_cert_expiry").size(), 0u);
+  for (const auto& [family, type] : m->types) {
+    EXPECT_EQ(type, "gauge") << family;
+  }
+}
+
+TEST(WriteProbeMetricsTest, SeveralTargetsLabelEverySeries) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult tls = Completed(Outcome::kOk, 200);
+  tls.final_url = "https://a.example/";
+  tls.cert_expiry = absl::FromUnixSeconds(1900000000);
+  MetricsWriter out;
+  WriteProbeMetrics({ReportProbe(module, "https://a.example/", tls),
+                     ReportUnfinished("http://b.example/", "TIMEOUT",
+                                      "did not complete", absl::Seconds(2))},
+                    /*target_labels=*/true, out);
+  absl::StatusOr<Exposition> m = ParseExposition(out.text());
+  ASSERT_TRUE(m.ok()) << m.status();
+  for (const auto& sample : m->samples) {
+    EXPECT_TRUE(sample.labels.contains("target")) << sample.name;
+  }
+  EXPECT_EQ(m->Value("probe_success", {{"target", "https://a.example/"}}), 1);
+  EXPECT_EQ(m->Value("probe_http_ssl", {{"target", "https://a.example/"}}), 1);
+  EXPECT_EQ(m->Value("probe_ssl_earliest_cert_expiry",
+                     {{"target", "https://a.example/"}}),
+            1900000000);
+  EXPECT_EQ(m->Value("probe_success", {{"target", "http://b.example/"}}), 0);
+  EXPECT_EQ(
+      m->Value("probe_duration_seconds", {{"target", "http://b.example/"}}), 2);
+  EXPECT_EQ(m->Value("probe_fanprobe_outcome_info",
+                     {{"target", "http://b.example/"}, {"outcome", "TIMEOUT"}}),
+            1);
+  // One # TYPE per family, whatever the number of targets.
+  EXPECT_EQ(std::count(out.text().begin(), out.text().end(), '#'),
+            2 * static_cast<long>(m->types.size()));
+}
+
+TEST(ProbeDebugTextTest, ExplainsTheProbe) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  std::string text = ProbeDebugText(
+      module, {ReportProbe(module, "t", Completed(Outcome::kTimeout, 0))},
+      absl::Seconds(2), "probe_success 0\n");
+  EXPECT_THAT(text, HasSubstr("Logs for the probe:"));
+  EXPECT_THAT(text, HasSubstr("target=t outcome=TIMEOUT success=false"));
+  EXPECT_THAT(text, HasSubstr("timeout_seconds=2"));
+  EXPECT_THAT(text, HasSubstr("Metrics that would have been returned:\n"
+                              "probe_success 0"));
+  EXPECT_THAT(text, HasSubstr("Module configuration:\nprober: http"));
+}
+
+}  // namespace
+}  // namespace fanprobe::service

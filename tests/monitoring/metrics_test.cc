@@ -1,0 +1,292 @@
+// Unit tests of service/metrics.h, service/metered_engine.h and
+// service/collectors.h: the text format, histograms, the counters and what
+// they are labelled with, process figures from a fake /proc, the phase
+// split, and the saturation rule behind /readyz.
+
+#include "service/metrics.h"
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probe/engine.h"
+#include "service/collectors.h"
+#include "service/metered_engine.h"
+#include "tests/monitoring/prom_text.h"
+#include "tests/monitoring/tools.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe::service {
+namespace {
+
+using ::fanprobe::testing::Exposition;
+using ::fanprobe::testing::ParseExposition;
+using ::fanprobe::testing::TempDir;
+using ::testing::HasSubstr;
+
+Exposition Parse(const std::string& text) {
+  absl::StatusOr<Exposition> parsed = ParseExposition(text);
+  EXPECT_TRUE(parsed.ok()) << parsed.status() << "\n" << text;
+  return parsed.value_or(Exposition{});
+}
+
+TEST(MetricsWriterTest, FormatsFamiliesSamplesAndEscapes) {
+  MetricsWriter out;
+  out.Family("x_total", "counter", "Help with a \\ and a\nnewline.");
+  out.Sample("x_total", {{"a", "q\"uote"}, {"b", "back\\slash\nnl"}}, 3);
+  out.Sample("x_total", {}, 0.25);
+  out.Sample("x_total", {}, std::numeric_limits<double>::infinity());
+  out.Sample("x_total", {}, 1795254100.04);
+  EXPECT_EQ(out.text(),
+            "# HELP x_total Help with a \\\\ and a\\nnewline.\n"
+            "# TYPE x_total counter\n"
+            "x_total{a=\"q\\\"uote\",b=\"back\\\\slash\\nnl\"} 3\n"
+            "x_total 0.25\n"
+            "x_total +Inf\n"
+            "x_total 1795254100.04\n");
+  Exposition parsed = Parse(out.text());
+  EXPECT_EQ(
+      parsed.Value("x_total", {{"a", "q\"uote"}, {"b", "back\\slash\nnl"}}), 3);
+}
+
+TEST(HistogramTest, BucketsAreCumulativeAndCountMatchesInf) {
+  Histogram histogram({0.1, 1});
+  histogram.Observe(absl::Milliseconds(50));
+  histogram.Observe(absl::Milliseconds(100));  // on the bound: le="0.1"
+  histogram.Observe(absl::Milliseconds(500));
+  histogram.Observe(absl::Seconds(3));
+  MetricsWriter out;
+  out.Family("h_seconds", "histogram", "h");
+  histogram.Write(out, "h_seconds", {{"phase", "x"}});
+  Exposition parsed = Parse(out.text());
+  EXPECT_EQ(parsed.Value("h_seconds_bucket", {{"phase", "x"}, {"le", "0.1"}}),
+            2);
+  EXPECT_EQ(parsed.Value("h_seconds_bucket", {{"phase", "x"}, {"le", "1"}}), 3);
+  EXPECT_EQ(parsed.Value("h_seconds_bucket", {{"phase", "x"}, {"le", "+Inf"}}),
+            4);
+  EXPECT_EQ(parsed.Value("h_seconds_count", {{"phase", "x"}}), 4);
+  EXPECT_DOUBLE_EQ(*parsed.Value("h_seconds_sum", {{"phase", "x"}}), 3.65);
+}
+
+TEST(PhasesOfTest, SplitsCurlMarksIntoSpans) {
+  Timings t;
+  t.dns = absl::Milliseconds(1);
+  t.connect = absl::Milliseconds(3);
+  t.tls = absl::Milliseconds(10);
+  t.first_byte = absl::Milliseconds(15);
+  t.total = absl::Milliseconds(20);
+  PhaseDurations p = PhasesOf(t);
+  EXPECT_EQ(p.resolve, absl::Milliseconds(1));
+  EXPECT_EQ(p.connect, absl::Milliseconds(2));
+  EXPECT_EQ(p.tls, absl::Milliseconds(7));
+  EXPECT_EQ(p.processing, absl::Milliseconds(5));
+  EXPECT_EQ(p.transfer, absl::Milliseconds(5));
+
+  // Plain http: no TLS; processing starts at connect.
+  t.tls = absl::ZeroDuration();
+  p = PhasesOf(t);
+  EXPECT_EQ(p.tls, absl::ZeroDuration());
+  EXPECT_EQ(p.processing, absl::Milliseconds(12));
+
+  // Refused: nothing after the lookup happened.
+  Timings refused;
+  refused.dns = absl::Microseconds(20);
+  refused.total = absl::Microseconds(90);
+  p = PhasesOf(refused);
+  EXPECT_EQ(p.resolve, absl::Microseconds(20));
+  EXPECT_EQ(p.connect, absl::ZeroDuration());
+  EXPECT_EQ(p.processing, absl::ZeroDuration());
+  EXPECT_EQ(p.transfer, absl::ZeroDuration());
+}
+
+TEST(ServerMetricsTest, CountsBatchesProbesRejectionsAndStreams) {
+  ServerMetrics metrics;
+  ProbeResult ok;
+  ok.outcome = Outcome::kOk;
+  ok.timings.dns = absl::Microseconds(10);
+  ok.timings.connect = absl::Microseconds(30);
+  ok.timings.first_byte = absl::Milliseconds(2);
+  ok.timings.total = absl::Milliseconds(3);
+  ProbeResult refused;
+  refused.outcome = Outcome::kConnectError;
+  refused.timings.dns = absl::Microseconds(10);
+  refused.timings.total = absl::Microseconds(50);
+  metrics.ProbeCompleted(MetricsApi::kGrpc, ok);
+  metrics.ProbeCompleted(MetricsApi::kGrpc, refused);
+  metrics.ProbeCompleted(MetricsApi::kHttp, ok);
+  metrics.BatchEnded(MetricsApi::kGrpc, ReturnWhen::kFirstCompleted,
+                     {.reason = EndReason::kFirstCompleted, .cancelled = 4});
+  metrics.RequestRejected(MetricsApi::kHttp,
+                          absl::StatusCode::kInvalidArgument);
+  metrics.CallRejected("ProbeBatch", absl::StatusCode::kResourceExhausted);
+  metrics.CallStarted("StreamProbes");
+  metrics.CallStarted("StreamProbes");
+  metrics.CallStarted("ProbeBatch");
+  metrics.CallEnded("StreamProbes");
+  metrics.StreamQueueWait(absl::Microseconds(50));
+
+  Exposition m = Parse(metrics.Render());
+  EXPECT_EQ(
+      m.Value("fanprobe_probes_total", {{"api", "grpc"}, {"outcome", "OK"}}),
+      1);
+  EXPECT_EQ(m.Value("fanprobe_probes_total",
+                    {{"api", "grpc"}, {"outcome", "CONNECT_ERROR"}}),
+            1);
+  EXPECT_EQ(
+      m.Value("fanprobe_probes_total", {{"api", "http"}, {"outcome", "OK"}}),
+      1);
+  EXPECT_EQ(m.Value("fanprobe_probes_total",
+                    {{"api", "http"}, {"outcome", "TIMEOUT"}}),
+            0);
+  EXPECT_EQ(
+      m.Value("fanprobe_batches_total", {{"api", "grpc"},
+                                         {"return_when", "FIRST_COMPLETED"},
+                                         {"reason", "FIRST_COMPLETED"}}),
+      1);
+  EXPECT_EQ(m.Value("fanprobe_batches_total", {{"api", "grpc"},
+                                               {"return_when", "ALL_COMPLETED"},
+                                               {"reason", "TIMEOUT"}}),
+            0);
+  EXPECT_EQ(m.Value("fanprobe_probes_cancelled_total", {{"api", "grpc"}}), 4);
+  EXPECT_EQ(m.Value("fanprobe_requests_rejected_total",
+                    {{"api", "http"}, {"reason", "INVALID_ARGUMENT"}}),
+            1);
+  EXPECT_EQ(m.Value("fanprobe_requests_rejected_total",
+                    {{"api", "grpc"}, {"reason", "RESOURCE_EXHAUSTED"}}),
+            1);
+  EXPECT_EQ(m.Value("fanprobe_streams_active"), 1);
+  EXPECT_EQ(m.Value("fanprobe_stream_queue_wait_seconds_count"), 1);
+  // Every completed probe has a duration; a refused one has no transfer.
+  EXPECT_EQ(m.Value("fanprobe_probe_duration_seconds_count"), 3);
+  EXPECT_EQ(m.Value("fanprobe_probe_phase_duration_seconds_count",
+                    {{"phase", "resolve"}}),
+            3);
+  EXPECT_EQ(m.Value("fanprobe_probe_phase_duration_seconds_count",
+                    {{"phase", "transfer"}}),
+            2);
+  EXPECT_EQ(m.Value("fanprobe_probe_phase_duration_seconds_count",
+                    {{"phase", "tls"}}),
+            0);
+  EXPECT_EQ(m.types["fanprobe_probe_phase_duration_seconds"], "histogram");
+  EXPECT_EQ(m.types["fanprobe_batches_total"], "counter");
+}
+
+TEST(ServerMetricsTest, CollectorsRunAtRender) {
+  ServerMetrics metrics;
+  int calls = 0;
+  metrics.AddCollector([&calls](MetricsWriter& out) {
+    ++calls;
+    out.Family("fanprobe_test_figure", "gauge", "A figure.");
+    out.Sample("fanprobe_test_figure", {}, calls);
+  });
+  EXPECT_EQ(Parse(metrics.Render()).Value("fanprobe_test_figure"), 1);
+  EXPECT_EQ(Parse(metrics.Render()).Value("fanprobe_test_figure"), 2);
+}
+
+TEST(MeteredEngineTest, CountsWhatPassesThroughAndForwardsIt) {
+  auto engine = Engine::Create({.workers = 1}).value();
+  ServerMetrics metrics;
+  MeteredEngine metered(*engine, metrics, MetricsApi::kHttp);
+  fanprobe::testing::TargetServer target;
+  std::vector<ProbeTarget> targets = {{.url = target.url("/status/200")},
+                                      {.url = target.url("/status/503")}};
+  std::atomic<int> results{0};
+  absl::Notification done;
+  BatchSummary summary;
+  metered.Submit(std::move(targets), {},
+                 {.on_result = [&results](ProbeResult) { ++results; },
+                  .on_done =
+                      [&](BatchSummary s) {
+                        summary = s;
+                        done.Notify();
+                      }});
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(results, 2);
+  EXPECT_EQ(summary.completed, 2u);
+  Exposition m = Parse(metrics.Render());
+  EXPECT_EQ(
+      m.Value("fanprobe_probes_total", {{"api", "http"}, {"outcome", "OK"}}),
+      1);
+  EXPECT_EQ(m.Value("fanprobe_probes_total",
+                    {{"api", "http"}, {"outcome", "UNEXPECTED_STATUS"}}),
+            1);
+  EXPECT_EQ(m.Value("fanprobe_batches_total", {{"api", "http"},
+                                               {"return_when", "ALL_COMPLETED"},
+                                               {"reason", "ALL_COMPLETED"}}),
+            1);
+  EXPECT_EQ(metered.Stats().max_in_flight, engine->Stats().max_in_flight);
+}
+
+TEST(ProcessFiguresTest, ReadsAFakeProc) {
+  TempDir proc;
+  // Field 2 holds spaces and a parenthesis, as a command name may.
+  proc.Write("self/stat",
+             "4242 (fan probe) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 "
+             "250 150 0 0 20 0 9 0 12000 1048576 300 18446744073709551615\n");
+  proc.Write("stat", "cpu  1 2 3\nbtime 1700000000\nprocesses 10\n");
+  proc.Write(
+      "self/limits",
+      "Limit                     Soft Limit           Hard Limit  Units\n"
+      "Max open files            20000                1048576     files\n");
+  proc.Write("self/fd/0", "");
+  proc.Write("self/fd/1", "");
+  proc.Write("self/fd/7", "");
+  absl::StatusOr<ProcessFigures> figures = ReadProcessFigures(proc.path());
+  ASSERT_TRUE(figures.ok()) << figures.status();
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  EXPECT_DOUBLE_EQ(figures->cpu_seconds, 400 / ticks);
+  EXPECT_EQ(figures->virtual_bytes, 1048576u);
+  EXPECT_EQ(figures->resident_bytes,
+            300u * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
+  EXPECT_DOUBLE_EQ(figures->start_time_seconds, 1700000000 + 12000 / ticks);
+  EXPECT_EQ(figures->max_fds, 20000u);
+  EXPECT_EQ(figures->open_fds, 3u);
+}
+
+TEST(ProcessFiguresTest, MissingOrGarbledFilesAreErrors) {
+  TempDir proc;
+  EXPECT_EQ(ReadProcessFigures(proc.path()).status().code(),
+            absl::StatusCode::kNotFound);
+  proc.Write("self/stat", "garbage without a parenthesis");
+  EXPECT_EQ(ReadProcessFigures(proc.path()).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(ProcessFiguresTest, ThisProcessHasSaneFigures) {
+  absl::StatusOr<ProcessFigures> figures = ReadProcessFigures();
+  ASSERT_TRUE(figures.ok()) << figures.status();
+  EXPECT_GE(figures->open_fds, 3u);  // at least stdin, stdout, stderr
+  EXPECT_GT(figures->resident_bytes, 1u << 20);
+  EXPECT_GT(figures->max_fds, 0u);
+  EXPECT_GT(figures->start_time_seconds, 1.5e9);
+}
+
+TEST(SaturationTest, EngineAtItsCapWithProbesWaiting) {
+  EngineStats engine{
+      .probes_in_flight = 10, .probes_queued = 0, .max_in_flight = 10};
+  EXPECT_TRUE(SaturationStatus(engine, {}, 100).ok());  // full, none waiting
+  engine.probes_queued = 3;
+  absl::Status status = SaturationStatus(engine, {}, 100);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("10 probes in flight"));
+  engine.probes_in_flight = 9;  // a slot is free: the queue drains
+  EXPECT_TRUE(SaturationStatus(engine, {}, 100).ok());
+}
+
+TEST(SaturationTest, PendingProbesAtTheLimit) {
+  ServiceStats service{.pending_probes = 99};
+  EXPECT_TRUE(SaturationStatus({}, service, 100).ok());
+  service.pending_probes = 100;
+  absl::Status status = SaturationStatus({}, service, 100);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("--max_pending_probes"));
+}
+
+}  // namespace
+}  // namespace fanprobe::service

@@ -1,0 +1,266 @@
+// A real Prometheus (Debian's prometheus package) with the scrape config
+// shipped in deploy/prometheus/, pointed at an in-process fanprobe probing
+// loopback targets.  What Prometheus stored, asked through its own query
+// API, must say probe_success 1 for the good target and 0 for the failing
+// one -- for the blackbox-style job (one target per scrape) and for the
+// several-targets-in-one-scrape job -- and it must have ingested /metrics.
+//
+// The config is the shipped one with only what a test must change: the
+// fanprobe address, the targets, and a 1 s scrape interval.
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "service/server.h"
+#include "tests/monitoring/prom_text.h"
+#include "tests/monitoring/tools.h"
+#include "tests/service/test_util.h"
+#include "tests/support/target_server.h"
+#include "yaml-cpp/yaml.h"
+
+namespace fanprobe::testing {
+namespace {
+
+constexpr char kShippedAddress[] = "127.0.0.1:9116";
+// Prometheus starts, scrapes every second and answers queries well within
+// this on a loaded 2-core machine.
+constexpr absl::Duration kPrometheusPatience = absl::Seconds(45);
+
+struct Series {
+  LabelSet labels;
+  double value = 0;
+};
+
+// The instant query `query` through /api/v1/query; nullopt if Prometheus
+// did not answer with success.
+std::optional<std::vector<Series>> Query(const std::string& prometheus,
+                                         const std::string& query) {
+  HttpReply reply =
+      HttpGet(prometheus, "/api/v1/query?query=" + UrlEncode(query));
+  if (reply.status != 200) return std::nullopt;
+  google::protobuf::Struct json;
+  if (!google::protobuf::util::JsonStringToMessage(reply.body, &json).ok()) {
+    return std::nullopt;
+  }
+  const auto& fields = json.fields();
+  if (!fields.contains("status") ||
+      fields.at("status").string_value() != "success") {
+    return std::nullopt;
+  }
+  std::vector<Series> series;
+  for (const auto& item : fields.at("data")
+                              .struct_value()
+                              .fields()
+                              .at("result")
+                              .list_value()
+                              .values()) {
+    const auto& result = item.struct_value().fields();
+    Series s;
+    for (const auto& [name, value] :
+         result.at("metric").struct_value().fields()) {
+      s.labels[name] = value.string_value();
+    }
+    // "value": [<unix time>, "<value as a string>"]
+    s.value =
+        std::stod(result.at("value").list_value().values(1).string_value());
+    series.push_back(std::move(s));
+  }
+  return series;
+}
+
+// The value of the one series of `series` whose labels include `want`.
+std::optional<double> ValueWith(const std::vector<Series>& series,
+                                const LabelSet& want) {
+  std::optional<double> found;
+  for (const Series& s : series) {
+    bool match = true;
+    for (const auto& [name, value] : want) {
+      auto it = s.labels.find(name);
+      match = match && it != s.labels.end() && it->second == value;
+    }
+    if (match) {
+      if (found.has_value()) return std::nullopt;  // ambiguous
+      found = s.value;
+    }
+  }
+  return found;
+}
+
+// deploy/prometheus/prometheus.yml with fanprobe at `fanprobe`, the
+// blackbox-style job's targets in targets/http_2xx.yml, the several-target
+// job probing `multi`, and a 1 s scrape interval.
+void WriteConfig(const TempDir& dir, const std::string& fanprobe,
+                 const std::vector<std::string>& one_per_scrape,
+                 const std::vector<std::string>& multi) {
+  const std::string shipped = FANPROBE_SOURCE_DIR "/deploy/prometheus";
+  YAML::Node config = YAML::LoadFile(shipped + "/prometheus.yml");
+  config["global"]["scrape_interval"] = "1s";
+  config["global"]["scrape_timeout"] = "1s";
+  config["global"]["evaluation_interval"] = "1s";
+  int replaced = 0;
+  for (YAML::Node job : config["scrape_configs"]) {
+    for (YAML::Node static_config : job["static_configs"]) {
+      for (YAML::Node target : static_config["targets"]) {
+        if (target.as<std::string>() == kShippedAddress) {
+          target = fanprobe;
+          ++replaced;
+        }
+      }
+    }
+    for (YAML::Node relabel : job["relabel_configs"]) {
+      if (relabel["replacement"] &&
+          relabel["replacement"].as<std::string>() == kShippedAddress) {
+        relabel["replacement"] = fanprobe;
+        ++replaced;
+      }
+    }
+    if (job["job_name"].as<std::string>() == "fanprobe_multi") {
+      YAML::Node targets(YAML::NodeType::Sequence);
+      for (const std::string& url : multi) targets.push_back(url);
+      job["params"]["target"] = targets;
+    }
+  }
+  // /metrics, the blackbox-style job and the several-target job.
+  ASSERT_EQ(replaced, 3) << "deploy/prometheus/prometheus.yml changed shape";
+  YAML::Emitter out;
+  out << config;
+  dir.Write("prometheus.yml", out.c_str());
+
+  YAML::Node group;
+  for (const std::string& url : one_per_scrape) group["targets"].push_back(url);
+  YAML::Node groups(YAML::NodeType::Sequence);
+  groups.push_back(group);
+  YAML::Emitter targets;
+  targets << groups;
+  dir.Write("targets/http_2xx.yml", targets.c_str());
+
+  std::ifstream rules(shipped + "/rules/fanprobe.yml");
+  std::stringstream text;
+  text << rules.rdbuf();
+  dir.Write("rules/fanprobe.yml", text.str());
+}
+
+TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
+  std::optional<std::string> prometheus_binary = FindTool("prometheus");
+  if (!prometheus_binary.has_value()) {
+    GTEST_SKIP() << "prometheus is not installed: apt-get install prometheus "
+                    "(make test installs it)";
+  }
+  TargetServer target;
+  service::ServerOptions options;
+  options.http.address = "127.0.0.1:0";
+  TestServer fanprobe(options);
+  const std::string good = target.url("/status/200");
+  const std::string failing = target.url("/status/503");
+
+  TempDir dir;
+  WriteConfig(dir, fanprobe.server().http_address(), {good, failing},
+              {good, failing});
+  // A port another process takes between FreePort() and Prometheus binding
+  // it makes Prometheus exit at once; then try another.
+  std::unique_ptr<ChildProcess> process;
+  std::string address;
+  for (int attempt = 0; attempt < 3 && process == nullptr; ++attempt) {
+    address = absl::StrCat("127.0.0.1:", FreePort());
+    auto started = std::make_unique<ChildProcess>(
+        std::vector<std::string>{
+            *prometheus_binary,
+            "--config.file=" + dir.path() + "/prometheus.yml",
+            "--storage.tsdb.path=" + dir.path() + "/data",
+            "--web.listen-address=" + address, "--log.level=warn"},
+        dir.path() + "/prometheus.log");
+    bool exited = false;
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          exited = started->Wait(absl::ZeroDuration()).has_value();
+          return exited || HttpGet(address, "/-/ready").status == 200;
+        },
+        kPrometheusPatience))
+        << started->Log();
+    if (!exited) {
+      process = std::move(started);
+    } else {
+      ASSERT_THAT(started->Log(),
+                  ::testing::HasSubstr("address already in use"))
+          << started->Log();
+    }
+  }
+  ASSERT_NE(process, nullptr);
+
+  // Two blackbox-style series (instance = the target) and two from the
+  // several-target scrape (target = the target).
+  std::vector<Series> success;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        std::optional<std::vector<Series>> result =
+            Query(address, "probe_success");
+        if (result.has_value()) success = *result;
+        return success.size() == 4;
+      },
+      kPrometheusPatience))
+      << success.size() << " probe_success series\n"
+      << process->Log();
+  EXPECT_EQ(
+      ValueWith(success, {{"job", "fanprobe_http_2xx"}, {"instance", good}}),
+      1);
+  EXPECT_EQ(
+      ValueWith(success, {{"job", "fanprobe_http_2xx"}, {"instance", failing}}),
+      0);
+  EXPECT_EQ(ValueWith(success, {{"job", "fanprobe_multi"}, {"target", good}}),
+            1);
+  EXPECT_EQ(
+      ValueWith(success, {{"job", "fanprobe_multi"}, {"target", failing}}), 0);
+
+  std::optional<std::vector<Series>> status =
+      Query(address, "probe_http_status_code{job=\"fanprobe_http_2xx\"}");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(ValueWith(*status, {{"instance", failing}}), 503);
+  std::optional<std::vector<Series>> outcome =
+      Query(address, "probe_fanprobe_outcome_info{job=\"fanprobe_http_2xx\"}");
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ(ValueWith(*outcome, {{"instance", failing},
+                                 {"outcome", "UNEXPECTED_STATUS"}}),
+            1);
+
+  // Prometheus took /metrics too, and (once a scrape of /metrics follows a
+  // /probe) it counts the /probe batches.
+  std::vector<Series> up;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        up = Query(address, "up{job=\"fanprobe\"}").value_or(up);
+        return !up.empty();
+      },
+      kPrometheusPatience));
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].value, 1);
+  double batches = 0;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        std::optional<std::vector<Series>> result = Query(
+            address,
+            "fanprobe_batches_total{api=\"http\",reason=\"ALL_COMPLETED\","
+            "return_when=\"ALL_COMPLETED\"}");
+        if (result.has_value() && result->size() == 1) {
+          batches = (*result)[0].value;
+        }
+        return batches >= 1;
+      },
+      kPrometheusPatience))
+      << batches;
+}
+
+}  // namespace
+}  // namespace fanprobe::testing
