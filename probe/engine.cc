@@ -133,6 +133,10 @@ class BatchState final : public Batch,
   // keep that order; the summary goes out once they are all delivered.
   std::deque<ProbeResult> outbox;
   bool delivering = false;
+  // Results completed whose on_result has not returned yet.  They hold
+  // their probe's concurrency slot until then, so a consumer that pauses
+  // admission from on_result gets at most max_concurrency more results.
+  uint32_t unreleased = 0;
   std::optional<BatchSummary> summary;  // set when the batch ends
   bool summary_sent = false;
 };
@@ -173,8 +177,9 @@ class EngineImpl final : public Engine, public TaskListener {
   };
   void RunActions(Actions& actions, Worker* current);
   // Delivers `batch`'s outbox and then, once it has ended, its summary;
-  // returns at once if another thread is delivering for it.
-  void Deliver(BatchState* batch);
+  // returns at once if another thread is delivering for it.  Probes that a
+  // delivered result's slot lets start go to `current` when it has room.
+  void Deliver(BatchState* batch, Worker* current);
 
   // Checks targets [begin, end) outside mu_, then completes the unusable
   // ones as kInvalidTarget and opens the range to admission.
@@ -457,7 +462,7 @@ void EngineImpl::Resume(BatchState* batch) {
 
 bool EngineImpl::AdmissibleLocked(const BatchState& batch) const {
   return !batch.ended && batch.pause_depth == 0 &&
-         batch.running < batch.max_concurrency &&
+         batch.running + batch.unreleased < batch.max_concurrency &&
          (!batch.ready.empty() || batch.next_index < batch.validated);
 }
 
@@ -547,6 +552,7 @@ void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
   } else {
     ++batch->failed;
   }
+  ++batch->unreleased;
   batch->outbox.push_back(std::move(result));
   actions->deliveries.push_back(batch->shared_from_this());
   switch (batch->options.return_when) {
@@ -613,20 +619,28 @@ void EngineImpl::RunActions(Actions& actions, Worker* current) {
   for (const auto& batch : actions.cancels) {
     for (const auto& worker : workers_) worker->PostCancel(batch.get());
   }
-  for (const auto& batch : actions.deliveries) Deliver(batch.get());
+  for (const auto& batch : actions.deliveries) Deliver(batch.get(), current);
 }
 
-void EngineImpl::Deliver(BatchState* batch) {
+void EngineImpl::Deliver(BatchState* batch, Worker* current) {
   {
     absl::MutexLock lock(&mu_);
     if (batch->delivering) return;  // that thread will see our results too
     batch->delivering = true;
   }
+  bool released_one = false;
   for (;;) {
     std::optional<ProbeResult> result;
     bool summary_now = false;
+    Actions actions;
     {
       absl::MutexLock lock(&mu_);
+      if (released_one) {
+        // The last on_result returned: its slot is free now.
+        --batch->unreleased;
+        EnqueueLocked(batch);
+        FillLocked(&actions, current);
+      }
       if (!batch->outbox.empty()) {
         result = std::move(batch->outbox.front());
         batch->outbox.pop_front();
@@ -637,10 +651,12 @@ void EngineImpl::Deliver(BatchState* batch) {
         if (summary_now) batch->summary_sent = true;
       }
     }
+    RunActions(actions, current);
     if (result.has_value()) {
       if (batch->callbacks.on_result) {
         batch->callbacks.on_result(*std::move(result));
       }
+      released_one = true;
       continue;
     }
     if (summary_now) {

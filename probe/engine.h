@@ -109,7 +109,12 @@ class Batch {
 
   // While paused, the batch starts no new probe; running ones go on.  This
   // is how a consumer that cannot keep up (a slow gRPC stream) slows its own
-  // batch instead of growing a queue.  Calls nest: each Pause needs a Resume.
+  // batch instead of growing a queue: a probe's concurrency slot frees only
+  // when on_result for it has returned, so after a pause from on_result at
+  // most max_concurrency more results arrive.  Calls nest: each Pause needs
+  // a Resume.  Neither runs callbacks or blocks (beyond a short internal
+  // lock), so they may be called with the caller's own locks held, from
+  // inside on_result too.
   virtual void PauseAdmission() = 0;
   virtual void ResumeAdmission() = 0;
 

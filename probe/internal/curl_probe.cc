@@ -334,7 +334,10 @@ absl::Status CurlProbe::Setup(
   if (prepared.headers) set(CURLOPT_HTTPHEADER, prepared.headers.get());
   if (o.method == "HEAD") {
     set(CURLOPT_NOBODY, 1L);
-  } else if (!o.body.empty() || o.method == "POST") {
+  } else if (!o.body.empty() || o.method == "POST" || o.method == "PUT" ||
+             o.method == "PATCH") {
+    // Methods that carry a body send "Content-Length: 0" when it is empty,
+    // else some servers wait for one.
     set(CURLOPT_POSTFIELDS, o.body.data());
     set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body.size()));
     if (o.method != "POST") set(CURLOPT_CUSTOMREQUEST, o.method.c_str());

@@ -588,6 +588,65 @@ TEST_F(EngineTest, PauseAdmissionStopsNewProbesUntilResumed) {
   EXPECT_LE(server_.Stats().raw.max_in_flight, 2);
 }
 
+TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
+  // A consumer that pauses from inside on_result (as a full gRPC stream
+  // does) gets at most max_concurrency - 1 more results: a probe's slot
+  // frees only when on_result for it returns.  Before that rule, results the
+  // engine had finished but not handed over kept arriving past the bound.
+  constexpr int kPauseAt = 10;
+  constexpr uint32_t kConcurrency = 4;
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 200; ++i) {
+    targets.push_back(Target(server_.raw_url("/status/200")));
+  }
+  absl::Mutex mu;
+  int results = 0;
+  int results_at_pause = 0;
+  std::shared_ptr<Batch> handle;
+  absl::Notification have_handle;
+  absl::Notification done;
+  BatchOptions options;
+  options.max_concurrency = kConcurrency;
+  std::shared_ptr<Batch> batch = engine_->Submit(
+      std::move(targets), options,
+      {.on_result =
+           [&](ProbeResult) {
+             absl::MutexLock lock(&mu);
+             if (++results == kPauseAt) {
+               ASSERT_TRUE(
+                   have_handle.WaitForNotificationWithTimeout(kPatience));
+               handle->PauseAdmission();
+               results_at_pause = results;
+             }
+           },
+       .on_done = [&](BatchSummary) { done.Notify(); }});
+  {
+    absl::MutexLock lock(&mu);
+    handle = batch;
+  }
+  have_handle.Notify();
+  // Wait until nothing runs any more: the pause holds.
+  ASSERT_TRUE(WaitForServer([](const TargetStats& s) {
+    return s.raw.in_flight == 0 && s.raw.requests >= kPauseAt;
+  }));
+  absl::Time deadline = absl::Now() + kPatience;
+  while (engine_->Stats().probes_in_flight > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const int requests_paused = server_.Stats().raw.requests;
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(results_at_pause, kPauseAt);
+    EXPECT_LE(results, kPauseAt + static_cast<int>(kConcurrency) - 1);
+    EXPECT_EQ(requests_paused, results);
+  }
+  EXPECT_FALSE(done.HasBeenNotified());
+  batch->ResumeAdmission();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kPatience));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(results, 200);
+}
+
 // --- Cancellation -----------------------------------------------------------
 
 TEST_F(EngineTest, CancelStopsRunningAndQueuedProbes) {
