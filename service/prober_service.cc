@@ -376,7 +376,15 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
       NoteQueueWait(absl::Now() - queued_at_.front());
       queued_at_.pop_front();
       write_in_flight_ = true;
-      StartWrite(&writing_);
+      // While more results wait, let gRPC put this one in the same send as
+      // the next (one sendmsg per result was a fifth of the server's CPU in
+      // W2); the last queued one goes out without the hint, which flushes.
+      // Never on the first write: it carries the initial metadata, and a
+      // hinted write with it never completes (grpc/grpc#12975).
+      grpc::WriteOptions options;
+      if (wrote_once_ && !queue_.empty()) options.set_buffer_hint();
+      wrote_once_ = true;
+      StartWrite(&writing_, options);
       if (queue_.size() <= queue_limit_ / 2) return ResumeAdmissionLocked();
     } else if (summary_ready_) {
       finish_called_ = true;
@@ -395,6 +403,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
   // The message being written; gRPC reads it until OnWriteDone().
   v1::ProbeEvent writing_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool wrote_once_ ABSL_GUARDED_BY(mu_) = false;  // initial metadata sent
   // The batch has ended; summary_ is written once the queue is empty, and
   // gRPC reads it until OnDone().
   v1::ProbeEvent summary_ ABSL_GUARDED_BY(mu_);
