@@ -1,6 +1,7 @@
 // fanprobe: the command-line client of fanprobe-server.
 //
-//   fanprobe probe [--server=ADDR] [--return_when=all|first|first_exception]
+//   fanprobe probe [--server=ADDR[,ADDR...]]...
+//                  [--return_when=all|first|first_exception]
 //                  [--timeout=5s] [--probe_timeout=2s] [--concurrency=N]
 //                  [--per_host=N] [--method=M] [--header='K: V']...
 //                  [--expect=200-299] [--format=table|jsonl]
@@ -12,7 +13,10 @@
 //
 // `probe` streams one table row (or JSON line) per result as it arrives,
 // then the summary; on a terminal, a large batch also gets a live progress
-// line on stderr.  Exit status: 0 when every probe succeeded, 1 when any
+// line on stderr.  Given several servers, `probe` splits the batch into
+// contiguous shares, one StreamProbes per server, run at once; the rows keep
+// the index of the original request and one merged summary ends the output
+// (see RunSplitProbe).  Exit status: 0 when every probe succeeded, 1 when any
 // failed or was cancelled, 2 on a usage or RPC error.  `health` exits 0 when
 // the server is SERVING, 1 when it answers otherwise, 2 when it cannot be
 // asked.
@@ -21,16 +25,21 @@
 // subcommand, --header repeats (and its values hold commas), and a usage
 // error must exit 2 where absl::ParseCommandLine exits 1.
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -46,6 +55,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.grpc.pb.h"
@@ -76,7 +86,9 @@ Usage:
                                      exit 0 when the server is SERVING
 
 probe flags:
-  --server=ADDR          fanprobe-server address (default 127.0.0.1:50051)
+  --server=ADDR          fanprobe-server address (default 127.0.0.1:50051);
+                         repeat it or give a comma list to split the batch
+                         across servers (contiguous shares, one merged output)
   --return_when=RULE     all (default), first, or first_exception
   --timeout=DURATION     end the whole batch after this, e.g. 5s, 500ms
                          (default: none)
@@ -119,7 +131,8 @@ struct ConnectionFlags {
 // --- The subcommands. ------------------------------------------------------
 
 struct ProbeCommand {
-  std::string server = "127.0.0.1:50051";
+  // One address: the batch goes to it as is.  More: RunSplitProbe.
+  std::vector<std::string> servers;
   ConnectionFlags connection;
   v1::ProbeBatchRequest request;
   Format format = Format::kTable;
@@ -379,7 +392,12 @@ absl::Status ApplyProbeFlag(const std::string& flag, const std::string& value,
   v1::ProbeBatchRequest& request = command.request;
   v1::ProbeOptions& defaults = *request.mutable_defaults();
   if (flag == "server") {
-    command.server = value;
+    for (absl::string_view server :
+         absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      command.servers.push_back(
+          std::string(absl::StripAsciiWhitespace(server)));
+    }
+    if (command.servers.empty()) return UsageError("--server= is empty");
   } else if (ApplyConnectionFlag(flag, value, command.connection)) {
   } else if (flag == "return_when") {
     if (value == "all") {
@@ -467,6 +485,7 @@ absl::StatusOr<ProbeCommand> ParseProbe(std::vector<std::string> args) {
   if (command.request.targets().empty()) {
     return UsageError("no targets: give URLs or --file=FILE");
   }
+  if (command.servers.empty()) command.servers.push_back("127.0.0.1:50051");
   return command;
 }
 
@@ -626,8 +645,9 @@ std::string Describe(const grpc::Status& status) {
 int RunProbe(const ProbeCommand& command) {
   absl::StatusOr<Connection> connection = ResolveConnection(command.connection);
   if (!connection.ok()) return ConnectionFailed(connection.status());
+  const std::string& server = command.servers.front();
   std::unique_ptr<v1::Prober::Stub> stub =
-      v1::Prober::NewStub(NewChannel(command.server, *connection));
+      v1::Prober::NewStub(NewChannel(server, *connection));
   grpc::ClientContext context;
   AddToken(*connection, context);
   std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> reader =
@@ -656,15 +676,267 @@ int RunProbe(const ProbeCommand& command) {
   const grpc::Status status = reader->Finish();
   if (!status.ok()) {
     std::fprintf(stderr, "fanprobe: StreamProbes on %s failed: %s\n",
-                 command.server.c_str(), Describe(status).c_str());
+                 server.c_str(), Describe(status).c_str());
     return kExitUsage;
   }
   if (!summary.has_value()) {
     std::fprintf(stderr, "fanprobe: %s ended the stream without a summary\n",
-                 command.server.c_str());
+                 server.c_str());
     return kExitUsage;
   }
   return summary->succeeded() == summary->total() ? kExitOk : kExitProbeFailed;
+}
+
+// --- Splitting one batch across several servers. -------------------------
+
+// Share k of a batch of `total` targets over `servers` servers: the
+// original indices of its targets, contiguous and in order.  Shares differ
+// in size by at most one; with more servers than targets some are empty.
+std::vector<std::vector<uint32_t>> SplitContiguous(int total, int servers) {
+  std::vector<std::vector<uint32_t>> shares(servers);
+  for (int k = 0; k < servers; ++k) {
+    const int begin = static_cast<int>(int64_t{total} * k / servers);
+    const int end = static_cast<int>(int64_t{total} * (k + 1) / servers);
+    for (int i = begin; i < end; ++i) shares[k].push_back(i);
+  }
+  return shares;
+}
+
+// Merges the streams of a split batch into one output and one summary.
+// Each share's reader thread calls OnResult / OnSummary; the signal thread
+// calls Interrupt.  The first event that ends the whole batch (a result that
+// meets the return-when rule, an interrupt) cancels every other share's RPC;
+// results arriving after that are dropped and their probes reported pending,
+// as a single server would.  Thread-safe.
+class SplitMerger {
+ public:
+  SplitMerger(Format format, v1::ReturnWhen rule, int total,
+              std::vector<std::vector<uint32_t>> shares,
+              std::vector<grpc::ClientContext*> contexts)
+      : rule_(rule),
+        total_(total),
+        shares_(std::move(shares)),
+        contexts_(std::move(contexts)),
+        printer_(format),
+        progress_(isatty(STDERR_FILENO) && total >= kProgressMinTargets, total),
+        completed_(total, false) {}
+
+  void OnResult(size_t share, v1::ProbeResult result) {
+    absl::MutexLock lock(&mu_);
+    if (cut_off_ || result.index() >= shares_[share].size()) return;
+    const uint32_t index = shares_[share][result.index()];
+    if (completed_[index]) return;
+    completed_[index] = true;
+    result.set_index(index);
+    ++completed_count_;
+    if (result.outcome() == v1::OUTCOME_OK) {
+      ++succeeded_;
+    }
+    v1::ProbeEvent event;
+    *event.mutable_result() = std::move(result);
+    progress_.Clear();
+    printer_.Print(event);
+    progress_.Update(completed_count_, completed_count_ - succeeded_);
+    const bool failed = event.result().outcome() != v1::OUTCOME_OK;
+    if (rule_ == v1::RETURN_WHEN_FIRST_COMPLETED) {
+      EndLocked(v1::END_REASON_FIRST_COMPLETED);
+    } else if (rule_ == v1::RETURN_WHEN_FIRST_EXCEPTION && failed) {
+      EndLocked(v1::END_REASON_FIRST_EXCEPTION);
+    }
+  }
+
+  // A share's own summary.  Its timeout or cancellation is why the whole
+  // ended unless something ended it earlier; the other shares are left to
+  // end by themselves (they share the deadline).  Its other reasons follow
+  // from results already seen.
+  void OnSummary(const v1::BatchSummary& summary) {
+    absl::MutexLock lock(&mu_);
+    if (reason_.has_value()) return;
+    if (summary.reason() == v1::END_REASON_TIMEOUT ||
+        summary.reason() == v1::END_REASON_CANCELLED) {
+      reason_ = summary.reason();
+    }
+  }
+
+  // The user interrupted: cancel every share.
+  void Interrupt() {
+    absl::MutexLock lock(&mu_);
+    EndLocked(v1::END_REASON_CANCELLED);
+  }
+
+  // Once every share's stream has ended: the merged summary, printed.
+  v1::BatchSummary PrintSummary() {
+    absl::MutexLock lock(&mu_);
+    v1::BatchSummary summary;
+    summary.set_reason(reason_.value_or(v1::END_REASON_ALL_COMPLETED));
+    summary.set_total(total_);
+    summary.set_completed(completed_count_);
+    summary.set_succeeded(succeeded_);
+    summary.set_failed(completed_count_ - succeeded_);
+    summary.set_cancelled(total_ - completed_count_);
+    for (int i = 0; i < total_; ++i) {
+      if (!completed_[i]) summary.add_pending_indices(i);
+    }
+    SetDuration(absl::Now() - start_, summary.mutable_elapsed());
+    v1::ProbeEvent event;
+    *event.mutable_summary() = summary;
+    progress_.Clear();
+    printer_.Print(event);
+    return summary;
+  }
+
+  // Whether the merger cancelled the shares' RPCs.
+  bool CutOff() {
+    absl::MutexLock lock(&mu_);
+    return cut_off_;
+  }
+
+  // Clears the progress line before a message on stderr.
+  void ClearProgress() {
+    absl::MutexLock lock(&mu_);
+    progress_.Clear();
+  }
+
+ private:
+  void EndLocked(v1::EndReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!reason_.has_value()) reason_ = reason;
+    if (cut_off_) return;
+    cut_off_ = true;
+    for (grpc::ClientContext* context : contexts_) context->TryCancel();
+  }
+
+  // Constant after construction.
+  const v1::ReturnWhen rule_;
+  const int total_;
+  const std::vector<std::vector<uint32_t>> shares_;
+  const std::vector<grpc::ClientContext*> contexts_;
+  const absl::Time start_ = absl::Now();
+
+  absl::Mutex mu_;
+  Printer printer_ ABSL_GUARDED_BY(mu_);
+  Progress progress_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> completed_ ABSL_GUARDED_BY(mu_);  // by original index
+  int completed_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int succeeded_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why the whole batch ended, once something ended it.
+  std::optional<v1::EndReason> reason_ ABSL_GUARDED_BY(mu_);
+  // Set when the rule or an interrupt ended the whole: every RPC is
+  // cancelled and later results count as pending.
+  bool cut_off_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Waits for SIGINT or SIGTERM on its own thread and calls `on_signal`;
+// Stop() ends the wait without one.  The constructor blocks both in the
+// calling thread, so it must run before gRPC starts its threads (creating a
+// ClientContext does), which then inherit the mask.
+class InterruptWatcher {
+ public:
+  InterruptWatcher() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    sigaddset(&signals_, SIGUSR1);  // Stop()
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+  }
+
+  void Start(std::function<void()> on_signal) {
+    thread_ = std::thread([this, on_signal = std::move(on_signal)] {
+      int signal_number = 0;
+      while (sigwait(&signals_, &signal_number) == 0) {
+        if (signal_number == SIGUSR1) return;
+        on_signal();
+      }
+    });
+  }
+
+  void Stop() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  sigset_t signals_;
+  std::thread thread_;
+};
+
+// `probe` with several servers: share k of the targets goes to servers[k]
+// with the same options and timeout (the RPCs start together, so the
+// shares share one deadline); results are printed as they arrive with their
+// original index, then one merged summary.  An RPC error on one share is
+// reported and its unfinished probes listed pending; the others carry on,
+// and the exit status is 2.
+int RunSplitProbe(const ProbeCommand& command) {
+  InterruptWatcher watcher;
+  absl::StatusOr<Connection> connection = ResolveConnection(command.connection);
+  if (!connection.ok()) return ConnectionFailed(connection.status());
+  const int total = command.request.targets_size();
+  const size_t servers = command.servers.size();
+  std::vector<std::vector<uint32_t>> shares =
+      SplitContiguous(total, static_cast<int>(servers));
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<grpc::ClientContext*> context_pointers;
+  for (size_t k = 0; k < servers; ++k) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    AddToken(*connection, *contexts.back());
+    context_pointers.push_back(contexts.back().get());
+  }
+  SplitMerger merger(command.format, command.request.return_when(), total,
+                     shares, context_pointers);
+  watcher.Start([&merger] { merger.Interrupt(); });
+
+  std::vector<bool> rpc_failed(servers, false);
+  std::vector<std::thread> readers;
+  for (size_t k = 0; k < servers; ++k) {
+    if (shares[k].empty()) continue;
+    readers.emplace_back([&, k] {
+      v1::ProbeBatchRequest request = command.request;
+      request.clear_targets();
+      for (uint32_t index : shares[k]) {
+        *request.add_targets() = command.request.targets(index);
+      }
+      const std::string& server = command.servers[k];
+      std::unique_ptr<v1::Prober::Stub> stub =
+          v1::Prober::NewStub(NewChannel(server, *connection));
+      std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> reader =
+          stub->StreamProbes(contexts[k].get(), request);
+      v1::ProbeEvent event;
+      bool summarized = false;
+      while (reader->Read(&event)) {
+        if (event.has_summary()) {
+          summarized = true;
+          merger.OnSummary(event.summary());
+        } else {
+          merger.OnResult(k, std::move(*event.mutable_result()));
+        }
+      }
+      const grpc::Status status = reader->Finish();
+      // Cancelled by the merger: not an error of this server's.
+      if (status.error_code() == grpc::StatusCode::CANCELLED &&
+          merger.CutOff()) {
+        return;
+      }
+      if (!status.ok()) {
+        merger.ClearProgress();
+        std::fprintf(stderr, "fanprobe: StreamProbes on %s failed: %s\n",
+                     server.c_str(), Describe(status).c_str());
+        rpc_failed[k] = true;
+      } else if (!summarized) {
+        merger.ClearProgress();
+        std::fprintf(stderr,
+                     "fanprobe: %s ended the stream without a summary\n",
+                     server.c_str());
+        rpc_failed[k] = true;
+      }
+    });
+  }
+  for (std::thread& reader : readers) reader.join();
+  watcher.Stop();
+  const v1::BatchSummary summary = merger.PrintSummary();
+  if (std::find(rpc_failed.begin(), rpc_failed.end(), true) !=
+      rpc_failed.end()) {
+    return kExitUsage;
+  }
+  return summary.succeeded() == summary.total() ? kExitOk : kExitProbeFailed;
 }
 
 int RunHealth(const HealthCommand& command) {
@@ -715,7 +987,9 @@ int Main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "probe") {
     absl::StatusOr<ProbeCommand> probe = ParseProbe(std::move(args));
-    return probe.ok() ? RunProbe(*probe) : ParseFailed(probe.status());
+    if (!probe.ok()) return ParseFailed(probe.status());
+    return probe->servers.size() == 1 ? RunProbe(*probe)
+                                      : RunSplitProbe(*probe);
   }
   if (command == "health") {
     absl::StatusOr<HealthCommand> health = ParseHealth(std::move(args));
