@@ -5,6 +5,7 @@
 
 #include "service/server_flags.h"
 
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "re2/re2.h"
 #include "tests/service/subprocess.h"
 #include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
@@ -30,11 +32,13 @@ using ::fanprobe::testing::kPatience;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TempDir;
+using ::fanprobe::testing::TestCa;
 using ::fanprobe::testing::TestServer;
 using ::fanprobe::testing::WriteFileAtomically;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 const std::vector<std::string> kListFlags = {"allow_cidr", "deny_cidr"};
 
@@ -229,6 +233,64 @@ TEST(ServerBinaryFlagsTest, LogsThePolicyAndWarnsAboutTheMetadataAddress) {
                         R"("deny":["192.0.2.0/24","198.51.100.0/24"]}})"));
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(kPatience).code, 0);
+}
+
+// The hardened profile in deploy/README.md is a working flags file: with
+// its file paths pointed at real certificates and tokens, the server
+// starts and runs the policy it documents.
+TEST(ServerBinaryFlagsTest, HardenedProfileFromTheDeployReadmeStarts) {
+  std::ifstream readme(FANPROBE_SOURCE_DIR "/deploy/README.md");
+  ASSERT_TRUE(readme) << "cannot read deploy/README.md";
+  std::string line;
+  bool in_section = false;
+  bool in_block = false;
+  std::vector<std::string> flags;
+  while (std::getline(readme, line)) {
+    if (absl::StartsWith(line, "## ")) {
+      in_section = line == "## Hardened production profile";
+    } else if (in_section && absl::StartsWith(line, "```")) {
+      if (in_block) break;  // the first block is the profile
+      in_block = true;
+    } else if (in_block && !line.empty() && line[0] != '#') {
+      flags.push_back(line);
+    }
+  }
+  ASSERT_GT(flags.size(), 10u);
+
+  TempDir dir;
+  TestCa ca("profile CA");
+  const testing::KeyAndCert server = ca.Issue("localhost", {.server = true});
+  WriteFileAtomically(dir.File("tls.crt"), server.cert_pem);
+  WriteFileAtomically(dir.File("tls.key"), server.key_pem);
+  WriteFileAtomically(dir.File("ca.crt"), ca.cert_pem());
+  WriteFileAtomically(dir.File("tokens"), "a-token\n");
+  std::string flagfile;
+  for (std::string flag : flags) {
+    // Real files, and free loopback ports.
+    for (const char* name : {"tls.crt", "tls.key", "ca.crt", "tokens"}) {
+      RE2::Replace(&flag, absl::StrCat("=/etc/fanprobe/.*/", name, "$"),
+                   absl::StrCat("=", dir.File(name)));
+    }
+    RE2::Replace(&flag, "_address=0\\.0\\.0\\.0:\\d+$", "_address=127.0.0.1:0");
+    absl::StrAppend(&flagfile, flag, "\n");
+  }
+  WriteFileAtomically(dir.File("server.flags"), flagfile);
+  Subprocess process({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                      "--http_address=127.0.0.1:0", "--workers=1",
+                      absl::StrCat("--flagfile=", dir.File("server.flags"))});
+  const std::optional<std::string> policy = process.WaitForStderrLine(
+      [](absl::string_view line) {
+        return absl::StrContains(line, R"("event":"destination_policy")");
+      },
+      kPatience);
+  ASSERT_TRUE(policy.has_value()) << flagfile << process.Stderr();
+  EXPECT_THAT(*policy,
+              HasSubstr(R"("deny_private":true,"deny_loopback":true)"));
+  EXPECT_THAT(*policy, HasSubstr("fd00:ec2::254/128"));
+  EXPECT_THAT(process.Stderr(), HasSubstr(R"("event":"health_listening")"));
+  EXPECT_THAT(process.Stderr(), Not(HasSubstr(R"("event":"warning")")));
+  process.Signal(SIGTERM);
+  EXPECT_EQ(process.Wait(kPatience).code, 0) << process.Stderr();
 }
 
 }  // namespace
