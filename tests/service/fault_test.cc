@@ -61,10 +61,28 @@ using ::fanprobe::testing::TestServer;
 using ::fanprobe::testing::WaitUntil;
 using ::testing::HasSubstr;
 
+// Built with ASan or TSan: everything runs several times slower, and the
+// sanitizers' allocators keep freed memory in quarantine and return it on
+// their own schedule, so RSS says nothing about leaks there (ASan's leak
+// checker does).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // The probe timeout of every fault batch: short, so the suite stays fast.
 constexpr absl::Duration kProbeTimeout = absl::Seconds(1);
-// How late a result may be past its probe's timeout.
-constexpr absl::Duration kLateness = absl::Milliseconds(250);
+// How late a result may be past its probe's timeout: 250 ms, or a second
+// under a sanitizer.
+constexpr absl::Duration kLateness =
+    kSanitized ? absl::Seconds(1) : absl::Milliseconds(250);
 
 // What each fault must come to.
 v1::Outcome ExpectedOutcome(Fault fault) {
@@ -312,14 +330,16 @@ TEST(FaultTest, TenThousandProbesOverEveryFaultLeaveNothingBehind) {
     // latency is not the idle one; it is bounded well below the batch's).
     EXPECT_GE(report.batches, 1);
     EXPECT_EQ(report.failures, 0);
-    EXPECT_LT(report.worst, absl::Seconds(2));
+    EXPECT_LT(report.worst, kSanitized ? absl::Seconds(5) : absl::Seconds(2));
   }  // the 10,000 results go before RSS is measured again
-  // The loop was followed hop by hop (4 connections a probe), and the
-  // metadata address never saw a packet (it is not even routable here:
-  // DENIED comes from the policy, before any connect).
+  // The loop was followed hop by hop: 4 requests a probe (3 redirects
+  // allowed, the 4th answer is one too many), in both runs.
   const testing::FaultStats stats = faults.Stats();
-  EXPECT_GE(stats.accepted[static_cast<int>(Fault::kRedirectLoop)],
-            2u * 4 * (kProbes / kFaultCount));
+  EXPECT_EQ(stats.requests[static_cast<int>(Fault::kRedirectLoop)],
+            2u * 4 *
+                ((kProbes + kFaultCount - 1 -
+                  static_cast<int>(Fault::kRedirectLoop)) /
+                 kFaultCount));
 
   // Everything closes: the fault target's connections, the engine's, and
   // the process's descriptors are back where they were.
@@ -333,8 +353,10 @@ TEST(FaultTest, TenThousandProbesOverEveryFaultLeaveNothingBehind) {
   const int64_t rss_after = ResidentBytes();
   std::printf("RSS before %.1f MB, after %.1f MB\n", rss_before / 1e6,
               rss_after / 1e6);
-  EXPECT_LE(rss_after, rss_before * 11 / 10)
-      << "RSS grew from " << rss_before << " to " << rss_after;
+  if (!kSanitized) {
+    EXPECT_LE(rss_after, rss_before * 11 / 10)
+        << "RSS grew from " << rss_before << " to " << rss_after;
+  }
 }
 
 class FaultClientTest : public ::testing::Test {
@@ -424,11 +446,11 @@ TEST_F(FaultClientTest, ReaderOfOneMessageASecondHoldsABoundedQueue) {
   EXPECT_LT(requests(), 1000u);
   EXPECT_EQ(requests(), requests_after_first_read);
   // The server holds a bounded number of results for this reader, far
-  // below the batch.  Not the nominal stream_queue + max_concurrency (24
-  // here): the engine frees a probe's slot when it finishes, before its
-  // result is handed over, so with millisecond probes results pile up
-  // faster than they are handed over and the stream runs past the nominal
-  // bound (several hundred seen here; prober_service.h says "about").
+  // below the batch.  Not yet the documented stream_queue + max_concurrency
+  // (24 here): with millisecond probes the stream's queue has been seen at
+  // 44-83 (158 under ASan) at 54e5436, so results still arrive after the
+  // pause; reported to the service and engine owners.  Tighten this to the
+  // documented bound once that holds.
   EXPECT_LT(stats.peak_stream_queue, 1000u);
   // Another client meanwhile is served at once.
   grpc::ClientContext other;
