@@ -33,6 +33,9 @@ bool HasPrefix(const IpAddress& a, std::initializer_list<uint8_t> prefix) {
 
 AddressClass ClassifyV4(const uint8_t v[4]) {
   if (v[0] == 0) return AddressClass::kUnspecified;
+  if (v[0] == 100 && v[1] == 100 && v[2] == 100 && v[3] == 200) {
+    return AddressClass::kCloudMetadata;  // Alibaba Cloud
+  }
   if (v[0] == 127) return AddressClass::kLoopback;
   if (v[0] == 10 || (v[0] == 172 && (v[1] & 0xf0) == 16) ||
       (v[0] == 192 && v[1] == 168) || (v[0] == 100 && (v[1] & 0xc0) == 64)) {
@@ -52,6 +55,9 @@ AddressClass ClassifyV6Native(const IpAddress& a) {
   std::array<uint8_t, 16> loopback{};
   loopback[15] = 1;
   if (a.bytes == kZero) return AddressClass::kUnspecified;
+  static constexpr std::array<uint8_t, 16> kAwsMetadata = {
+      0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
+  if (a.bytes == kAwsMetadata) return AddressClass::kCloudMetadata;
   if (a.bytes == loopback) return AddressClass::kLoopback;
   if (a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) {
     return AddressClass::kLinkLocal;
@@ -226,6 +232,8 @@ absl::string_view AddressClassName(AddressClass address_class) {
       return "broadcast";
     case AddressClass::kReserved:
       return "reserved";
+    case AddressClass::kCloudMetadata:
+      return "cloud metadata";
   }
   return "unknown";
 }

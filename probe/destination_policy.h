@@ -13,7 +13,8 @@
 //   absl::Status s = policy.Check(address);   // kPermissionDenied + why
 //
 // The default denies link-local (169.254.0.0/16, fe80::/10: the cloud
-// metadata endpoints), unspecified, multicast, broadcast and reserved
+// metadata endpoints), the metadata endpoints outside those (fd00:ec2::254,
+// 100.100.100.200), unspecified, multicast, broadcast and reserved
 // addresses, and the same addresses embedded in IPv6 (IPv4-mapped and
 // -compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16,
 // Teredo 2001::/32).  Loopback and private ranges are allowed unless
@@ -72,6 +73,9 @@ enum class AddressClass {
   kMulticast,    // 224/4, ff00::/8
   kBroadcast,    // 255.255.255.255
   kReserved,     // 240/4 (but broadcast)
+  // Well-known cloud metadata endpoints outside link-local: AWS's IPv6
+  // fd00:ec2::254 and Alibaba's 100.100.100.200 (inside 100.64/10).
+  kCloudMetadata,
 };
 absl::string_view AddressClassName(AddressClass address_class);
 

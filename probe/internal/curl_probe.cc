@@ -435,6 +435,14 @@ void CurlProbe::Finish(CURLcode code, const PreparedOptions& prepared,
     r->outcome = OutcomeForCurlCode(code);
     r->error = error_[0] != '\0' ? std::string(error_)
                                  : std::string(curl_easy_strerror(code));
+    // The URL was checked to be http(s) before the probe started, so this
+    // code means a redirect to another scheme, or libcurl refusing a reply
+    // that is not HTTP ("Received HTTP/0.9 when not allowed"): a broken
+    // server, not a bad target.
+    if (code == CURLE_UNSUPPORTED_PROTOCOL &&
+        absl::StrContains(r->error, "HTTP/0.9")) {
+      r->outcome = Outcome::kIoError;
+    }
     if (code == CURLE_FILESIZE_EXCEEDED) {
       r->error = absl::StrCat("the declared body exceeds max_body_bytes (",
                               o.max_body_bytes, " bytes)");

@@ -62,6 +62,12 @@ const Case kCases[] = {
     {"fd00::1", AddressClass::kPrivate, true},
     {"8.8.8.8", AddressClass::kPublic, true},
     {"2606:4700::1111", AddressClass::kPublic, true},
+    // Cloud metadata endpoints outside link-local, and their neighbours.
+    {"fd00:ec2::254", AddressClass::kCloudMetadata, false},
+    {"fd00:ec2::253", AddressClass::kPrivate, true},
+    {"100.100.100.200", AddressClass::kCloudMetadata, false},
+    {"100.100.100.201", AddressClass::kPrivate, true},
+    {"::ffff:100.100.100.200", AddressClass::kCloudMetadata, false},
     // IPv4 embedded in IPv6.
     {"::ffff:169.254.169.254", AddressClass::kLinkLocal, false},
     {"::ffff:127.0.0.1", AddressClass::kLoopback, true},

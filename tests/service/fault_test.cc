@@ -108,27 +108,15 @@ v1::Outcome ExpectedOutcome(Fault fault) {
   return v1::OUTCOME_UNSPECIFIED;
 }
 
-// Whether `result` is what `fault` must come to.  Two faults have a second
-// acceptable outcome:
-// - reset after accept: on loopback the RST often lands before libcurl has
-//   seen its non-blocking connect complete, and libcurl then reports the
-//   connect as failed (CONNECT_ERROR) rather than the read (IO_ERROR).
-// - garbage: libcurl refuses a reply without a status line as "HTTP/0.9"
-//   with CURLE_UNSUPPORTED_PROTOCOL, which the engine maps to
-//   INVALID_TARGET.  That is an engine bug (the target was valid and was
-//   contacted; probe.h says a reply that is not HTTP is IO_ERROR), reported
-//   to the engine's owner; remove this allowance once it is fixed.
+// Whether `result` is what `fault` must come to.  One fault has a second
+// acceptable outcome: after a reset right after accept, on loopback the RST
+// often lands before libcurl has seen its non-blocking connect complete, and
+// libcurl then reports the connect as failed (CONNECT_ERROR) rather than the
+// read (IO_ERROR).
 bool IsExpected(Fault fault, const v1::ProbeResult& result) {
   if (result.outcome() == ExpectedOutcome(fault)) return true;
-  switch (fault) {
-    case Fault::kResetAfterAccept:
-      return result.outcome() == v1::OUTCOME_CONNECT_ERROR;
-    case Fault::kGarbage:
-      return result.outcome() == v1::OUTCOME_INVALID_TARGET &&
-             absl::StrContains(result.error(), "HTTP/0.9");
-    default:
-      return false;
-  }
+  return fault == Fault::kResetAfterAccept &&
+         result.outcome() == v1::OUTCOME_CONNECT_ERROR;
 }
 
 Fault FaultOf(uint32_t index) {
