@@ -83,7 +83,8 @@ class BatchState final : public Batch,
         max_concurrency(max_concurrency),
         start(absl::Now()),
         callbacks(std::move(callbacks)),
-        done(this->targets.size(), false) {}
+        done(this->targets.size(), false),
+        host_keys(options.max_per_host > 0 ? this->targets.size() : 0) {}
 
   void Cancel() override;
   void PauseAdmission() override;
@@ -120,6 +121,11 @@ class BatchState final : public Batch,
                       std::shared_ptr<const PreparedOptions>>
       prepared;  // for every options object of a validated, usable target
   std::vector<bool> done;
+  // With a per-host limit: each target's host key, computed by Validate()
+  // in the same parse that checks the URL.  Validate() writes [begin, end)
+  // before it opens that range to admission under the engine's mu_, and
+  // admission moves each one out once, under mu_.
+  std::vector<std::string> host_keys;
   uint32_t running = 0;
   uint32_t completed = 0;
   uint32_t succeeded = 0;
@@ -359,8 +365,14 @@ void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
     auto [it, inserted] = prepared->try_emplace(target.options.get());
     if (inserted) it->second = PrepareOptions(target.options);
     absl::Status status = it->second.status();
-    if (status.ok())
-      status = ParseTargetUrl(target.url, /*with_host_key=*/false).status();
+    if (status.ok()) {
+      const bool with_host_key = !batch->host_keys.empty();
+      absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url, with_host_key);
+      if (url.ok() && with_host_key) {
+        batch->host_keys[i] = std::move(url->host_key);
+      }
+      status = url.status();
+    }
     if (!status.ok()) invalid.emplace_back(i, std::move(status));
   }
   Actions actions;
@@ -496,10 +508,10 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
       const uint32_t index = batch->next_index++;
       if (batch->done[index]) continue;  // completed by Validate(): unusable
       const ProbeTarget& target = batch->targets[index];
+      // The worker parses the URL again, off this lock; Validate() checked
+      // it, and found the host key the per-host limit needs now.
       if (max_per_host > 0) {
-        // The host is needed now; without a per-host limit the worker
-        // parses the URL again, off this lock.  Validate() checked it.
-        task.url = *ParseTargetUrl(target.url, /*with_host_key=*/true);
+        task.url.host_key = std::move(batch->host_keys[index]);
       }
       task.batch = batch->shared_from_this();
       task.target = &target;

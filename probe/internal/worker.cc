@@ -315,7 +315,7 @@ void Worker::StartLocal(ProbeTask task) {
       listener_->OnTaskEnded(*this, std::move(task), std::move(result));
       return;
     }
-    task.url = *std::move(url);
+    task.url.url = std::move(url->url);  // keep the engine's host_key
   }
   Transfer* transfer = AcquireTransfer();
   transfer->task = std::move(task);
@@ -343,12 +343,8 @@ void Worker::StartLocal(ProbeTask task) {
     result.error = absl::StrCat("libcurl could not start the transfer: ",
                                 curl_multi_strerror(mc));
   }
-  // Never added to the multi handle: just back to the free list.
-  ProbeTask failed = std::move(transfer->task);
-  auto node = active_.extract(transfer);
-  if (free_.size() < kMaxFreeTransfers)
-    free_.push_back(std::move(node.mapped()));
-  listener_->OnTaskEnded(*this, std::move(failed), std::move(result));
+  // Never added to a multi handle (shard is null): just back to the pool.
+  listener_->OnTaskEnded(*this, ReleaseTransfer(transfer), std::move(result));
 }
 
 void Worker::ProcessCompletions(Shard& shard) {

@@ -42,6 +42,8 @@ struct ProbeTask {
   std::shared_ptr<BatchState> batch;  // keeps the target alive
   const ProbeTarget* target = nullptr;
   uint32_t index = 0;
+  // url.url is filled by the worker (parsing off the engine's lock);
+  // url.host_key by the engine when the batch has a per-host limit.
   ParsedUrl url;
   std::shared_ptr<const PreparedOptions> options;
 };
@@ -120,7 +122,8 @@ class Worker {
   void ProcessCompletions(Shard& shard);
   void SyncTimer(Shard& shard);
   Transfer* AcquireTransfer();
-  // Takes `transfer` out of the multi handle and back to the free list.
+  // Takes `transfer` out of its multi handle, if it is in one, and back to
+  // the free list; returns its task.
   ProbeTask ReleaseTransfer(Transfer* transfer);
 
   static int SocketCallback(CURL* easy, curl_socket_t s, int what, void* shard,
