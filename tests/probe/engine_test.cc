@@ -176,6 +176,14 @@ ProbeTarget Target(std::string url,
   return ProbeTarget{.url = std::move(url), .options = std::move(options)};
 }
 
+// `count` probes of one URL.
+std::vector<ProbeTarget> Targets(
+    int count, std::string url,
+    std::shared_ptr<const ProbeOptions> options = nullptr) {
+  return std::vector<ProbeTarget>(count,
+                                  Target(std::move(url), std::move(options)));
+}
+
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override { engine_ = MakeEngine({.workers = 2}); }
@@ -397,9 +405,7 @@ TEST_F(EngineTest, BatchTimeoutCoversQueuedProbes) {
   BatchOptions options;
   options.max_concurrency = 1;
   options.timeout = absl::Milliseconds(300);
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 5; ++i)
-    targets.push_back(Target(server_.raw_url("/delay/1000")));
+  std::vector<ProbeTarget> targets = Targets(5, server_.raw_url("/delay/1000"));
   BatchRun run = Run(std::move(targets), options);
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.reason, EndReason::kTimeout);
@@ -455,9 +461,7 @@ TEST_F(EngineTest, PerHostLimitObservedByTarget) {
 TEST_F(EngineTest, MaxConcurrencyObservedByTarget) {
   BatchOptions options;
   options.max_concurrency = 4;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 12; ++i)
-    targets.push_back(Target(server_.raw_url("/delay/100")));
+  std::vector<ProbeTarget> targets = Targets(12, server_.raw_url("/delay/100"));
   BatchRun run = Run(std::move(targets), options);
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.succeeded, 12u);
@@ -471,9 +475,7 @@ TEST_F(EngineTest, EngineWideCapAcrossBatches) {
   ASSERT_NE(engine, nullptr);
   EXPECT_EQ(engine->Stats().max_in_flight, 3u);
   BatchRecorder first, second;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 6; ++i)
-    targets.push_back(Target(server_.raw_url("/delay/300")));
+  std::vector<ProbeTarget> targets = Targets(6, server_.raw_url("/delay/300"));
   std::shared_ptr<Batch> a = engine->Submit(targets, {}, first.Callbacks());
   std::shared_ptr<Batch> b = engine->Submit(targets, {}, second.Callbacks());
   ASSERT_TRUE(
@@ -513,10 +515,7 @@ TEST_F(EngineTest, FdBudgetCapsAdmission) {
   const uint64_t cap = engine->Stats().max_in_flight;
   EXPECT_GE(cap, 1u);
   EXPECT_LE(cap, 5u);
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 20; ++i) {
-    targets.push_back(Target(server_.raw_url("/delay/50")));
-  }
+  std::vector<ProbeTarget> targets = Targets(20, server_.raw_url("/delay/50"));
   BatchRun run = Run(std::move(targets), {}, engine.get());
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.succeeded, 20u);  // queued, not failed with EMFILE
@@ -528,9 +527,7 @@ TEST_F(EngineTest, SmallBatchIsNotStarvedByAHugeSlowBatch) {
       MakeEngine({.workers = 2, .max_in_flight = 4});
   ASSERT_NE(engine, nullptr);
   BatchRecorder big, small;
-  std::vector<ProbeTarget> big_targets;
-  for (int i = 0; i < 40; ++i)
-    big_targets.push_back(Target(server_.url("/delay/300")));
+  std::vector<ProbeTarget> big_targets = Targets(40, server_.url("/delay/300"));
   BatchOptions big_options;
   big_options.max_concurrency = 0;  // the engine's cap
   std::shared_ptr<Batch> big_batch =
@@ -538,9 +535,8 @@ TEST_F(EngineTest, SmallBatchIsNotStarvedByAHugeSlowBatch) {
   // The big batch holds every slot before the small one arrives.
   ASSERT_TRUE(WaitForServer(
       [](const TargetStats& s) { return s.http.in_flight == 4; }));
-  std::vector<ProbeTarget> small_targets;
-  for (int i = 0; i < 4; ++i)
-    small_targets.push_back(Target(server_.url("/status/200")));
+  std::vector<ProbeTarget> small_targets =
+      Targets(4, server_.url("/status/200"));
   std::shared_ptr<Batch> small_batch =
       engine->Submit(std::move(small_targets), {}, small.Callbacks());
   std::optional<BatchSummary> small_summary = small.WaitDone();
@@ -561,9 +557,7 @@ TEST_F(EngineTest, PauseAdmissionStopsNewProbesUntilResumed) {
   BatchRecorder recorder;
   BatchOptions options;
   options.max_concurrency = 2;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 6; ++i)
-    targets.push_back(Target(server_.raw_url("/delay/300")));
+  std::vector<ProbeTarget> targets = Targets(6, server_.raw_url("/delay/300"));
   std::shared_ptr<Batch> batch =
       engine_->Submit(std::move(targets), options, recorder.Callbacks());
   EXPECT_EQ(batch->size(), 6u);
@@ -595,10 +589,8 @@ TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
   // engine had finished but not handed over kept arriving past the bound.
   constexpr int kPauseAt = 10;
   constexpr uint32_t kConcurrency = 4;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 200; ++i) {
-    targets.push_back(Target(server_.raw_url("/status/200")));
-  }
+  std::vector<ProbeTarget> targets =
+      Targets(200, server_.raw_url("/status/200"));
   absl::Mutex mu;
   int results = 0;
   int results_at_pause = 0;
@@ -653,9 +645,7 @@ TEST_F(EngineTest, CancelStopsRunningAndQueuedProbes) {
   BatchRecorder recorder;
   BatchOptions options;
   options.max_concurrency = 3;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 6; ++i)
-    targets.push_back(Target(server_.raw_url("/hang")));
+  std::vector<ProbeTarget> targets = Targets(6, server_.raw_url("/hang"));
   std::shared_ptr<Batch> batch =
       engine_->Submit(std::move(targets), options, recorder.Callbacks());
   ASSERT_TRUE(
@@ -877,10 +867,8 @@ TEST_F(EngineTest, OnResultCallsOfABatchNeverOverlap) {
   // Two workers finish fast probes at the same time (before the engine
   // serialized delivery, two calls were seen at once here); a consumer that
   // takes a little while per result must still see one call at a time.
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 2000; ++i) {
-    targets.push_back(Target(server_.raw_url("/status/200")));
-  }
+  std::vector<ProbeTarget> targets =
+      Targets(2000, server_.raw_url("/status/200"));
   std::atomic<int> inside{0};
   std::atomic<int> most_inside{0};
   std::atomic<int> calls{0};
@@ -1375,9 +1363,8 @@ TEST_F(EngineTest, ReuseConnectionsSharesConnectionsToOneHost) {
   auto reuse = Options([](ProbeOptions& o) { o.reuse_connections = true; });
   BatchOptions options;
   options.max_concurrency = 1;  // one after another
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 10; ++i)
-    targets.push_back(Target(server_.raw_url("/status/200"), reuse));
+  std::vector<ProbeTarget> targets =
+      Targets(10, server_.raw_url("/status/200"), reuse);
   BatchRun run = Run(std::move(targets), options);
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.succeeded, 10u);
@@ -1390,9 +1377,8 @@ TEST_F(EngineTest, ReuseConnectionsSharesConnectionsToOneHost) {
 TEST_F(EngineTest, WithoutReuseEachProbeOpensAndClosesItsOwnConnection) {
   BatchOptions options;
   options.max_concurrency = 1;
-  std::vector<ProbeTarget> targets;
-  for (int i = 0; i < 10; ++i)
-    targets.push_back(Target(server_.raw_url("/status/200")));
+  std::vector<ProbeTarget> targets =
+      Targets(10, server_.raw_url("/status/200"));
   BatchRun run = Run(std::move(targets), options);
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.succeeded, 10u);

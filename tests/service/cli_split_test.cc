@@ -38,17 +38,11 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using CliRun = ::fanprobe::testing::ProcessRun;
 
 CliRun RunCli(std::vector<std::string> args) {
   args.insert(args.begin(), FANPROBE_CLI_BINARY);
-  Subprocess cli(std::move(args));
-  const Subprocess::Exit exit = cli.Wait(kPatience);
-  return {exit.code, cli.Stdout(), cli.Stderr()};
+  return ::fanprobe::testing::RunToExit(std::move(args), kPatience);
 }
 
 // The jsonl output: the results, then the summary (which must be last).

@@ -42,17 +42,12 @@ using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using CliRun = ::fanprobe::testing::ProcessRun;
 
 CliRun RunCli(std::vector<std::string> args, Subprocess::Options options = {}) {
   args.insert(args.begin(), FANPROBE_CLI_BINARY);
-  Subprocess cli(std::move(args), std::move(options));
-  const Subprocess::Exit exit = cli.Wait(kPatience);
-  return {exit.code, cli.Stdout(), cli.Stderr()};
+  return ::fanprobe::testing::RunToExit(std::move(args), kPatience,
+                                        std::move(options));
 }
 
 std::vector<std::string> Lines(const std::string& text) {

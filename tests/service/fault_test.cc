@@ -399,12 +399,8 @@ TEST_F(FaultClientTest, ReaderOfOneMessageASecondHoldsABoundedQueue) {
   service::ServerOptions options;
   options.service.stream_queue_limit = kQueueLimit;
   TestServer server(options);
-  // A small flow-control window, so gRPC's own buffers hold few messages
-  // and the server's queue is what fills.
-  grpc::ChannelArguments arguments;
-  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto stub = v1::Prober::NewStub(server.NewChannel(arguments));
+  // The server's queue, not gRPC's buffers, is what fills.
+  auto stub = v1::Prober::NewStub(server.NewSlowReaderChannel());
   // Fast answers (the denied redirect never leaves the engine's hands for
   // long), plenty of them.
   v1::ProbeBatchRequest request = BatchRequest(

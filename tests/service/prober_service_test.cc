@@ -465,12 +465,8 @@ TEST_F(ProberServiceTest, SlowReaderPausesItsBatchWithinTheQueueBound) {
   service::ServerOptions options;
   options.service.stream_queue_limit = kQueueLimit;
   TestServer server(options);
-  // A small flow-control window, so the transport buffers few messages and
-  // an unread stream backs up into the service's queue.
-  grpc::ChannelArguments arguments;
-  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto stub = v1::Prober::NewStub(server.NewChannel(arguments));
+  // An unread stream backs up into the service's queue.
+  auto stub = v1::Prober::NewStub(server.NewSlowReaderChannel());
 
   std::vector<std::string> urls(kTargets, target_.url("/delay/10"));
   v1::ProbeBatchRequest request = BatchRequest(urls);

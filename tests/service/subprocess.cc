@@ -174,4 +174,11 @@ Subprocess::Exit Subprocess::Wait(absl::Duration timeout) {
   return exit;
 }
 
+ProcessRun RunToExit(std::vector<std::string> argv, absl::Duration timeout,
+                     SubprocessOptions options) {
+  Subprocess child(std::move(argv), std::move(options));
+  const Subprocess::Exit exit = child.Wait(timeout);
+  return {exit.code, child.Stdout(), child.Stderr()};
+}
+
 }  // namespace fanprobe::testing

@@ -82,6 +82,18 @@ class Subprocess {
   std::optional<Exit> exit_;
 };
 
+// A finished run: exit code (-1 if killed or not done within the timeout)
+// and all the child printed.
+struct ProcessRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv to its end (at most `timeout`) and returns what it printed.
+ProcessRun RunToExit(std::vector<std::string> argv, absl::Duration timeout,
+                     SubprocessOptions options = {});
+
 }  // namespace fanprobe::testing
 
 #endif  // FANPROBE_TESTS_SERVICE_SUBPROCESS_H_

@@ -50,6 +50,13 @@ std::shared_ptr<grpc::Channel> TestServer::NewChannel(
       server_->address(), grpc::InsecureChannelCredentials(), arguments);
 }
 
+std::shared_ptr<grpc::Channel> TestServer::NewSlowReaderChannel() const {
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  return NewChannel(arguments);
+}
+
 std::vector<std::string> TestServer::LogLines() const {
   absl::MutexLock lock(&mu_);
   return log_;

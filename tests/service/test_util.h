@@ -53,6 +53,10 @@ class TestServer {
   // window.
   std::shared_ptr<grpc::Channel> NewChannel(
       const grpc::ChannelArguments& arguments) const;
+  // A new channel with a small flow-control window (no BDP probing, 1 KiB
+  // stream lookahead), so gRPC's own buffers hold few messages and a
+  // stream the client does not read backs up into the service's queue.
+  std::shared_ptr<grpc::Channel> NewSlowReaderChannel() const;
 
   // The batch log lines so far.
   std::vector<std::string> LogLines() const;
