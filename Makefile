@@ -13,12 +13,10 @@ BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libyaml-cpp-dev prometheus prometheus-blackbox-exporter
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test run format format-check clean
-
-# Installs only what is missing, so a machine that has everything makes no
-# network call at all.
-deps:
-	@missing=$$(for p in $(BUILD_PACKAGES); do \
+# Installs those of the Debian packages $(1) that are missing, so a machine
+# that has them all makes no network call.
+define install_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -26,6 +24,12 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+.PHONY: deps build test run format format-check clean
+
+deps:
+	$(call install_missing,$(BUILD_PACKAGES))
 
 $(BUILD_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
@@ -60,14 +64,7 @@ BENCH_REPEATS ?= 3
 .PHONY: bench-deps bench
 
 bench-deps:
-	@missing=$$(for p in $(BENCH_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,$(BENCH_PACKAGES))
 
 # Debian's python3, where python3-aiohttp and python3-matplotlib live.
 bench: bench-deps build
@@ -124,14 +121,7 @@ TSAN_TARGETS := probe_engine_test probe_destination_policy_test \
 .PHONY: sanitizer-deps test-asan test-tsan fuzz soak
 
 sanitizer-deps:
-	@missing=$$(for p in $(SANITIZER_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,$(SANITIZER_PACKAGES))
 
 test-asan: deps sanitizer-deps
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
