@@ -59,16 +59,38 @@ Fn Real(const char* mangled) {
 // the mutex, at moments our annotations around the call do not mark (before
 // it blocks, after each wake-up, sometimes on the unlocking thread).  So the
 // evaluation is its own little critical section: acquire, read, release.
-struct AnnotatedCondition {
-  const absl::Condition* condition;
-  absl::Mutex* mu;
+// The wrapper itself lives on the waiter's stack and may be read by the
+// unlocking thread, which learns of it through absl's queue, invisible to
+// TSan: publishing it is a release on its address, and evaluating it starts
+// with an acquire there.  The Condition is built with the untyped (void*)
+// constructor, whose caller lives in the uninstrumented library, so no
+// instrumented code reads the Condition before that acquire.
+class AnnotatedCondition {
+ public:
+  AnnotatedCondition(const absl::Condition& condition, absl::Mutex* mu)
+      : condition_(&condition),
+        mu_(mu),
+        wrapped_(&Eval, static_cast<void*>(this)) {
+    __tsan_release(this);
+  }
+  AnnotatedCondition(const AnnotatedCondition&) = delete;
+  AnnotatedCondition& operator=(const AnnotatedCondition&) = delete;
 
-  static bool Eval(AnnotatedCondition* self) {
-    __tsan_acquire(self->mu);
-    const bool result = self->condition->Eval();
-    __tsan_release(self->mu);
+  const absl::Condition& wrapped() const { return wrapped_; }
+
+ private:
+  static bool Eval(void* arg) {
+    __tsan_acquire(arg);
+    const auto* self = static_cast<const AnnotatedCondition*>(arg);
+    __tsan_acquire(self->mu_);
+    const bool result = self->condition_->Eval();
+    __tsan_release(self->mu_);
     return result;
   }
+
+  const absl::Condition* const condition_;
+  absl::Mutex* const mu_;
+  const absl::Condition wrapped_;
 };
 
 }  // namespace
@@ -121,18 +143,16 @@ void Mutex::ReaderUnlock() {
 void Mutex::LockWhen(const Condition& condition) {
   FANPROBE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  real(this, wrapped);
+  const AnnotatedCondition annotated(condition, this);
+  real(this, annotated.wrapped());
   __tsan_acquire(this);
 }
 
 void Mutex::ReaderLockWhen(const Condition& condition) {
   FANPROBE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  real(this, wrapped);
+  const AnnotatedCondition annotated(condition, this);
+  real(this, annotated.wrapped());
   __tsan_acquire(this);
 }
 
@@ -142,9 +162,8 @@ bool Mutex::LockWhenWithTimeout(const Condition& condition,
       bool (*)(Mutex*, const Condition&, absl::Duration),
       "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_"
       "8DurationE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  const bool result = real(this, wrapped, timeout);
+  const AnnotatedCondition annotated(condition, this);
+  const bool result = real(this, annotated.wrapped(), timeout);
   __tsan_acquire(this);  // held either way
   return result;
 }
@@ -155,9 +174,8 @@ bool Mutex::LockWhenWithDeadline(const Condition& condition,
       bool (*)(Mutex*, const Condition&, absl::Time),
       "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_"
       "4TimeE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  const bool result = real(this, wrapped, deadline);
+  const AnnotatedCondition annotated(condition, this);
+  const bool result = real(this, annotated.wrapped(), deadline);
   __tsan_acquire(this);
   return result;
 }
@@ -167,9 +185,8 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& condition,
   FANPROBE_REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
                 "_ZN4absl7debian35Mutex25ReaderLockWhenWithTimeoutERKNS0_"
                 "9ConditionENS0_8DurationE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  const bool result = real(this, wrapped, timeout);
+  const AnnotatedCondition annotated(condition, this);
+  const bool result = real(this, annotated.wrapped(), timeout);
   __tsan_acquire(this);
   return result;
 }
@@ -179,9 +196,8 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& condition,
   FANPROBE_REAL(bool (*)(Mutex*, const Condition&, absl::Time),
                 "_ZN4absl7debian35Mutex26ReaderLockWhenWithDeadlineERKNS0_"
                 "9ConditionENS0_4TimeE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
-  const bool result = real(this, wrapped, deadline);
+  const AnnotatedCondition annotated(condition, this);
+  const bool result = real(this, annotated.wrapped(), deadline);
   __tsan_acquire(this);
   return result;
 }
@@ -190,10 +206,9 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& condition,
 void Mutex::Await(const Condition& condition) {
   FANPROBE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
+  const AnnotatedCondition annotated(condition, this);
   __tsan_release(this);
-  real(this, wrapped);
+  real(this, annotated.wrapped());
   __tsan_acquire(this);
 }
 
@@ -202,10 +217,9 @@ bool Mutex::AwaitWithTimeout(const Condition& condition,
   FANPROBE_REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
                 "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_"
                 "8DurationE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
+  const AnnotatedCondition annotated(condition, this);
   __tsan_release(this);
-  const bool result = real(this, wrapped, timeout);
+  const bool result = real(this, annotated.wrapped(), timeout);
   __tsan_acquire(this);
   return result;
 }
@@ -215,10 +229,9 @@ bool Mutex::AwaitWithDeadline(const Condition& condition, absl::Time deadline) {
       bool (*)(Mutex*, const Condition&, absl::Time),
       "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_"
       "4TimeE");
-  AnnotatedCondition annotated{&condition, this};
-  const Condition wrapped(&AnnotatedCondition::Eval, &annotated);
+  const AnnotatedCondition annotated(condition, this);
   __tsan_release(this);
-  const bool result = real(this, wrapped, deadline);
+  const bool result = real(this, annotated.wrapped(), deadline);
   __tsan_acquire(this);
   return result;
 }
