@@ -329,6 +329,7 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
   {
     absl::MutexLock lock(&mu_);
     active_.insert(batch);
+    if (options.start_paused) batch->pause_depth = 1;
     if (stopping_) {
       EndLocked(batch.get(), EndReason::kCancelled, &actions);
     } else if (batch->targets.empty()) {

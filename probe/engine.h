@@ -77,6 +77,12 @@ struct BatchOptions {
   // At most this many probes of the batch run at once against one host
   // (scheme, host and port), as aiohttp's limit_per_host; 0 = no limit.
   uint32_t max_per_host = 0;
+  // The batch starts paused, as if PauseAdmission() had been called once
+  // before Submit: it starts no probe until ResumeAdmission().  For a
+  // consumer that pauses from on_result, which can run before Submit has
+  // returned the handle to pause with.  Unusable targets still complete at
+  // once, and the timeout runs from Submit either way.
+  bool start_paused = false;
 };
 
 // How a batch ended.  completed + cancelled == total.

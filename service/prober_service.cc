@@ -131,8 +131,12 @@ class BatchCall {
   }
 
   // Validates and admits `request` and submits its batch.  Not OK: the
-  // status to end the RPC with; no batch runs.
-  grpc::Status Start(const v1::ProbeBatchRequest& request) {
+  // status to end the RPC with; no batch runs.  `flow_controlled`: the call
+  // may pause admission from OnResult (a stream), so the batch is submitted
+  // paused and resumed once batch_ is set; otherwise results that came
+  // before Submit returned could not pause it.
+  grpc::Status Start(const v1::ProbeBatchRequest& request,
+                     bool flow_controlled) {
     // Who calls comes first: an unauthenticated caller learns nothing
     // about the request's validity and starts no probe.
     if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
@@ -149,6 +153,7 @@ class BatchCall {
         EffectiveTimeout(batch->options.timeout, deadline_, absl::Now(),
                          service_.options_.deadline_margin);
 
+    batch->options.start_paused = flow_controlled;
     Ref();  // the engine's, dropped once on_done has run
     std::shared_ptr<Batch> handle = service_.engine_.Submit(
         std::move(batch->targets), batch->options,
@@ -160,13 +165,26 @@ class BatchCall {
                Unref();
              }});
     bool cancel;
+    bool resume = false;
     {
       absl::MutexLock lock(&mu_);
-      batch_ = std::move(handle);
+      batch_ = handle;
       cancel = cancel_wanted_;
-      if (pause_wanted_) PauseAdmissionLocked();
+      if (flow_controlled) {
+        // The engine holds the batch paused once: keep that pause if the
+        // queue filled meanwhile, else let go of it.
+        if (pause_wanted_) {
+          paused_ = true;
+          service_.NotePaused(true);
+        } else {
+          resume = true;
+        }
+      } else if (pause_wanted_) {
+        PauseAdmissionLocked();
+      }
     }
     if (cancel) CancelBatch();
+    if (resume) handle->ResumeAdmission();
     return grpc::Status::OK;
   }
 
@@ -288,7 +306,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
                    const v1::ProbeBatchRequest& request, size_t queue_limit)
       : BatchCall(service, context, "StreamProbes"),
         queue_limit_(std::max<size_t>(queue_limit, 2)) {
-    grpc::Status status = Start(request);
+    grpc::Status status = Start(request, /*flow_controlled=*/true);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       EndRpcLocked(status);
@@ -423,7 +441,7 @@ class ProbeBatchCall final : public grpc::ServerUnaryReactor, public BatchCall {
                  const v1::ProbeBatchRequest& request,
                  v1::ProbeBatchResponse* response)
       : BatchCall(service, context, "ProbeBatch"), response_(response) {
-    grpc::Status status = Start(request);
+    grpc::Status status = Start(request, /*flow_controlled=*/false);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       EndRpcLocked(status);

@@ -582,6 +582,36 @@ TEST_F(EngineTest, PauseAdmissionStopsNewProbesUntilResumed) {
   EXPECT_LE(server_.Stats().raw.max_in_flight, 2);
 }
 
+TEST_F(EngineTest, StartPausedBatchStartsNothingUntilResumed) {
+  // A batch submitted paused starts none of its probes until
+  // ResumeAdmission(); an unusable target still completes at once.  (A
+  // consumer that pauses from on_result needs this: on_result can run before
+  // Submit has returned the handle to pause with.)
+  std::vector<ProbeTarget> targets =
+      Targets(20, server_.raw_url("/status/200"));
+  targets[7] = Target("ftp://127.0.0.1/file");
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.start_paused = true;
+  std::shared_ptr<Batch> batch =
+      engine_->Submit(std::move(targets), options, recorder.Callbacks());
+  ASSERT_TRUE(recorder.WaitForResults(1));
+  const std::vector<ProbeResult> early = recorder.Results();
+  ASSERT_EQ(early.size(), 1u);
+  EXPECT_EQ(early[0].index, 7u);
+  EXPECT_EQ(early[0].outcome, Outcome::kInvalidTarget);
+  EXPECT_EQ(engine_->Stats().probes_in_flight, 0u);
+  EXPECT_EQ(server_.Stats().raw.requests, 0);
+
+  batch->ResumeAdmission();
+  const std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->succeeded, 19u);
+  EXPECT_EQ(summary->failed, 1u);
+  EXPECT_EQ(server_.Stats().raw.requests, 19);
+}
+
 TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
   // A consumer that pauses from inside on_result (as a full gRPC stream
   // does) gets at most max_concurrency - 1 more results: a probe's slot
