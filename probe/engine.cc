@@ -322,14 +322,15 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
                                           BatchCallbacks callbacks) {
   uint32_t max_concurrency =
       options.max_concurrency == 0 ? max_in_flight_ : options.max_concurrency;
+  auto on_start = std::move(callbacks.on_start);
   auto batch =
       std::make_shared<BatchState>(link_, std::move(targets), options,
                                    max_concurrency, std::move(callbacks));
+  if (on_start) on_start(batch);
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
     active_.insert(batch);
-    if (options.start_paused) batch->pause_depth = 1;
     if (stopping_) {
       EndLocked(batch.get(), EndReason::kCancelled, &actions);
     } else if (batch->targets.empty()) {

@@ -77,12 +77,6 @@ struct BatchOptions {
   // At most this many probes of the batch run at once against one host
   // (scheme, host and port), as aiohttp's limit_per_host; 0 = no limit.
   uint32_t max_per_host = 0;
-  // The batch starts paused, as if PauseAdmission() had been called once
-  // before Submit: it starts no probe until ResumeAdmission().  For a
-  // consumer that pauses from on_result, which can run before Submit has
-  // returned the handle to pause with.  Unusable targets still complete at
-  // once, and the timeout runs from Submit either way.
-  bool start_paused = false;
 };
 
 // How a batch ended.  completed + cancelled == total.
@@ -98,7 +92,14 @@ struct BatchSummary {
   absl::Duration elapsed;  // from Submit to the end of the batch
 };
 
+class Batch;
+
 struct BatchCallbacks {
+  // Runs first and once, on Submit's thread, before any probe starts or any
+  // other callback runs: the batch's handle, for a consumer that acts on the
+  // batch from on_result (a stream pausing it) -- the first results can come
+  // before Submit returns.
+  std::function<void(std::shared_ptr<Batch> batch)> on_start;
   std::function<void(ProbeResult result)> on_result;
   std::function<void(BatchSummary summary)> on_done;
 };

@@ -13,6 +13,7 @@ std::shared_ptr<Batch> MeteredEngine::Submit(std::vector<ProbeTarget> targets,
   const MetricsApi api = api_;
   const ReturnWhen return_when = options.return_when;
   BatchCallbacks metered{
+      .on_start = std::move(callbacks.on_start),
       .on_result =
           [metrics, api,
            on_result = std::move(callbacks.on_result)](ProbeResult result) {

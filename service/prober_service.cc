@@ -131,12 +131,8 @@ class BatchCall {
   }
 
   // Validates and admits `request` and submits its batch.  Not OK: the
-  // status to end the RPC with; no batch runs.  `flow_controlled`: the call
-  // may pause admission from OnResult (a stream), so the batch is submitted
-  // paused and resumed once batch_ is set; otherwise results that came
-  // before Submit returned could not pause it.
-  grpc::Status Start(const v1::ProbeBatchRequest& request,
-                     bool flow_controlled) {
+  // status to end the RPC with; no batch runs.
+  grpc::Status Start(const v1::ProbeBatchRequest& request) {
     // Who calls comes first: an unauthenticated caller learns nothing
     // about the request's validity and starts no probe.
     if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
@@ -153,11 +149,16 @@ class BatchCall {
         EffectiveTimeout(batch->options.timeout, deadline_, absl::Now(),
                          service_.options_.deadline_margin);
 
-    batch->options.start_paused = flow_controlled;
     Ref();  // the engine's, dropped once on_done has run
-    std::shared_ptr<Batch> handle = service_.engine_.Submit(
+    service_.engine_.Submit(
         std::move(batch->targets), batch->options,
-        {.on_result =
+        {.on_start =
+             [this](std::shared_ptr<Batch> started) {
+               // Before any result: OnResult may have to pause it.
+               absl::MutexLock lock(&mu_);
+               batch_ = std::move(started);
+             },
+         .on_result =
              [this](ProbeResult result) { OnResult(std::move(result)); },
          .on_done =
              [this](BatchSummary summary) {
@@ -165,26 +166,11 @@ class BatchCall {
                Unref();
              }});
     bool cancel;
-    bool resume = false;
     {
       absl::MutexLock lock(&mu_);
-      batch_ = handle;
       cancel = cancel_wanted_;
-      if (flow_controlled) {
-        // The engine holds the batch paused once: keep that pause if the
-        // queue filled meanwhile, else let go of it.
-        if (pause_wanted_) {
-          paused_ = true;
-          service_.NotePaused(true);
-        } else {
-          resume = true;
-        }
-      } else if (pause_wanted_) {
-        PauseAdmissionLocked();
-      }
     }
     if (cancel) CancelBatch();
-    if (resume) handle->ResumeAdmission();
     return grpc::Status::OK;
   }
 
@@ -215,8 +201,7 @@ class BatchCall {
   // because the engine's PauseAdmission only counts; it never runs a
   // callback.
   void PauseAdmissionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    pause_wanted_ = true;
-    if (paused_ || batch_ == nullptr) return;  // Start() pauses it later
+    if (paused_ || batch_ == nullptr) return;
     batch_->PauseAdmission();
     paused_ = true;
     service_.NotePaused(true);
@@ -229,7 +214,6 @@ class BatchCall {
   // even if a new Pause lands before this Resume does.
   [[nodiscard]] std::shared_ptr<Batch> ResumeAdmissionLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    pause_wanted_ = false;
     if (!paused_) return nullptr;
     paused_ = false;
     service_.NotePaused(false);
@@ -285,9 +269,7 @@ class BatchCall {
 
   std::shared_ptr<Batch> batch_ ABSL_GUARDED_BY(mu_);
   bool cancel_wanted_ ABSL_GUARDED_BY(mu_) = false;
-  // Admission: paused_ as applied to batch_; pause_wanted_ also before
-  // Start() has the batch.
-  bool pause_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  // Admission is paused (the stream's queue is full).
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -306,7 +288,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
                    const v1::ProbeBatchRequest& request, size_t queue_limit)
       : BatchCall(service, context, "StreamProbes"),
         queue_limit_(std::max<size_t>(queue_limit, 2)) {
-    grpc::Status status = Start(request, /*flow_controlled=*/true);
+    grpc::Status status = Start(request);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       EndRpcLocked(status);
@@ -441,7 +423,7 @@ class ProbeBatchCall final : public grpc::ServerUnaryReactor, public BatchCall {
                  const v1::ProbeBatchRequest& request,
                  v1::ProbeBatchResponse* response)
       : BatchCall(service, context, "ProbeBatch"), response_(response) {
-    grpc::Status status = Start(request, /*flow_controlled=*/false);
+    grpc::Status status = Start(request);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       EndRpcLocked(status);

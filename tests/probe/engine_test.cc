@@ -582,34 +582,47 @@ TEST_F(EngineTest, PauseAdmissionStopsNewProbesUntilResumed) {
   EXPECT_LE(server_.Stats().raw.max_in_flight, 2);
 }
 
-TEST_F(EngineTest, StartPausedBatchStartsNothingUntilResumed) {
-  // A batch submitted paused starts none of its probes until
-  // ResumeAdmission(); an unusable target still completes at once.  (A
-  // consumer that pauses from on_result needs this: on_result can run before
-  // Submit has returned the handle to pause with.)
-  std::vector<ProbeTarget> targets =
-      Targets(20, server_.raw_url("/status/200"));
-  targets[7] = Target("ftp://127.0.0.1/file");
-  BatchRecorder recorder;
-  BatchOptions options;
-  options.start_paused = true;
-  std::shared_ptr<Batch> batch =
-      engine_->Submit(std::move(targets), options, recorder.Callbacks());
-  ASSERT_TRUE(recorder.WaitForResults(1));
-  const std::vector<ProbeResult> early = recorder.Results();
-  ASSERT_EQ(early.size(), 1u);
-  EXPECT_EQ(early[0].index, 7u);
-  EXPECT_EQ(early[0].outcome, Outcome::kInvalidTarget);
-  EXPECT_EQ(engine_->Stats().probes_in_flight, 0u);
-  EXPECT_EQ(server_.Stats().raw.requests, 0);
-
-  batch->ResumeAdmission();
-  const std::optional<BatchSummary> summary = recorder.WaitDone();
-  ASSERT_TRUE(summary.has_value());
-  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
-  EXPECT_EQ(summary->succeeded, 19u);
-  EXPECT_EQ(summary->failed, 1u);
-  EXPECT_EQ(server_.Stats().raw.requests, 19);
+TEST_F(EngineTest, OnStartRunsFirstWithTheHandle) {
+  // on_start hands over the batch before anything else runs: before the
+  // first result (an unusable target completes inside Submit), and before
+  // on_done of a batch that ends inside Submit (no targets).
+  for (const int size : {0, 1, 50}) {
+    std::vector<ProbeTarget> targets =
+        Targets(size, server_.raw_url("/status/200"));
+    if (size > 0) targets[0] = Target("ftp://127.0.0.1/file");
+    absl::Mutex mu;
+    std::shared_ptr<Batch> started;
+    int starts = 0;
+    int callbacks_before_start = 0;
+    absl::Notification done;
+    std::shared_ptr<Batch> batch =
+        engine_->Submit(std::move(targets), {},
+                        {.on_start =
+                             [&](std::shared_ptr<Batch> handle) {
+                               absl::MutexLock lock(&mu);
+                               started = std::move(handle);
+                               ++starts;
+                             },
+                         .on_result =
+                             [&](ProbeResult) {
+                               absl::MutexLock lock(&mu);
+                               if (started == nullptr) ++callbacks_before_start;
+                             },
+                         .on_done =
+                             [&](BatchSummary) {
+                               {
+                                 absl::MutexLock lock(&mu);
+                                 if (started == nullptr)
+                                   ++callbacks_before_start;
+                               }
+                               done.Notify();
+                             }});
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(kPatience));
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(starts, 1) << size << " targets";
+    EXPECT_EQ(started, batch) << size << " targets";
+    EXPECT_EQ(callbacks_before_start, 0) << size << " targets";
+  }
 }
 
 TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
@@ -624,29 +637,26 @@ TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
   absl::Mutex mu;
   int results = 0;
   int results_at_pause = 0;
-  std::shared_ptr<Batch> handle;
-  absl::Notification have_handle;
+  std::shared_ptr<Batch> handle;  // from on_start, before any result
   absl::Notification done;
   BatchOptions options;
   options.max_concurrency = kConcurrency;
-  std::shared_ptr<Batch> batch = engine_->Submit(
-      std::move(targets), options,
-      {.on_result =
-           [&](ProbeResult) {
-             absl::MutexLock lock(&mu);
-             if (++results == kPauseAt) {
-               ASSERT_TRUE(
-                   have_handle.WaitForNotificationWithTimeout(kPatience));
-               handle->PauseAdmission();
-               results_at_pause = results;
-             }
-           },
-       .on_done = [&](BatchSummary) { done.Notify(); }});
-  {
-    absl::MutexLock lock(&mu);
-    handle = batch;
-  }
-  have_handle.Notify();
+  std::shared_ptr<Batch> batch =
+      engine_->Submit(std::move(targets), options,
+                      {.on_start =
+                           [&](std::shared_ptr<Batch> started) {
+                             absl::MutexLock lock(&mu);
+                             handle = std::move(started);
+                           },
+                       .on_result =
+                           [&](ProbeResult) {
+                             absl::MutexLock lock(&mu);
+                             if (++results == kPauseAt) {
+                               handle->PauseAdmission();
+                               results_at_pause = results;
+                             }
+                           },
+                       .on_done = [&](BatchSummary) { done.Notify(); }});
   // Wait until nothing runs any more: the pause holds.
   ASSERT_TRUE(WaitForServer([](const TargetStats& s) {
     return s.raw.in_flight == 0 && s.raw.requests >= kPauseAt;
