@@ -8,12 +8,11 @@
 // the stream's batch stops admitting new probes (Batch::PauseAdmission) and
 // resumes once the queue is down to half, so a slow reader slows its own
 // batch instead of growing the server's memory.  The pause holds before the
-// next result is queued; what still arrives are the results of probes already
-// running (at most max_concurrency) and of probes the engine had finished but
-// not yet handed over (the engine frees a probe's slot when it finishes, and
-// hands results over one at a time).  So a stream holds about
-// stream_queue_limit + max_concurrency results, exactly that when results are
-// handed over as fast as probes finish.
+// next result is queued, from the batch's first result on (the call takes
+// its handle in BatchCallbacks::on_start), and the engine frees a probe's
+// slot only when its result has been handed over.  So what still arrives
+// are the results of probes already running: a stream holds at most
+// stream_queue_limit + max_concurrency results.
 //
 // Example (service/server.h does this, plus health and reflection):
 //   ProberService service(*engine, {});
