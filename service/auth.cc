@@ -161,9 +161,9 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   return diff == 0;
 }
 
-absl::StatusOr<std::vector<std::string>> ReadTokenFile(
-    const std::string& path) {
-  absl::StatusOr<std::string> content = ReadFile("auth_token_file", path);
+absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path,
+                                                       absl::string_view flag) {
+  absl::StatusOr<std::string> content = ReadFile(flag, path);
   if (!content.ok()) return content.status();
   std::vector<std::string> tokens;
   for (absl::string_view line : absl::StrSplit(*content, '\n')) {
@@ -173,17 +173,17 @@ absl::StatusOr<std::vector<std::string>> ReadTokenFile(
   }
   if (tokens.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--auth_token_file=", path, ": no token in the file (one per line)"));
+        "--", flag, "=", path, ": no token in the file (one per line)"));
   }
   return tokens;
 }
 
 absl::StatusOr<std::shared_ptr<TokenAuthenticator>> TokenAuthenticator::Create(
-    std::string path, absl::Duration reload_interval) {
-  absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path);
+    std::string path, absl::Duration reload_interval, absl::string_view flag) {
+  absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path, flag);
   if (!tokens.ok()) return tokens.status();
   std::shared_ptr<TokenAuthenticator> authenticator(
-      new TokenAuthenticator(std::move(path), reload_interval));
+      new TokenAuthenticator(std::move(path), reload_interval, flag));
   absl::MutexLock lock(&authenticator->mu_);
   authenticator->tokens_ = *std::move(tokens);
   struct stat st;
@@ -204,7 +204,7 @@ void TokenAuthenticator::MaybeReload() {
       st.st_mtim.tv_nsec == mtime_.tv_nsec) {
     return;
   }
-  absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path_);
+  absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path_, flag_);
   if (!tokens.ok()) {
     // Half-written or emptied: keep what works and say so.
     const std::string line =
@@ -220,14 +220,18 @@ void TokenAuthenticator::MaybeReload() {
 absl::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find("authorization");
-  const absl::string_view token =
-      it == metadata.end() ? absl::string_view()
-                           : BearerToken(absl::string_view(it->second.data(),
-                                                           it->second.size()));
+  return CheckAuthorization(
+      it == metadata.end()
+          ? absl::string_view()
+          : absl::string_view(it->second.data(), it->second.size()));
+}
+
+absl::Status TokenAuthenticator::CheckAuthorization(
+    absl::string_view authorization) {
+  const absl::string_view token = BearerToken(authorization);
   if (token.empty()) {
     return absl::UnauthenticatedError(
-        "missing credentials: send the metadata \"authorization: Bearer "
-        "<token>\"");
+        "missing credentials: send \"authorization: Bearer <token>\"");
   }
   absl::MutexLock lock(&mu_);
   MaybeReload();

@@ -66,6 +66,11 @@ struct SecurityOptions {
   // token needed.  Set: every Prober call needs one of them (the server
   // wires a TokenAuthenticator into the service).
   std::string auth_token_file;
+  // The same for the HTTP side's /metrics and /probe
+  // (--http_auth_token_file; "Authorization: Bearer <token>", as
+  // Prometheus' scrape config sends with `authorization.credentials_file`).
+  // /healthz and /readyz need none.  May name the same file.
+  std::string http_auth_token_file;
 };
 
 // The transport credentials `options` describe (tokens are not part of
@@ -79,10 +84,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 // The bearer-token check.
 class TokenAuthenticator {
  public:
-  // Reads the tokens; kInvalidArgument when the file cannot be read or holds
-  // none.
+  // Reads the tokens; kInvalidArgument, naming `flag`, when the file cannot
+  // be read or holds none.
   static absl::StatusOr<std::shared_ptr<TokenAuthenticator>> Create(
-      std::string path, absl::Duration reload_interval);
+      std::string path, absl::Duration reload_interval,
+      absl::string_view flag = "auth_token_file");
 
   // OK for a call with a valid "authorization: Bearer <token>";
   // kUnauthenticated otherwise.  Cheap: it compares, and stats the file at
@@ -90,9 +96,17 @@ class TokenAuthenticator {
   absl::Status Check(const grpc::ServerContextBase& context)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The same check on the value of an "Authorization" header (HTTP);
+  // empty when there is none.
+  absl::Status CheckAuthorization(absl::string_view authorization)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
-  TokenAuthenticator(std::string path, absl::Duration reload_interval)
-      : path_(std::move(path)), reload_interval_(reload_interval) {}
+  TokenAuthenticator(std::string path, absl::Duration reload_interval,
+                     absl::string_view flag)
+      : path_(std::move(path)),
+        reload_interval_(reload_interval),
+        flag_(flag) {}
 
   // Re-reads the file if it changed and the interval has passed.
   void MaybeReload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -100,6 +114,7 @@ class TokenAuthenticator {
   // Constant after construction.
   const std::string path_;
   const absl::Duration reload_interval_;
+  const std::string flag_;  // for messages
 
   // State below is protected by mu_.
   absl::Mutex mu_;
@@ -108,9 +123,10 @@ class TokenAuthenticator {
   absl::Time next_check_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-// Reads a token file: the tokens, one per line.  kInvalidArgument when it
-// cannot be read or holds none.
-absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path);
+// Reads a token file: the tokens, one per line.  kInvalidArgument, naming
+// `flag`, when it cannot be read or holds none.
+absl::StatusOr<std::vector<std::string>> ReadTokenFile(
+    const std::string& path, absl::string_view flag = "auth_token_file");
 
 // Whether `a` and `b` are equal, in a time that depends only on their
 // lengths, not on where they differ.

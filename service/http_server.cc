@@ -39,6 +39,10 @@ int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
       return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kUnavailable:
       return 503;
@@ -98,6 +102,21 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   });
 
   HttpServer* self = server.get();
+  if (self->options_.authorize) {
+    http.set_pre_routing_handler(
+        [self](const httplib::Request& req, httplib::Response& res) {
+          using Handled = httplib::Server::HandlerResponse;
+          if (req.path == "/healthz" || req.path == "/readyz") {
+            return Handled::Unhandled;
+          }
+          const absl::Status status =
+              self->options_.authorize(req.get_header_value("Authorization"));
+          if (status.ok()) return Handled::Unhandled;
+          res.set_header("WWW-Authenticate", R"(Bearer realm="fanprobe")");
+          self->Reject(status.code(), std::string(status.message()), res);
+          return Handled::Handled;
+        });
+  }
   http.Get("/metrics", [self](const httplib::Request&, httplib::Response& res) {
     res.set_content(self->metrics_.Render(), kTextFormat);
   });

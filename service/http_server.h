@@ -46,6 +46,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -83,6 +84,11 @@ struct HttpServerOptions {
   // An idle keep-alive connection is closed after this, which also bounds
   // how long Stop() waits for idle connections.
   absl::Duration keep_alive_timeout = absl::Seconds(2);
+  // Checks the Authorization header's value (empty when absent) of every
+  // request but /healthz and /readyz, which a kubelet calls without one;
+  // not OK: 401 with the status's message.  Null: no check.  The server
+  // wires a TokenAuthenticator here for --http_auth_token_file.
+  std::function<absl::Status(absl::string_view authorization)> authorize;
 };
 
 // Live figures, for metrics and readiness.

@@ -81,6 +81,10 @@ ABSL_FLAG(std::string, client_ca, "",
 ABSL_FLAG(std::string, auth_token_file, "",
           "File of bearer tokens, one per line: every call but health needs "
           "'authorization: Bearer <token>'. Re-read when it changes.");
+ABSL_FLAG(std::string, http_auth_token_file, "",
+          "File of bearer tokens for the HTTP side: /metrics and /probe need "
+          "'Authorization: Bearer <token>' (/healthz and /readyz do not). "
+          "Re-read when it changes.");
 ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(10),
           "How often the certificate, key, CA and token files are checked "
           "for changes.");
@@ -187,6 +191,8 @@ int main(int argc, char** argv) {
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.security.client_ca_file = absl::GetFlag(FLAGS_client_ca);
   options.security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  options.security.http_auth_token_file =
+      absl::GetFlag(FLAGS_http_auth_token_file);
   options.security.reload_interval =
       absl::GetFlag(FLAGS_credentials_reload_interval);
   options.health_address = absl::GetFlag(FLAGS_health_address);

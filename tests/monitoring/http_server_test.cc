@@ -269,6 +269,46 @@ TEST_F(HttpServerTest, StreamsActiveAndQueueWaits) {
             1);
 }
 
+TEST(HttpServerAuthTest, TokensGuardMetricsAndProbeButNotHealth) {
+  TempDir dir;
+  service::ServerOptions options = WithHttp();
+  options.security.http_auth_token_file =
+      dir.Write("http_tokens", "# scrapers\nold-token\nnew-token\n");
+  TestServer server(options);
+  TargetServer target;
+  const std::string& http = server.server().http_address();
+  const std::string probe = ProbePath({target.url("/status/200")});
+  for (const std::string& path :
+       {std::string("/metrics"), probe, std::string("/")}) {
+    const HttpReply none = HttpGet(http, path);
+    EXPECT_EQ(none.status, 401) << path;
+    EXPECT_EQ(none.www_authenticate, R"(Bearer realm="fanprobe")") << path;
+    EXPECT_THAT(none.body, HasSubstr("missing credentials")) << path;
+    const HttpReply wrong =
+        HttpGet(http, path, {{"Authorization", "Bearer not-a-token"}});
+    EXPECT_EQ(wrong.status, 401) << path;
+    EXPECT_THAT(wrong.body, HasSubstr("invalid bearer token")) << path;
+  }
+  EXPECT_EQ(target.Stats().http.requests, 0);  // no probe ran
+  // A kubelet's probes need no token.
+  EXPECT_EQ(HttpGet(http, "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
+
+  // Either token of the file is good (a rotation lists both for a while).
+  const HttpReply probed =
+      HttpGet(http, probe, {{"Authorization", "Bearer new-token"}});
+  ASSERT_EQ(probed.status, 200) << probed.body;
+  EXPECT_EQ(Parse(probed).Value("probe_success"), 1);
+  EXPECT_EQ(target.Stats().http.requests, 1);
+  const HttpReply metrics =
+      HttpGet(http, "/metrics", {{"Authorization", "bearer old-token"}});
+  ASSERT_EQ(metrics.status, 200) << metrics.body;
+  EXPECT_EQ(
+      Parse(metrics).Value("fanprobe_requests_rejected_total",
+                           {{"api", "http"}, {"reason", "UNAUTHENTICATED"}}),
+      6);
+}
+
 TEST(HttpServerReadinessTest, NotReadyWhileTheEngineIsSaturated) {
   TargetServer target;
   service::ServerOptions options = WithHttp();

@@ -204,6 +204,7 @@ HttpReply HttpGet(
   reply.status = result->status;
   reply.body = result->body;
   reply.content_type = result->get_header_value("Content-Type");
+  reply.www_authenticate = result->get_header_value("WWW-Authenticate");
   return reply;
 }
 

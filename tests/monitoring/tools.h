@@ -93,6 +93,7 @@ struct HttpReply {
   int status = 0;  // 0 when the request failed (no connection)
   std::string body;
   std::string content_type;
+  std::string www_authenticate;  // the WWW-Authenticate header, if any
 };
 // GET http://<host_port><path_and_query> with optional extra headers.
 HttpReply HttpGet(

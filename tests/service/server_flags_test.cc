@@ -200,6 +200,8 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
            {"--client_ca=/nonexistent/ca.pem", "--client_ca needs"},
            {absl::StrCat("--auth_token_file=", dir.File("empty_tokens")),
             "no token"},
+           {absl::StrCat("--http_auth_token_file=", dir.File("empty_tokens")),
+            "--http_auth_token_file="},
            {absl::StrCat("--flagfile=", dir.File("missing.flags")),
             "cannot read"}}) {
     Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
