@@ -96,6 +96,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
           return tokens->Check(context);
         };
   }
+  // The HTTP side's tokens, read now so a bad file fails before anything
+  // listens.
+  if (!options.http.address.empty() &&
+      !options.security.http_auth_token_file.empty() &&
+      !options.http.authorize) {
+    absl::StatusOr<std::shared_ptr<TokenAuthenticator>> tokens =
+        TokenAuthenticator::Create(options.security.http_auth_token_file,
+                                   options.security.reload_interval,
+                                   "http_auth_token_file");
+    if (!tokens.ok()) return tokens.status();
+    options.http.authorize =
+        [tokens = *std::move(tokens)](absl::string_view authorization) {
+          return tokens->CheckAuthorization(authorization);
+        };
+  }
   if (!options.service.client_identity) {
     const bool tokens_checked = !options.security.auth_token_file.empty();
     options.service.client_identity =
@@ -147,19 +162,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   metrics.AddCollector(ServiceStatsCollector(
       *server->service_, options.service.max_pending_probes));
   metrics.AddCollector(ProcessCollector());
-  if (!options.http.address.empty() &&
-      !options.security.http_auth_token_file.empty() &&
-      !options.http.authorize) {
-    absl::StatusOr<std::shared_ptr<TokenAuthenticator>> tokens =
-        TokenAuthenticator::Create(options.security.http_auth_token_file,
-                                   options.security.reload_interval,
-                                   "http_auth_token_file");
-    if (!tokens.ok()) return tokens.status();
-    options.http.authorize =
-        [tokens = *std::move(tokens)](absl::string_view authorization) {
-          return tokens->CheckAuthorization(authorization);
-        };
-  }
   if (!options.http.address.empty()) {
     server->http_engine_ = std::make_unique<MeteredEngine>(
         *server->engine_, metrics, MetricsApi::kHttp);
