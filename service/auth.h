@@ -2,7 +2,8 @@
 // from SecurityOptions -- plaintext, TLS, or mutual TLS, with certificates
 // re-read when their files change -- and checks bearer tokens, which the
 // Prober service does before it validates a request (so no probe runs for a
-// caller without a valid token).  Also names the client of a call, the key
+// caller without a valid token), and which the HTTP side does for /metrics
+// and /probe (CheckAuthorization).  Also names the client of a call, the key
 // for per-client limits.
 //
 // Example (service/server.cc does this):
@@ -125,8 +126,8 @@ class TokenAuthenticator {
 
 // Reads a token file: the tokens, one per line.  kInvalidArgument, naming
 // `flag`, when it cannot be read or holds none.
-absl::StatusOr<std::vector<std::string>> ReadTokenFile(
-    const std::string& path, absl::string_view flag = "auth_token_file");
+absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path,
+                                                       absl::string_view flag);
 
 // Whether `a` and `b` are equal, in a time that depends only on their
 // lengths, not on where they differ.
