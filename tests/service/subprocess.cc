@@ -127,17 +127,30 @@ bool Subprocess::Pump(absl::Duration timeout) {
 std::optional<std::string> Subprocess::WaitForStderrLine(
     const std::function<bool(absl::string_view line)>& match,
     absl::Duration timeout) {
+  return WaitForLine(stderr_, stderr_fd_, stderr_scanned_, match, timeout);
+}
+
+std::optional<std::string> Subprocess::WaitForStdoutLine(
+    const std::function<bool(absl::string_view line)>& match,
+    absl::Duration timeout) {
+  return WaitForLine(stdout_, stdout_fd_, stdout_scanned_, match, timeout);
+}
+
+std::optional<std::string> Subprocess::WaitForLine(
+    const std::string& output, const int& fd, size_t& scanned,
+    const std::function<bool(absl::string_view line)>& match,
+    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     size_t end;
-    while ((end = stderr_.find('\n', stderr_scanned_)) != std::string::npos) {
-      std::string line = stderr_.substr(stderr_scanned_, end - stderr_scanned_);
-      stderr_scanned_ = end + 1;
+    while ((end = output.find('\n', scanned)) != std::string::npos) {
+      std::string line = output.substr(scanned, end - scanned);
+      scanned = end + 1;
       if (match(line)) return line;
     }
     const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration() || stderr_fd_ < 0) return std::nullopt;
-    Pump(left);
+    if (left <= absl::ZeroDuration() || fd < 0) return std::nullopt;
+    Pump(left);  // may append to `output` and close `fd`
   }
 }
 

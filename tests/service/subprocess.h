@@ -59,6 +59,10 @@ class Subprocess {
   std::optional<std::string> WaitForStderrLine(
       const std::function<bool(absl::string_view line)>& match,
       absl::Duration timeout);
+  // The same for stdout (a server that announces its port there).
+  std::optional<std::string> WaitForStdoutLine(
+      const std::function<bool(absl::string_view line)>& match,
+      absl::Duration timeout);
 
   void Signal(int signal_number);
 
@@ -72,6 +76,10 @@ class Subprocess {
   // Reads whatever is available within `timeout`; false once both pipes
   // are closed.
   bool Pump(absl::Duration timeout);
+  std::optional<std::string> WaitForLine(
+      const std::string& output, const int& fd, size_t& scanned,
+      const std::function<bool(absl::string_view line)>& match,
+      absl::Duration timeout);
 
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
@@ -79,6 +87,7 @@ class Subprocess {
   std::string stdout_;
   std::string stderr_;
   size_t stderr_scanned_ = 0;  // stderr_ bytes WaitForStderrLine has seen
+  size_t stdout_scanned_ = 0;  // stdout_ bytes WaitForStdoutLine has seen
   std::optional<Exit> exit_;
 };
 
