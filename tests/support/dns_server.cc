@@ -55,8 +55,11 @@ constexpr int kMaxCnameLinks = 16;
 // queued to one that does not read its answers.
 constexpr size_t kMaxConnections = 1024;
 constexpr size_t kMaxQueuedBytes = 1 << 20;
-// Datagrams read per wake-up, so TCP clients are served during a UDP flood.
+// Datagrams read per wake-up, so TCP clients are served during a UDP flood,
+// and UDP during a TCP one.
 constexpr int kUdpBurst = 256;
+// The same for reads from one TCP connection.
+constexpr int kTcpReadsPerWake = 16;
 // Header flag bits (RFC 1035 4.1.1).
 constexpr uint16_t kFlagQr = 0x8000;
 constexpr uint16_t kFlagAa = 0x0400;
@@ -509,6 +512,9 @@ class DnsServer::Impl {
   void ReadDatagrams();
   void AcceptConnections();
   void ServeConnection(uint64_t id, uint32_t events);
+  // Answers the complete messages in connection.in; false if the
+  // connection had to be closed.
+  bool AnswerFrames(uint64_t id, Connection& connection);
   // Queues one framed answer; false if the connection had to be closed.
   bool SendOnConnection(uint64_t id, Connection& connection,
                         absl::string_view bytes);
@@ -897,19 +903,24 @@ void DnsServer::Impl::ServeConnection(uint64_t id, uint32_t events) {
   if ((events & EPOLLOUT) && !Flush(id, connection)) return;
   if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
 
-  bool closed = false;
   char buffer[16384];
-  for (;;) {
+  for (int i = 0; i < kTcpReadsPerWake; ++i) {
     const ssize_t n = recv(connection.fd.get(), buffer, sizeof(buffer), 0);
     if (n > 0) {
       connection.in.append(buffer, static_cast<size_t>(n));
+      if (!AnswerFrames(id, connection)) return;
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0 && errno == EINTR) continue;
-    closed = true;  // EOF or a reset
-    break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    // EOF or a reset: the client is gone, or has said all it will.  What
+    // is still unsent or delayed for it is dropped with the connection.
+    connections_.erase(found);
+    return;
   }
+}
+
+bool DnsServer::Impl::AnswerFrames(uint64_t id, Connection& connection) {
   // Each message: a 2-byte length, then the message (RFC 1035 4.2.2).
   size_t at = 0;
   while (connection.in.size() - at >= 2) {
@@ -927,15 +938,11 @@ void DnsServer::Impl::ServeConnection(uint64_t id, uint32_t events) {
       delayed_.emplace(Clock::now() + absl::ToChronoNanoseconds(reply->delay),
                        std::move(delayed));
     } else if (!SendOnConnection(id, connection, reply->bytes)) {
-      return;
+      return false;
     }
   }
   connection.in.erase(0, at);
-  if (closed) {
-    // The client is gone (or has said all it will): what is still unsent
-    // or delayed for it is dropped with the connection.
-    connections_.erase(found);
-  }
+  return true;
 }
 
 bool DnsServer::Impl::SendOnConnection(uint64_t id, Connection& connection,

@@ -11,7 +11,10 @@
 // written here (no DNS library): questions must be uncompressed (a pointer
 // in a question is FORMERR); an EDNS0 OPT record is accepted and echoed;
 // datagrams that are not queries are dropped or answered FORMERR, never
-// fatal.
+// fatal.  A TCP connection carries any number of queries, each answered when
+// ready (a delayed one may be overtaken); the server closes its connections
+// when it stops.  It listens on loopback only: Start() refuses other
+// addresses.
 //
 // Answers, for a query of `name`:
 //   - SetRcode(name, rcode) set: that rcode, no records.
@@ -31,11 +34,13 @@
 //   (e.g. one name under a wildcard).
 //
 // Example:
-//   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DnsServer> dns, DnsServer::Start());
-//   dns->AddA("api.test", "127.0.0.1");
-//   dns->SetDelay("slow.test", absl::Milliseconds(500));
-//   ... point the resolver at dns->address() ("127.0.0.1:PORT") ...
-//   EXPECT_EQ(dns->QueryCount("api.test", DnsServer::kTypeA), 1);
+//   absl::StatusOr<std::unique_ptr<DnsServer>> started = DnsServer::Start();
+//   ASSERT_TRUE(started.ok()) << started.status();
+//   DnsServer& dns = **started;
+//   dns.AddA("api.test", "127.0.0.1");
+//   dns.SetDelay("slow.test", absl::Milliseconds(500));
+//   ... point the resolver at dns.address() ("127.0.0.1:PORT") ...
+//   EXPECT_EQ(dns.QueryCount("api.test", DnsServer::kTypeA), 1);
 //
 // Thread-safety: all methods may be called from any thread, also while the
 // server answers.  Names are case-insensitive and taken without a trailing
