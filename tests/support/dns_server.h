@@ -89,8 +89,8 @@ class DnsServer {
   static constexpr int kRefused = 5;
 
   // Binds UDP and TCP on options.address and starts the serving thread.
-  // kInvalidArgument if the address is not an IP literal, kUnavailable if
-  // the sockets cannot be bound.
+  // kInvalidArgument if the address is not a loopback IP literal or the
+  // port is out of range, kUnavailable if the sockets cannot be bound.
   static absl::StatusOr<std::unique_ptr<DnsServer>> Start(Options options = {});
   // Stops the thread and closes every socket; answers still delayed are
   // never sent.
@@ -130,8 +130,9 @@ class DnsServer {
   // Answers that change between lookups.  Each step is a list of address
   // literals (IPv4 and/or IPv6).  The n-th A query for `name` (n from 0)
   // gets the IPv4 addresses of step min(n, size-1); AAAA queries are counted
-  // apart from A, so a lookup asking both gets one step.  TTL 0.  Replaces
-  // the name's A/AAAA records and restarts the count.
+  // apart from A, so a lookup asking both gets one step.  TTL 0.  While
+  // set, it answers in place of the name's A/AAAA records; setting it again
+  // restarts the count.
   void SetSequence(absl::string_view name,
                    std::vector<std::vector<std::string>> steps);
   // Empties the table (records, wildcards, behaviours, sequences).  The
