@@ -6,12 +6,16 @@
 //   engine_bench --port=8080 --n=20000 --concurrency=100          # fresh
 //   engine_bench --port=8080 --n=20000 --concurrency=100 --reuse  # keep-alive
 //   engine_bench --urls_file=urls.txt --concurrency=10000 --json
+//   engine_bench --urls_file=urls.txt --ca_file=ca.pem --timeout=2s
+//                --outcomes_file=outcomes.txt --json
 //
 // Without --urls_file every probe targets http://127.0.0.1:PORT/d/DELAY, the
 // bench target's sleep endpoint (bench/target/nginx.conf.in).  CPU is the
 // whole process's user + system time during the batch (getrusage), so it
 // includes the engine's worker threads and this driver's counting, nothing
-// else.
+// else.  --outcomes_file writes one line per probe, "<index> <OUTCOME>", and
+// the JSON counts each outcome, so the bench can check every probe against
+// the outcome its target was built to give.
 
 #include <sys/resource.h>
 
@@ -19,7 +23,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +48,10 @@ ABSL_FLAG(bool, reuse, false, "reuse_connections: keep-alive between probes.");
 ABSL_FLAG(int, workers, 0, "Engine worker threads; 0 = one per core.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Per-probe timeout.");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
+ABSL_FLAG(std::string, ca_file, "",
+          "PEM file set as every probe's ca_pem (extra trusted CAs).");
+ABSL_FLAG(std::string, outcomes_file, "",
+          "Writes one line per probe: its index and outcome name.");
 
 namespace {
 
@@ -99,6 +109,17 @@ int main(int argc, char** argv) {
   auto options = std::make_shared<fanprobe::ProbeOptions>();
   options->timeout = absl::GetFlag(FLAGS_timeout);
   options->reuse_connections = absl::GetFlag(FLAGS_reuse);
+  if (const std::string ca_file = absl::GetFlag(FLAGS_ca_file);
+      !ca_file.empty()) {
+    std::ifstream in(ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::fprintf(stderr, "engine_bench: cannot read --ca_file\n");
+      return 2;
+    }
+    options->ca_pem = pem.str();
+  }
   std::vector<fanprobe::ProbeTarget> targets;
   targets.reserve(urls.size());
   for (std::string& url : urls) {
@@ -126,6 +147,9 @@ int main(int argc, char** argv) {
   // Written by engine threads, read after `done` is notified.
   std::atomic<int64_t> first_result_ns{-1};
   std::atomic<uint64_t> ok{0};
+  // One slot per probe, each written once by the engine thread that reports
+  // it, read after `done`; -1 until then.
+  std::vector<int> outcome_by_index(n, -1);
   fanprobe::BatchSummary summary;
   absl::Notification done;
 
@@ -141,6 +165,10 @@ int main(int argc, char** argv) {
              if (result.outcome == fanprobe::Outcome::kOk) {
                ok.fetch_add(1, std::memory_order_relaxed);
              }
+             if (result.index < outcome_by_index.size()) {
+               outcome_by_index[result.index] =
+                   static_cast<int>(result.outcome);
+             }
            },
        .on_done =
            [&](fanprobe::BatchSummary s) {
@@ -152,6 +180,31 @@ int main(int argc, char** argv) {
   const double cpu = CpuSeconds() - cpu_start;
   engine->reset();  // joins the workers
 
+  // "NONE" for a probe that never reported (the batch ended first).
+  auto outcome_name = [](int outcome) -> std::string {
+    return outcome < 0 ? "NONE"
+                       : std::string(fanprobe::OutcomeName(
+                             static_cast<fanprobe::Outcome>(outcome)));
+  };
+  std::map<std::string, uint64_t> counts;
+  for (int outcome : outcome_by_index) ++counts[outcome_name(outcome)];
+  if (const std::string path = absl::GetFlag(FLAGS_outcomes_file);
+      !path.empty()) {
+    std::ofstream out(path);
+    for (size_t i = 0; i < n; ++i) {
+      out << i << ' ' << outcome_name(outcome_by_index[i]) << '\n';
+    }
+    if (!out) {
+      std::fprintf(stderr, "engine_bench: cannot write --outcomes_file\n");
+      return 2;
+    }
+  }
+  std::string counts_json;
+  for (const auto& [name, count] : counts) {
+    if (!counts_json.empty()) counts_json += ", ";
+    counts_json += "\"" + name + "\": " + std::to_string(count);
+  }
+
   const double rate = n / wall;
   const double cpu_us_per_probe = cpu * 1e6 / n;
   const double first_ms = first_result_ns.load() / 1e6;
@@ -161,10 +214,12 @@ int main(int argc, char** argv) {
         "{\"tool\": \"engine_bench\", \"n\": %zu, \"ok\": %llu, "
         "\"completed\": %u, \"wall_s\": %.6f, \"first_s\": %.6f, "
         "\"cpu_s\": %.6f, \"maxrss_kb\": %ld, \"probes_per_s\": %.1f, "
-        "\"cpu_us_per_probe\": %.2f, \"end_reason\": \"%s\"}\n",
+        "\"cpu_us_per_probe\": %.2f, \"end_reason\": \"%s\", "
+        "\"outcomes\": {%s}}\n",
         n, static_cast<unsigned long long>(ok.load()), summary.completed, wall,
         first_ms / 1e3, cpu, PeakRssKb(), rate, cpu_us_per_probe,
-        std::string(fanprobe::EndReasonName(summary.reason)).c_str());
+        std::string(fanprobe::EndReasonName(summary.reason)).c_str(),
+        counts_json.c_str());
   } else {
     std::printf(
         "probes %zu (ok %llu, completed %u, %s) at concurrency %u, %s\n"

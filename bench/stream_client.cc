@@ -8,16 +8,23 @@
 //
 //   stream_client --server=127.0.0.1:50051 --urls_file=urls.txt
 //                 --concurrency=10000 [--reuse] [--timeout=30s]
+//                 [--ca_file=ca.pem] [--outcomes_file=outcomes.txt]
 //
 // Prints one JSON object: n, ok, completed, wall_s, first_s,
-// server_elapsed_s (the summary's own elapsed), end_reason.
+// server_elapsed_s (the summary's own elapsed), end_reason, and outcomes
+// (count per outcome name).  --outcomes_file also writes one line per result,
+// "<index> <OUTCOME_NAME>", so the bench can check each probe against the
+// outcome its target was built to give.
 
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -33,6 +40,10 @@ ABSL_FLAG(int, concurrency, 100, "The batch's max_concurrency.");
 ABSL_FLAG(bool, reuse, false, "reuse_connections: keep-alive between probes.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Per-probe timeout.");
 ABSL_FLAG(absl::Duration, deadline, absl::Minutes(5), "The RPC deadline.");
+ABSL_FLAG(std::string, ca_file, "",
+          "PEM file sent as every probe's ca_pem (extra trusted CAs).");
+ABSL_FLAG(std::string, outcomes_file, "",
+          "Writes one line per result: its index and outcome name.");
 
 namespace {
 
@@ -60,6 +71,17 @@ int main(int argc, char** argv) {
   fanprobe::v1::ProbeOptions* defaults = request.mutable_defaults();
   defaults->mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
   defaults->set_reuse_connections(absl::GetFlag(FLAGS_reuse));
+  if (const std::string ca_file = absl::GetFlag(FLAGS_ca_file);
+      !ca_file.empty()) {
+    std::ifstream in(ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::fprintf(stderr, "stream_client: cannot read --ca_file\n");
+      return 2;
+    }
+    defaults->set_ca_pem(pem.str());
+  }
   request.set_max_concurrency(absl::GetFlag(FLAGS_concurrency));
   const int n = request.targets_size();
 
@@ -88,12 +110,19 @@ int main(int argc, char** argv) {
   double first_s = -1;
   int64_t results = 0;
   int64_t ok = 0;
+  // Indexed by the result's index; OUTCOME_UNSPECIFIED until it arrives.
+  std::vector<fanprobe::v1::Outcome> outcomes(
+      n, fanprobe::v1::OUTCOME_UNSPECIFIED);
   fanprobe::v1::BatchSummary summary;
   fanprobe::v1::ProbeEvent event;
   while (reader->Read(&event)) {
     if (event.has_result()) {
       if (results++ == 0) first_s = absl::ToDoubleSeconds(absl::Now() - start);
-      if (event.result().outcome() == fanprobe::v1::OUTCOME_OK) ++ok;
+      const fanprobe::v1::ProbeResult& result = event.result();
+      if (result.outcome() == fanprobe::v1::OUTCOME_OK) ++ok;
+      if (result.index() < outcomes.size()) {
+        outcomes[result.index()] = result.outcome();
+      }
     } else if (event.has_summary()) {
       summary = event.summary();
     }
@@ -107,12 +136,36 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Probes with no result (cancelled by the batch's end) count as
+  // OUTCOME_UNSPECIFIED.
+  std::map<std::string, int64_t> counts;
+  for (fanprobe::v1::Outcome outcome : outcomes) {
+    ++counts[fanprobe::v1::Outcome_Name(outcome)];
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_outcomes_file);
+      !path.empty()) {
+    std::ofstream out(path);
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      out << i << ' ' << fanprobe::v1::Outcome_Name(outcomes[i]) << '\n';
+    }
+    if (!out) {
+      std::fprintf(stderr, "stream_client: cannot write --outcomes_file\n");
+      return 2;
+    }
+  }
+  std::string counts_json;
+  for (const auto& [name, count] : counts) {
+    if (!counts_json.empty()) counts_json += ", ";
+    counts_json += "\"" + name + "\": " + std::to_string(count);
+  }
+
   std::printf(
       "{\"tool\": \"fanprobe\", \"n\": %d, \"ok\": %lld, \"completed\": %lld, "
       "\"wall_s\": %.6f, \"first_s\": %.6f, \"server_elapsed_s\": %.6f, "
-      "\"end_reason\": \"%s\"}\n",
+      "\"end_reason\": \"%s\", \"outcomes\": {%s}}\n",
       n, static_cast<long long>(ok), static_cast<long long>(results), wall_s,
       first_s, Seconds(summary.elapsed()),
-      fanprobe::v1::EndReason_Name(summary.reason()).c_str());
+      fanprobe::v1::EndReason_Name(summary.reason()).c_str(),
+      counts_json.c_str());
   return ok == n ? 0 : 1;
 }
