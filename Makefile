@@ -54,12 +54,21 @@ format-check:
 clean:
 	rm -rf $(BUILD_DIR)
 
-# --- Benchmarks (bench/, issue 4) --------------------------------------------
+# --- Benchmarks (bench/, issues 4 and 14) -----------------------------------
 # `make bench` runs fanprobe and its peers side by side against a loopback
 # nginx and writes bench/results/{results.md,chart.png}; see bench/README.md.
+# W6-W8 run in a network namespace of the bench's own (root needed) with
+# their own dnsmasq (dnsmasq-base: the binary, no system service) and a CA
+# made by openssl at run time.
+#   BENCH_ONLY=W6,W7,W8 make bench     a subset (default: W1,W2,W5,W6,W7,W8)
+#   BENCH_PROBES=2000 make bench       smaller W6-W8 runs (default 10000)
+#   BENCH_REPEATS=1 make bench         one repeat (default 3)
 BENCH_PACKAGES := nginx libnginx-mod-http-echo python3-aiohttp wrk \
-  prometheus-blackbox-exporter curl python3-matplotlib
+  prometheus-blackbox-exporter curl python3-matplotlib dnsmasq-base \
+  openssl iproute2
 BENCH_REPEATS ?= 3
+BENCH_ONLY ?= W1,W2,W5,W6,W7,W8
+BENCH_PROBES ?= 10000
 
 .PHONY: bench-deps bench
 
@@ -68,7 +77,8 @@ bench-deps:
 
 # Debian's python3, where python3-aiohttp and python3-matplotlib live.
 bench: bench-deps build
-	/usr/bin/python3 bench/run_bench.py --build-dir $(BUILD_DIR) --repeats $(BENCH_REPEATS)
+	/usr/bin/python3 bench/run_bench.py --build-dir $(BUILD_DIR) \
+	  --repeats $(BENCH_REPEATS) --only $(BENCH_ONLY) --probes $(BENCH_PROBES)
 
 # --- Container image (deploy/, issue 7) --------------------------------------
 # podman with runc and local debootstrap'ed Debian base images (no registry

@@ -18,17 +18,22 @@ Workloads
   W4  peak RSS and CPU microseconds per probe of the process doing the work
       (fanprobe-server, blackbox_exporter, or the client itself).
   W5  100,000 probes in one batch at concurrency 10,000 (W1's delays).
+  W6-W8 (issue 14, realworld.py, in a network namespace of the bench's own,
+      with its own dnsmasq): HTTPS with a full handshake per probe, 10,000
+      distinct names, and a mixed fleet whose every outcome is known.
 
 Repeat 1 of W1 and W2 runs first, then W5, then further repeats while the
-time budget lasts; figures are medians over the repeats (peak RSS: maximum).
+time budget lasts; then W6-W8 likewise under their own budget.  Figures are
+medians over the repeats (peak RSS: maximum).
 
 Usage: run_bench.py [--build-dir build] [--repeats 3] [--budget 540]
-                    [--only W1,W2,W5] [--out bench/results]
+                    [--only W1,W2,W5,W6,W7,W8] [--probes 10000]
+                    [--netns-budget 780] [--out bench/results] [--keep]
+W6-W8 need root (ip netns, /etc/netns).
 """
 
 import argparse
 import datetime
-import heapq
 import json
 import os
 import random
@@ -36,19 +41,16 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PYTHON = "/usr/bin/python3"  # Debian's, where python3-aiohttp lives
+from benchlib import (HERE, PYTHON, ROOT, Service, free_port, http_ok,
+                      ideal_schedule_s, load_average, log, proc_cpu_s,
+                      proc_hwm_kb, reset_hwm, run_child, tcp_open,
+                      tool_version, wait_until, write_lines)
 
 W1_CASES = [(100, 100), (1000, 1000), (10000, 10000), (10000, 1000)]
 W2_N, W2_CONCURRENCY = 20000, 100
@@ -57,160 +59,8 @@ MAX_DELAY_S = 3.0
 PROBE_TIMEOUT_S = 30
 WRK_SECONDS = 4
 CURL_PARALLEL_MAX = 300  # curl refuses more (--parallel-max's ceiling)
+WORKLOADS = ["W1", "W2", "W5", "W6", "W7", "W8"]
 
-
-def log(message):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --- /proc figures of a running process -------------------------------------
-
-def proc_cpu_s(pid):
-    """User + system CPU seconds of pid so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_hwm_kb(pid):
-    """Peak RSS (VmHWM) of pid since start or since reset_hwm."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def reset_hwm(pid):
-    """Resets VmHWM to the current RSS, so the next peak is one workload's."""
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HwmWatcher(threading.Thread):
-    """Follows a child's VmHWM until it exits.
-
-    wait4's ru_maxrss cannot be used: Linux folds the forking parent's peak
-    (this script's, tens of MB) into the child's at exec.  VmHWM is the
-    child's own address space only and never decreases, so its last reading
-    is the child's peak to within one polling interval.
-    """
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak_kb = 0
-        self.stopped = threading.Event()
-
-    def run(self):
-        while not self.stopped.is_set():
-            try:
-                self.peak_kb = max(self.peak_kb, proc_hwm_kb(self.pid))
-            except OSError:
-                return
-            self.stopped.wait(0.02)
-
-
-def run_child(cmd, timeout, stdout_path, env=None):
-    """Runs cmd to completion; returns (rc, wall_s, cpu_s, maxrss_kb, out).
-
-    CPU is wait4's rusage of that one child; peak RSS its VmHWM.
-    """
-    with open(stdout_path, "w") as out, \
-            open(stdout_path + ".err", "w") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        watcher = HwmWatcher(proc.pid)
-        watcher.start()
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-            watcher.stopped.set()
-            watcher.join()
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    with open(stdout_path) as f:
-        text = f.read()
-    with open(stdout_path + ".err") as f:
-        err_text = f.read().strip()
-    if proc.returncode != 0 and err_text:
-        log(f"  {os.path.basename(cmd[0])} exit {proc.returncode}: "
-            f"{err_text[-300:]}")
-    return (proc.returncode, wall, usage.ru_utime + usage.ru_stime,
-            watcher.peak_kb, text)
-
-
-class Service:
-    """A long-running helper (nginx, blackbox_exporter, fanprobe-server)."""
-
-    def __init__(self, name, cmd, workdir):
-        self.name = name
-        self.log_path = os.path.join(workdir, f"{name}.log")
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log,
-                                     stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
-def wait_until(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up within {timeout} s")
-
-
-def http_ok(url):
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return response.status == 200
-
-
-def tcp_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def load_average():
-    """The 1-minute load average: how much else this shared machine ran."""
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def tool_version(cmd, pattern=r"[\d]+\.[\d.]+"):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True,
-                             timeout=10)
-        match = re.search(pattern, out.stdout + out.stderr)
-        return match.group(0) if match else "?"
-    except OSError:
-        return "missing"
 
 
 # --- Workload data ----------------------------------------------------------
@@ -220,26 +70,6 @@ def seeded_delays(n, seed):
     carries, the same for every run with the same seed."""
     rng = random.Random(f"{seed}/{n}")
     return [round(rng.uniform(0, MAX_DELAY_S), 3) for _ in range(n)]
-
-
-def ideal_schedule_s(delays, concurrency):
-    """Makespan of greedy list scheduling in list order on `concurrency`
-    slots: each probe starts the moment a slot frees, in the order given,
-    with zero overhead.  What a perfect semaphore-bounded client achieves."""
-    slots = [0.0] * min(concurrency, len(delays))
-    heapq.heapify(slots)
-    end = 0.0
-    for delay in delays:
-        finish = heapq.heappop(slots) + delay
-        end = max(end, finish)
-        heapq.heappush(slots, finish)
-    return end
-
-
-def write_lines(path, lines):
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-        f.write("\n")
 
 
 # --- The bench --------------------------------------------------------------
@@ -257,6 +87,10 @@ class Bench:
         self.started = time.monotonic()
         self.seq = 0
         self.rep = 0
+        # Filled by prepare() when W1, W2 or W5 run; by RealWorld for W6-W8.
+        self.w1_ideal, self.w1_longest, self.w1_shortest = {}, {}, {}
+        self.w5_ideal = None
+        self.realworld = None
 
     def path(self, name):
         return os.path.join(self.work, name)
@@ -608,7 +442,22 @@ class Bench:
 
     def run(self):
         only = set(self.args.only.split(","))
+        unknown = only - set(WORKLOADS)
+        if unknown:
+            raise SystemExit(f"unknown workload(s): {sorted(unknown)}; "
+                             f"known: {','.join(WORKLOADS)}")
         self.meta = self.describe()
+        self.meta["workloads"] = sorted(only)
+        if only & {"W1", "W2", "W5"}:
+            self.run_classic(only)
+        if only & {"W6", "W7", "W8"}:
+            self.stop_all()  # W1-W5's services; W6-W8 start their own
+            self.run_realworld(only)
+        self.meta["loadavg_end"] = load_average()
+        self.meta["elapsed_s"] = round(self.elapsed(), 1)
+
+    def run_classic(self, only):
+        """W1-W5, on the machine's loopback, against a target by IP."""
         self.start_target()
         self.start_blackbox()
         self.start_fanprobe()
@@ -633,12 +482,32 @@ class Bench:
             rep_times.append(time.monotonic() - t0)
             if rep == 0 and "W5" in only:
                 self.run_w5()
-        self.meta["loadavg_end"] = load_average()
         self.meta["repeats_done"] = len(rep_times)
-        self.meta["elapsed_s"] = round(self.elapsed(), 1)
         for service in self.services:
             if not service.alive():
                 self.notes.append(f"{service.name} died during the run "
+                                  f"(see its log).")
+
+    def run_realworld(self, only):
+        """W6-W8, in a network namespace of the bench's own
+        (realworld.py), deleted again whatever happens."""
+        import realworld  # bench/realworld.py
+        self.realworld = realworld.RealWorld(self, only)
+        self.meta["netns_loadavg_start"] = load_average()
+        try:
+            self.realworld.setup()
+            self.meta.update(self.realworld.describe())
+            self.realworld.run()
+        finally:
+            self.realworld.teardown()
+            self.meta["netns_loadavg_end"] = load_average()
+            self.meta.update({f"netns_{k}": v
+                              for k, v in self.realworld.meta.items()})
+        for service in self.realworld.services:
+            if service.proc.returncode not in (0, -signal.SIGTERM,
+                                               -signal.SIGQUIT, None):
+                self.notes.append(f"{service.name} exited "
+                                  f"{service.proc.returncode} during W6-W8 "
                                   f"(see its log).")
 
     def describe(self):
@@ -713,11 +582,26 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=float, default=540,
                         help="seconds; no repeat starts that would end later")
-    parser.add_argument("--only", default="W1,W2,W5")
+    parser.add_argument("--netns-budget", type=float, default=780,
+                        help="seconds for W6-W8; no repeat starts that "
+                        "would end later")
+    parser.add_argument("--only", default=",".join(WORKLOADS),
+                        help="comma list of workloads (default: all)")
+    parser.add_argument("--probes", type=int, default=10000,
+                        help="probes per W6-W8 run (smaller for a quick "
+                        "iteration)")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (logs, URL lists)")
     args = parser.parse_args()
+
+    def stop(signum, _frame):
+        # Unwinds through every finally: services stopped, the namespace
+        # and its /etc/netns files deleted.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
 
     # Children inherit it: 10,000 connections need more than 1024 fds.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
