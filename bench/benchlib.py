@@ -91,6 +91,12 @@ def run_child(cmd, timeout, stdout_path, env=None):
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): the child must not outlive
+            # the bench.
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             killer.cancel()
             watcher.stopped.set()

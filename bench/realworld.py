@@ -41,8 +41,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from benchlib import (HERE, PYTHON, HwmWatcher, Service, ideal_schedule_s,
-                      log, proc_cpu_s, proc_hwm_kb, reset_hwm, run_child,
-                      tool_version, wait_until, write_lines)
+                      load_average, log, proc_cpu_s, proc_hwm_kb, reset_hwm,
+                      run_child, tool_version, wait_until, write_lines)
 
 NS_PREFIX = "fanprobe-bench-"
 HTTP_PORT, HTTPS_PORT, REFUSED_PORT = 80, 443, 81
@@ -582,6 +582,7 @@ class RealWorld:
                   "curl": self.run_curl, "aiohttp": self.run_aiohttp,
                   "blackbox_exporter": self.run_blackbox}[peer]
         tag, urls_file = self.new_run_files(case, peer)
+        load = load_average()
         self.dns_log.mark()
         udp0 = udp_counters(self.dnsmasq.pid)
         dns_cpu0 = proc_cpu_s(self.dnsmasq.pid)
@@ -597,6 +598,7 @@ class RealWorld:
         run["resolver_cpu_us"] = ((proc_cpu_s(self.dnsmasq.pid) - dns_cpu0)
                                   * 1e6 / case.n)
         run["tag"] = tag
+        run["loadavg"] = load
         run["n"] = case.n
         run["outcomes"] = dict(counts)
         run["ok"] = counts.get("ok", 0)
@@ -844,8 +846,7 @@ class RealWorld:
                     break
             t0 = time.monotonic()
             self.bench.rep = rep
-            log(f"W6-W8 repeat {rep + 1} (load average "
-                f"{open('/proc/loadavg').read().split()[0]})")
+            log(f"W6-W8 repeat {rep + 1} (load average {load_average()})")
             for case in self.cases:
                 for peer in PEERS:
                     self.bench.record(case.workload, case.label, peer,

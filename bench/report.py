@@ -568,6 +568,8 @@ class RealWorldReport:
 
     def markdown(self, w):
         m = self.bench.meta
+        loads = [r["loadavg"] for c in self.rw.cases for p in self.PEERS
+                 for r in self.runs(c.workload, c.label, p) if "loadavg" in r]
         w("## Issue 14's targets (W6–W8)\n")
         w(f"Every probe a fresh connection, concurrency {CONCURRENCY_TEXT}, "
           f"in a network namespace of the bench's own (loopback only) with "
@@ -575,7 +577,9 @@ class RealWorldReport:
           f"{m.get('netns_repeats_done', 0)} repeat(s); W6–W8 took "
           f"{m.get('netns_elapsed_s', 0):.0f} s (load average "
           f"{m.get('netns_loadavg_start', 0):.1f} at their start, "
-          f"{m.get('netns_loadavg_end', 0):.1f} at their end). fanprobe-server "
+          f"{m.get('netns_loadavg_end', 0):.1f} at their end; "
+          f"{min(loads, default=0):.1f}–{max(loads, default=0):.1f} at the "
+          f"start of each run, on {m['cpus']} cores). fanprobe-server "
           f"{'was' if m.get('netns_fanprobe_dns_server_flag') else 'was not'}"
           f" given `--dns_server` (it "
           f"{'has' if m.get('netns_fanprobe_dns_server_flag') else 'lacks'}"

@@ -595,19 +595,22 @@ def main():
                         help="keep the temp dir (logs, URL lists)")
     args = parser.parse_args()
 
-    def stop(signum, _frame):
-        # Unwinds through every finally: services stopped, the namespace
-        # and its /etc/netns files deleted.
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-
     # Children inherit it: 10,000 connections need more than 1024 fds.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     bench = Bench(args)
     log(f"work dir {bench.work}")
+
+    def stop(signum, _frame):
+        # Unwinds through every finally: children killed, services
+        # stopped, the namespace and its /etc/netns files deleted.
+        log(f"signal {signum}: stopping (work dir {bench.work} kept)")
+        raise SystemExit(128 + signum)
+
+    # SIGINT too: a shell starts background jobs with it ignored, which
+    # would leave Ctrl-C's fallback, a plain kill -INT, with no effect.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         bench.run()
     finally:
