@@ -309,8 +309,8 @@ class Report:
           "nothing to its caller before the last one.")
         w("- **curl**: `curl --parallel --parallel-immediate --parallel-max "
           "c` over a `--config` URL list; `Connection: close` for fresh. "
-          "curl 7.88 takes `--parallel-max` up to 300 (a larger value "
-          "silently falls back to 50), so it only runs where c ≤ 300.")
+          "curl 7.88 runs at most 300 transfers at once whatever "
+          "`--parallel-max` says, so it only runs where c ≤ 300.")
         w("- **blackbox_exporter**: `wrk -c c` with "
           "`bench/peers/blackbox_rotate.lua`, one `/probe?module=http_2xx` "
           "per request rotating over the W2 URLs; always fresh connections "
@@ -767,8 +767,8 @@ class RealWorldReport:
         w(f"- **curl**: concurrency {CONCURRENCY_TEXT} is {CURL_SHARDS} "
           f"`curl --parallel --parallel-immediate --parallel-max "
           f"{CONCURRENCY // CURL_SHARDS}` processes at once, each given every "
-          f"{CURL_SHARDS}th URL (curl 7.88 takes at most 300 and silently "
-          f"falls back to 50 above that), `--cacert`, `--max-time`, "
+          f"{CURL_SHARDS}th URL (curl 7.88 runs at most 300 transfers at "
+          f"once, whatever `--parallel-max` says), `--cacert`, `--max-time`, "
           f"`Connection: close`; CPU is their sum.")
         w("- **aiohttp**: `bench/peers/aiohttp_fanout.py --fresh`: a "
           "`Semaphore`, `TCPConnector(limit=c, force_close=True, ssl=ctx)` "

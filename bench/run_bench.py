@@ -58,7 +58,7 @@ W5_N, W5_CONCURRENCY = 100000, 10000
 MAX_DELAY_S = 3.0
 PROBE_TIMEOUT_S = 30
 WRK_SECONDS = 4
-CURL_PARALLEL_MAX = 300  # curl refuses more (--parallel-max's ceiling)
+CURL_PARALLEL_MAX = 300  # curl 7.88 runs at most 300 at once
 WORKLOADS = ["W1", "W2", "W5", "W6", "W7", "W8"]
 
 
