@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace fanprobe::testing {
@@ -77,17 +79,40 @@ void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   X509_EXTENSION_free(ext);
 }
 
+// "DNS:a,DNS:b,IP:c": the subjectAltName extension's config syntax.
+std::string SubjectAltNames(const IssueOptions& options) {
+  if (options.dns_names.empty() && options.ip_addresses.empty()) {
+    return "DNS:localhost,IP:127.0.0.1";
+  }
+  std::vector<std::string> names;
+  for (const std::string& dns : options.dns_names) {
+    names.push_back(absl::StrCat("DNS:", dns));
+  }
+  for (const std::string& ip : options.ip_addresses) {
+    names.push_back(absl::StrCat("IP:", ip));
+  }
+  return absl::StrJoin(names, ",");
+}
+
+long Seconds(absl::Duration d) {
+  return static_cast<long>(absl::ToInt64Seconds(d));
+}
+
 // A certificate for `key` named `common_name`; self-signed when `issuer`
-// is null.
+// is null.  A CA's when `options` is null.
 X509Ptr MakeCert(EVP_PKEY* key, absl::string_view common_name, X509* issuer,
-                 EVP_PKEY* issuer_key, bool ca, bool server) {
+                 EVP_PKEY* issuer_key, const IssueOptions* options) {
+  const bool ca = options == nullptr;
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   uint64_t serial = 0;
   RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof(serial));
   ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial >> 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
+  const IssueOptions defaults;
+  const IssueOptions& validity = ca ? defaults : *options;
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()),
+                  Seconds(validity.not_before));
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), Seconds(validity.not_after));
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   const std::string cn(common_name);
@@ -108,10 +133,10 @@ X509Ptr MakeCert(EVP_PKEY* key, absl::string_view common_name, X509* issuer,
     AddExtension(cert.get(), signer, NID_key_usage,
                  "critical,digitalSignature,keyEncipherment");
     AddExtension(cert.get(), signer, NID_ext_key_usage,
-                 server ? "serverAuth" : "clientAuth");
-    if (server) {
+                 options->server ? "serverAuth" : "clientAuth");
+    if (options->server) {
       AddExtension(cert.get(), signer, NID_subject_alt_name,
-                   "DNS:localhost,IP:127.0.0.1");
+                   SubjectAltNames(*options).c_str());
     }
   }
   if (X509_sign(cert.get(), issuer_key != nullptr ? issuer_key : key,
@@ -131,8 +156,8 @@ struct TestCa::Keys {
 TestCa::TestCa(absl::string_view common_name)
     : keys_(std::make_unique<Keys>()) {
   keys_->key = NewKey();
-  keys_->cert = MakeCert(keys_->key.get(), common_name, nullptr, nullptr,
-                         /*ca=*/true, /*server=*/false);
+  keys_->cert = MakeCert(keys_->key.get(), common_name, /*issuer=*/nullptr,
+                         /*issuer_key=*/nullptr, /*options=*/nullptr);
   self_ = {KeyPem(keys_->key.get()), CertPem(keys_->cert.get())};
 }
 
@@ -141,8 +166,11 @@ TestCa::~TestCa() = default;
 KeyAndCert TestCa::Issue(absl::string_view common_name,
                          const IssueOptions& options) const {
   KeyPtr key = NewKey();
-  X509Ptr cert = MakeCert(key.get(), common_name, keys_->cert.get(),
-                          keys_->key.get(), /*ca=*/false, options.server);
+  X509Ptr cert =
+      options.self_signed
+          ? MakeCert(key.get(), common_name, nullptr, nullptr, &options)
+          : MakeCert(key.get(), common_name, keys_->cert.get(),
+                     keys_->key.get(), &options);
   return {KeyPem(key.get()), CertPem(cert.get())};
 }
 
