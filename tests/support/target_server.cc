@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <list>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -26,12 +27,12 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "httplib.h"
+#include "tests/support/httplib_target.h"
 
 namespace fanprobe::testing {
 namespace {
 
 constexpr size_t kHttpThreads = 256;
-constexpr uint64_t kMaxBytesBody = 64 << 20;
 
 // Test support has no error path worth recovering from: a loopback socket
 // that cannot be made means the machine, not the test, is broken.
@@ -91,10 +92,6 @@ std::string LoopbackUrl(int port, absl::string_view path) {
   return absl::StrCat("http://127.0.0.1:", port, path);
 }
 
-bool StatusHasBody(int status) {
-  return status >= 200 && status != 204 && status != 304;
-}
-
 absl::string_view Reason(int status) {
   switch (status) {
     case 200:
@@ -127,170 +124,33 @@ class TargetServer::HttpListener {
     server_.set_keep_alive_max_count(1000);
     server_.set_read_timeout(2);
     server_.set_write_timeout(2);
-    server_.set_socket_options([this](int sock) {
-      httplib::default_socket_options(sock);
-      listen_fd_ = sock;
-    });
-    AddRoutes();
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    if (port_ <= 0 || listen_fd_ < 0) Die("httplib bind_to_any_port");
-    // Debian's libcpp-httplib is compiled with a listen backlog of 5; a
-    // batch connecting hundreds of probes at once would overflow it and see
-    // SYN retransmits.  On Linux, listen() on a listening socket only
-    // changes its backlog.
-    if (::listen(listen_fd_, SOMAXCONN) != 0) Die("listen (backlog)");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() is a no-op until the listen loop runs, so a server destroyed
-    // right away would never stop.  httplib 0.11.4 has no readiness hook
-    // (wait_until_ready came later): poll is_running(), which the loop sets
-    // first thing.
-    while (!server_.is_running()) absl::SleepFor(absl::Microseconds(50));
+    AddTargetRoutes(
+        server_, stopping_,
+        [this](const httplib::Request& req, httplib::Response& res,
+               const RouteHandler& handler) {
+          owner_->RecordHttpRequest({.method = req.method,
+                                     .path = req.path,
+                                     .headers = SentHeaders(req),
+                                     .body = req.body,
+                                     .client_port = req.remote_port});
+          handler(req, res);
+          owner_->RecordHttpAnswered();
+        });
+    runner_.emplace(server_);
   }
 
   ~HttpListener() {
     stopping_.Notify();  // ends every /delay
-    server_.stop();      // joins the pool
-    thread_.join();
+    runner_.reset();     // stops the server, joins its pool
   }
 
-  int port() const { return port_; }
+  int port() const { return runner_->port(); }
 
  private:
-  using Handler =
-      std::function<void(const httplib::Request&, httplib::Response&)>;
-
-  // Registers `handler` for every method and wraps it with the bookkeeping.
-  void Route(const std::string& pattern, Handler handler) {
-    auto wrapped = [this, handler = std::move(handler)](
-                       const httplib::Request& req, httplib::Response& res) {
-      RecordedRequest recorded{.method = req.method,
-                               .path = req.path,
-                               .headers = SentHeaders(req),
-                               .body = req.body,
-                               .client_port = req.remote_port};
-      owner_->RecordHttpRequest(std::move(recorded));
-      handler(req, res);
-      owner_->RecordHttpAnswered();
-    };
-    server_.Get(pattern, wrapped);
-    server_.Post(pattern, wrapped);
-    server_.Put(pattern, wrapped);
-    server_.Patch(pattern, wrapped);
-    server_.Delete(pattern, wrapped);
-    server_.Options(pattern, wrapped);
-  }
-
-  // The request's headers without the ones httplib adds itself.
-  static std::vector<std::pair<std::string, std::string>> SentHeaders(
-      const httplib::Request& req) {
-    std::vector<std::pair<std::string, std::string>> headers;
-    for (const auto& [name, value] : req.headers) {
-      if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" ||
-          name == "LOCAL_ADDR" || name == "LOCAL_PORT") {
-        continue;
-      }
-      headers.emplace_back(name, value);
-    }
-    return headers;
-  }
-
-  void AddRoutes() {
-    Route(R"(/status/(\d+))", [](const auto& req, auto& res) {
-      int status = 0;
-      if (!absl::SimpleAtoi(req.matches[1].str(), &status) || status < 100 ||
-          status > 999) {
-        res.status = 400;
-        return;
-      }
-      res.status = status;
-      if (StatusHasBody(status)) {
-        res.set_content(absl::StrCat("status ", status, "\n"), "text/plain");
-      }
-    });
-    Route(R"(/delay/(\d+))", [this](const auto& req, auto& res) {
-      int64_t ms = 0;
-      int status = 200;
-      if (!absl::SimpleAtoi(req.matches[1].str(), &ms) ||
-          (req.has_param("status") &&
-           !absl::SimpleAtoi(req.get_param_value("status"), &status))) {
-        res.status = 400;
-        return;
-      }
-      stopping_.WaitForNotificationWithTimeout(absl::Milliseconds(ms));
-      res.status = status;
-      if (StatusHasBody(status)) res.set_content("delayed\n", "text/plain");
-    });
-    Route(R"(/bytes/(\d+))", [](const auto& req, auto& res) {
-      uint64_t n = 0;
-      if (!absl::SimpleAtoi(req.matches[1].str(), &n) || n > kMaxBytesBody) {
-        res.status = 400;
-        return;
-      }
-      res.set_content(std::string(n, 'x'), "application/octet-stream");
-    });
-    Route(R"(/chunked/(\d+))", [](const auto& req, auto& res) {
-      uint64_t n = 0;
-      if (!absl::SimpleAtoi(req.matches[1].str(), &n) || n > kMaxBytesBody) {
-        res.status = 400;
-        return;
-      }
-      res.set_chunked_content_provider(
-          "application/octet-stream",
-          [n, sent = uint64_t{0}](size_t, httplib::DataSink& sink) mutable {
-            if (sent == n) {
-              sink.done();
-              return true;
-            }
-            std::string chunk(std::min<uint64_t>(n - sent, 4096), 'x');
-            sent += chunk.size();
-            return sink.write(chunk.data(), chunk.size());
-          });
-    });
-    Route(R"(/redirect/(\d+))", [](const auto& req, auto& res) {
-      int n = 0;
-      if (!absl::SimpleAtoi(req.matches[1].str(), &n)) {
-        res.status = 400;
-        return;
-      }
-      if (n == 0) {
-        res.set_content("no redirect\n", "text/plain");
-      } else if (n == 1) {
-        res.set_redirect("/status/200");
-      } else {
-        res.set_redirect(absl::StrCat("/redirect/", n - 1));
-      }
-    });
-    Route("/loop",
-          [](const auto& req, auto& res) { res.set_redirect("/loop"); });
-    Route("/redirect_to", [](const auto& req, auto& res) {
-      if (!req.has_param("url")) {
-        res.status = 400;
-        return;
-      }
-      res.set_redirect(req.get_param_value("url"));
-    });
-    Route(R"(/body/(.*))", [](const auto& req, auto& res) {
-      res.set_content(req.matches[1].str(), "text/plain");
-    });
-    Route("/match", [](const auto& req, auto& res) {
-      res.set_content(std::string(kMatchBody), "text/plain");
-    });
-    Route("/echo_headers", [](const auto& req, auto& res) {
-      std::string body = absl::StrCat(req.method, " ", req.path, "\n");
-      for (const auto& [name, value] : SentHeaders(req)) {
-        absl::StrAppend(&body, name, ": ", value, "\n");
-      }
-      absl::StrAppend(&body, "\n", req.body);
-      res.set_content(body, "text/plain");
-    });
-  }
-
   TargetServer* const owner_;
   httplib::Server server_;
   absl::Notification stopping_;
-  int listen_fd_ = -1;  // owned by server_
-  int port_ = 0;
-  std::thread thread_;
+  std::optional<HttplibRunner> runner_;
 };
 
 // ---------------------------------------------------------------------------
