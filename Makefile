@@ -10,7 +10,8 @@ BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libcurl4-openssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
-  libyaml-cpp-dev prometheus prometheus-blackbox-exporter libc-ares-dev
+  libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter \
+  libc-ares-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs those of the Debian packages $(1) that are missing, so a machine
