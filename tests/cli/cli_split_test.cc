@@ -11,22 +11,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/service/subprocess.h"
+#include "tests/cli/run_cli.h"
 #include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
 
 namespace fanprobe {
 namespace {
 
+using ::fanprobe::testing::CliBinary;
+using ::fanprobe::testing::CliRun;
+using ::fanprobe::testing::JsonlEvents;
 using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::Lines;
+using ::fanprobe::testing::ParseJsonl;
 using ::fanprobe::testing::RefusedPort;
+using ::fanprobe::testing::RunCli;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
@@ -37,38 +41,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
-
-using CliRun = ::fanprobe::testing::ProcessRun;
-
-CliRun RunCli(std::vector<std::string> args) {
-  args.insert(args.begin(), FANPROBE_CLI_BINARY);
-  return ::fanprobe::testing::RunToExit(std::move(args), kPatience);
-}
-
-// The jsonl output: the results, then the summary (which must be last).
-struct Events {
-  std::vector<v1::ProbeResult> results;
-  v1::BatchSummary summary;
-};
-
-Events ParseJsonl(const std::string& out) {
-  Events events;
-  const std::vector<std::string> lines =
-      absl::StrSplit(out, '\n', absl::SkipEmpty());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    v1::ProbeEvent event;
-    EXPECT_TRUE(
-        google::protobuf::util::JsonStringToMessage(lines[i], &event).ok())
-        << lines[i];
-    if (event.has_result()) {
-      events.results.push_back(event.result());
-    } else {
-      EXPECT_EQ(i, lines.size() - 1) << "summary before the last line";
-      events.summary = event.summary();
-    }
-  }
-  return events;
-}
 
 // Every share fits a server only because the batch is split: each server
 // takes at most kShareLimit targets, fewer than the whole batch.
@@ -102,7 +74,7 @@ TEST_F(CliSplitTest, EveryProbeReportedOnceWithItsOriginalIndex) {
   const CliRun run = RunCli(args);
   EXPECT_EQ(run.code, 1) << run.err;  // index 3 answered 500
   EXPECT_THAT(run.err, IsEmpty());
-  const Events events = ParseJsonl(run.out);
+  const JsonlEvents events = ParseJsonl(run.out);
   std::multiset<uint32_t> indices;
   for (const v1::ProbeResult& result : events.results) {
     indices.insert(result.index());
@@ -130,8 +102,7 @@ TEST_F(CliSplitTest, TableMergesRowsAndSummaryAndExitsZero) {
   }
   const CliRun run = RunCli(args);
   EXPECT_EQ(run.code, 0) << run.err;
-  const std::vector<std::string> lines =
-      absl::StrSplit(run.out, '\n', absl::SkipEmpty());
+  const std::vector<std::string> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 2u + 2 * kShareLimit) << run.out;
   EXPECT_THAT(lines.front(), HasSubstr("INDEX"));
   std::set<std::string> first_columns;
@@ -159,7 +130,7 @@ TEST_F(CliSplitTest, FirstCompletedOnOneServerCancelsTheOtherServersProbes) {
   EXPECT_EQ(run.code, 1) << run.err;
   EXPECT_THAT(run.err, IsEmpty());
   EXPECT_LT(took, absl::Seconds(5));
-  const Events events = ParseJsonl(run.out);
+  const JsonlEvents events = ParseJsonl(run.out);
   ASSERT_EQ(events.results.size(), 1u) << run.out;
   EXPECT_EQ(events.results[0].index(), 2u);
   EXPECT_EQ(events.summary.reason(), v1::END_REASON_FIRST_COMPLETED);
@@ -224,14 +195,14 @@ TEST_F(CliSplitTest, RpcErrorOnOneServerListsItsShareAsPendingAndExitsTwo) {
 }
 
 TEST_F(CliSplitTest, InterruptCancelsEveryShareAndPrintsTheMergedSummary) {
-  Subprocess cli({FANPROBE_CLI_BINARY, "probe", Servers(), "--format=jsonl",
+  Subprocess cli({CliBinary(), "probe", Servers(), "--format=jsonl",
                   target_.raw_url("/hang"), target_.raw_url("/hang")});
   ASSERT_TRUE(target_.WaitFor(
       [](const TargetStats& s) { return s.raw.in_flight == 2; }, kPatience));
   cli.Signal(SIGINT);
   const Subprocess::Exit exit = cli.Wait(kPatience);
   EXPECT_EQ(exit.code, 1) << cli.Stderr();
-  const Events events = ParseJsonl(cli.Stdout());
+  const JsonlEvents events = ParseJsonl(cli.Stdout());
   EXPECT_THAT(events.results, IsEmpty());
   EXPECT_EQ(events.summary.reason(), v1::END_REASON_CANCELLED);
   EXPECT_THAT(events.summary.pending_indices(), ElementsAre(0, 1));

@@ -1,6 +1,5 @@
-// cli_test.cc: the fanprobe command-line client, run as a child process
-// against an in-process server: output formats, flags, exit codes and
-// messages.
+// cli_test.cc: the fanprobe binary, run as a child process against an
+// in-process server: output formats, flags, exit codes and messages.
 
 #include <memory>
 #include <ostream>
@@ -9,16 +8,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/service/subprocess.h"
+#include "tests/cli/run_cli.h"
 #include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
 
@@ -26,33 +22,24 @@ namespace fanprobe {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::CliRun;
+using ::fanprobe::testing::JsonlEvents;
 using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::Lines;
+using ::fanprobe::testing::ParseJsonl;
 using ::fanprobe::testing::RecordedRequest;
 using ::fanprobe::testing::RefusedPort;
-using ::fanprobe::testing::Subprocess;
+using ::fanprobe::testing::RunCli;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
 using ::fanprobe::testing::TestServer;
 using ::testing::AllOf;
 using ::testing::Contains;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
-
-using CliRun = ::fanprobe::testing::ProcessRun;
-
-CliRun RunCli(std::vector<std::string> args, Subprocess::Options options = {}) {
-  args.insert(args.begin(), FANPROBE_CLI_BINARY);
-  return ::fanprobe::testing::RunToExit(std::move(args), kPatience,
-                                        std::move(options));
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
 
 class CliTest : public ::testing::Test {
  protected:
@@ -86,19 +73,12 @@ TEST_F(CliTest, JsonlPrintsOneProbeEventPerLine) {
       RunCli({"probe", ServerFlag(), "--format=jsonl",
               target_.url("/status/200"), target_.url("/status/500")});
   EXPECT_EQ(run.code, 1) << run.err;
-  const std::vector<std::string> lines = Lines(run.out);
-  ASSERT_EQ(lines.size(), 3u) << run.out;
-  std::vector<v1::ProbeEvent> events(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    ASSERT_TRUE(
-        google::protobuf::util::JsonStringToMessage(lines[i], &events[i]).ok())
-        << lines[i];
-  }
-  EXPECT_TRUE(events[0].has_result());
-  EXPECT_TRUE(events[1].has_result());
-  ASSERT_TRUE(events[2].has_summary());
-  EXPECT_EQ(events[2].summary().reason(), v1::END_REASON_ALL_COMPLETED);
-  EXPECT_EQ(events[2].summary().failed(), 1u);
+  ASSERT_EQ(Lines(run.out).size(), 3u) << run.out;
+  // Each line a ProbeEvent: two results, then the summary.
+  const JsonlEvents events = ParseJsonl(run.out);
+  EXPECT_EQ(events.results.size(), 2u);
+  EXPECT_EQ(events.summary.reason(), v1::END_REASON_ALL_COMPLETED);
+  EXPECT_EQ(events.summary.failed(), 1u);
   EXPECT_THAT(run.out, HasSubstr(R"("outcome":"OUTCOME_UNEXPECTED_STATUS")"));
   EXPECT_THAT(run.out, HasSubstr(R"("status_code":500)"));
 }

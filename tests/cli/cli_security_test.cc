@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/service/subprocess.h"
+#include "tests/cli/run_cli.h"
 #include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
 #include "tests/support/test_certs.h"
@@ -16,6 +16,7 @@
 namespace fanprobe {
 namespace {
 
+using ::fanprobe::testing::CliBinary;
 using ::fanprobe::testing::kPatience;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
@@ -49,7 +50,7 @@ class CliSecurityTest : public ::testing::Test {
                        const std::vector<std::string>& extra,
                        bool with_token = true) {
     std::vector<std::string> argv = {
-        FANPROBE_CLI_BINARY,
+        CliBinary(),
         command,
         absl::StrCat("--server=", server_->address()),
         absl::StrCat("--tls_ca=", dir_.File("ca.pem")),
@@ -97,7 +98,7 @@ TEST_F(CliSecurityTest, UnusableConnectionFlagsExitTwo) {
           .code,
       2);
   EXPECT_THAT(cli_->Stderr(), HasSubstr("no token"));
-  Subprocess lone({FANPROBE_CLI_BINARY, "health", "--tls_cert=/x.pem"});
+  Subprocess lone({CliBinary(), "health", "--tls_cert=/x.pem"});
   EXPECT_EQ(lone.Wait(kPatience).code, 2);
   EXPECT_THAT(lone.Stderr(), HasSubstr("--tls_cert and --tls_key"));
 }

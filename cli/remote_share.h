@@ -1,0 +1,51 @@
+// remote_share.h: a share of a batch run on a fanprobe server, through one
+// StreamProbes call.
+//
+// Example:
+//   auto share = std::make_unique<RemoteShare>("127.0.0.1:50051", connection);
+//   absl::Status status = share->Run(request, [](v1::ProbeEvent e) { ... });
+//
+// The call's ClientContext is made in the constructor, so Cancel() works
+// before Run starts.  Making it may start gRPC's threads, so a program that
+// blocks signals for a sigwait thread must do so before constructing one.
+//
+// Thread-safety: Run from one thread; Cancel from any.
+
+#ifndef FANPROBE_CLI_REMOTE_SHARE_H_
+#define FANPROBE_CLI_REMOTE_SHARE_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "cli/connection.h"
+#include "cli/split.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace fanprobe::cli {
+
+class RemoteShare : public Share {
+ public:
+  // `connection` must outlive the share.
+  RemoteShare(std::string server, const Connection& connection);
+
+  const std::string& name() const override { return server_; }
+
+  // The call's status; a failure reads "StreamProbes on ADDR failed:
+  // CODE: message", with the call's code.
+  absl::Status Run(
+      const v1::ProbeBatchRequest& request,
+      const std::function<void(v1::ProbeEvent event)>& on_event) override;
+
+  void Cancel() override { context_.TryCancel(); }
+
+ private:
+  const std::string server_;
+  const Connection& connection_;
+  grpc::ClientContext context_;
+};
+
+}  // namespace fanprobe::cli
+
+#endif  // FANPROBE_CLI_REMOTE_SHARE_H_

@@ -1,0 +1,103 @@
+// remote_share_test.cc: a share run on a real, in-process fanprobe server
+// (cli/remote_share.h): its stream, its errors as the user reads them, and
+// a cancel before or during the call.
+
+#include "cli/remote_share.h"
+
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "cli/connection.h"
+#include "fanprobe/v1/prober.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/service/test_util.h"
+#include "tests/support/target_server.h"
+
+namespace fanprobe::cli {
+namespace {
+
+using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::RefusedPort;
+using ::fanprobe::testing::TargetServer;
+using ::fanprobe::testing::TargetStats;
+using ::fanprobe::testing::TestServer;
+using ::testing::StartsWith;
+
+Connection Plaintext() { return *Connection::Resolve({}); }
+
+TEST(RemoteShareTest, PassesEveryEventOfTheStreamInOrder) {
+  TargetServer target;
+  TestServer server;
+  const Connection connection = Plaintext();
+  RemoteShare share(server.address(), connection);
+  EXPECT_EQ(share.name(), server.address());
+  std::vector<v1::ProbeEvent> events;
+  const absl::Status status = share.Run(
+      BatchRequest({target.url("/status/200"), target.url("/status/503")}),
+      [&](v1::ProbeEvent event) { events.push_back(std::move(event)); });
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_TRUE(events[0].has_result());
+  EXPECT_TRUE(events[1].has_result());
+  ASSERT_TRUE(events[2].has_summary());
+  EXPECT_EQ(events[2].summary().succeeded(), 1u);
+  EXPECT_EQ(events[2].summary().failed(), 1u);
+}
+
+TEST(RemoteShareTest, AFailedCallKeepsItsCodeAndNamesTheServer) {
+  RefusedPort refused;
+  const std::string address = absl::StrCat("127.0.0.1:", refused.port());
+  const Connection connection = Plaintext();
+  RemoteShare share(address, connection);
+  int events = 0;
+  const absl::Status status = share.Run(BatchRequest({"http://127.0.0.1:1/"}),
+                                        [&](v1::ProbeEvent) { ++events; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(status.message()),
+              StartsWith(absl::StrCat("StreamProbes on ", address,
+                                      " failed: UNAVAILABLE: ")));
+  EXPECT_EQ(events, 0);
+}
+
+TEST(RemoteShareTest, CancelledBeforeTheCallItEndsAtOnce) {
+  TargetServer target;
+  TestServer server;
+  const Connection connection = Plaintext();
+  RemoteShare share(server.address(), connection);
+  share.Cancel();
+  const absl::Status status =
+      share.Run(BatchRequest({target.raw_url("/hang")}), [](v1::ProbeEvent) {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  // The call never reached the server.
+  EXPECT_EQ(server.server().service().Stats().batches_started, 0u);
+  EXPECT_EQ(target.Stats().raw.connections, 0);
+}
+
+TEST(RemoteShareTest, CancelDuringTheCallEndsItAndItsProbes) {
+  TargetServer target;
+  TestServer server;
+  const Connection connection = Plaintext();
+  RemoteShare share(server.address(), connection);
+  absl::Status status;
+  std::thread run([&] {
+    status = share.Run(BatchRequest({target.raw_url("/hang")}),
+                       [](v1::ProbeEvent) {});
+  });
+  ASSERT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 1; }, kPatience));
+  share.Cancel();
+  run.join();
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
+}
+
+}  // namespace
+}  // namespace fanprobe::cli
