@@ -117,9 +117,10 @@ SANITIZER_ENV := \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
-# The engine and service tests, by suite (the deploy checks and the CLI's
-# formatting tests add nothing under TSan).
-TSAN_TESTS := ^(EngineTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest)
+# The engine and service tests, by suite, and the CLI's split run (its
+# shares' threads meet in SplitMerger); the deploy checks and the CLI's
+# other tests add nothing under TSan.
+TSAN_TESTS := ^(EngineTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
 # TSan slows everything 5-15x, and the engine tests time the loopback
 # target in 100 ms steps: these two always miss them and are skipped;
 # others sometimes do, so a failed test is retried (twice), but any TSan
@@ -127,7 +128,7 @@ TSAN_TESTS := ^(EngineTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgu
 TSAN_SKIP := (AllCompletedReportsEveryProbeInCompletionOrder|OnDoneMayDropTheLastReferenceToItsBatch)
 TSAN_TARGETS := probe_engine_test probe_destination_policy_test \
   service_prober_test service_security_test service_fault_test \
-  service_server_test service_server_flags_test
+  service_server_test service_server_flags_test cli_unit_test
 
 .PHONY: sanitizer-deps test-asan test-tsan fuzz soak
 
