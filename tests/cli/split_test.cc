@@ -88,12 +88,12 @@ class FakeShare : public Share {
     {
       absl::MutexLock lock(&mu_);
       request_ = request;
-      running_ = true;
       if (cancelled_) return absl::CancelledError("cancelled before start");
     }
     for (const v1::ProbeEvent& event : script_.events) on_event(event);
     if (!script_.hang) return script_.end;
     absl::MutexLock lock(&mu_);
+    hanging_ = true;
     mu_.Await(absl::Condition(&cancelled_));
     return absl::CancelledError("cancelled");
   }
@@ -111,9 +111,10 @@ class FakeShare : public Share {
     absl::MutexLock lock(&mu_);
     return request_;
   }
-  void WaitUntilRunning() {
+  // Until every scripted event was passed on and Run waits to be cancelled.
+  void WaitUntilHanging() {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&running_));
+    mu_.Await(absl::Condition(&hanging_));
   }
 
  private:
@@ -121,7 +122,7 @@ class FakeShare : public Share {
   const Script script_;
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool hanging_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<v1::ProbeBatchRequest> request_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -328,8 +329,8 @@ TEST_F(SplitRunTest, InterruptCancelsEveryShareAndSummarizes) {
                printer_, progress_);
   std::optional<SplitOutcome> outcome;
   std::thread runner([&] { outcome = run.Run(); });
-  first->WaitUntilRunning();
-  second->WaitUntilRunning();
+  first->WaitUntilHanging();
+  second->WaitUntilHanging();
   run.Interrupt();
   runner.join();
   EXPECT_TRUE(first->cancelled());
