@@ -229,7 +229,8 @@ absl::StatusOr<Command> ParseCommandLine(std::vector<std::string> args) {
   } catch (const CLI::ArgumentMismatch& e) {
     // A value-taking flag last, with nothing after it (the only way to run
     // short of values: a flag's value is the next argument, whatever it is).
-    if (IsFlag(args.back()) && !absl::StrContains(args.back(), "=")) {
+    if (!args.empty() && IsFlag(args.back()) &&
+        !absl::StrContains(args.back(), "=")) {
       return UsageError(absl::StrCat(args.back(), " needs a value"));
     }
     return UsageError(e.what());
@@ -237,8 +238,8 @@ absl::StatusOr<Command> ParseCommandLine(std::vector<std::string> args) {
     return UsageError(e.what());
   }
 
+  if (g->version_flag) return VersionRequest{};
   if (g->app.get_subcommands().empty()) {
-    if (g->version_flag) return VersionRequest{};
     for (const std::string& extra : g->app.remaining()) {
       if (IsFlag(extra)) break;
       return UsageError(
