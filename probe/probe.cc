@@ -1,10 +1,16 @@
 #include "probe/probe.h"
 
+#include <curl/curl.h>
+
 #include "absl/strings/string_view.h"
 
 namespace fanprobe {
 
 absl::string_view DefaultUserAgent() { return "fanprobe/" FANPROBE_VERSION; }
+
+absl::string_view TransportVersion() {
+  return curl_version_info(CURLVERSION_NOW)->version;
+}
 
 absl::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {

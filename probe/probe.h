@@ -32,6 +32,10 @@ namespace fanprobe {
 // The user agent every probe sends unless its options say otherwise.
 absl::string_view DefaultUserAgent();  // "fanprobe/<version>"
 
+// The version of the HTTP transport probes run on, e.g. "7.88.1" (libcurl),
+// for build information (/metrics' fanprobe_build_info).
+absl::string_view TransportVersion();
+
 // Why a probe ended.  Every probe that completes has exactly one outcome; a
 // probe that a batch cancels before it completes has no result at all and is
 // listed in the batch summary's pending indices instead.
