@@ -117,18 +117,18 @@ SANITIZER_ENV := \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
-# The engine and service tests, by suite, and the CLI's split run (its
-# shares' threads meet in SplitMerger); the deploy checks and the CLI's
+# The engine, service and server tests, by suite, and the CLI's split run
+# (its shares' threads meet in SplitMerger); the deploy checks and the CLI's
 # other tests add nothing under TSan.
-TSAN_TESTS := ^(EngineTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
+TSAN_TESTS := ^(EngineTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|ServerTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
 # TSan slows everything 5-15x, and the engine tests time the loopback
 # target in 100 ms steps: these two always miss them and are skipped;
 # others sometimes do, so a failed test is retried (twice), but any TSan
 # report fails the run, retried or not.
 TSAN_SKIP := (AllCompletedReportsEveryProbeInCompletionOrder|OnDoneMayDropTheLastReferenceToItsBatch)
 TSAN_TARGETS := probe_engine_test probe_destination_policy_test \
-  service_prober_test service_security_test service_fault_test \
-  service_server_test service_server_flags_test cli_unit_test
+  service_prober_test server_security_test server_fault_test \
+  server_server_test server_flags_test cli_unit_test
 
 .PHONY: sanitizer-deps test-asan test-tsan fuzz soak
 

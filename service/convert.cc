@@ -13,13 +13,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
-#include "google/protobuf/timestamp.pb.h"
+#include "proto/duration.h"
 
 namespace fanprobe::service {
 namespace {
-
-// google.protobuf.Duration's own range: +-10,000 years.
-constexpr int64_t kMaxDurationSeconds = 315576000000;
 
 // Where a ProbeOptions message sits in the request, for error messages:
 // "defaults" or "targets[<index>].options".  Formatted only on error, so a
@@ -37,38 +34,18 @@ absl::Status FieldError(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
-// A Duration the caller sent: within the type's range, seconds and nanos of
-// one sign, and not negative.
-absl::StatusOr<absl::Duration> DurationFromProto(
+// A Duration the caller sent: valid for its type (proto/duration.h) and
+// not negative.
+absl::StatusOr<absl::Duration> RequestDuration(
     const google::protobuf::Duration& proto, absl::string_view field) {
-  const int64_t seconds = proto.seconds();
-  const int32_t nanos = proto.nanos();
-  if (seconds > kMaxDurationSeconds || seconds < -kMaxDurationSeconds ||
-      nanos <= -1000000000 || nanos >= 1000000000 ||
-      (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-    return FieldError(field, "not a valid google.protobuf.Duration");
+  absl::StatusOr<absl::Duration> duration = DurationFromProto(proto);
+  if (!duration.ok()) return FieldError(field, duration.status().message());
+  if (*duration < absl::ZeroDuration()) {
+    return FieldError(
+        field, absl::StrCat("must not be negative, got ", proto.seconds(), "s ",
+                            proto.nanos(), "ns"));
   }
-  if (seconds < 0 || nanos < 0) {
-    return FieldError(field, absl::StrCat("must not be negative, got ", seconds,
-                                          "s ", nanos, "ns"));
-  }
-  return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
-}
-
-void DurationToProto(absl::Duration duration,
-                     google::protobuf::Duration* proto) {
-  const int64_t seconds =
-      absl::IDivDuration(duration, absl::Seconds(1), &duration);
-  proto->set_seconds(seconds);
-  proto->set_nanos(static_cast<int32_t>(
-      absl::IDivDuration(duration, absl::Nanoseconds(1), &duration)));
-}
-
-void TimeToProto(absl::Time time, google::protobuf::Timestamp* proto) {
-  const int64_t seconds = absl::ToUnixSeconds(time);  // floor
-  proto->set_seconds(seconds);
-  proto->set_nanos(static_cast<int32_t>(
-      (time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  return *duration;
 }
 
 absl::StatusOr<ReturnWhen> ReturnWhenFromProto(v1::ReturnWhen proto) {
@@ -129,7 +106,7 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   if (proto.has_body()) options.body = proto.body();
   if (proto.has_timeout()) {
     absl::StatusOr<absl::Duration> timeout =
-        DurationFromProto(proto.timeout(), path.Field("timeout"));
+        RequestDuration(proto.timeout(), path.Field("timeout"));
     if (!timeout.ok()) return timeout.status();
     if (*timeout == absl::ZeroDuration()) {
       return FieldError(path.Field("timeout"), "must be positive");
@@ -137,8 +114,8 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
     options.timeout = *timeout;
   }
   if (proto.has_connect_timeout()) {
-    absl::StatusOr<absl::Duration> connect_timeout = DurationFromProto(
-        proto.connect_timeout(), path.Field("connect_timeout"));
+    absl::StatusOr<absl::Duration> connect_timeout =
+        RequestDuration(proto.connect_timeout(), path.Field("connect_timeout"));
     if (!connect_timeout.ok()) return connect_timeout.status();
     options.connect_timeout = *connect_timeout;
   }
@@ -163,7 +140,10 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
       options.valid_status.push_back(
           {static_cast<int>(range.min()), static_cast<int>(range.max())});
     }
-    if (options.valid_status.empty()) options.valid_status = {{200, 399}};
+    // No range means the engine's default.
+    if (options.valid_status.empty()) {
+      options.valid_status = ProbeOptions().valid_status;
+    }
   }
   if (proto.has_body_must_match()) {
     const auto& patterns = proto.body_must_match().patterns();
@@ -219,7 +199,7 @@ absl::StatusOr<BatchRequest> BatchFromProto(
   batch.options.return_when = *return_when;
   if (request.has_timeout()) {
     absl::StatusOr<absl::Duration> timeout =
-        DurationFromProto(request.timeout(), "timeout");
+        RequestDuration(request.timeout(), "timeout");
     if (!timeout.ok()) return timeout.status();
     batch.options.timeout = *timeout;
   }

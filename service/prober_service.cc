@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -16,11 +15,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "log/logger.h"
 #include "service/convert.h"
 
 namespace fanprobe::service {
@@ -32,39 +31,6 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);
-}
-
-// A JSON string literal, quotes included.
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
-// "ipv4:10.1.2.3:45678" -> "peer:ipv4:10.1.2.3".
-std::string PeerHost(absl::string_view peer) {
-  const size_t colon = peer.rfind(':');
-  if (colon != absl::string_view::npos &&
-      (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:"))) {
-    peer = peer.substr(0, colon);
-  }
-  return absl::StrCat("peer:", peer);
 }
 
 }  // namespace
@@ -92,7 +58,8 @@ class BatchCall {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  // Ends the RPC now with `status` and cancels the batch (server shutdown).
+  // Ends the RPC now with `status` and cancels the batch: what a client's
+  // cancel (OnCancel) and the server's shutdown (AbortAll) both do.
   void Abort(const grpc::Status& status) {
     {
       absl::MutexLock lock(&mu_);
@@ -109,7 +76,7 @@ class BatchCall {
         peer_(context.peer()),
         client_(service.options_.client_identity
                     ? service.options_.client_identity(context)
-                    : PeerHost(peer_)),
+                    : PeerIdentity(peer_)),
         authenticated_(service.options_.authenticate
                            ? service.options_.authenticate(context)
                            : absl::OkStatus()),
@@ -241,15 +208,17 @@ class BatchCall {
  private:
   void BatchDone(const BatchSummary& summary) {
     service_.BatchEnded(targets_, client_);
-    service_.Log(absl::StrFormat(
-        R"({"ts":"%s","event":"batch","rpc":"%s","peer":%s,"targets":%d,)"
-        R"("return_when":"%s","reason":"%s","completed":%d,"succeeded":%d,)"
-        R"("failed":%d,"cancelled":%d,"elapsed_ms":%.3f})",
-        absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
-        rpc_, JsonString(peer_), targets_, ReturnWhenName(return_when_),
-        EndReasonName(summary.reason), summary.completed, summary.succeeded,
-        summary.failed, summary.cancelled,
-        absl::ToDoubleMilliseconds(summary.elapsed)));
+    service_.logger_.Log(log::Line("batch")
+                             .Add("rpc", rpc_)
+                             .Add("peer", peer_)
+                             .Add("targets", targets_)
+                             .Add("return_when", ReturnWhenName(return_when_))
+                             .Add("reason", EndReasonName(summary.reason))
+                             .Add("completed", summary.completed)
+                             .Add("succeeded", summary.succeeded)
+                             .Add("failed", summary.failed)
+                             .Add("cancelled", summary.cancelled)
+                             .AddMilliseconds("elapsed_ms", summary.elapsed));
     OnBatchDone(summary);
   }
 
@@ -315,13 +284,7 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     if (resume != nullptr) resume->ResumeAdmission();
   }
 
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      EndRpcLocked(grpc::Status::CANCELLED);
-    }
-    CancelBatch();
-  }
+  void OnCancel() override { Abort(grpc::Status::CANCELLED); }
 
   void OnDone() override { Unref(); }
 
@@ -430,13 +393,7 @@ class ProbeBatchCall final : public grpc::ServerUnaryReactor, public BatchCall {
     }
   }
 
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      EndRpcLocked(grpc::Status::CANCELLED);
-    }
-    CancelBatch();
-  }
+  void OnCancel() override { Abort(grpc::Status::CANCELLED); }
 
   void OnDone() override { Unref(); }
 
@@ -486,7 +443,7 @@ class ProbeBatchCall final : public grpc::ServerUnaryReactor, public BatchCall {
 }  // namespace internal
 
 ProberService::ProberService(Engine& engine, ServiceOptions options)
-    : engine_(engine), options_(std::move(options)) {}
+    : engine_(engine), options_(std::move(options)), logger_(options_.log) {}
 
 ProberService::~ProberService() {
   BeginShutdown();
@@ -618,13 +575,13 @@ void ProberService::NotePaused(bool paused) {
   }
 }
 
-void ProberService::Log(absl::string_view line) {
-  if (options_.log) {
-    options_.log(line);
-    return;
+std::string PeerIdentity(absl::string_view peer) {
+  const size_t colon = peer.rfind(':');
+  if (colon != absl::string_view::npos &&
+      (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:"))) {
+    peer = peer.substr(0, colon);
   }
-  const std::string out = absl::StrCat(line, "\n");
-  std::fwrite(out.data(), 1, out.size(), stderr);
+  return absl::StrCat("peer:", peer);
 }
 
 }  // namespace fanprobe::service

@@ -14,7 +14,7 @@
 // are the results of probes already running: a stream holds at most
 // stream_queue_limit + max_concurrency results.
 //
-// Example (service/server.h does this, plus health and reflection):
+// Example (server/server.cc does this, plus health and reflection):
 //   ProberService service(*engine, {});
 //   grpc::ServerBuilder builder;
 //   builder.RegisterService(&service);
@@ -49,6 +49,7 @@
 #include "fanprobe/v1/prober.grpc.pb.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "log/logger.h"
 #include "probe/engine.h"
 #include "service/convert.h"
 #include "service/service_observer.h"
@@ -72,12 +73,13 @@ struct ServiceOptions {
   uint32_t max_batches = 1000;
   uint32_t max_batches_per_client = 0;
   // Names the client of a call, the key of max_batches_per_client (see
-  // ClientIdentity in auth.h).  Null: the peer's address without its port.
+  // ClientIdentity in server/auth.h).  Null: PeerIdentity below.
   std::function<std::string(const grpc::CallbackServerContext& context)>
       client_identity;
   // Checks the caller's credentials before anything else is looked at; not
   // OK (kUnauthenticated) ends the RPC with that status and no batch runs
-  // (--auth_token_file, see TokenAuthenticator in auth.h).  Null: anyone.
+  // (--auth_token_file, see TokenAuthenticator in server/auth.h).  Null:
+  // anyone.
   std::function<absl::Status(const grpc::CallbackServerContext& context)>
       authenticate;
   // Results a stream queues for a slow reader before its batch stops
@@ -86,11 +88,11 @@ struct ServiceOptions {
   // A batch bounded by the RPC deadline ends this long before it, or a fifth
   // of the time left when that is less (EffectiveTimeout in convert.h).
   absl::Duration deadline_margin = absl::Milliseconds(100);
-  // Receives one JSON line (without the newline) per batch that ran.  Null
-  // means stderr.  Called on engine threads; must not block for long.
-  std::function<void(absl::string_view line)> log;
+  // Receives one log line (log/logger.h) per batch that ran.  Null means
+  // stderr.  Called on engine threads; must not block for long.
+  log::Sink log;
   // Told about calls, refusals and stream queue waits, for metrics
-  // (service/metrics.h).  Null: nobody.
+  // (server/service_monitoring.h).  Null: nobody.
   std::shared_ptr<ServiceObserver> observer;
 };
 
@@ -143,11 +145,11 @@ class ProberService final : public v1::Prober::CallbackService {
   void BatchEnded(uint32_t probes, const std::string& client);
   void NoteStreamQueue(size_t length);
   void NotePaused(bool paused);
-  void Log(absl::string_view line);
 
   // Constant after construction.
   Engine& engine_;
   const ServiceOptions options_;
+  const log::Logger logger_;
 
   // State below is protected by mu_.
   mutable absl::Mutex mu_;
@@ -164,6 +166,10 @@ class ProberService final : public v1::Prober::CallbackService {
   std::atomic<uint64_t> paused_streams_{0};
   std::atomic<uint64_t> peak_stream_queue_{0};
 };
+
+// A client named by its connection: "ipv4:10.1.2.3:45678" ->
+// "peer:ipv4:10.1.2.3", so one client's connections count as one.
+std::string PeerIdentity(absl::string_view peer);
 
 }  // namespace fanprobe::service
 

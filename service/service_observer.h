@@ -1,6 +1,7 @@
 // service_observer.h: what the Prober service reports about its RPCs as they
-// happen, for metrics (service/metrics.h implements it).  The service calls
-// these hooks; it never depends on what an observer does with them.
+// happen, for metrics (server/service_monitoring.h implements it).  The
+// service calls these hooks; it never depends on what an observer does with
+// them.
 //
 // Example:
 //   ServiceOptions options;

@@ -17,7 +17,8 @@ fp_podman_setup
 version=$(sed -n 's/^project(fanprobe VERSION \([^ ]*\).*/\1/p' "$repo/CMakeLists.txt")
 revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 if [ "$revision" != unknown ] && [ -n "$(git -C "$repo" status --porcelain \
-  -- CMakeLists.txt probe proto service cli bench 2>/dev/null)" ]; then
+  -- CMakeLists.txt probe log proto service monitoring server cli bench \
+  2>/dev/null)" ]; then
   revision="$revision-dirty"
 fi
 

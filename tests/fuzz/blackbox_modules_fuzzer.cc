@@ -1,7 +1,7 @@
 // blackbox_modules_fuzzer.cc: libFuzzer target for the blackbox_exporter
-// modules file parser (service/blackbox.h), which fanprobe-server reads at
-// start (--modules_file): arbitrary text must parse into modules or fail
-// with kInvalidArgument naming what is wrong -- never crash, never hang.
+// modules file parser (monitoring/blackbox_modules.h), which fanprobe-server
+// reads at start (--modules_file): arbitrary text must parse into modules or
+// fail with kInvalidArgument naming what is wrong -- never crash, never hang.
 // A module that parses must be one the engine can run: a name, a method,
 // sane status ranges and redirect limits, a non-negative timeout.
 //
@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "service/blackbox.h"
+#include "monitoring/blackbox_modules.h"
 
 namespace {
 
@@ -29,8 +29,8 @@ void Check(bool condition) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view yaml(reinterpret_cast<const char*>(data), size);
-  const absl::StatusOr<fanprobe::service::BlackboxModules> modules =
-      fanprobe::service::ParseBlackboxModules(yaml);
+  const absl::StatusOr<fanprobe::monitoring::BlackboxModules> modules =
+      fanprobe::monitoring::ParseBlackboxModules(yaml);
   if (!modules.ok()) {
     Check(modules.status().code() == absl::StatusCode::kInvalidArgument);
     Check(!modules.status().message().empty());

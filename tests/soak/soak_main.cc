@@ -1,5 +1,5 @@
 // fanprobe_soak: a bounded soak of a whole fanprobe server.  An in-process
-// server (service/server.h) probes loopback targets -- the raw listener of
+// server (server/server.h) probes loopback targets -- the raw listener of
 // tests/support/target_server.h and the fault target of
 // tests/support/fault_server.h -- for several clients that send mixed
 // batches (both RPCs, every return-when rule, sizes from 1 to 500, fast,
@@ -39,7 +39,8 @@
 #include "fanprobe/v1/prober.grpc.pb.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "service/server.h"
+#include "proto/duration.h"
+#include "server/server.h"
 #include "tests/support/fault_server.h"
 #include "tests/support/target_server.h"
 
@@ -77,12 +78,6 @@ int64_t ResidentBytes() {
   int64_t resident = 0;
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
-}
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* proto) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  proto->set_seconds(seconds);
-  proto->set_nanos(static_cast<int32_t>(d / absl::Nanoseconds(1)));
 }
 
 struct Counters {
@@ -140,13 +135,13 @@ class Client {
     v1::ProbeBatchRequest request;
     const int size = std::uniform_int_distribution<int>(1, 500)(random_);
     for (int i = 0; i < size; ++i) request.add_targets()->set_url(RandomUrl());
-    SetDuration(absl::Milliseconds(
-                    std::uniform_int_distribution<int>(300, 1500)(random_)),
-                request.mutable_defaults()->mutable_timeout());
+    DurationToProto(absl::Milliseconds(
+                        std::uniform_int_distribution<int>(300, 1500)(random_)),
+                    request.mutable_defaults()->mutable_timeout());
     request.mutable_defaults()->set_max_redirects(3);
     // Well inside the RPC deadline below, so every call ends with a
     // summary or the client's own cancel; DEADLINE_EXCEEDED would be a bug.
-    SetDuration(
+    DurationToProto(
         absl::Seconds(std::uniform_int_distribution<int>(2, 10)(random_)),
         request.mutable_timeout());
     request.set_return_when(static_cast<v1::ReturnWhen>(
@@ -241,15 +236,15 @@ int Run() {
   FaultServer faults;
   TargetServer target;
   uint64_t logged = 0;
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.grpc_address = "127.0.0.1:0";
   options.shutdown_grace = absl::Seconds(5);
   std::atomic<uint64_t> log_lines{0};
   options.service.log = [&log_lines](absl::string_view) {
     log_lines.fetch_add(1, std::memory_order_relaxed);
   };
-  absl::StatusOr<std::unique_ptr<service::Server>> server =
-      service::Server::Start(options);
+  absl::StatusOr<std::unique_ptr<server::Server>> server =
+      server::Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "cannot start: %s\n",
                  server.status().ToString().c_str());

@@ -14,17 +14,17 @@
 // and `metrics` must outlive every batch submitted through it (the engine's
 // callbacks record into it until on_done).
 
-#ifndef FANPROBE_SERVICE_METERED_ENGINE_H_
-#define FANPROBE_SERVICE_METERED_ENGINE_H_
+#ifndef FANPROBE_MONITORING_METERED_ENGINE_H_
+#define FANPROBE_MONITORING_METERED_ENGINE_H_
 
 #include <memory>
 #include <vector>
 
+#include "monitoring/metrics.h"
 #include "probe/engine.h"
 #include "probe/probe.h"
-#include "service/metrics.h"
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 
 class MeteredEngine final : public Engine {
  public:
@@ -44,6 +44,6 @@ class MeteredEngine final : public Engine {
   const MetricsApi api_;
 };
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring
 
-#endif  // FANPROBE_SERVICE_METERED_ENGINE_H_
+#endif  // FANPROBE_MONITORING_METERED_ENGINE_H_

@@ -1,4 +1,4 @@
-#include "service/server_flags.h"
+#include "server/server_flags.h"
 
 #include <algorithm>
 #include <fstream>
@@ -17,8 +17,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "log/json.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 namespace {
 
 // Flag files may name flag files; this bounds a file that names itself.
@@ -190,8 +191,8 @@ std::string PolicyJson(const DestinationPolicy& policy) {
     return absl::StrCat("[",
                         absl::StrJoin(cidrs, ",",
                                       [](std::string* out, const Cidr& cidr) {
-                                        absl::StrAppend(out, "\"",
-                                                        cidr.ToString(), "\"");
+                                        log::AppendJsonString(cidr.ToString(),
+                                                              out);
                                       }),
                         "]");
   };
@@ -224,4 +225,4 @@ std::vector<std::string> PolicyWarnings(const DestinationPolicy& policy) {
   return warnings;
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server

@@ -1,4 +1,4 @@
-#include "service/auth.h"
+#include "server/auth.h"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -18,7 +17,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -30,8 +28,10 @@
 #include "absl/time/time.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
+#include "log/logger.h"
+#include "service/prober_service.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 namespace {
 
 absl::StatusOr<std::string> ReadFile(absl::string_view flag,
@@ -179,11 +179,12 @@ absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path,
 }
 
 absl::StatusOr<std::shared_ptr<TokenAuthenticator>> TokenAuthenticator::Create(
-    std::string path, absl::Duration reload_interval, absl::string_view flag) {
+    std::string path, absl::Duration reload_interval, absl::string_view flag,
+    log::Sink log) {
   absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path, flag);
   if (!tokens.ok()) return tokens.status();
-  std::shared_ptr<TokenAuthenticator> authenticator(
-      new TokenAuthenticator(std::move(path), reload_interval, flag));
+  std::shared_ptr<TokenAuthenticator> authenticator(new TokenAuthenticator(
+      std::move(path), reload_interval, flag, std::move(log)));
   absl::MutexLock lock(&authenticator->mu_);
   authenticator->tokens_ = *std::move(tokens);
   struct stat st;
@@ -194,27 +195,23 @@ absl::StatusOr<std::shared_ptr<TokenAuthenticator>> TokenAuthenticator::Create(
   return authenticator;
 }
 
-void TokenAuthenticator::MaybeReload() {
+absl::Status TokenAuthenticator::MaybeReload() {
   const absl::Time now = absl::Now();
-  if (now < next_check_) return;
+  if (now < next_check_) return absl::OkStatus();
   next_check_ = now + reload_interval_;
   struct stat st;
-  if (stat(path_.c_str(), &st) != 0) return;  // keep the tokens in use
+  if (stat(path_.c_str(), &st) != 0) {
+    return absl::OkStatus();  // keep the tokens in use
+  }
   if (st.st_mtim.tv_sec == mtime_.tv_sec &&
       st.st_mtim.tv_nsec == mtime_.tv_nsec) {
-    return;
+    return absl::OkStatus();
   }
   absl::StatusOr<std::vector<std::string>> tokens = ReadTokenFile(path_, flag_);
-  if (!tokens.ok()) {
-    // Half-written or emptied: keep what works and say so.
-    const std::string line =
-        absl::StrCat(R"({"event":"auth_token_file_ignored","error":")",
-                     absl::CEscape(tokens.status().message()), "\"}\n");
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    return;
-  }
+  if (!tokens.ok()) return tokens.status();  // half-written or emptied
   mtime_ = st.st_mtim;
   tokens_ = *std::move(tokens);
+  return absl::OkStatus();
 }
 
 absl::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context) {
@@ -233,12 +230,20 @@ absl::Status TokenAuthenticator::CheckAuthorization(
     return absl::UnauthenticatedError(
         "missing credentials: send \"authorization: Bearer <token>\"");
   }
-  absl::MutexLock lock(&mu_);
-  MaybeReload();
   bool valid = false;
-  // No early exit: the time taken does not say which token came close.
-  for (const std::string& candidate : tokens_) {
-    valid |= ConstantTimeEquals(token, candidate);
+  absl::Status reload;
+  {
+    absl::MutexLock lock(&mu_);
+    reload = MaybeReload();
+    // No early exit: the time taken does not say which token came close.
+    for (const std::string& candidate : tokens_) {
+      valid |= ConstantTimeEquals(token, candidate);
+    }
+  }
+  if (!reload.ok()) {
+    // What works is kept; the operator learns why the new file was not.
+    logger_.Log(
+        log::Line("auth_token_file_ignored").Add("error", reload.message()));
   }
   if (!valid) return absl::UnauthenticatedError("invalid bearer token");
   return absl::OkStatus();
@@ -293,15 +298,7 @@ std::string ClientIdentity(const grpc::ServerContextBase& context,
       if (!token.empty()) return absl::StrCat("token:", Fingerprint(token));
     }
   }
-  // "ipv4:10.1.2.3:45678" -> "ipv4:10.1.2.3": one client, many connections.
-  const std::string peer_text = context.peer();
-  absl::string_view peer = peer_text;
-  const size_t colon = peer.rfind(':');
-  if ((absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:")) &&
-      colon != absl::string_view::npos) {
-    peer = peer.substr(0, colon);
-  }
-  return absl::StrCat("peer:", peer);
+  return service::PeerIdentity(context.peer());
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server

@@ -6,7 +6,7 @@
 // and /probe (CheckAuthorization).  Also names the client of a call, the key
 // for per-client limits.
 //
-// Example (service/server.cc does this):
+// Example (server/server.cc does this):
 //   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
 //       MakeServerCredentials(options.security);
 //   if (!credentials.ok()) return credentials.status();  // bad file, ...
@@ -20,7 +20,8 @@
 // comments skipped), so a token can be rotated by listing the old and the new
 // one for a while.  Clients send "authorization: Bearer <token>".  The file
 // is re-read when it changes (checked at most once per reload_interval, on
-// the call path); an unreadable or empty file keeps the tokens in use.
+// the call path); an unreadable or empty file keeps the tokens in use, and
+// says so in the log (after the check has let go of its lock).
 // Tokens are compared in constant time.  The check is the Prober service's,
 // so grpc.health.v1.Health and reflection need no token: a kubelet or load
 // balancer can check health without one.  (gRPC's AuthMetadataProcessor
@@ -31,8 +32,8 @@
 // Thread-safety: MakeServerCredentials and ClientIdentity are plain
 // functions; TokenAuthenticator may be called from any thread.
 
-#ifndef FANPROBE_SERVICE_AUTH_H_
-#define FANPROBE_SERVICE_AUTH_H_
+#ifndef FANPROBE_SERVER_AUTH_H_
+#define FANPROBE_SERVER_AUTH_H_
 
 #include <sys/stat.h>
 
@@ -47,8 +48,9 @@
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_context.h"
+#include "log/logger.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 
 struct SecurityOptions {
   // PEM files of the server's certificate chain and private key
@@ -86,10 +88,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 class TokenAuthenticator {
  public:
   // Reads the tokens; kInvalidArgument, naming `flag`, when the file cannot
-  // be read or holds none.
+  // be read or holds none.  A later re-read that fails is logged to `log`
+  // (null: stderr) and the tokens in use stay.
   static absl::StatusOr<std::shared_ptr<TokenAuthenticator>> Create(
       std::string path, absl::Duration reload_interval,
-      absl::string_view flag = "auth_token_file");
+      absl::string_view flag = "auth_token_file", log::Sink log = nullptr);
 
   // OK for a call with a valid "authorization: Bearer <token>";
   // kUnauthenticated otherwise.  Cheap: it compares, and stats the file at
@@ -104,18 +107,22 @@ class TokenAuthenticator {
 
  private:
   TokenAuthenticator(std::string path, absl::Duration reload_interval,
-                     absl::string_view flag)
+                     absl::string_view flag, log::Sink log)
       : path_(std::move(path)),
         reload_interval_(reload_interval),
-        flag_(flag) {}
+        flag_(flag),
+        logger_(std::move(log)) {}
 
-  // Re-reads the file if it changed and the interval has passed.
-  void MaybeReload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Re-reads the file if it changed and the interval has passed.  Not OK:
+  // the file changed but could not be used; the tokens in use stay, and the
+  // caller logs the status once mu_ is released.
+  absl::Status MaybeReload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const std::string path_;
   const absl::Duration reload_interval_;
   const std::string flag_;  // for messages
+  const log::Logger logger_;
 
   // State below is protected by mu_.
   absl::Mutex mu_;
@@ -140,6 +147,6 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 std::string ClientIdentity(const grpc::ServerContextBase& context,
                            bool tokens_checked);
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server
 
-#endif  // FANPROBE_SERVICE_AUTH_H_
+#endif  // FANPROBE_SERVER_AUTH_H_

@@ -1,4 +1,4 @@
-#include "service/server.h"
+#include "server/server.h"
 
 #include <algorithm>
 #include <climits>
@@ -15,10 +15,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "service/auth.h"
-#include "service/collectors.h"
+#include "monitoring/collectors.h"
+#include "server/auth.h"
+#include "server/service_monitoring.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 namespace {
 
 // "host:0" with the port actually bound.
@@ -73,12 +74,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server());
   server->shutdown_grace_ = options.shutdown_grace;
   server->engine_ = *std::move(engine);
-  server->metrics_ = std::make_shared<ServerMetrics>();
-  server->grpc_engine_ = std::make_unique<MeteredEngine>(
-      *server->engine_, *server->metrics_, MetricsApi::kGrpc);
+  server->metrics_ = std::make_shared<monitoring::ServerMetrics>();
+  server->grpc_engine_ = std::make_unique<monitoring::MeteredEngine>(
+      *server->engine_, *server->metrics_, monitoring::MetricsApi::kGrpc);
   if (options.service.observer == nullptr) {
-    options.service.observer = server->metrics_;
+    options.service.observer =
+        std::make_shared<ServiceMetricsObserver>(*server->metrics_);
   }
+  if (!options.service.log) options.service.log = options.log;
   // A batch may not ask for more concurrency than the engine can give,
   // which the file descriptor budget may have lowered below the flag.
   options.service.limits.max_in_flight = static_cast<uint32_t>(
@@ -88,7 +91,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       !options.service.authenticate) {
     absl::StatusOr<std::shared_ptr<TokenAuthenticator>> tokens =
         TokenAuthenticator::Create(options.security.auth_token_file,
-                                   options.security.reload_interval);
+                                   options.security.reload_interval,
+                                   "auth_token_file", options.log);
     if (!tokens.ok()) return tokens.status();
     options.service.authenticate =
         [tokens =
@@ -104,7 +108,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     absl::StatusOr<std::shared_ptr<TokenAuthenticator>> tokens =
         TokenAuthenticator::Create(options.security.http_auth_token_file,
                                    options.security.reload_interval,
-                                   "http_auth_token_file");
+                                   "http_auth_token_file", options.log);
     if (!tokens.ok()) return tokens.status();
     options.http.authorize =
         [tokens = *std::move(tokens)](absl::string_view authorization) {
@@ -118,8 +122,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
           return ClientIdentity(context, tokens_checked);
         };
   }
-  server->service_ =
-      std::make_unique<ProberService>(*server->grpc_engine_, options.service);
+  server->service_ = std::make_unique<service::ProberService>(
+      *server->grpc_engine_, options.service);
 
   // Both are process-wide switches that take effect in the next builder.
   grpc::EnableDefaultHealthCheckService(true);
@@ -157,27 +161,30 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     server->health_server_->GetHealthCheckService()->SetServingStatus(
         v1::Prober::service_full_name(), true);
   }
-  ServerMetrics& metrics = *server->metrics_;
-  metrics.AddCollector(EngineStatsCollector(*server->engine_));
+  monitoring::ServerMetrics& metrics = *server->metrics_;
+  metrics.AddCollector(monitoring::EngineStatsCollector(*server->engine_));
   metrics.AddCollector(ServiceStatsCollector(
       *server->service_, options.service.max_pending_probes));
-  metrics.AddCollector(ProcessCollector());
+  metrics.AddCollector(
+      monitoring::BuildInfoCollector({{"grpc", grpc::Version()}}));
+  metrics.AddCollector(monitoring::ProcessCollector());
   if (!options.http.address.empty()) {
-    server->http_engine_ = std::make_unique<MeteredEngine>(
-        *server->engine_, metrics, MetricsApi::kHttp);
+    server->http_engine_ = std::make_unique<monitoring::MeteredEngine>(
+        *server->engine_, metrics, monitoring::MetricsApi::kHttp);
     const Engine* engine = server->engine_.get();
-    const ProberService* service = server->service_.get();
+    const service::ProberService* service = server->service_.get();
     const uint64_t max_pending = options.service.max_pending_probes;
-    absl::StatusOr<std::unique_ptr<HttpServer>> http =
-        HttpServer::Start(options.http, *server->http_engine_, metrics,
-                          [engine, service, max_pending] {
-                            return SaturationStatus(
-                                engine->Stats(), service->Stats(), max_pending);
-                          });
+    absl::StatusOr<std::unique_ptr<monitoring::HttpServer>> http =
+        monitoring::HttpServer::Start(options.http, *server->http_engine_,
+                                      metrics, [engine, service, max_pending] {
+                                        return SaturationStatus(
+                                            engine->Stats(), service->Stats(),
+                                            max_pending);
+                                      });
     if (!http.ok()) return http.status();
     server->http_ = *std::move(http);
     server->http_address_ = server->http_->address();
-    metrics.AddCollector(HttpStatsCollector(*server->http_));
+    metrics.AddCollector(monitoring::HttpStatsCollector(*server->http_));
   }
   return server;
 }
@@ -224,4 +231,4 @@ void Server::Shutdown() {
   }
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server

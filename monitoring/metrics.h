@@ -1,19 +1,21 @@
-// metrics.h: fanprobe's own metrics in the Prometheus text exposition format
-// (version 0.0.4), served on /metrics by the HTTP side (http_server.h).
+// metrics.h: fanprobe's own metrics -- the registry behind /metrics, written
+// in the Prometheus text format (prometheus_text.h) by the HTTP side
+// (http_server.h).
 //
-// ServerMetrics holds what is counted as it happens -- batches, probes,
-// rejected requests, phase and queue-wait histograms, active streams -- fed
-// by MeteredEngine (metered_engine.h) for everything that goes through the
-// engine and by the Prober service through the ServiceObserver hooks.  What
-// is a live figure (engine and service stats, process figures) is read at
-// scrape time by collectors the server registers.
+// ServerMetrics holds what is counted as it happens: batches, probes,
+// rejected requests, phase and queue-wait histograms, active streams.
+// MeteredEngine (metered_engine.h) feeds it everything that goes through
+// the engine; each API reports its refusals, and the server connects the
+// gRPC service's calls and stream queues to it (server/service_monitoring.h).
+// What is a live figure (engine and service stats, process figures) is read
+// at scrape time by collectors (collectors.h) that the server registers.
 //
 // Example:
 //   auto metrics = std::make_shared<ServerMetrics>();
 //   metrics->AddCollector([&engine](MetricsWriter& out) {
 //     out.Family("fanprobe_probes_in_flight", "gauge", "Probes running now.");
 //     out.Sample("fanprobe_probes_in_flight", {},
-//     engine.Stats().probes_in_flight);
+//                engine.Stats().probes_in_flight);
 //   });
 //   std::string text = metrics->Render();
 //
@@ -28,8 +30,8 @@
 // thread, including engine and gRPC callbacks.  Render() may run
 // concurrently with them; a scrape sees each counter at some recent value.
 
-#ifndef FANPROBE_SERVICE_METRICS_H_
-#define FANPROBE_SERVICE_METRICS_H_
+#ifndef FANPROBE_MONITORING_METRICS_H_
+#define FANPROBE_MONITORING_METRICS_H_
 
 #include <array>
 #include <atomic>
@@ -37,41 +39,18 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "monitoring/prometheus_text.h"
 #include "probe/engine.h"
 #include "probe/probe.h"
-#include "service/service_observer.h"
 
-namespace fanprobe::service {
-
-// Appends Prometheus text format to a string.  A family is announced once
-// with Family(), then its samples follow; label values are escaped here.
-class MetricsWriter {
- public:
-  using Labels = std::vector<std::pair<std::string, std::string>>;
-
-  // "# HELP name help" and "# TYPE name type" (counter, gauge, histogram).
-  void Family(absl::string_view name, absl::string_view type,
-              absl::string_view help);
-  // "name{k="v",...} value".  Integral values print without a fraction,
-  // others in the shortest form that reads back the same; infinities as
-  // +Inf / -Inf.
-  void Sample(absl::string_view name, const Labels& labels, double value);
-
-  const std::string& text() const { return text_; }
-  std::string Release() { return std::move(text_); }
-
- private:
-  std::string text_;
-};
+namespace fanprobe::monitoring {
 
 // A cumulative histogram with fixed upper bounds, in seconds.
 class Histogram {
@@ -95,24 +74,7 @@ class Histogram {
 // Which API a batch or request came through: the `api` label.
 enum class MetricsApi { kGrpc, kHttp };
 
-// The process figures every Prometheus client library exports.
-struct ProcessFigures {
-  double cpu_seconds = 0;  // user + system
-  uint64_t resident_bytes = 0;
-  uint64_t virtual_bytes = 0;
-  uint64_t open_fds = 0;
-  uint64_t max_fds = 0;           // the RLIMIT_NOFILE soft limit
-  double start_time_seconds = 0;  // since the Unix epoch
-};
-
-// Reads the figures of the calling process from `proc_root`/self/{stat,fd,
-// limits} and `proc_root`/stat (the boot time).  Tests pass a directory laid
-// out the same way.  kNotFound / kDataLoss when a file is missing or does not
-// parse.
-absl::StatusOr<ProcessFigures> ReadProcessFigures(
-    const std::string& proc_root = "/proc");
-
-class ServerMetrics final : public ServiceObserver {
+class ServerMetrics {
  public:
   // Writes figures read at scrape time.  Runs inside Render(); must not
   // block for long.
@@ -130,11 +92,12 @@ class ServerMetrics final : public ServiceObserver {
   // A request refused before its batch started, with the status it got.
   void RequestRejected(MetricsApi api, absl::StatusCode code);
 
-  // ServiceObserver: the gRPC side's calls, refusals and stream queues.
-  void CallStarted(absl::string_view rpc) override;
-  void CallEnded(absl::string_view rpc) override;
-  void CallRejected(absl::string_view rpc, absl::StatusCode code) override;
-  void StreamQueueWait(absl::Duration wait) override;
+  // A StreamProbes call began / ended (fanprobe_streams_active).
+  void StreamStarted();
+  void StreamEnded();
+  // A StreamProbes result left the stream's queue for the wire after
+  // waiting `wait` behind earlier writes.
+  void StreamQueueWait(absl::Duration wait);
 
   void AddCollector(Collector collector);
 
@@ -165,20 +128,6 @@ class ServerMetrics final : public ServiceObserver {
   std::vector<Collector> collectors_ ABSL_GUARDED_BY(mu_);
 };
 
-// blackbox_exporter's phases of one probe, each a span (not a mark): resolve
-// = name lookup, connect = TCP, tls = handshake, processing = request sent
-// until the first response byte, transfer = first byte until done.  A phase
-// that did not happen is zero; negative spans (curl's marks on a reused or
-// redirected connection) are clamped to zero.
-struct PhaseDurations {
-  absl::Duration resolve = absl::ZeroDuration();
-  absl::Duration connect = absl::ZeroDuration();
-  absl::Duration tls = absl::ZeroDuration();
-  absl::Duration processing = absl::ZeroDuration();
-  absl::Duration transfer = absl::ZeroDuration();
-};
-PhaseDurations PhasesOf(const Timings& timings);
+}  // namespace fanprobe::monitoring
 
-}  // namespace fanprobe::service
-
-#endif  // FANPROBE_SERVICE_METRICS_H_
+#endif  // FANPROBE_MONITORING_METRICS_H_

@@ -1,6 +1,4 @@
-#include "service/blackbox.h"
-
-#include <arpa/inet.h>
+#include "monitoring/blackbox_modules.h"
 
 #include <cstdint>
 #include <cstring>
@@ -26,7 +24,7 @@
 #include "re2/re2.h"
 #include "yaml-cpp/yaml.h"
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 namespace {
 
 constexpr absl::string_view kSupportedModuleKeys = "prober, timeout, http";
@@ -175,7 +173,9 @@ absl::Status ParseHttp(const YAML::Node& node, absl::string_view path,
         }
         options.valid_status.push_back({code, code});
       }
-      if (options.valid_status.empty()) options.valid_status = {{200, 299}};
+      if (options.valid_status.empty()) {
+        options.valid_status = BlackboxDefaults().valid_status;
+      }
     } else if (key == "method") {
       absl::StatusOr<std::string> method = Scalar(value, key_path);
       if (!method.ok()) return method.status();
@@ -325,55 +325,6 @@ absl::StatusOr<BlackboxModules> ParseRoot(const YAML::Node& root) {
   return modules;
 }
 
-// FNV-1a, 32 bits, of the address bytes (4 for IPv4, 16 for IPv6): what
-// blackbox_exporter's probe_ip_addr_hash holds.
-uint32_t AddressHash(const std::string& ip) {
-  unsigned char bytes[16];
-  size_t size = 0;
-  if (inet_pton(AF_INET, ip.c_str(), bytes) == 1) {
-    size = 4;
-  } else if (inet_pton(AF_INET6, ip.c_str(), bytes) == 1) {
-    size = 16;
-  } else {
-    return 0;
-  }
-  uint32_t hash = 2166136261u;
-  for (size_t i = 0; i < size; ++i) {
-    hash ^= bytes[i];
-    hash *= 16777619u;
-  }
-  return hash;
-}
-
-// The host of `url` when it is an IP address literal ("127.0.0.1",
-// "[::1]"), else empty.
-std::string AddressLiteralOf(absl::string_view url) {
-  if (const size_t scheme = url.find("://");
-      scheme != absl::string_view::npos) {
-    url.remove_prefix(scheme + 3);
-  }
-  url = url.substr(0, url.find_first_of("/?#"));
-  if (const size_t at = url.rfind('@'); at != absl::string_view::npos) {
-    url.remove_prefix(at + 1);
-  }
-  std::string host;
-  if (absl::ConsumePrefix(&url, "[")) {
-    host = std::string(url.substr(0, url.find(']')));
-  } else {
-    host = std::string(url.substr(0, url.find(':')));
-  }
-  return AddressHash(host) != 0 ? host : "";
-}
-
-double HttpVersionNumber(absl::string_view version) {
-  double number = 0;
-  if (absl::ConsumePrefix(&version, "HTTP/") &&
-      absl::SimpleAtod(version, &number)) {
-    return number;
-  }
-  return 0;
-}
-
 }  // namespace
 
 BlackboxModules DefaultBlackboxModules() {
@@ -425,195 +376,4 @@ absl::StatusOr<absl::Duration> ProbeTimeout(absl::string_view header,
   return most;
 }
 
-ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
-                        const ProbeResult& result) {
-  ProbeReport report;
-  report.target = std::move(target);
-  report.outcome = std::string(OutcomeName(result.outcome));
-  report.success = result.outcome == Outcome::kOk;
-  report.error = result.error;
-  report.duration = result.timings.total;
-  report.status_code = result.status_code;
-  report.body_bytes = result.body_bytes;
-  report.redirects = result.redirects;
-  report.ssl =
-      result.status_code > 0 &&
-      absl::StartsWithIgnoreCase(
-          result.final_url.empty() ? result.url : result.final_url, "https://");
-  report.http_version = HttpVersionNumber(result.http_version);
-  report.phases = PhasesOf(result.timings);
-  report.dns_lookup = result.timings.dns;
-  report.failed_due_to_regex = result.outcome == Outcome::kBodyMismatch;
-  // blackbox_exporter reports the address it resolved, even when the
-  // connection then failed.  The engine knows the address only once it
-  // connected; before that, only when the URL names one.
-  const std::string address = !result.remote_ip.empty()
-                                  ? result.remote_ip
-                                  : AddressLiteralOf(result.url);
-  if (!address.empty()) {
-    report.ip_protocol = absl::StrContains(address, ':') ? 6 : 4;
-    report.ip_addr_hash = AddressHash(address);
-  }
-  // A redirect the module does not follow still counts as one, as in
-  // blackbox_exporter (which counts it before refusing to follow it).
-  // Without the response headers this counts a 3xx without Location too.
-  const int status = result.status_code;
-  if (!module.options.follow_redirects && report.redirects == 0 &&
-      (status == 301 || status == 302 || status == 303 || status == 307 ||
-       status == 308)) {
-    report.redirects = 1;
-  }
-  report.cert_expiry = result.cert_expiry;
-  report.final_url = result.final_url;
-  report.remote_ip = result.remote_ip;
-  report.remote_port = result.remote_port;
-  if (report.success && module.fail_if_ssl && report.ssl) {
-    report.success = false;
-    report.outcome = "FAIL_IF_SSL";
-    report.error = "the final response came over TLS (fail_if_ssl)";
-  } else if (report.success && module.fail_if_not_ssl && !report.ssl) {
-    report.success = false;
-    report.outcome = "FAIL_IF_NOT_SSL";
-    report.error = "the final response did not come over TLS (fail_if_not_ssl)";
-  }
-  return report;
-}
-
-ProbeReport ReportUnfinished(std::string target, absl::string_view outcome,
-                             absl::string_view error, absl::Duration elapsed) {
-  ProbeReport report;
-  report.target = std::move(target);
-  report.outcome = std::string(outcome);
-  report.error = std::string(error);
-  report.duration = elapsed;
-  return report;
-}
-
-void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
-                       bool target_labels, MetricsWriter& out) {
-  auto labels = [target_labels](const ProbeReport& report,
-                                MetricsWriter::Labels extra = {}) {
-    MetricsWriter::Labels all;
-    if (target_labels) all.emplace_back("target", report.target);
-    for (auto& label : extra) all.push_back(std::move(label));
-    return all;
-  };
-  // One family at a time, each with every target's sample, in
-  // blackbox_exporter's (alphabetical) order.
-  auto gauge = [&](absl::string_view name, absl::string_view help,
-                   auto value_of) {
-    out.Family(name, "gauge", help);
-    for (const ProbeReport& report : reports) {
-      out.Sample(name, labels(report), value_of(report));
-    }
-  };
-  gauge(
-      "probe_dns_lookup_time_seconds",
-      "Returns the time taken for probe dns lookup in seconds",
-      [](const ProbeReport& r) { return absl::ToDoubleSeconds(r.dns_lookup); });
-  gauge("probe_duration_seconds",
-        "Returns how long the probe took to complete in seconds",
-        [](const ProbeReport& r) { return absl::ToDoubleSeconds(r.duration); });
-  gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex",
-        [](const ProbeReport& r) { return r.failed_due_to_regex ? 1.0 : 0.0; });
-
-  out.Family("probe_fanprobe_outcome_info", "gauge",
-             "fanprobe's outcome of the probe (OK, UNEXPECTED_STATUS, "
-             "CONNECT_ERROR, TIMEOUT, ...), the reason probe_success is 0");
-  for (const ProbeReport& report : reports) {
-    out.Sample("probe_fanprobe_outcome_info",
-               labels(report, {{"outcome", report.outcome}}), 1);
-  }
-
-  gauge("probe_http_content_length", "Length of http content response",
-        [](const ProbeReport& r) { return static_cast<double>(r.body_bytes); });
-
-  out.Family("probe_http_duration_seconds", "gauge",
-             "Duration of http request by phase, summed over all redirects");
-  for (const ProbeReport& report : reports) {
-    const PhaseDurations& p = report.phases;
-    for (const auto& [phase, duration] :
-         {std::pair<absl::string_view, absl::Duration>{"connect", p.connect},
-          {"processing", p.processing},
-          {"resolve", p.resolve},
-          {"tls", p.tls},
-          {"transfer", p.transfer}}) {
-      out.Sample("probe_http_duration_seconds",
-                 labels(report, {{"phase", std::string(phase)}}),
-                 absl::ToDoubleSeconds(duration));
-    }
-  }
-
-  gauge("probe_http_redirects", "The number of redirects",
-        [](const ProbeReport& r) { return static_cast<double>(r.redirects); });
-  gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect",
-        [](const ProbeReport& r) { return r.ssl ? 1.0 : 0.0; });
-  gauge(
-      "probe_http_status_code", "Response HTTP status code",
-      [](const ProbeReport& r) { return static_cast<double>(r.status_code); });
-  gauge("probe_http_uncompressed_body_length",
-        "Length of uncompressed response body",
-        [](const ProbeReport& r) { return static_cast<double>(r.body_bytes); });
-  gauge("probe_http_version",
-        "Returns the version of HTTP of the probe response",
-        [](const ProbeReport& r) { return r.http_version; });
-  gauge(
-      "probe_ip_addr_hash",
-      "Specifies the hash of IP address. It's useful to detect if the IP "
-      "address changes.",
-      [](const ProbeReport& r) { return static_cast<double>(r.ip_addr_hash); });
-  gauge(
-      "probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6",
-      [](const ProbeReport& r) { return static_cast<double>(r.ip_protocol); });
-
-  bool any_cert = false;
-  for (const ProbeReport& report : reports) {
-    any_cert = any_cert || report.cert_expiry.has_value();
-  }
-  if (any_cert) {
-    out.Family("probe_ssl_earliest_cert_expiry", "gauge",
-               "Returns earliest SSL cert expiry in unixtime");
-    for (const ProbeReport& report : reports) {
-      if (!report.cert_expiry.has_value()) continue;
-      out.Sample("probe_ssl_earliest_cert_expiry", labels(report),
-                 static_cast<double>(absl::ToUnixSeconds(*report.cert_expiry)));
-    }
-  }
-
-  gauge("probe_success", "Displays whether or not the probe was a success",
-        [](const ProbeReport& r) { return r.success ? 1.0 : 0.0; });
-}
-
-std::string ProbeDebugText(const BlackboxModule& module,
-                           const std::vector<ProbeReport>& reports,
-                           absl::Duration timeout,
-                           absl::string_view metrics_text) {
-  std::string text = "Logs for the probe:\n";
-  absl::StrAppend(&text, "module=", module.name,
-                  " timeout_seconds=", absl::ToDoubleSeconds(timeout), "\n");
-  for (const ProbeReport& r : reports) {
-    absl::StrAppend(&text, "target=", r.target, " outcome=", r.outcome,
-                    " success=", r.success ? "true" : "false",
-                    " status_code=", r.status_code);
-    if (!r.error.empty()) absl::StrAppend(&text, " error=\"", r.error, "\"");
-    if (!r.remote_ip.empty()) {
-      absl::StrAppend(&text, " remote=", r.remote_ip, ":", r.remote_port);
-    }
-    if (!r.final_url.empty())
-      absl::StrAppend(&text, " final_url=", r.final_url);
-    absl::StrAppend(&text, " redirects=", r.redirects,
-                    " body_bytes=", r.body_bytes,
-                    " resolve=", absl::FormatDuration(r.phases.resolve),
-                    " connect=", absl::FormatDuration(r.phases.connect),
-                    " tls=", absl::FormatDuration(r.phases.tls),
-                    " processing=", absl::FormatDuration(r.phases.processing),
-                    " transfer=", absl::FormatDuration(r.phases.transfer),
-                    " duration=", absl::FormatDuration(r.duration), "\n");
-  }
-  absl::StrAppend(&text, "\n\n\nMetrics that would have been returned:\n",
-                  metrics_text, "\n\n\nModule configuration:\n",
-                  module.config_yaml, "\n");
-  return text;
-}
-
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring

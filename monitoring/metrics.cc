@@ -1,31 +1,21 @@
-#include "service/metrics.h"
-
-#include <dirent.h>
-#include <unistd.h>
+#include "monitoring/metrics.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
-#include <fstream>
-#include <limits>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "monitoring/phases.h"
+#include "monitoring/prometheus_text.h"
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 namespace {
 
 // Probe and phase durations: from loopback (sub-millisecond) to the longest
@@ -39,48 +29,6 @@ std::vector<double> DurationBuckets() {
 // reader that stalls for seconds.
 std::vector<double> QueueWaitBuckets() {
   return {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
-}
-
-std::string FormatValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  if (value == std::trunc(value) && std::fabs(value) < 1e15) {
-    return absl::StrCat(static_cast<int64_t>(value));
-  }
-  char buffer[32];
-  const std::to_chars_result result =
-      std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, result.ptr);
-}
-
-void AppendEscapedLabelValue(absl::string_view value, std::string* out) {
-  for (const char c : value) {
-    switch (c) {
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      default:
-        out->push_back(c);
-    }
-  }
-}
-
-void AppendEscapedHelp(absl::string_view help, std::string* out) {
-  for (const char c : help) {
-    if (c == '\\') {
-      out->append("\\\\");
-    } else if (c == '\n') {
-      out->append("\\n");
-    } else {
-      out->push_back(c);
-    }
-  }
 }
 
 absl::string_view ApiName(MetricsApi api) {
@@ -102,42 +50,7 @@ constexpr std::array<absl::StatusCode, 3> kRejectionCodes = {
 constexpr std::array<absl::string_view, 5> kPhaseNames = {
     "resolve", "connect", "tls", "processing", "transfer"};
 
-absl::Duration NonNegative(absl::Duration d) {
-  return std::max(d, absl::ZeroDuration());
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
-
-void MetricsWriter::Family(absl::string_view name, absl::string_view type,
-                           absl::string_view help) {
-  absl::StrAppend(&text_, "# HELP ", name, " ");
-  AppendEscapedHelp(help, &text_);
-  absl::StrAppend(&text_, "\n# TYPE ", name, " ", type, "\n");
-}
-
-void MetricsWriter::Sample(absl::string_view name, const Labels& labels,
-                           double value) {
-  text_.append(name.data(), name.size());
-  if (!labels.empty()) {
-    text_.push_back('{');
-    for (size_t i = 0; i < labels.size(); ++i) {
-      if (i > 0) text_.push_back(',');
-      absl::StrAppend(&text_, labels[i].first, "=\"");
-      AppendEscapedLabelValue(labels[i].second, &text_);
-      text_.push_back('"');
-    }
-    text_.push_back('}');
-  }
-  absl::StrAppend(&text_, " ", FormatValue(value), "\n");
-}
 
 Histogram::Histogram(std::vector<double> upper_bounds)
     : bounds_(std::move(upper_bounds)),
@@ -164,94 +77,14 @@ void Histogram::Write(MetricsWriter& out, absl::string_view name,
   const std::string bucket_name = absl::StrCat(name, "_bucket");
   for (size_t i = 0; i <= bounds_.size(); ++i) {
     cumulative += counts_[i].load(std::memory_order_relaxed);
-    with_le.back().second =
-        i < bounds_.size() ? FormatValue(bounds_[i]) : std::string("+Inf");
+    with_le.back().second = i < bounds_.size() ? FormatSampleValue(bounds_[i])
+                                               : std::string("+Inf");
     out.Sample(bucket_name, with_le, static_cast<double>(cumulative));
   }
   out.Sample(absl::StrCat(name, "_sum"), labels,
              sum_.load(std::memory_order_relaxed));
   out.Sample(absl::StrCat(name, "_count"), labels,
              static_cast<double>(cumulative));
-}
-
-absl::StatusOr<ProcessFigures> ReadProcessFigures(
-    const std::string& proc_root) {
-  ProcessFigures figures;
-  absl::StatusOr<std::string> stat = ReadFile(proc_root + "/self/stat");
-  if (!stat.ok()) return stat.status();
-  // The command name (field 2) is in parentheses and may hold spaces; the
-  // fields after its closing parenthesis start with field 3 (state).
-  const size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) {
-    return absl::DataLossError("unexpected format of /proc/self/stat");
-  }
-  std::vector<absl::string_view> fields = absl::StrSplit(
-      absl::string_view(*stat).substr(paren + 1), ' ', absl::SkipEmpty());
-  // Field n (1-based, as proc(5) numbers them) is fields[n - 3].
-  auto field = [&fields](int n, uint64_t* value) {
-    const size_t i = static_cast<size_t>(n - 3);
-    return i < fields.size() &&
-           absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[i]), value);
-  };
-  uint64_t utime = 0, stime = 0, starttime = 0, vsize = 0, rss_pages = 0;
-  if (!field(14, &utime) || !field(15, &stime) || !field(22, &starttime) ||
-      !field(23, &vsize) || !field(24, &rss_pages)) {
-    return absl::DataLossError("unexpected format of /proc/self/stat");
-  }
-  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  figures.cpu_seconds = static_cast<double>(utime + stime) / ticks;
-  figures.virtual_bytes = vsize;
-  figures.resident_bytes =
-      rss_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-
-  absl::StatusOr<std::string> system_stat = ReadFile(proc_root + "/stat");
-  if (!system_stat.ok()) return system_stat.status();
-  uint64_t boot_time = 0;
-  for (absl::string_view line : absl::StrSplit(*system_stat, '\n')) {
-    if (absl::ConsumePrefix(&line, "btime ")) {
-      (void)absl::SimpleAtoi(line, &boot_time);
-    }
-  }
-  if (boot_time == 0) return absl::DataLossError("no btime in /proc/stat");
-  figures.start_time_seconds =
-      static_cast<double>(boot_time) + static_cast<double>(starttime) / ticks;
-
-  absl::StatusOr<std::string> limits = ReadFile(proc_root + "/self/limits");
-  if (!limits.ok()) return limits.status();
-  for (absl::string_view line : absl::StrSplit(*limits, '\n')) {
-    if (!absl::ConsumePrefix(&line, "Max open files")) continue;
-    std::vector<absl::string_view> values =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
-    // "Max open files  <soft>  <hard>  files"; "unlimited" stays 0.
-    if (!values.empty()) (void)absl::SimpleAtoi(values[0], &figures.max_fds);
-  }
-
-  const std::string fd_dir = proc_root + "/self/fd";
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(fd_dir.c_str()), closedir);
-  if (dir == nullptr) return absl::NotFoundError("cannot list " + fd_dir);
-  while (const dirent* entry = readdir(dir.get())) {
-    if (entry->d_name[0] != '.') ++figures.open_fds;
-  }
-  // Like the Prometheus client libraries, this counts the descriptor that
-  // lists the directory too.
-  return figures;
-}
-
-PhaseDurations PhasesOf(const Timings& t) {
-  PhaseDurations phases;
-  phases.resolve = NonNegative(t.dns);
-  if (t.connect > absl::ZeroDuration()) {
-    phases.connect = NonNegative(t.connect - t.dns);
-  }
-  if (t.tls > absl::ZeroDuration()) {
-    phases.tls = NonNegative(t.tls - t.connect);
-  }
-  if (t.first_byte > absl::ZeroDuration()) {
-    phases.processing =
-        NonNegative(t.first_byte - std::max({t.dns, t.connect, t.tls}));
-    phases.transfer = NonNegative(t.total - t.first_byte);
-  }
-  return phases;
 }
 
 ServerMetrics::ServerMetrics()
@@ -300,20 +133,12 @@ void ServerMetrics::RequestRejected(MetricsApi api, absl::StatusCode code) {
       1, std::memory_order_relaxed);
 }
 
-void ServerMetrics::CallStarted(absl::string_view rpc) {
-  if (rpc == "StreamProbes") {
-    streams_active_.fetch_add(1, std::memory_order_relaxed);
-  }
+void ServerMetrics::StreamStarted() {
+  streams_active_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void ServerMetrics::CallEnded(absl::string_view rpc) {
-  if (rpc == "StreamProbes") {
-    streams_active_.fetch_sub(1, std::memory_order_relaxed);
-  }
-}
-
-void ServerMetrics::CallRejected(absl::string_view rpc, absl::StatusCode code) {
-  RequestRejected(MetricsApi::kGrpc, code);
+void ServerMetrics::StreamEnded() {
+  streams_active_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void ServerMetrics::StreamQueueWait(absl::Duration wait) {
@@ -422,4 +247,4 @@ std::string ServerMetrics::Render() const {
   return out.Release();
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring

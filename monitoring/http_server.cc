@@ -1,4 +1,4 @@
-#include "service/http_server.h"
+#include "monitoring/http_server.h"
 
 #include <sys/socket.h>
 
@@ -23,8 +23,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "httplib.h"
+#include "monitoring/blackbox_report.h"
+#include "monitoring/prometheus_text.h"
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 namespace {
 
 constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -409,4 +411,4 @@ void HttpServer::HandleProbe(const httplib::Request& request,
   }
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring

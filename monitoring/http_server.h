@@ -3,9 +3,10 @@
 //
 //   /metrics   fanprobe's own metrics (metrics.h), Prometheus text format
 //   /probe     ?target=URL&module=NAME, compatible with blackbox_exporter's
-//              http prober (blackbox.h); repeated target= parameters are
-//              probed concurrently and every series gets a target label;
-//              debug=true explains the probe instead
+//              http prober (blackbox_modules.h, blackbox_report.h);
+//              repeated target= parameters are probed concurrently and
+//              every series gets a target label; debug=true explains the
+//              probe instead
 //   /healthz   200 while the process serves HTTP at all (liveness)
 //   /readyz    200 when serving and not saturated, else 503 and why
 //
@@ -19,7 +20,7 @@
 //   400  no target, an unknown module, too many targets, a bad timeout header
 //   503  shutting down, or more pending /probe probes than max_pending_probes
 //
-// Example (service/server.h does this):
+// Example (server/server.cc does this):
 //   auto http = HttpServer::Start(options, metered_engine, metrics,
 //                                 [] { return absl::OkStatus(); }).value();
 //   ... GET http://<http->address()>/probe?target=example.com ...
@@ -33,8 +34,8 @@
 // All methods may be called from any thread.  The engine and the metrics
 // must outlive the server.
 
-#ifndef FANPROBE_SERVICE_HTTP_SERVER_H_
-#define FANPROBE_SERVICE_HTTP_SERVER_H_
+#ifndef FANPROBE_MONITORING_HTTP_SERVER_H_
+#define FANPROBE_MONITORING_HTTP_SERVER_H_
 
 #include <cstdint>
 #include <functional>
@@ -50,9 +51,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "monitoring/blackbox_modules.h"
+#include "monitoring/metrics.h"
 #include "probe/engine.h"
-#include "service/blackbox.h"
-#include "service/metrics.h"
 
 namespace httplib {
 class Server;
@@ -60,7 +61,7 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 
 struct HttpServerOptions {
   // host:port to serve on (--http_address), plain HTTP.  Port 0 picks a
@@ -164,6 +165,6 @@ class HttpServer {
   uint64_t pending_probes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring
 
-#endif  // FANPROBE_SERVICE_HTTP_SERVER_H_
+#endif  // FANPROBE_MONITORING_HTTP_SERVER_H_

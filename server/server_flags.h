@@ -15,8 +15,8 @@
 // Thread-safety: plain functions of their arguments (ExpandCommandLine reads
 // the flag files named on the command line).
 
-#ifndef FANPROBE_SERVICE_SERVER_FLAGS_H_
-#define FANPROBE_SERVICE_SERVER_FLAGS_H_
+#ifndef FANPROBE_SERVER_SERVER_FLAGS_H_
+#define FANPROBE_SERVER_SERVER_FLAGS_H_
 
 #include <string>
 #include <vector>
@@ -25,7 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "probe/destination_policy.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 
 // Returns `args` (argv, program name first) with every --flagfile expanded in
 // place (Abseil's format: one flag per line, '#' comments and blank lines
@@ -59,6 +59,6 @@ std::string PolicyJson(const DestinationPolicy& policy);
 // --allow_cidr that re-opens the cloud metadata address.  Empty when none.
 std::vector<std::string> PolicyWarnings(const DestinationPolicy& policy);
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server
 
-#endif  // FANPROBE_SERVICE_SERVER_FLAGS_H_
+#endif  // FANPROBE_SERVER_SERVER_FLAGS_H_

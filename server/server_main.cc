@@ -1,8 +1,9 @@
 // fanprobe-server: serves fanprobe.v1.Prober, grpc.health.v1.Health and
 // server reflection on --grpc_address until SIGTERM or SIGINT, then drains
-// within --shutdown_grace and exits 0.  Logs are JSON lines on stderr: one
-// when listening, one per batch, one when stopped.  A flag value that makes
-// no sense (a bad CIDR, an unreadable certificate) exits 2 at start-up.
+// within --shutdown_grace and exits 0.  Logs are JSON lines on stderr
+// (log/logger.h): one when listening, one per batch, one when stopped.  A
+// flag value that makes no sense (a bad CIDR, an unreadable certificate)
+// exits 2 at start-up, with a plain message.
 
 #include <pthread.h>
 #include <signal.h>
@@ -18,12 +19,11 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "service/blackbox.h"
-#include "service/server.h"
-#include "service/server_flags.h"
+#include "log/logger.h"
+#include "monitoring/blackbox_modules.h"
+#include "server/server.h"
+#include "server/server_flags.h"
 
 ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
           "host:port to serve gRPC on (plaintext). Port 0 picks a free port.");
@@ -119,11 +119,6 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
 
 namespace {
 
-void LogLine(const std::string& json) {
-  const std::string line = absl::StrCat(json, "\n");
-  std::fwrite(line.data(), 1, line.size(), stderr);
-}
-
 // A flag value that makes no sense (a bad CIDR, a missing certificate):
 // exit 2, as for any usage error.
 int ConfigError(const absl::Status& status) {
@@ -140,7 +135,7 @@ int main(int argc, char** argv) {
       "Usage: fanprobe-server [--grpc_address=127.0.0.1:50051] [flags]");
   // Repeated list flags accumulate, on the command line and in flag files.
   absl::StatusOr<std::vector<std::string>> args =
-      fanprobe::service::ExpandCommandLine(
+      fanprobe::server::ExpandCommandLine(
           std::vector<std::string>(argv, argv + argc),
           {"allow_cidr", "deny_cidr"});
   if (!args.ok()) return ConfigError(args.status());
@@ -149,7 +144,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(arg_pointers.size()),
                          arg_pointers.data());
   absl::StatusOr<fanprobe::DestinationPolicy> policy =
-      fanprobe::service::PolicyFromFlags(
+      fanprobe::server::PolicyFromFlags(
           {.deny_private = absl::GetFlag(FLAGS_deny_private),
            .deny_loopback = absl::GetFlag(FLAGS_deny_loopback),
            .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
@@ -164,7 +159,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  fanprobe::service::ServerOptions options;
+  fanprobe::server::ServerOptions options;
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.engine.workers = absl::GetFlag(FLAGS_workers);
   options.engine.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
@@ -177,8 +172,8 @@ int main(int argc, char** argv) {
   options.http.timeout_offset = absl::GetFlag(FLAGS_probe_timeout_offset);
   if (const std::string path = absl::GetFlag(FLAGS_modules_file);
       !path.empty()) {
-    absl::StatusOr<fanprobe::service::BlackboxModules> modules =
-        fanprobe::service::LoadBlackboxModules(path);
+    absl::StatusOr<fanprobe::monitoring::BlackboxModules> modules =
+        fanprobe::monitoring::LoadBlackboxModules(path);
     if (!modules.ok()) {
       std::fprintf(stderr, "fanprobe-server: --modules_file: %s\n",
                    std::string(modules.status().message()).c_str());
@@ -209,8 +204,8 @@ int main(int argc, char** argv) {
   options.service.max_batches_per_client =
       absl::GetFlag(FLAGS_max_batches_per_client);
 
-  absl::StatusOr<std::unique_ptr<fanprobe::service::Server>> server =
-      fanprobe::service::Server::Start(options);
+  absl::StatusOr<std::unique_ptr<fanprobe::server::Server>> server =
+      fanprobe::server::Server::Start(options);
   if (!server.ok()) {
     if (absl::IsInvalidArgument(server.status())) {
       return ConfigError(server.status());
@@ -219,30 +214,29 @@ int main(int argc, char** argv) {
                  server.status().ToString().c_str());
     return 1;
   }
-  LogLine(absl::StrCat(R"({"event":"listening","address":")",
-                       (*server)->address(), R"(","http_address":")",
-                       (*server)->http_address(), R"(","version":")",
-                       FANPROBE_VERSION, R"("})"));
+  const fanprobe::log::Logger logger;
+  logger.Log(fanprobe::log::Line("listening")
+                 .Add("address", (*server)->address())
+                 .Add("http_address", (*server)->http_address())
+                 .Add("version", FANPROBE_VERSION));
   if (!(*server)->health_address().empty()) {
-    LogLine(absl::StrCat(R"({"event":"health_listening","address":")",
-                         (*server)->health_address(), R"("})"));
+    logger.Log(fanprobe::log::Line("health_listening")
+                   .Add("address", (*server)->health_address()));
   }
-  LogLine(absl::StrCat(R"({"event":"destination_policy","policy":)",
-                       fanprobe::service::PolicyJson(*policy), "}"));
-  for (const std::string& warning :
-       fanprobe::service::PolicyWarnings(*policy)) {
-    LogLine(absl::StrCat(R"({"event":"warning","message":")",
-                         absl::CEscape(warning), R"("})"));
+  logger.Log(fanprobe::log::Line("destination_policy")
+                 .AddJson("policy", fanprobe::server::PolicyJson(*policy)));
+  for (const std::string& warning : fanprobe::server::PolicyWarnings(*policy)) {
+    logger.Log(fanprobe::log::Line("warning").Add("message", warning));
   }
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  LogLine(absl::StrCat(R"({"event":"draining","signal":")",
-                       signal_number == SIGINT ? "SIGINT" : "SIGTERM",
-                       R"(","grace_ms":)",
-                       absl::ToInt64Milliseconds(options.shutdown_grace), "}"));
+  logger.Log(
+      fanprobe::log::Line("draining")
+          .Add("signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+          .Add("grace_ms", absl::ToInt64Milliseconds(options.shutdown_grace)));
   (*server)->Shutdown();
   server->reset();
-  LogLine(R"({"event":"stopped"})");
+  logger.Log(fanprobe::log::Line("stopped"));
   return 0;
 }

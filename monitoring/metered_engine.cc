@@ -1,10 +1,10 @@
-#include "service/metered_engine.h"
+#include "monitoring/metered_engine.h"
 
 #include <memory>
 #include <utility>
 #include <vector>
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 
 std::shared_ptr<Batch> MeteredEngine::Submit(std::vector<ProbeTarget> targets,
                                              const BatchOptions& options,
@@ -30,4 +30,4 @@ std::shared_ptr<Batch> MeteredEngine::Submit(std::vector<ProbeTarget> targets,
   return engine_.Submit(std::move(targets), options, std::move(metered));
 }
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring

@@ -6,9 +6,9 @@
 // the same way.
 //
 // Example:
-//   fanprobe::service::ServerOptions options;
+//   fanprobe::server::ServerOptions options;
 //   options.grpc_address = "127.0.0.1:0";  // any free port
-//   auto server = fanprobe::service::Server::Start(options).value();
+//   auto server = fanprobe::server::Server::Start(options).value();
 //   ... connect to server->address() ...
 //   server->Shutdown();  // drains within options.shutdown_grace
 //
@@ -19,8 +19,8 @@
 //
 // Thread-safety: Shutdown() and the accessors may be called from any thread.
 
-#ifndef FANPROBE_SERVICE_SERVER_H_
-#define FANPROBE_SERVICE_SERVER_H_
+#ifndef FANPROBE_SERVER_SERVER_H_
+#define FANPROBE_SERVER_SERVER_H_
 
 #include <memory>
 #include <string>
@@ -29,14 +29,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "log/logger.h"
+#include "monitoring/http_server.h"
+#include "monitoring/metered_engine.h"
+#include "monitoring/metrics.h"
 #include "probe/engine.h"
-#include "service/auth.h"
-#include "service/http_server.h"
-#include "service/metered_engine.h"
-#include "service/metrics.h"
+#include "server/auth.h"
 #include "service/prober_service.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 
 // The connection rules every client meets (gRPC channel arguments).
 struct ConnectionOptions {
@@ -86,14 +87,17 @@ struct ServerOptions {
   // concurrency: service.limits.max_in_flight is set from it.
   EngineOptions engine;
   // Request limits, queue bounds, the batch log (--max_batch_targets, ...).
-  ServiceOptions service;
+  service::ServiceOptions service;
   // How long Shutdown() lets running batches finish (--shutdown_grace).
   absl::Duration shutdown_grace = absl::Seconds(10);
   // The HTTP side -- /metrics, /probe, /healthz, /readyz, see
   // http_server.h -- on http.address (--http_address, --modules_file).
   // An empty address, the default here, runs none; fanprobe-server's
   // flag defaults to 127.0.0.1:9116.  /probe shares the engine.
-  HttpServerOptions http;
+  monitoring::HttpServerOptions http;
+  // Where the server's log lines go (log/logger.h): the batch log (unless
+  // service.log is set) and credentials reloads.  Null: stderr.
+  log::Sink log;
 };
 
 class Server {
@@ -114,10 +118,10 @@ class Server {
   // when there is none.
   const std::string& health_address() const { return health_address_; }
 
-  ProberService& service() { return *service_; }
+  service::ProberService& service() { return *service_; }
   Engine& engine() { return *engine_; }
   // What /metrics serves.
-  ServerMetrics& metrics() { return *metrics_; }
+  monitoring::ServerMetrics& metrics() { return *metrics_; }
   // The HTTP side's address with the port actually bound; empty when
   // there is none.
   const std::string& http_address() const { return http_address_; }
@@ -135,18 +139,18 @@ class Server {
   absl::Duration shutdown_grace_;
   // Built first and torn down last: engine callbacks record into it
   // until the engine has ended its last batch.
-  std::shared_ptr<ServerMetrics> metrics_;
+  std::shared_ptr<monitoring::ServerMetrics> metrics_;
   std::unique_ptr<Engine> engine_;
   // The engine as each API sees it: the same engine, counted per API.
-  std::unique_ptr<MeteredEngine> grpc_engine_;
-  std::unique_ptr<MeteredEngine> http_engine_;
-  std::unique_ptr<ProberService> service_;
+  std::unique_ptr<monitoring::MeteredEngine> grpc_engine_;
+  std::unique_ptr<monitoring::MeteredEngine> http_engine_;
+  std::unique_ptr<service::ProberService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
   // The HTTP side, if any; stopped after the gRPC server, so /metrics
   // answers for as long as the drain lasts.
-  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<monitoring::HttpServer> http_;
   std::string http_address_;
   // The health-only server, if any; stopped after server_, so health
   // answers (NOT_SERVING) for as long as the drain lasts.
@@ -157,6 +161,6 @@ class Server {
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server
 
-#endif  // FANPROBE_SERVICE_SERVER_H_
+#endif  // FANPROBE_SERVER_SERVER_H_

@@ -1,0 +1,45 @@
+// collectors.h: the figures /metrics reads at scrape time -- the engine's
+// and the HTTP side's live stats, the process, the build -- as
+// ServerMetrics collectors.  server/server.cc registers them (and the gRPC
+// service's own, server/service_monitoring.h); each reads live state
+// through a const reference that must outlive the ServerMetrics it is added
+// to.
+//
+// Example:
+//   metrics.AddCollector(EngineStatsCollector(engine));
+//   metrics.AddCollector(BuildInfoCollector({{"grpc", grpc::Version()}}));
+//   metrics.AddCollector(ProcessCollector());
+//
+// Thread-safety: the collectors run on the thread serving /metrics and only
+// call the thread-safe Stats() methods.
+
+#ifndef FANPROBE_MONITORING_COLLECTORS_H_
+#define FANPROBE_MONITORING_COLLECTORS_H_
+
+#include "monitoring/http_server.h"
+#include "monitoring/metrics.h"
+#include "monitoring/prometheus_text.h"
+#include "probe/engine.h"
+
+namespace fanprobe::monitoring {
+
+// fanprobe_probes_in_flight, fanprobe_probes_queued,
+// fanprobe_probes_max_in_flight, fanprobe_batches_active.
+ServerMetrics::Collector EngineStatsCollector(const Engine& engine);
+
+// fanprobe_http_probe_requests_active, fanprobe_http_pending_probes.
+ServerMetrics::Collector HttpStatsCollector(const HttpServer& http);
+
+// fanprobe_build_info{version, libcurl, <more>} 1: which fanprobe and which
+// libraries run.  `more` names what the caller links that this library
+// does not (the server adds grpc).
+ServerMetrics::Collector BuildInfoCollector(MetricsWriter::Labels more);
+
+// process_cpu_seconds_total, process_open_fds, process_max_fds,
+// process_resident_memory_bytes, process_virtual_memory_bytes,
+// process_start_time_seconds; nothing where /proc cannot be read.
+ServerMetrics::Collector ProcessCollector();
+
+}  // namespace fanprobe::monitoring
+
+#endif  // FANPROBE_MONITORING_COLLECTORS_H_
