@@ -9,9 +9,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/run_cli.h"
-#include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
@@ -37,7 +39,7 @@ class CliSecurityTest : public ::testing::Test {
     WriteFileAtomically(dir_.File("client.key"), client.key_pem);
     WriteFileAtomically(dir_.File("ca.pem"), ca_.cert_pem());
     WriteFileAtomically(dir_.File("token"), "# mine\ncli-token\n");
-    service::ServerOptions options;
+    server::ServerOptions options;
     options.security.tls_cert_file = dir_.File("server.pem");
     options.security.tls_key_file = dir_.File("server.key");
     options.security.client_ca_file = dir_.File("ca.pem");

@@ -17,8 +17,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/run_cli.h"
-#include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
@@ -46,8 +47,8 @@ using ::testing::UnorderedElementsAre;
 // takes at most kShareLimit targets, fewer than the whole batch.
 constexpr int kShareLimit = 3;
 
-service::ServerOptions LimitedServer() {
-  service::ServerOptions options;
+server::ServerOptions LimitedServer() {
+  server::ServerOptions options;
   options.service.limits.max_batch_targets = kShareLimit;
   return options;
 }

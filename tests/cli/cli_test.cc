@@ -15,8 +15,10 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/cli/run_cli.h"
-#include "tests/service/test_util.h"
+#include "tests/support/batches.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
@@ -217,7 +219,7 @@ TEST(CliRpcErrorTest, UnreachableServerExitsTwo) {
 }
 
 TEST(CliRpcErrorTest, RejectedRequestExitsTwoNamingTheField) {
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.service.limits.max_batch_targets = 1;
   TestServer server(options);
   const CliRun run =
@@ -244,7 +246,7 @@ TEST(CliHealthTest, HealthExitsTwoWhenUnreachable) {
 
 TEST(CliHealthTest, HealthExitsOneWhenNotServing) {
   TargetServer target;
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.shutdown_grace = absl::Seconds(10);
   TestServer server(options);
   // A running batch keeps the draining server up, NOT_SERVING.

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
 
 namespace fanprobe::cli {

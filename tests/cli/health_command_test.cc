@@ -16,8 +16,8 @@
 #include "cli/flags.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/service/test_util.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
 
 namespace fanprobe::cli {
 namespace {

@@ -16,8 +16,10 @@
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/service/test_util.h"
+#include "tests/support/batches.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::cli {
 namespace {

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
 
 namespace fanprobe::cli {

@@ -7,7 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/service/test_util.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::testing {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fanprobe/v1/prober.pb.h"
-#include "tests/service/subprocess.h"
+#include "tests/support/subprocess.h"
 
 namespace fanprobe::testing {
 

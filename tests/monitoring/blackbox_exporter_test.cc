@@ -1,10 +1,11 @@
-// fanprobe-server's /probe next to the real thing: Debian's
-// prometheus-blackbox-exporter and fanprobe-server run with the same modules
-// file, probe the same loopback targets, and must answer with the same
-// metric families and the same success, status code, redirects, regex flag,
-// TLS flag, HTTP version and address figures.  Also: the modules file is one
-// blackbox_exporter itself accepts, and one fanprobe cannot honour stops
-// fanprobe-server at start-up.
+// fanprobe's /probe next to the real thing: Debian's
+// prometheus-blackbox-exporter and fanprobe's HTTP side (http_side.h) run
+// with the same modules file, probe the same loopback targets, and must
+// answer with the same metric families and the same success, status code,
+// redirects, regex flag, TLS flag, HTTP version and address figures.  Also:
+// the modules file is one blackbox_exporter itself accepts, and one fanprobe
+// cannot honour is refused naming the key (fanprobe-server then stops at
+// start-up: tests/server/server_flags_test.cc).
 
 #include <memory>
 #include <optional>
@@ -17,10 +18,14 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "re2/re2.h"
-#include "tests/monitoring/prom_text.h"
-#include "tests/monitoring/tools.h"
+#include "monitoring/blackbox_modules.h"
+#include "tests/monitoring/http_side.h"
+#include "tests/support/http_client.h"
+#include "tests/support/prom_text.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -87,53 +92,46 @@ class BlackboxExporterTest : public ::testing::Test {
     modules_ = dir_.Write("modules.yml", kModules);
   }
 
-  // fanprobe-server with the modules file on free ports; returns its HTTP
-  // address, read from its "listening" log line.
+  // fanprobe's HTTP side with the modules file; returns its address.
   std::string StartFanprobe() {
-    fanprobe_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{FANPROBE_SERVER_BINARY,
-                                 "--grpc_address=127.0.0.1:0",
-                                 "--http_address=127.0.0.1:0", "--workers=1",
-                                 "--modules_file=" + modules_},
-        dir_.path() + "/fanprobe.log");
-    std::string address;
-    EXPECT_TRUE(PollUntil(
-        [&] {
-          return RE2::PartialMatch(fanprobe_->Log(),
-                                   R"re("http_address":"([^"]+)")re", &address);
-        },
-        kStartPatience))
-        << fanprobe_->Log();
-    return address;
+    absl::StatusOr<monitoring::BlackboxModules> modules =
+        monitoring::LoadBlackboxModules(modules_);
+    EXPECT_TRUE(modules.ok()) << modules.status();
+    if (!modules.ok()) return "";
+    fanprobe_ = std::make_unique<HttpSide>(
+        monitoring::HttpServerOptions{.modules = *std::move(modules)},
+        EngineOptions{.workers = 1});
+    return fanprobe_->address();
   }
 
   std::string StartExporter() {
     for (int attempt = 0; attempt < 3; ++attempt) {
       const std::string address = absl::StrCat("127.0.0.1:", FreePort());
-      exporter_ = std::make_unique<ChildProcess>(
+      exporter_ = std::make_unique<Subprocess>(
           std::vector<std::string>{
               exporter_binary_, "--config.file=" + modules_,
               "--web.listen-address=" + address, "--log.level=warn"},
-          dir_.path() + "/blackbox.log");
+          SubprocessOptions{.output_file = dir_.File("blackbox.log")});
       bool exited = false;
-      EXPECT_TRUE(PollUntil(
+      EXPECT_TRUE(WaitUntil(
           [&] {
-            exited = exporter_->Wait(absl::ZeroDuration()).has_value();
+            exited = exporter_->TryWait(absl::ZeroDuration()).has_value();
             return exited || HttpGet(address, "/-/healthy").status == 200;
           },
-          kStartPatience))
-          << exporter_->Log();
+          kStartPatience, absl::Milliseconds(50)))
+          << exporter_->OutputFile();
       if (!exited) return address;
     }
-    ADD_FAILURE() << "blackbox_exporter did not start: " << exporter_->Log();
+    ADD_FAILURE() << "blackbox_exporter did not start: "
+                  << exporter_->OutputFile();
     return "";
   }
 
   TempDir dir_;
   std::string exporter_binary_;
   std::string modules_;
-  std::unique_ptr<ChildProcess> fanprobe_;
-  std::unique_ptr<ChildProcess> exporter_;
+  std::unique_ptr<HttpSide> fanprobe_;
+  std::unique_ptr<Subprocess> exporter_;
 };
 
 Exposition ProbeThrough(const std::string& address, const std::string& module,
@@ -143,9 +141,7 @@ Exposition ProbeThrough(const std::string& address, const std::string& module,
       absl::StrCat("/probe?module=", module, "&target=", UrlEncode(target)),
       {{"X-Prometheus-Scrape-Timeout-Seconds", "5"}});
   EXPECT_EQ(reply.status, 200) << address << " " << reply.body;
-  absl::StatusOr<Exposition> parsed = ParseExposition(reply.body);
-  EXPECT_TRUE(parsed.ok()) << parsed.status();
-  return parsed.value_or(Exposition{});
+  return ParseOrFail(reply.body);
 }
 
 TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
@@ -221,13 +217,13 @@ TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
 }
 
 TEST_F(BlackboxExporterTest, BlackboxExporterAcceptsTheModulesFile) {
-  RunResult check = RunCommand(
-      {exporter_binary_, "--config.check", "--config.file=" + modules_}, "",
+  ProcessRun check = RunToExit(
+      {exporter_binary_, "--config.check", "--config.file=" + modules_},
       absl::Seconds(30));
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
 }
 
-TEST_F(BlackboxExporterTest, UnsupportedOptionStopsFanprobeAtStartUp) {
+TEST_F(BlackboxExporterTest, UnsupportedOptionIsRefusedNamingTheKey) {
   // Valid for blackbox_exporter; fanprobe cannot honour basic_auth.
   const std::string modules = dir_.Write("unsupported.yml", R"(modules:
   http_2xx:
@@ -239,21 +235,17 @@ TEST_F(BlackboxExporterTest, UnsupportedOptionStopsFanprobeAtStartUp) {
         username: u
         password: p
 )");
-  RunResult check = RunCommand(
-      {exporter_binary_, "--config.check", "--config.file=" + modules}, "",
+  ProcessRun check = RunToExit(
+      {exporter_binary_, "--config.check", "--config.file=" + modules},
       absl::Seconds(30));
-  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
 
-  RunResult server =
-      RunCommand({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
-                  "--http_address=127.0.0.1:0", "--modules_file=" + modules},
-                 "", absl::Seconds(30));
-  EXPECT_EQ(server.exit_code, 2);
-  EXPECT_THAT(server.output,
-              HasSubstr("fanprobe-server: --modules_file: " + modules +
-                        ": modules.private.http.basic_auth: not supported by "
-                        "fanprobe"));
-  EXPECT_THAT(server.output, ::testing::Not(HasSubstr("listening")));
+  const absl::Status loaded = monitoring::LoadBlackboxModules(modules).status();
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      loaded.message(),
+      HasSubstr(modules + ": modules.private.http.basic_auth: not supported by "
+                          "fanprobe"));
 }
 
 }  // namespace

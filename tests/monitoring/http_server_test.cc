@@ -1,9 +1,10 @@
-// service/http_server.h end to end: a real server (gRPC and HTTP, one
-// engine) probing loopback targets, asked over HTTP: /probe in all its
-// forms, its refusals, its deadline, /metrics after traffic on both APIs,
-// /healthz and /readyz through saturation and shutdown.
+// monitoring/http_server.h end to end on its own: the HTTP side over a
+// metered engine (http_side.h) probing loopback targets, asked over HTTP:
+// /probe in all its forms, its refusals, its deadline, /healthz, /readyz
+// and /metrics.  With the gRPC side beside it (one engine, one /metrics,
+// tokens, readiness, shutdown) it is tests/server/http_side_test.cc's.
 
-#include "service/http_server.h"
+#include "monitoring/http_server.h"
 
 #include <memory>
 #include <string>
@@ -14,15 +15,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "monitoring/metrics.h"
 #include "probe/engine.h"
-#include "service/metrics.h"
-#include "service/server.h"
-#include "tests/monitoring/prom_text.h"
-#include "tests/monitoring/tools.h"
-#include "tests/service/test_util.h"
+#include "tests/monitoring/http_side.h"
+#include "tests/support/http_client.h"
+#include "tests/support/prom_text.h"
 #include "tests/support/target_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -30,32 +30,11 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-service::ServerOptions WithHttp(service::ServerOptions options = {}) {
-  options.http.address = "127.0.0.1:0";
-  return options;
-}
-
-Exposition Parse(const HttpReply& reply) {
-  absl::StatusOr<Exposition> parsed = ParseExposition(reply.body);
-  EXPECT_TRUE(parsed.ok()) << parsed.status() << "\n" << reply.body;
-  return parsed.value_or(Exposition{});
-}
-
-std::string ProbePath(const std::vector<std::string>& targets,
-                      const std::string& module = "") {
-  std::string path = "/probe?";
-  for (const std::string& target : targets) {
-    absl::StrAppend(&path, "target=", UrlEncode(target), "&");
-  }
-  if (!module.empty()) absl::StrAppend(&path, "module=", module);
-  return path;
-}
-
 class HttpServerTest : public ::testing::Test {
  protected:
   TargetServer target_;
-  TestServer server_{WithHttp()};
-  const std::string& http() { return server_.server().http_address(); }
+  HttpSide side_;
+  const std::string& http() { return side_.address(); }
 };
 
 TEST_F(HttpServerTest, HealthzAndIndex) {
@@ -72,7 +51,7 @@ TEST_F(HttpServerTest, ProbeAGoodTarget) {
   HttpReply reply = HttpGet(http(), ProbePath({target_.url("/status/200")}));
   ASSERT_EQ(reply.status, 200) << reply.body;
   EXPECT_EQ(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  Exposition m = Parse(reply);
+  Exposition m = ParseOrFail(reply.body);
   EXPECT_EQ(m.Value("probe_success"), 1);
   EXPECT_EQ(m.Value("probe_http_status_code"), 200);
   EXPECT_EQ(m.Value("probe_http_version"), 1.1);
@@ -89,7 +68,7 @@ TEST_F(HttpServerTest, ProbeFailuresAreDataNotHttpErrors) {
   RefusedPort refused;
   HttpReply bad = HttpGet(http(), ProbePath({target_.url("/status/503")}));
   ASSERT_EQ(bad.status, 200);
-  Exposition m = Parse(bad);
+  Exposition m = ParseOrFail(bad.body);
   EXPECT_EQ(m.Value("probe_success"), 0);
   EXPECT_EQ(m.Value("probe_http_status_code"), 503);
   EXPECT_EQ(m.Value("probe_fanprobe_outcome_info",
@@ -98,7 +77,7 @@ TEST_F(HttpServerTest, ProbeFailuresAreDataNotHttpErrors) {
 
   HttpReply down = HttpGet(http(), ProbePath({refused.url("/")}));
   ASSERT_EQ(down.status, 200);
-  Exposition d = Parse(down);
+  Exposition d = ParseOrFail(down.body);
   EXPECT_EQ(d.Value("probe_success"), 0);
   EXPECT_EQ(d.Value("probe_http_status_code"), 0);
   EXPECT_EQ(
@@ -112,7 +91,7 @@ TEST_F(HttpServerTest, SeveralTargetsRunConcurrentlyWithATargetLabel) {
       target_.url("/delay/302?status=500"), target_.url("/delay/300")};
   HttpReply reply = HttpGet(http(), ProbePath(targets));
   ASSERT_EQ(reply.status, 200) << reply.body;
-  Exposition m = Parse(reply);
+  Exposition m = ParseOrFail(reply.body);
   // The repeated target is probed once; all three were in flight together.
   EXPECT_EQ(target_.Stats().http.requests, 3);
   EXPECT_EQ(target_.Stats().http.max_in_flight, 3);
@@ -146,7 +125,7 @@ TEST_F(HttpServerTest, BadRequestsAre400AndCounted) {
   EXPECT_EQ(header.status, 400);
   EXPECT_THAT(header.body, HasSubstr("Failed to parse timeout"));
 
-  Exposition metrics = Parse(HttpGet(http(), "/metrics"));
+  Exposition metrics = ParseOrFail(HttpGet(http(), "/metrics").body);
   EXPECT_EQ(metrics.Value("fanprobe_requests_rejected_total",
                           {{"api", "http"}, {"reason", "INVALID_ARGUMENT"}}),
             4);
@@ -160,7 +139,7 @@ TEST_F(HttpServerTest, ScrapeTimeoutHeaderLessTheOffsetIsTheDeadline) {
                             {{"X-Prometheus-Scrape-Timeout-Seconds", "1"}});
   const absl::Duration took = absl::Now() - start;
   ASSERT_EQ(reply.status, 200);
-  Exposition m = Parse(reply);
+  Exposition m = ParseOrFail(reply.body);
   EXPECT_EQ(m.Value("probe_success"), 0);
   EXPECT_EQ(m.Value("probe_fanprobe_outcome_info", {{"outcome", "TIMEOUT"}}),
             1);
@@ -184,193 +163,12 @@ TEST_F(HttpServerTest, DebugExplainsTheProbe) {
   EXPECT_THAT(reply.body, HasSubstr("Module configuration:\nprober: http"));
 }
 
-TEST_F(HttpServerTest, MetricsCountBothApisThroughOneEngine) {
-  // One gRPC batch, one refused gRPC request, one /probe.
-  {
-    grpc::ClientContext context;
-    v1::ProbeBatchResponse response;
-    ASSERT_TRUE(server_.stub()
-                    .ProbeBatch(&context,
-                                BatchRequest({target_.url("/status/200"),
-                                              target_.url("/status/500")}),
-                                &response)
-                    .ok());
-  }
-  {
-    grpc::ClientContext context;
-    v1::ProbeBatchResponse response;
-    EXPECT_EQ(server_.stub()
-                  .ProbeBatch(&context, v1::ProbeBatchRequest(), &response)
-                  .error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT);
-  }
-  ASSERT_EQ(HttpGet(http(), ProbePath({target_.url("/status/200")})).status,
-            200);
-
-  Exposition m = Parse(HttpGet(http(), "/metrics"));
-  EXPECT_EQ(m.Value("fanprobe_batches_total", {{"api", "grpc"},
-                                               {"return_when", "ALL_COMPLETED"},
-                                               {"reason", "ALL_COMPLETED"}}),
-            1);
-  EXPECT_EQ(m.Value("fanprobe_batches_total", {{"api", "http"},
-                                               {"return_when", "ALL_COMPLETED"},
-                                               {"reason", "ALL_COMPLETED"}}),
-            1);
-  EXPECT_EQ(
-      m.Value("fanprobe_probes_total", {{"api", "grpc"}, {"outcome", "OK"}}),
-      1);
-  EXPECT_EQ(m.Value("fanprobe_probes_total",
-                    {{"api", "grpc"}, {"outcome", "UNEXPECTED_STATUS"}}),
-            1);
-  EXPECT_EQ(
-      m.Value("fanprobe_probes_total", {{"api", "http"}, {"outcome", "OK"}}),
-      1);
-  EXPECT_EQ(m.Value("fanprobe_requests_rejected_total",
-                    {{"api", "grpc"}, {"reason", "INVALID_ARGUMENT"}}),
-            1);
-  EXPECT_EQ(m.Value("fanprobe_probe_duration_seconds_count"), 3);
-  EXPECT_EQ(m.Value("fanprobe_probes_in_flight"), 0);
-  EXPECT_EQ(m.Value("fanprobe_http_probe_requests_active"), 0);
-  EXPECT_GT(*m.Value("fanprobe_probes_max_in_flight"), 0);
-  EXPECT_GE(*m.Value("process_open_fds"), 3);
-  EXPECT_GT(*m.Value("process_resident_memory_bytes"), 1 << 20);
-  EXPECT_EQ(m.Samples("fanprobe_build_info").size(), 1u);
-  EXPECT_EQ(m.Samples("fanprobe_build_info")[0].labels.at("version"),
-            FANPROBE_VERSION);
-}
-
-TEST_F(HttpServerTest, StreamsActiveAndQueueWaits) {
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> stream =
-      server_.stub().StreamProbes(
-          &context,
-          BatchRequest({target_.url("/status/200"), target_.raw_url("/hang")}));
-  v1::ProbeEvent event;
-  ASSERT_TRUE(stream->Read(&event));  // the /status/200 result
-  Exposition during = Parse(HttpGet(http(), "/metrics"));
-  EXPECT_EQ(during.Value("fanprobe_streams_active"), 1);
-  EXPECT_EQ(during.Value("fanprobe_probes_in_flight"), 1);  // /hang
-  EXPECT_EQ(during.Value("fanprobe_stream_queue_wait_seconds_count"), 1);
-  context.TryCancel();
-  while (stream->Read(&event)) {
-  }
-  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(WaitUntil([this] {
-    return server_.server().metrics().Render().find(
-               "\nfanprobe_streams_active 0\n") != std::string::npos;
-  }));
-  Exposition after = Parse(HttpGet(http(), "/metrics"));
-  EXPECT_EQ(
-      after.Value("fanprobe_batches_total", {{"api", "grpc"},
-                                             {"return_when", "ALL_COMPLETED"},
-                                             {"reason", "CANCELLED"}}),
-      1);
-  EXPECT_EQ(after.Value("fanprobe_probes_cancelled_total", {{"api", "grpc"}}),
-            1);
-}
-
-TEST(HttpServerAuthTest, TokensGuardMetricsAndProbeButNotHealth) {
-  TempDir dir;
-  service::ServerOptions options = WithHttp();
-  options.security.http_auth_token_file =
-      dir.Write("http_tokens", "# scrapers\nold-token\nnew-token\n");
-  TestServer server(options);
-  TargetServer target;
-  const std::string& http = server.server().http_address();
-  const std::string probe = ProbePath({target.url("/status/200")});
-  for (const std::string& path :
-       {std::string("/metrics"), probe, std::string("/")}) {
-    const HttpReply none = HttpGet(http, path);
-    EXPECT_EQ(none.status, 401) << path;
-    EXPECT_EQ(none.www_authenticate, R"(Bearer realm="fanprobe")") << path;
-    EXPECT_THAT(none.body, HasSubstr("missing credentials")) << path;
-    const HttpReply wrong =
-        HttpGet(http, path, {{"Authorization", "Bearer not-a-token"}});
-    EXPECT_EQ(wrong.status, 401) << path;
-    EXPECT_THAT(wrong.body, HasSubstr("invalid bearer token")) << path;
-  }
-  EXPECT_EQ(target.Stats().http.requests, 0);  // no probe ran
-  // A kubelet's probes need no token.
-  EXPECT_EQ(HttpGet(http, "/healthz").status, 200);
-  EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
-
-  // Either token of the file is good (a rotation lists both for a while).
-  const HttpReply probed =
-      HttpGet(http, probe, {{"Authorization", "Bearer new-token"}});
-  ASSERT_EQ(probed.status, 200) << probed.body;
-  EXPECT_EQ(Parse(probed).Value("probe_success"), 1);
-  EXPECT_EQ(target.Stats().http.requests, 1);
-  const HttpReply metrics =
-      HttpGet(http, "/metrics", {{"Authorization", "bearer old-token"}});
-  ASSERT_EQ(metrics.status, 200) << metrics.body;
-  EXPECT_EQ(
-      Parse(metrics).Value("fanprobe_requests_rejected_total",
-                           {{"api", "http"}, {"reason", "UNAUTHENTICATED"}}),
-      6);
-}
-
-TEST(HttpServerReadinessTest, NotReadyWhileTheEngineIsSaturated) {
-  TargetServer target;
-  service::ServerOptions options = WithHttp();
-  options.engine.max_in_flight = 1;
-  TestServer server(options);
-  const std::string& http = server.server().http_address();
-  EXPECT_EQ(HttpGet(http, "/readyz").body, "ready\n");
-
-  grpc::ClientContext context;
-  auto stream = server.stub().StreamProbes(
-      &context,
-      BatchRequest({target.raw_url("/hang"), target.raw_url("/hang")}));
-  ASSERT_TRUE(WaitUntil([&server] {
-    EngineStats stats = server.server().engine().Stats();
-    return stats.probes_in_flight == 1 && stats.probes_queued == 1;
-  }));
-  HttpReply busy = HttpGet(http, "/readyz");
-  EXPECT_EQ(busy.status, 503);
-  EXPECT_THAT(busy.body, HasSubstr("not ready: saturated: 1 probes in flight "
-                                   "(the cap) and 1 queued"));
-
-  context.TryCancel();
-  v1::ProbeEvent event;
-  while (stream->Read(&event)) {
-  }
-  stream->Finish();
-  EXPECT_TRUE(WaitUntil([&server] {
-    return server.server().engine().Stats().batches_active == 0;
-  }));
-  EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
-}
-
-TEST(HttpServerShutdownTest, RunningProbesAnswer503AfterTheGrace) {
-  TargetServer target;
-  service::ServerOptions options = WithHttp();
-  options.shutdown_grace = absl::Milliseconds(300);
-  TestServer server(options);
-  const std::string http = server.server().http_address();
-
-  HttpReply hung;
-  std::thread scrape(
-      [&] { hung = HttpGet(http, ProbePath({target.raw_url("/hang")})); });
-  ASSERT_TRUE(target.WaitFor(
-      [](const TargetStats& s) { return s.raw.requests == 1; }, kPatience));
-  const absl::Time start = absl::Now();
-  server.server().Shutdown();
-  scrape.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
-  EXPECT_EQ(hung.status, 503);
-  EXPECT_THAT(hung.body, HasSubstr("shutting down"));
-  // The probe's connection was closed, not left to hang.
-  EXPECT_TRUE(target.WaitFor(
-      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
-  EXPECT_EQ(HttpGet(http, "/healthz", {}, absl::Seconds(1)).status, 0);
-}
-
 // The HTTP side alone, over a bare engine: what BeginShutdown changes.
 TEST(HttpServerAloneTest, BeginShutdownRefusesProbesButKeepsMetrics) {
   auto engine = Engine::Create({.workers = 1}).value();
-  service::ServerMetrics metrics;
-  auto http = service::HttpServer::Start({.address = "127.0.0.1:0"}, *engine,
-                                         metrics, nullptr)
+  monitoring::ServerMetrics metrics;
+  auto http = monitoring::HttpServer::Start({.address = "127.0.0.1:0"}, *engine,
+                                            metrics, nullptr)
                   .value();
   TargetServer target;
   EXPECT_EQ(HttpGet(http->address(), "/readyz").status, 200);
@@ -382,7 +180,7 @@ TEST(HttpServerAloneTest, BeginShutdownRefusesProbesButKeepsMetrics) {
       HttpGet(http->address(), ProbePath({target.url("/status/200")}));
   EXPECT_EQ(probe.status, 503);
   EXPECT_EQ(HttpGet(http->address(), "/healthz").status, 200);
-  Exposition m = Parse(HttpGet(http->address(), "/metrics"));
+  Exposition m = ParseOrFail(HttpGet(http->address(), "/metrics").body);
   EXPECT_EQ(m.Value("fanprobe_requests_rejected_total",
                     {{"api", "http"}, {"reason", "UNAVAILABLE"}}),
             1);
@@ -391,8 +189,8 @@ TEST(HttpServerAloneTest, BeginShutdownRefusesProbesButKeepsMetrics) {
 
 TEST(HttpServerAloneTest, TooManyTargetsIs400) {
   auto engine = Engine::Create({.workers = 1}).value();
-  service::ServerMetrics metrics;
-  auto http = service::HttpServer::Start(
+  monitoring::ServerMetrics metrics;
+  auto http = monitoring::HttpServer::Start(
                   {.address = "127.0.0.1:0", .max_targets_per_request = 2},
                   *engine, metrics, nullptr)
                   .value();
@@ -408,8 +206,8 @@ TEST(HttpServerAloneTest, TooManyTargetsIs400) {
 
 TEST(HttpServerAloneTest, OverloadIs503) {
   auto engine = Engine::Create({.workers = 1}).value();
-  service::ServerMetrics metrics;
-  auto http = service::HttpServer::Start(
+  monitoring::ServerMetrics metrics;
+  auto http = monitoring::HttpServer::Start(
                   {.address = "127.0.0.1:0", .max_pending_probes = 2}, *engine,
                   metrics, nullptr)
                   .value();
@@ -428,16 +226,16 @@ TEST(HttpServerAloneTest, OverloadIs503) {
 
 TEST(HttpServerAloneTest, AnAddressInUseIsUnavailable) {
   auto engine = Engine::Create({.workers = 1}).value();
-  service::ServerMetrics metrics;
-  auto first = service::HttpServer::Start({.address = "127.0.0.1:0"}, *engine,
-                                          metrics, nullptr)
+  monitoring::ServerMetrics metrics;
+  auto first = monitoring::HttpServer::Start({.address = "127.0.0.1:0"},
+                                             *engine, metrics, nullptr)
                    .value();
-  absl::StatusOr<std::unique_ptr<service::HttpServer>> second =
-      service::HttpServer::Start({.address = first->address()}, *engine,
-                                 metrics, nullptr);
+  absl::StatusOr<std::unique_ptr<monitoring::HttpServer>> second =
+      monitoring::HttpServer::Start({.address = first->address()}, *engine,
+                                    metrics, nullptr);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(service::HttpServer::Start({.address = "no-port"}, *engine, metrics,
-                                       nullptr)
+  EXPECT_EQ(monitoring::HttpServer::Start({.address = "no-port"}, *engine,
+                                          metrics, nullptr)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);

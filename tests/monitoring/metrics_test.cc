@@ -3,7 +3,7 @@
 // they are labelled with, process figures from a fake /proc, the phase
 // split, and the saturation rule behind /readyz.
 
-#include "service/metrics.h"
+#include "monitoring/metrics.h"
 
 #include <limits>
 #include <memory>
@@ -15,26 +15,23 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "monitoring/collectors.h"
+#include "monitoring/metered_engine.h"
+#include "monitoring/phases.h"
+#include "monitoring/process_figures.h"
+#include "monitoring/prometheus_text.h"
 #include "probe/engine.h"
-#include "service/collectors.h"
-#include "service/metered_engine.h"
-#include "tests/monitoring/prom_text.h"
-#include "tests/monitoring/tools.h"
+#include "tests/support/prom_text.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
 
-namespace fanprobe::service {
+namespace fanprobe::monitoring {
 namespace {
 
 using ::fanprobe::testing::Exposition;
-using ::fanprobe::testing::ParseExposition;
+using ::fanprobe::testing::ParseOrFail;
+using ::fanprobe::testing::Sample;
 using ::fanprobe::testing::TempDir;
-using ::testing::HasSubstr;
-
-Exposition Parse(const std::string& text) {
-  absl::StatusOr<Exposition> parsed = ParseExposition(text);
-  EXPECT_TRUE(parsed.ok()) << parsed.status() << "\n" << text;
-  return parsed.value_or(Exposition{});
-}
 
 TEST(MetricsWriterTest, FormatsFamiliesSamplesAndEscapes) {
   MetricsWriter out;
@@ -50,7 +47,7 @@ TEST(MetricsWriterTest, FormatsFamiliesSamplesAndEscapes) {
             "x_total 0.25\n"
             "x_total +Inf\n"
             "x_total 1795254100.04\n");
-  Exposition parsed = Parse(out.text());
+  Exposition parsed = ParseOrFail(out.text());
   EXPECT_EQ(
       parsed.Value("x_total", {{"a", "q\"uote"}, {"b", "back\\slash\nnl"}}), 3);
 }
@@ -64,7 +61,7 @@ TEST(HistogramTest, BucketsAreCumulativeAndCountMatchesInf) {
   MetricsWriter out;
   out.Family("h_seconds", "histogram", "h");
   histogram.Write(out, "h_seconds", {{"phase", "x"}});
-  Exposition parsed = Parse(out.text());
+  Exposition parsed = ParseOrFail(out.text());
   EXPECT_EQ(parsed.Value("h_seconds_bucket", {{"phase", "x"}, {"le", "0.1"}}),
             2);
   EXPECT_EQ(parsed.Value("h_seconds_bucket", {{"phase", "x"}, {"le", "1"}}), 3);
@@ -124,14 +121,14 @@ TEST(ServerMetricsTest, CountsBatchesProbesRejectionsAndStreams) {
                      {.reason = EndReason::kFirstCompleted, .cancelled = 4});
   metrics.RequestRejected(MetricsApi::kHttp,
                           absl::StatusCode::kInvalidArgument);
-  metrics.CallRejected("ProbeBatch", absl::StatusCode::kResourceExhausted);
-  metrics.CallStarted("StreamProbes");
-  metrics.CallStarted("StreamProbes");
-  metrics.CallStarted("ProbeBatch");
-  metrics.CallEnded("StreamProbes");
+  metrics.RequestRejected(MetricsApi::kGrpc,
+                          absl::StatusCode::kResourceExhausted);
+  metrics.StreamStarted();
+  metrics.StreamStarted();
+  metrics.StreamEnded();
   metrics.StreamQueueWait(absl::Microseconds(50));
 
-  Exposition m = Parse(metrics.Render());
+  Exposition m = ParseOrFail(metrics.Render());
   EXPECT_EQ(
       m.Value("fanprobe_probes_total", {{"api", "grpc"}, {"outcome", "OK"}}),
       1);
@@ -185,8 +182,21 @@ TEST(ServerMetricsTest, CollectorsRunAtRender) {
     out.Family("fanprobe_test_figure", "gauge", "A figure.");
     out.Sample("fanprobe_test_figure", {}, calls);
   });
-  EXPECT_EQ(Parse(metrics.Render()).Value("fanprobe_test_figure"), 1);
-  EXPECT_EQ(Parse(metrics.Render()).Value("fanprobe_test_figure"), 2);
+  EXPECT_EQ(ParseOrFail(metrics.Render()).Value("fanprobe_test_figure"), 1);
+  EXPECT_EQ(ParseOrFail(metrics.Render()).Value("fanprobe_test_figure"), 2);
+}
+
+TEST(CollectorsTest, BuildInfoNamesFanprobeTheTransportAndWhatTheCallerAdds) {
+  ServerMetrics metrics;
+  metrics.AddCollector(BuildInfoCollector({{"grpc", "1.2.3"}}));
+  const Exposition m = ParseOrFail(metrics.Render());
+  ASSERT_EQ(m.Samples("fanprobe_build_info").size(), 1u);
+  const Sample& info = m.Samples("fanprobe_build_info")[0];
+  EXPECT_EQ(info.value, 1);
+  EXPECT_EQ(info.labels.at("version"), FANPROBE_VERSION);
+  EXPECT_EQ(info.labels.at("libcurl"), TransportVersion());
+  EXPECT_FALSE(info.labels.at("libcurl").empty());
+  EXPECT_EQ(info.labels.at("grpc"), "1.2.3");
 }
 
 TEST(MeteredEngineTest, CountsWhatPassesThroughAndForwardsIt) {
@@ -209,7 +219,7 @@ TEST(MeteredEngineTest, CountsWhatPassesThroughAndForwardsIt) {
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(results, 2);
   EXPECT_EQ(summary.completed, 2u);
-  Exposition m = Parse(metrics.Render());
+  Exposition m = ParseOrFail(metrics.Render());
   EXPECT_EQ(
       m.Value("fanprobe_probes_total", {{"api", "http"}, {"outcome", "OK"}}),
       1);
@@ -267,26 +277,5 @@ TEST(ProcessFiguresTest, ThisProcessHasSaneFigures) {
   EXPECT_GT(figures->start_time_seconds, 1.5e9);
 }
 
-TEST(SaturationTest, EngineAtItsCapWithProbesWaiting) {
-  EngineStats engine{
-      .probes_in_flight = 10, .probes_queued = 0, .max_in_flight = 10};
-  EXPECT_TRUE(SaturationStatus(engine, {}, 100).ok());  // full, none waiting
-  engine.probes_queued = 3;
-  absl::Status status = SaturationStatus(engine, {}, 100);
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(status.message(), HasSubstr("10 probes in flight"));
-  engine.probes_in_flight = 9;  // a slot is free: the queue drains
-  EXPECT_TRUE(SaturationStatus(engine, {}, 100).ok());
-}
-
-TEST(SaturationTest, PendingProbesAtTheLimit) {
-  ServiceStats service{.pending_probes = 99};
-  EXPECT_TRUE(SaturationStatus({}, service, 100).ok());
-  service.pending_probes = 100;
-  absl::Status status = SaturationStatus({}, service, 100);
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(status.message(), HasSubstr("--max_pending_probes"));
-}
-
 }  // namespace
-}  // namespace fanprobe::service
+}  // namespace fanprobe::monitoring

@@ -1,5 +1,6 @@
 // A real Prometheus (Debian's prometheus package) with the scrape config
-// shipped in deploy/prometheus/, pointed at an in-process fanprobe probing
+// shipped in deploy/prometheus/, pointed at fanprobe's HTTP side
+// (in-process, http_side.h) probing
 // loopback targets.  What Prometheus stored, asked through its own query
 // API, must say probe_success 1 for the good target and 0 for the failing
 // one -- for the blackbox-style job (one target per scrape) and for the
@@ -24,11 +25,13 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "service/server.h"
-#include "tests/monitoring/prom_text.h"
-#include "tests/monitoring/tools.h"
-#include "tests/service/test_util.h"
+#include "tests/monitoring/http_side.h"
+#include "tests/support/http_client.h"
+#include "tests/support/prom_text.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "yaml-cpp/yaml.h"
 
 namespace fanprobe::testing {
@@ -38,6 +41,8 @@ constexpr char kShippedAddress[] = "127.0.0.1:9116";
 // Prometheus starts, scrapes every second and answers queries well within
 // this on a loaded 2-core machine.
 constexpr absl::Duration kPrometheusPatience = absl::Seconds(45);
+// How often it is asked meanwhile.
+constexpr absl::Duration kPoll = absl::Milliseconds(50);
 
 struct Series {
   LabelSet labels;
@@ -160,42 +165,39 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
                     "(make test installs it)";
   }
   TargetServer target;
-  service::ServerOptions options;
-  options.http.address = "127.0.0.1:0";
-  TestServer fanprobe(options);
+  HttpSide fanprobe;
   const std::string good = target.url("/status/200");
   const std::string failing = target.url("/status/503");
 
   TempDir dir;
-  WriteConfig(dir, fanprobe.server().http_address(), {good, failing},
-              {good, failing});
+  WriteConfig(dir, fanprobe.address(), {good, failing}, {good, failing});
   // A port another process takes between FreePort() and Prometheus binding
   // it makes Prometheus exit at once; then try another.
-  std::unique_ptr<ChildProcess> process;
+  std::unique_ptr<Subprocess> process;
   std::string address;
   for (int attempt = 0; attempt < 3 && process == nullptr; ++attempt) {
     address = absl::StrCat("127.0.0.1:", FreePort());
-    auto started = std::make_unique<ChildProcess>(
+    auto started = std::make_unique<Subprocess>(
         std::vector<std::string>{
             *prometheus_binary,
             "--config.file=" + dir.path() + "/prometheus.yml",
             "--storage.tsdb.path=" + dir.path() + "/data",
             "--web.listen-address=" + address, "--log.level=warn"},
-        dir.path() + "/prometheus.log");
+        SubprocessOptions{.output_file = dir.File("prometheus.log")});
     bool exited = false;
-    ASSERT_TRUE(PollUntil(
+    ASSERT_TRUE(WaitUntil(
         [&] {
-          exited = started->Wait(absl::ZeroDuration()).has_value();
+          exited = started->TryWait(absl::ZeroDuration()).has_value();
           return exited || HttpGet(address, "/-/ready").status == 200;
         },
-        kPrometheusPatience))
-        << started->Log();
+        kPrometheusPatience, kPoll))
+        << started->OutputFile();
     if (!exited) {
       process = std::move(started);
     } else {
-      ASSERT_THAT(started->Log(),
+      ASSERT_THAT(started->OutputFile(),
                   ::testing::HasSubstr("address already in use"))
-          << started->Log();
+          << started->OutputFile();
     }
   }
   ASSERT_NE(process, nullptr);
@@ -203,16 +205,16 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
   // Two blackbox-style series (instance = the target) and two from the
   // several-target scrape (target = the target).
   std::vector<Series> success;
-  ASSERT_TRUE(PollUntil(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         std::optional<std::vector<Series>> result =
             Query(address, "probe_success");
         if (result.has_value()) success = *result;
         return success.size() == 4;
       },
-      kPrometheusPatience))
+      kPrometheusPatience, kPoll))
       << success.size() << " probe_success series\n"
-      << process->Log();
+      << process->OutputFile();
   EXPECT_EQ(
       ValueWith(success, {{"job", "fanprobe_http_2xx"}, {"instance", good}}),
       1);
@@ -238,16 +240,16 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
   // Prometheus took /metrics too, and (once a scrape of /metrics follows a
   // /probe) it counts the /probe batches.
   std::vector<Series> up;
-  EXPECT_TRUE(PollUntil(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         up = Query(address, "up{job=\"fanprobe\"}").value_or(up);
         return !up.empty();
       },
-      kPrometheusPatience));
+      kPrometheusPatience, kPoll));
   ASSERT_EQ(up.size(), 1u);
   EXPECT_EQ(up[0].value, 1);
   double batches = 0;
-  EXPECT_TRUE(PollUntil(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         std::optional<std::vector<Series>> result = Query(
             address,
@@ -258,7 +260,7 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
         }
         return batches >= 1;
       },
-      kPrometheusPatience))
+      kPrometheusPatience, kPoll))
       << batches;
 }
 

@@ -1,20 +1,23 @@
 // promtool (Debian's prometheus package) on what fanprobe serves and ships:
 // `promtool check metrics` (the text format plus Prometheus' naming lint) on
-// /metrics after traffic on both APIs and on /probe answers, and `promtool
-// check config` / `check rules` / `test rules` on deploy/prometheus/.
+// /probe answers, and `promtool check config` / `check rules` / `test
+// rules` on deploy/prometheus/.  /metrics after traffic on both APIs is
+// checked in tests/server/http_side_test.cc.
 
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "service/server.h"
-#include "tests/monitoring/tools.h"
-#include "tests/service/test_util.h"
+#include "tests/monitoring/http_side.h"
+#include "tests/support/http_client.h"
+#include "tests/support/prom_text.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -37,69 +40,17 @@ class PromtoolTest : public ::testing::Test {
   // promtool check metrics on `text`: exit 0 and nothing to say.
   void ExpectCleanMetrics(const std::string& text) {
     ASSERT_FALSE(text.empty());
-    RunResult result =
-        RunCommand({promtool_, "check", "metrics"}, text, kToolTimeout);
-    EXPECT_EQ(result.exit_code, 0) << result.output << "\n--- input:\n" << text;
-    EXPECT_EQ(result.output, "") << text;
+    const absl::Status clean = PromtoolCheckMetrics(text);
+    EXPECT_TRUE(clean.ok()) << clean << "\n--- input:\n" << text;
   }
 
   std::string promtool_;
 };
 
-service::ServerOptions WithHttp() {
-  service::ServerOptions options;
-  options.http.address = "127.0.0.1:0";
-  return options;
-}
-
-TEST_F(PromtoolTest, MetricsPassAfterTrafficOnBothApis) {
-  TargetServer target;
-  TestServer server(WithHttp());
-  const std::string& http = server.server().http_address();
-  // Something in every family: gRPC batches ending several ways, a refused
-  // request, a stream, /probe successes and failures.
-  for (const v1::ReturnWhen rule :
-       {v1::RETURN_WHEN_ALL_COMPLETED, v1::RETURN_WHEN_FIRST_COMPLETED}) {
-    v1::ProbeBatchRequest request =
-        BatchRequest({target.url("/status/200"), target.url("/status/503"),
-                      target.raw_url("/delay/200")});
-    request.set_return_when(rule);
-    grpc::ClientContext context;
-    v1::ProbeBatchResponse response;
-    ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
-  }
-  {
-    grpc::ClientContext context;
-    v1::ProbeBatchResponse response;
-    server.stub().ProbeBatch(&context, v1::ProbeBatchRequest(), &response);
-  }
-  {
-    grpc::ClientContext context;
-    auto stream = server.stub().StreamProbes(
-        &context, BatchRequest({target.url("/redirect/2")}));
-    v1::ProbeEvent event;
-    while (stream->Read(&event)) {
-    }
-    ASSERT_TRUE(stream->Finish().ok());
-  }
-  ASSERT_EQ(HttpGet(http, absl::StrCat("/probe?target=",
-                                       UrlEncode(target.url("/status/500"))))
-                .status,
-            200);
-  ASSERT_EQ(HttpGet(http, "/probe").status, 400);
-
-  HttpReply metrics = HttpGet(http, "/metrics");
-  ASSERT_EQ(metrics.status, 200);
-  EXPECT_THAT(metrics.body,
-              HasSubstr("fanprobe_batches_total{api=\"grpc\",return_when="
-                        "\"FIRST_COMPLETED\",reason=\"FIRST_COMPLETED\"} 1"));
-  ExpectCleanMetrics(metrics.body);
-}
-
 TEST_F(PromtoolTest, ProbeAnswersPass) {
   TargetServer target;
-  TestServer server(WithHttp());
-  const std::string& http = server.server().http_address();
+  HttpSide side;
+  const std::string& http = side.address();
   RefusedPort refused;
   const std::string one = absl::StrCat("/probe?module=http_2xx&target=",
                                        UrlEncode(target.url("/redirect/1")));
@@ -115,15 +66,14 @@ TEST_F(PromtoolTest, ProbeAnswersPass) {
 
 TEST_F(PromtoolTest, ShippedPrometheusConfigAndRulesAreValid) {
   const std::string dir = FANPROBE_SOURCE_DIR "/deploy/prometheus";
-  RunResult config =
-      RunCommand({promtool_, "check", "config", dir + "/prometheus.yml"}, "",
-                 kToolTimeout);
-  EXPECT_EQ(config.exit_code, 0) << config.output;
-  EXPECT_THAT(config.output, HasSubstr("SUCCESS: 1 rule files found"));
-  RunResult rules =
-      RunCommand({promtool_, "check", "rules", dir + "/rules/fanprobe.yml"}, "",
-                 kToolTimeout);
-  EXPECT_EQ(rules.exit_code, 0) << rules.output;
+  ProcessRun config = RunToExit(
+      {promtool_, "check", "config", dir + "/prometheus.yml"}, kToolTimeout);
+  EXPECT_EQ(config.code, 0) << config.out + config.err;
+  EXPECT_THAT(config.out + config.err,
+              HasSubstr("SUCCESS: 1 rule files found"));
+  ProcessRun rules = RunToExit(
+      {promtool_, "check", "rules", dir + "/rules/fanprobe.yml"}, kToolTimeout);
+  EXPECT_EQ(rules.code, 0) << rules.out + rules.err;
 }
 
 TEST_F(PromtoolTest, AlertsFireOnWhatTheyDescribe) {
@@ -174,10 +124,10 @@ tests:
                 fanprobe f:9116 has had probes queued for 10m; add replicas or
                 raise --max_in_flight
 )"));
-  RunResult result =
-      RunCommand({promtool_, "test", "rules", test}, "", kToolTimeout);
-  EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("SUCCESS"));
+  ProcessRun result =
+      RunToExit({promtool_, "test", "rules", test}, kToolTimeout);
+  EXPECT_EQ(result.code, 0) << result.out + result.err;
+  EXPECT_THAT(result.out + result.err, HasSubstr("SUCCESS"));
 }
 
 }  // namespace

@@ -40,7 +40,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/service/subprocess.h"
+#include "tests/support/subprocess.h"
 
 namespace fanprobe::testing {
 namespace {

@@ -12,7 +12,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -184,23 +183,6 @@ void WriteFileAtomically(const std::string& path, absl::string_view content) {
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
     Die(absl::StrCat("renaming to ", path));
   }
-}
-
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string pattern =
-      absl::StrCat(base != nullptr ? base : "/tmp", "/fanprobe-test-XXXXXX");
-  if (mkdtemp(pattern.data()) == nullptr) Die("mkdtemp");
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
-std::string TempDir::File(absl::string_view name) const {
-  return absl::StrCat(path_, "/", name);
 }
 
 }  // namespace fanprobe::testing

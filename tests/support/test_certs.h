@@ -76,21 +76,6 @@ class TestCa {
 // as a certificate renewal would; aborts the test binary on failure.
 void WriteFileAtomically(const std::string& path, absl::string_view content);
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its files by the
-// destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(absl::string_view name) const;
-
- private:
-  std::string path_;
-};
-
 }  // namespace fanprobe::testing
 
 #endif  // FANPROBE_TESTS_SUPPORT_TEST_CERTS_H_

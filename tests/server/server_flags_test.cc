@@ -3,7 +3,7 @@
 // stop the server with exit 2, and the policy reaches the engine (a probe
 // to a denied address ends OUTCOME_DENIED without a packet sent).
 
-#include "service/server_flags.h"
+#include "server/server_flags.h"
 
 #include <fstream>
 #include <memory>
@@ -19,16 +19,21 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
-#include "tests/service/subprocess.h"
-#include "tests/service/test_util.h"
+#include "tests/support/batches.h"
+#include "tests/support/json_lines.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
-namespace fanprobe::service {
+namespace fanprobe::server {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
 using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::ParseJsonLines;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TempDir;
@@ -212,6 +217,24 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
   }
 }
 
+TEST(ServerBinaryFlagsTest, AModulesFileFanprobeCannotHonourStopsTheStart) {
+  // What the modules-file parser refuses (tests/monitoring/ checks what it
+  // refuses and why) stops the server before anything listens.
+  TempDir dir;
+  const std::string modules =
+      dir.Write("icmp.yml", "modules:\n  ping:\n    prober: icmp\n");
+  const testing::ProcessRun server = testing::RunToExit(
+      {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+       "--http_address=127.0.0.1:0", "--modules_file=" + modules},
+      absl::Seconds(30));
+  EXPECT_EQ(server.code, 2);
+  EXPECT_THAT(server.err,
+              HasSubstr("fanprobe-server: --modules_file: " + modules +
+                        ": modules.ping.prober: \"icmp\" is not supported by "
+                        "fanprobe"));
+  EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
+}
+
 TEST(ServerBinaryFlagsTest, LogsThePolicyAndWarnsAboutTheMetadataAddress) {
   TempDir dir;
   WriteFileAtomically(dir.File("policy.flags"),
@@ -228,11 +251,18 @@ TEST(ServerBinaryFlagsTest, LogsThePolicyAndWarnsAboutTheMetadataAddress) {
       kPatience);
   ASSERT_TRUE(warning.has_value()) << server.Stderr();
   EXPECT_THAT(*warning, HasSubstr("169.254.169.254"));
-  EXPECT_THAT(server.Stderr(),
-              HasSubstr(R"({"event":"destination_policy","policy":{)"
-                        R"("deny_private":true,"deny_loopback":false,)"
-                        R"("allow":["169.254.0.0/16"],)"
-                        R"("deny":["192.0.2.0/24","198.51.100.0/24"]}})"));
+  const std::string policy = R"("event":"destination_policy","policy":{)"
+                             R"("deny_private":true,"deny_loopback":false,)"
+                             R"("allow":["169.254.0.0/16"],)"
+                             R"("deny":["192.0.2.0/24","198.51.100.0/24"]}})";
+  EXPECT_THAT(server.Stderr(), HasSubstr(policy + "\n"));
+  // Both lines are JSON, whatever the flags hold.
+  const size_t start =
+      server.Stderr().rfind('\n', server.Stderr().find(policy));
+  const std::string policy_line = server.Stderr().substr(
+      start + 1, server.Stderr().find('\n', start + 1) - start - 1);
+  EXPECT_TRUE(ParseJsonLines({*warning, policy_line}).ok()) << *warning << "\n"
+                                                            << policy_line;
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(kPatience).code, 0);
 }
@@ -296,4 +326,4 @@ TEST(ServerBinaryFlagsTest, HardenedProfileFromTheDeployReadmeStarts) {
 }
 
 }  // namespace
-}  // namespace fanprobe::service
+}  // namespace fanprobe::server

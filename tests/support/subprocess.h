@@ -1,6 +1,6 @@
-// subprocess.h: runs a built binary (fanprobe, fanprobe-server) as a child
-// process for the tests that must see it from outside: exit codes, stdout
-// and stderr, signals.
+// subprocess.h: the tests' one way to run another program -- fanprobe's own
+// binaries (exit codes, output, signals) and the Debian tools they are
+// checked against (prometheus, promtool, blackbox_exporter, python3).
 //
 // Example:
 //   Subprocess cli({kCliBinary, "probe", "--server=...", url});
@@ -8,10 +8,15 @@
 //   EXPECT_EQ(exit.code, 0);
 //   EXPECT_THAT(cli.Stdout(), HasSubstr("ALL_COMPLETED"));
 //
+//   // A long-running tool whose output nobody reads as it comes:
+//   Subprocess prometheus({*FindTool("prometheus"), ...},
+//                         {.output_file = dir.File("prometheus.log")});
+//   bool exited = prometheus.TryWait(absl::ZeroDuration()).has_value();
+//
 // Thread-safety: use one Subprocess from one thread.
 
-#ifndef FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
-#define FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
+#ifndef FANPROBE_TESTS_SUPPORT_SUBPROCESS_H_
+#define FANPROBE_TESTS_SUPPORT_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -26,11 +31,15 @@
 namespace fanprobe::testing {
 
 struct SubprocessOptions {
-  // Written to the child's stdin, then EOF.
+  // The child's stdin: this, then EOF.
   std::string stdin_data;
   // The child's stderr is a pseudo-terminal instead of a pipe, for
   // output that only a terminal gets.  Its "\n" arrive as "\r\n".
   bool stderr_is_terminal = false;
+  // Set: stdout and stderr are appended to this file instead of captured,
+  // for a child that runs long and logs more than a pipe holds while
+  // nobody reads it; OutputFile() reads it.
+  std::string output_file;
 };
 
 class Subprocess {
@@ -45,10 +54,10 @@ class Subprocess {
     bool timed_out = false;
   };
 
-  // Starts argv[0] (a path); stdout and stderr are captured.  Aborts the
-  // test binary if it cannot start.
+  // Starts argv[0] (a path) with no signal blocked and default signal
+  // dispositions, as from a shell.  Aborts the test binary if it cannot.
   explicit Subprocess(std::vector<std::string> argv, Options options = {});
-  // Kills the child if it still runs.
+  // Kills the child (SIGKILL) if it still runs, and reaps it.
   ~Subprocess();
 
   Subprocess(const Subprocess&) = delete;
@@ -68,22 +77,33 @@ class Subprocess {
 
   // Reads all output until the child exits; kills it after `timeout`.
   Exit Wait(absl::Duration timeout);
+  // Reads output for at most `timeout`: how the child ended if it has,
+  // else nullopt, and it runs on.
+  std::optional<Exit> TryWait(absl::Duration timeout);
 
   const std::string& Stdout() const { return stdout_; }
   const std::string& Stderr() const { return stderr_; }
+  // What options.output_file holds so far.
+  std::string OutputFile() const;
 
  private:
-  // Reads whatever is available within `timeout`; false once both pipes
-  // are closed.
-  bool Pump(absl::Duration timeout);
+  // Reads whatever output is available within `timeout` and notes the
+  // child's exit; returns early on either.
+  void Pump(absl::Duration timeout);
+  // Reaps the child once it has exited; true if it has.
+  bool Reap();
+  // WaitForStderrLine / WaitForStdoutLine on `output`, read from `fd`, from
+  // `scanned` on.
   std::optional<std::string> WaitForLine(
       const std::string& output, const int& fd, size_t& scanned,
       const std::function<bool(absl::string_view line)>& match,
       absl::Duration timeout);
 
   pid_t pid_ = -1;
+  int pidfd_ = -1;
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;
+  std::string output_file_;
   std::string stdout_;
   std::string stderr_;
   size_t stderr_scanned_ = 0;  // stderr_ bytes WaitForStderrLine has seen
@@ -103,6 +123,10 @@ struct ProcessRun {
 ProcessRun RunToExit(std::vector<std::string> argv, absl::Duration timeout,
                      SubprocessOptions options = {});
 
+// The path of a Debian tool (/usr/bin/<name>); nullopt when it is not
+// installed (the test then skips, naming the package to install).
+std::optional<std::string> FindTool(absl::string_view name);
+
 }  // namespace fanprobe::testing
 
-#endif  // FANPROBE_TESTS_SERVICE_SUBPROCESS_H_
+#endif  // FANPROBE_TESTS_SUPPORT_SUBPROCESS_H_

@@ -1,4 +1,4 @@
-#include "tests/monitoring/prom_text.h"
+#include "tests/support/prom_text.h"
 
 #include <cmath>
 #include <limits>
@@ -16,6 +16,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/support/subprocess.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -131,6 +134,28 @@ absl::StatusOr<Exposition> ParseExposition(absl::string_view text) {
     exposition.samples.push_back(std::move(sample));
   }
   return exposition;
+}
+
+Exposition ParseOrFail(absl::string_view text) {
+  absl::StatusOr<Exposition> parsed = ParseExposition(text);
+  EXPECT_TRUE(parsed.ok()) << parsed.status() << "\n" << text;
+  return parsed.value_or(Exposition{});
+}
+
+absl::Status PromtoolCheckMetrics(absl::string_view text) {
+  const std::optional<std::string> promtool = FindTool("promtool");
+  if (!promtool.has_value()) {
+    return absl::FailedPreconditionError(
+        "promtool is not installed: apt-get install prometheus");
+  }
+  const ProcessRun run =
+      RunToExit({*promtool, "check", "metrics"}, absl::Seconds(60),
+                {.stdin_data = std::string(text)});
+  if (run.code != 0 || !run.out.empty() || !run.err.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "promtool check metrics exited ", run.code, ": ", run.out, run.err));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fanprobe::testing

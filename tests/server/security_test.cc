@@ -3,7 +3,7 @@
 // checked before any probe runs, health on its own plaintext port, and the
 // limits past which a client gets RESOURCE_EXHAUSTED while others go on:
 // batches per server and per client, request bytes, ping rate, connection
-// age.  In-process servers (tests/service/test_util.h) with certificates
+// age.  In-process servers (tests/support/test_server.h) with certificates
 // made at run time (tests/support/test_certs.h).
 
 #include <functional>
@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -21,16 +22,21 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "service/auth.h"
-#include "tests/service/test_util.h"
+#include "server/auth.h"
+#include "tests/support/batches.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/target_server.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
 using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::ParseJsonLines;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
 using ::fanprobe::testing::TempDir;
@@ -90,12 +96,18 @@ HealthCheckResponse::ServingStatus HealthOf(
 // Polls `condition` every 50 ms (each poll may be a TLS handshake) until it
 // holds or kPatience passes.
 bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + kPatience;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(50));
+  return WaitUntil(condition, kPatience, absl::Milliseconds(50));
+}
+
+// The lines of `log` that are about `event`.
+std::vector<std::string> LinesOf(const std::vector<std::string>& log,
+                                 absl::string_view event) {
+  const std::string key = absl::StrCat(R"("event":")", event, R"(")");
+  std::vector<std::string> lines;
+  for (const std::string& line : log) {
+    if (absl::StrContains(line, key)) lines.push_back(line);
   }
-  return true;
+  return lines;
 }
 
 std::shared_ptr<grpc::Channel> Plaintext(const std::string& address) {
@@ -109,11 +121,11 @@ class SecurityTest : public ::testing::Test {
  protected:
   // Writes the server's certificate and key (and the client CA) into dir_
   // and returns options serving TLS from them.
-  service::ServerOptions TlsOptions(const TestCa& ca, bool mutual) {
+  server::ServerOptions TlsOptions(const TestCa& ca, bool mutual) {
     const testing::KeyAndCert server = ca.Issue("localhost", {.server = true});
     WriteFileAtomically(dir_.File("server.pem"), server.cert_pem);
     WriteFileAtomically(dir_.File("server.key"), server.key_pem);
-    service::ServerOptions options;
+    server::ServerOptions options;
     options.security.tls_cert_file = dir_.File("server.pem");
     options.security.tls_key_file = dir_.File("server.key");
     if (mutual) {
@@ -124,9 +136,9 @@ class SecurityTest : public ::testing::Test {
     return options;
   }
 
-  service::ServerOptions TokenOptions(const std::string& tokens) {
+  server::ServerOptions TokenOptions(const std::string& tokens) {
     WriteFileAtomically(dir_.File("tokens"), tokens);
-    service::ServerOptions options;
+    server::ServerOptions options;
     options.security.auth_token_file = dir_.File("tokens");
     options.security.reload_interval = absl::Milliseconds(100);
     return options;
@@ -205,37 +217,37 @@ TEST_F(SecurityTest, RenewedCertificateFilesAreServedWithoutARestart) {
 
 TEST_F(SecurityTest, BadCertificateFilesFailAtStartNamingTheFlag) {
   TestCa ca("fanprobe test CA");
-  service::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
+  server::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
   options.grpc_address = "127.0.0.1:0";
 
-  service::ServerOptions missing = options;
+  server::ServerOptions missing = options;
   missing.security.tls_cert_file = dir_.File("nonexistent.pem");
-  absl::StatusOr<std::unique_ptr<service::Server>> server =
-      service::Server::Start(missing);
+  absl::StatusOr<std::unique_ptr<server::Server>> server =
+      server::Server::Start(missing);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(server.status().message(), HasSubstr("--tls_cert="));
 
   // A key from another certificate.
-  service::ServerOptions mismatched = options;
+  server::ServerOptions mismatched = options;
   WriteFileAtomically(dir_.File("other.key"),
                       ca.Issue("other", {.server = true}).key_pem);
   mismatched.security.tls_key_file = dir_.File("other.key");
-  server = service::Server::Start(mismatched);
+  server = server::Server::Start(mismatched);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("does not match"));
 
-  service::ServerOptions not_pem = options;
+  server::ServerOptions not_pem = options;
   WriteFileAtomically(dir_.File("garbage.pem"), "not a certificate\n");
   not_pem.security.client_ca_file = dir_.File("garbage.pem");
-  server = service::Server::Start(not_pem);
+  server = server::Server::Start(not_pem);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("--client_ca="));
 
-  service::ServerOptions ca_without_tls;
+  server::ServerOptions ca_without_tls;
   ca_without_tls.grpc_address = "127.0.0.1:0";
   ca_without_tls.security.client_ca_file = options.security.client_ca_file;
-  server = service::Server::Start(ca_without_tls);
+  server = server::Server::Start(ca_without_tls);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
 }
@@ -286,15 +298,47 @@ TEST_F(SecurityTest, RotatedTokenFileTakesEffectWithoutARestart) {
   EXPECT_EQ(ProbeOnce(server.channel(), url, "old-token").error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 
-  // An emptied file (a botched rotation) keeps the tokens in use.
+  // An emptied file (a botched rotation) keeps the tokens in use, and the
+  // log says why.
   WriteFileAtomically(dir_.File("tokens"), "");
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_TRUE(ProbeOnce(server.channel(), url, "new-token").ok());
+  EXPECT_THAT(LinesOf(server.log().Lines(), "auth_token_file_ignored"),
+              ::testing::ElementsAre(HasSubstr("no token in the file")));
+}
+
+TEST_F(SecurityTest, AnIgnoredTokenFileIsLoggedAsJsonWhateverItsName) {
+  // A quote and a non-ASCII letter: C escaping made "tok\'\303\251" of
+  // them, which no JSON parser reads.
+  const std::string path = dir_.File("tok'\xc3\xa9");
+  WriteFileAtomically(path, "t0ken\n");
+  server::ServerOptions options;
+  options.security.auth_token_file = path;
+  options.security.reload_interval = absl::Milliseconds(100);
+  TestServer server(options);
+  const std::string url = target_.url("/status/200");
+  ASSERT_TRUE(ProbeOnce(server.channel(), url, "t0ken").ok());
+
+  WriteFileAtomically(path, "");
+  // A call after the reload interval re-reads the file, keeps the token in
+  // use and logs why.
+  std::vector<std::string> ignored;
+  ASSERT_TRUE(Eventually([&] {
+    EXPECT_TRUE(ProbeOnce(server.channel(), url, "t0ken").ok());
+    ignored = LinesOf(server.log().Lines(), "auth_token_file_ignored");
+    return !ignored.empty();
+  }));
+  absl::StatusOr<std::vector<std::string>> parsed = ParseJsonLines(ignored);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  // Read back with non-ASCII as \uXXXX: the name arrived intact.
+  EXPECT_THAT((*parsed)[0],
+              HasSubstr(absl::StrCat(R"("error":"--auth_token_file=)",
+                                     dir_.path(), R"(/tok'\u00e9: no token)")));
 }
 
 TEST_F(SecurityTest, HealthPortAnswersWithoutCredentialsAndServesNothingElse) {
   TestCa ca("fanprobe test CA");
-  service::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
+  server::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
   WriteFileAtomically(dir_.File("tokens"), "t0ken\n");
   options.security.auth_token_file = dir_.File("tokens");
   options.health_address = "127.0.0.1:0";
@@ -362,7 +406,7 @@ class HangingStream {
 };
 
 TEST_F(SecurityTest, PerClientBatchLimitLeavesOtherClientsAlone) {
-  service::ServerOptions options = TokenOptions("alice\nbob\n");
+  server::ServerOptions options = TokenOptions("alice\nbob\n");
   options.service.max_batches_per_client = 2;
   TestServer server(options);
   const std::string hang = target_.raw_url("/hang");
@@ -388,7 +432,7 @@ TEST_F(SecurityTest, PerClientBatchLimitLeavesOtherClientsAlone) {
 
 TEST_F(SecurityTest, PerClientLimitKeysOnTheCertificateSubjectUnderMutualTls) {
   TestCa ca("fanprobe test CA");
-  service::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
+  server::ServerOptions options = TlsOptions(ca, /*mutual=*/true);
   options.service.max_batches_per_client = 1;
   TestServer server(options);
   auto carol = TlsChannel(server.address(), ca.cert_pem(),
@@ -404,7 +448,7 @@ TEST_F(SecurityTest, PerClientLimitKeysOnTheCertificateSubjectUnderMutualTls) {
 }
 
 TEST_F(SecurityTest, ServerBatchLimitIsResourceExhausted) {
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.service.max_batches = 1;
   TestServer server(options);
   HangingStream running(server.channel(), target_.raw_url("/hang"), "");
@@ -417,7 +461,7 @@ TEST_F(SecurityTest, ServerBatchLimitIsResourceExhausted) {
 }
 
 TEST_F(SecurityTest, OversizedRequestIsResourceExhaustedAndHarmless) {
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.connection.max_request_bytes = 64 * 1024;
   TestServer server(options);
   v1::ProbeBatchRequest request;
@@ -457,7 +501,7 @@ TEST_F(SecurityTest, ClientPingingTooOftenIsDisconnected) {
 }
 
 TEST_F(SecurityTest, MaxConnectionAgeMovesClientsToANewConnection) {
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.connection.max_connection_age = absl::Milliseconds(300);
   options.connection.max_connection_age_grace = absl::Seconds(5);
   TestServer server(options);
@@ -472,8 +516,8 @@ TEST_F(SecurityTest, MaxConnectionAgeMovesClientsToANewConnection) {
   EXPECT_EQ(events, 2);
   // The next call comes over a new connection: another client port.
   ASSERT_TRUE(ProbeOnce(server.channel(), target_.url("/status/200")).ok());
-  ASSERT_TRUE(server.WaitForLogLines(2));
-  const std::vector<std::string> lines = server.LogLines();
+  ASSERT_TRUE(server.log().WaitForLines(2));
+  const std::vector<std::string> lines = server.log().Lines();
   const auto peer = [](const std::string& line) {
     const size_t at = line.find(R"("peer":")");
     return line.substr(at, line.find('"', at + 8) - at);
@@ -482,13 +526,13 @@ TEST_F(SecurityTest, MaxConnectionAgeMovesClientsToANewConnection) {
 }
 
 TEST(ClientIdentityTest, ConstantTimeEqualsComparesWholeStrings) {
-  EXPECT_TRUE(service::ConstantTimeEquals("", ""));
-  EXPECT_TRUE(service::ConstantTimeEquals("abc", "abc"));
-  EXPECT_FALSE(service::ConstantTimeEquals("abc", "abd"));
-  EXPECT_FALSE(service::ConstantTimeEquals("abc", "ab"));
-  EXPECT_FALSE(service::ConstantTimeEquals("ab", "abc"));
-  EXPECT_FALSE(service::ConstantTimeEquals("", "a"));
-  EXPECT_FALSE(service::ConstantTimeEquals(std::string("a\0b", 3), "a"));
+  EXPECT_TRUE(server::ConstantTimeEquals("", ""));
+  EXPECT_TRUE(server::ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(server::ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(server::ConstantTimeEquals("abc", "ab"));
+  EXPECT_FALSE(server::ConstantTimeEquals("ab", "abc"));
+  EXPECT_FALSE(server::ConstantTimeEquals("", "a"));
+  EXPECT_FALSE(server::ConstantTimeEquals(std::string("a\0b", 3), "a"));
 }
 
 }  // namespace

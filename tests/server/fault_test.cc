@@ -40,23 +40,28 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/duration.h"
 #include "re2/re2.h"
-#include "tests/service/subprocess.h"
-#include "tests/service/test_util.h"
+#include "tests/support/batches.h"
 #include "tests/support/fault_server.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::ExpectSummary;
 using ::fanprobe::testing::Fault;
 using ::fanprobe::testing::FaultName;
 using ::fanprobe::testing::FaultServer;
-using ::fanprobe::testing::FromProto;
 using ::fanprobe::testing::kFaultCount;
 using ::fanprobe::testing::kPatience;
-using ::fanprobe::testing::SetDuration;
+using ::fanprobe::testing::ReadStream;
+using ::fanprobe::testing::SlowReaderArguments;
+using ::fanprobe::testing::StreamOutcome;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
@@ -130,7 +135,7 @@ Fault FaultOf(uint32_t index) {
 v1::ProbeBatchRequest FaultBatch(const FaultServer& faults, int count,
                                  uint32_t concurrency) {
   v1::ProbeBatchRequest request;
-  SetDuration(kProbeTimeout, request.mutable_defaults()->mutable_timeout());
+  DurationToProto(kProbeTimeout, request.mutable_defaults()->mutable_timeout());
   request.set_max_concurrency(concurrency);
   for (int i = 0; i < count; ++i) {
     const Fault fault = FaultOf(static_cast<uint32_t>(i));
@@ -193,39 +198,14 @@ int64_t ResidentBytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-struct StreamOutcome {
-  std::vector<v1::ProbeResult> results;
-  std::vector<v1::BatchSummary> summaries;
-  grpc::Status status;
-  absl::Duration elapsed;
-};
-
-StreamOutcome ReadAll(v1::Prober::Stub& stub,
-                      const v1::ProbeBatchRequest& request) {
-  StreamOutcome outcome;
-  grpc::ClientContext context;
-  const absl::Time start = absl::Now();
-  auto reader = stub.StreamProbes(&context, request);
-  v1::ProbeEvent event;
-  while (reader->Read(&event)) {
-    if (event.has_result()) {
-      outcome.results.push_back(std::move(*event.mutable_result()));
-    } else {
-      outcome.summaries.push_back(event.summary());
-    }
-  }
-  outcome.status = reader->Finish();
-  outcome.elapsed = absl::Now() - start;
-  return outcome;
-}
-
 // Checks the fault batch's pass criteria on one run's outcome.
 void ExpectEveryProbeOnceWithItsOutcome(const StreamOutcome& outcome, int count,
                                         const FaultServer& faults) {
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
   ASSERT_EQ(outcome.summaries.size(), 1u);
-  EXPECT_EQ(outcome.summaries[0].reason(), v1::END_REASON_ALL_COMPLETED);
-  EXPECT_EQ(outcome.summaries[0].completed(), static_cast<uint32_t>(count));
+  ExpectSummary(outcome.summaries[0],
+                {.reason = v1::END_REASON_ALL_COMPLETED,
+                 .completed = static_cast<uint32_t>(count)});
   ASSERT_EQ(outcome.results.size(), static_cast<size_t>(count));
   std::vector<int> seen(count, 0);
   std::array<int, kFaultCount> wrong{};
@@ -242,7 +222,8 @@ void ExpectEveryProbeOnceWithItsOutcome(const StreamOutcome& outcome, int count,
                                   result.error(), ")");
       }
     }
-    if (FromProto(result.timings().total()) > kProbeTimeout + kLateness) {
+    if (DurationFromProto(result.timings().total()).value() >
+        kProbeTimeout + kLateness) {
       ++late[f];
     }
     if (fault == Fault::kGzipBomb && result.outcome() == v1::OUTCOME_OK) {
@@ -325,7 +306,7 @@ TEST(FaultTest, TenThousandProbesOverEveryFaultLeaveNothingBehind) {
   // is that a batch leaves nothing more behind.
   {
     OtherClient other(server, target);
-    const StreamOutcome warm_up = ReadAll(server.stub(), request);
+    const StreamOutcome warm_up = ReadStream(server.stub(), request);
     ASSERT_TRUE(warm_up.status.ok()) << warm_up.status.error_message();
     other.Stop();
   }
@@ -337,7 +318,7 @@ TEST(FaultTest, TenThousandProbesOverEveryFaultLeaveNothingBehind) {
   {
     // Meanwhile another client's small batches must go on.
     OtherClient other(server, target);
-    const StreamOutcome outcome = ReadAll(server.stub(), request);
+    const StreamOutcome outcome = ReadStream(server.stub(), request);
     const OtherClient::Report report = other.Stop();
 
     ExpectEveryProbeOnceWithItsOutcome(outcome, kProbes, faults);
@@ -402,7 +383,8 @@ TEST_F(FaultClientTest, CancelMidStreamStopsTheBatchAndClosesEverything) {
   const std::map<int, std::string> fds = OpenFds();
   const int fds_before = static_cast<int>(fds.size());
   v1::ProbeBatchRequest request = FaultBatch(faults_, 2000, 500);
-  SetDuration(absl::Seconds(30), request.mutable_defaults()->mutable_timeout());
+  DurationToProto(absl::Seconds(30),
+                  request.mutable_defaults()->mutable_timeout());
   grpc::ClientContext context;
   auto reader = server.stub().StreamProbes(&context, request);
   v1::ProbeEvent event;
@@ -424,7 +406,7 @@ TEST_F(FaultClientTest, CancelMidStreamStopsTheBatchAndClosesEverything) {
   EXPECT_TRUE(WaitUntil([&] { return CountOpenFds() <= fds_before; }))
       << CountOpenFds() << " descriptors open, " << fds_before
       << " before; new:" << NewFds(fds);
-  const std::vector<std::string> log = server.LogLines();
+  const std::vector<std::string> log = server.log().Lines();
   ASSERT_EQ(log.size(), 2u);
   EXPECT_THAT(log[1], HasSubstr(R"("reason":"CANCELLED")"));
 }
@@ -432,11 +414,11 @@ TEST_F(FaultClientTest, CancelMidStreamStopsTheBatchAndClosesEverything) {
 TEST_F(FaultClientTest, ReaderOfOneMessageASecondHoldsABoundedQueue) {
   constexpr int kQueueLimit = 16;
   constexpr uint32_t kConcurrency = 8;
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.service.stream_queue_limit = kQueueLimit;
   TestServer server(options);
   // The server's queue, not gRPC's buffers, is what fills.
-  auto stub = v1::Prober::NewStub(server.NewSlowReaderChannel());
+  auto stub = v1::Prober::NewStub(server.NewChannel(SlowReaderArguments()));
   // Fast answers (the denied redirect never leaves the engine's hands for
   // long), plenty of them.
   v1::ProbeBatchRequest request = BatchRequest(
@@ -558,7 +540,7 @@ class SilentRelay {
 };
 
 TEST_F(FaultClientTest, ClientThatVanishesWithoutAWordIsFoundByKeepalive) {
-  service::ServerOptions options;
+  server::ServerOptions options;
   options.connection.keepalive_time = absl::Milliseconds(300);
   options.connection.keepalive_timeout = absl::Milliseconds(300);
   TestServer server(options);
@@ -569,7 +551,8 @@ TEST_F(FaultClientTest, ClientThatVanishesWithoutAWordIsFoundByKeepalive) {
       relay.address(), grpc::InsecureChannelCredentials(), arguments));
   v1::ProbeBatchRequest request = BatchRequest(
       std::vector<std::string>(50, faults_.url(Fault::kNeverAnswer)));
-  SetDuration(absl::Seconds(60), request.mutable_defaults()->mutable_timeout());
+  DurationToProto(absl::Seconds(60),
+                  request.mutable_defaults()->mutable_timeout());
   grpc::ClientContext context;
   auto reader = stub->StreamProbes(&context, request);
   ASSERT_TRUE(WaitUntil(
@@ -692,9 +675,10 @@ TEST_F(FaultClientTest, SigtermWithFaultStreamsRunningDrainsAndExitsZero) {
   std::vector<StreamOutcome> outcomes(kStreams);
   std::vector<std::thread> clients;
   v1::ProbeBatchRequest request = FaultBatch(faults_, 300, 300);
-  SetDuration(absl::Seconds(5), request.mutable_defaults()->mutable_timeout());
+  DurationToProto(absl::Seconds(5),
+                  request.mutable_defaults()->mutable_timeout());
   for (int i = 0; i < kStreams; ++i) {
-    clients.emplace_back([&, i] { outcomes[i] = ReadAll(*stub, request); });
+    clients.emplace_back([&, i] { outcomes[i] = ReadStream(*stub, request); });
   }
   ASSERT_TRUE(WaitUntil([&] {
     return faults_.Stats().open_connections >= 3 * 60;  // slow ones held
@@ -719,7 +703,9 @@ TEST_F(FaultClientTest, SigtermWithFaultStreamsRunningDrainsAndExitsZero) {
     EXPECT_EQ(std::adjacent_find(indices.begin(), indices.end()),
               indices.end());
   }
-  EXPECT_THAT(process.Stderr(), HasSubstr(R"({"event":"stopped"})"));
+  EXPECT_THAT(
+      process.Stderr(),
+      ::testing::ContainsRegex(R"re(\{"ts":"[^"]+","event":"stopped"\})re"));
   EXPECT_TRUE(faults_.WaitForIdle(kPatience));
 }
 

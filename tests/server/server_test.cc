@@ -1,6 +1,7 @@
 // server_test.cc: fanprobe-server as clients and operators meet it -- the
-// reflection a grpcurl-style tool relies on (in-process), and SIGTERM/SIGINT
-// draining of the real binary run as a child process.
+// reflection a grpcurl-style tool relies on, health and draining shutdown
+// (in-process), and SIGTERM/SIGINT draining of the real binary run as a
+// child process, with its JSON-line log.
 
 #include <signal.h>
 
@@ -9,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.grpc.pb.h"
@@ -24,15 +27,22 @@
 #include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
-#include "tests/service/subprocess.h"
-#include "tests/service/test_util.h"
+#include "tests/support/batches.h"
+#include "tests/support/json_lines.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::ExpectSummary;
 using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::ParseJsonLines;
+using ::fanprobe::testing::ReadStream;
+using ::fanprobe::testing::StreamOutcome;
 using ::fanprobe::testing::Subprocess;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TargetStats;
@@ -41,9 +51,12 @@ using ::google::protobuf::Descriptor;
 using ::google::protobuf::DynamicMessageFactory;
 using ::google::protobuf::FieldDescriptor;
 using ::google::protobuf::Message;
+using ::testing::AllOf;
 using ::testing::Contains;
+using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::IsSupersetOf;
+using ::testing::MatchesRegex;
 
 using Health = ::grpc::health::v1::Health;
 using HealthCheckRequest = ::grpc::health::v1::HealthCheckRequest;
@@ -162,6 +175,82 @@ TEST(ReflectionTest, ListsTheServicesAndServesTheContract) {
   EXPECT_THAT(methods, IsSupersetOf({"StreamProbes", "ProbeBatch"}));
 }
 
+// The server in-process: what it adds around the Prober service (health,
+// draining shutdown).
+class ServerTest : public ::testing::Test {
+ protected:
+  TargetServer target_;
+};
+
+TEST_F(ServerTest, HealthAnswersServing) {
+  TestServer server;
+  auto health = Health::NewStub(server.channel());
+  for (const std::string service : {"", "fanprobe.v1.Prober"}) {
+    grpc::ClientContext context;
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(ServerTest, ShutdownDrainsRunningBatchesAndRefusesNewOnes) {
+  server::ServerOptions options;
+  options.shutdown_grace = absl::Seconds(5);
+  TestServer server(options);
+  auto health = Health::NewStub(server.channel());
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, HealthCheckRequest());
+  HealthCheckResponse health_status;
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext running;
+  auto reader = server.stub().StreamProbes(
+      &running, BatchRequest({target_.url("/delay/500")}));
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.http.in_flight == 1; }, kPatience));
+
+  std::thread shutdown([&] { server.server().Shutdown(); });
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::NOT_SERVING);
+  grpc::ClientContext refused;
+  v1::ProbeBatchResponse response;
+  EXPECT_EQ(
+      server.stub()
+          .ProbeBatch(&refused, BatchRequest({target_.url("/status/200")}),
+                      &response)
+          .error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+
+  StreamOutcome outcome = ReadStream(*reader);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  ASSERT_EQ(outcome.summaries.size(), 1u);
+  ExpectSummary(outcome.summaries[0], {.reason = v1::END_REASON_ALL_COMPLETED});
+  shutdown.join();
+  watch_context.TryCancel();
+}
+
+TEST_F(ServerTest, ShutdownEndsBatchesStillRunningAfterTheGrace) {
+  server::ServerOptions options;
+  options.shutdown_grace = absl::Milliseconds(500);
+  TestServer server(options);
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(
+      &context, BatchRequest({target_.raw_url("/hang")}));
+  ASSERT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.in_flight == 1; }, kPatience));
+
+  const absl::Time start = absl::Now();
+  server.server().Shutdown();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  StreamOutcome outcome = ReadStream(*reader);
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(target_.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
+}
+
 // fanprobe-server as a child process on a free port.
 class ServerProcess {
  public:
@@ -181,6 +270,16 @@ class ServerProcess {
 
   const std::string& address() const { return address_; }
   Subprocess& process() { return process_; }
+  // The JSON lines of its stderr so far (gRPC's own messages, if any, are
+  // not fanprobe's log).
+  std::vector<std::string> LogLines() const {
+    std::vector<std::string> lines;
+    for (absl::string_view line :
+         absl::StrSplit(process_.Stderr(), '\n', absl::SkipEmpty())) {
+      if (absl::StartsWith(line, "{")) lines.emplace_back(line);
+    }
+    return lines;
+  }
 
  private:
   Subprocess process_;
@@ -223,16 +322,26 @@ TEST(ServerProcessTest, SigtermDrainsRunningStreamsThenExitsZero) {
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.result().outcome(), v1::OUTCOME_OK);
   ASSERT_TRUE(reader->Read(&event));
-  EXPECT_EQ(event.summary().reason(), v1::END_REASON_ALL_COMPLETED);
+  ExpectSummary(event.summary(), {.reason = v1::END_REASON_ALL_COMPLETED});
   EXPECT_TRUE(reader->Finish().ok());
 
   const Subprocess::Exit exit = server.process().Wait(kPatience);
   EXPECT_EQ(exit.code, 0);
-  EXPECT_THAT(server.process().Stderr(),
-              HasSubstr(R"({"event":"draining","signal":"SIGTERM")"));
-  EXPECT_THAT(server.process().Stderr(),
-              HasSubstr(R"("reason":"ALL_COMPLETED")"));
-  EXPECT_THAT(server.process().Stderr(), HasSubstr(R"({"event":"stopped"})"));
+  // Every line of the log is a JSON object with a timestamp (the lines
+  // are read back with their keys sorted).
+  absl::StatusOr<std::vector<std::string>> log =
+      ParseJsonLines(server.LogLines());
+  ASSERT_TRUE(log.ok()) << log.status() << "\n" << server.process().Stderr();
+  EXPECT_THAT(*log, Each(MatchesRegex(
+                        R"re(.*"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:)re"
+                        R"re([0-9]{2}:[0-9]{2}(\.[0-9]+)?\+00:00".*)re")));
+  EXPECT_THAT(*log, Contains(AllOf(HasSubstr(R"("event":"draining")"),
+                                   HasSubstr(R"("signal":"SIGTERM")"))));
+  EXPECT_THAT(*log, Contains(AllOf(HasSubstr(R"("event":"batch")"),
+                                   HasSubstr(R"("reason":"ALL_COMPLETED")"))));
+  EXPECT_THAT(
+      *log,
+      Contains(MatchesRegex(R"re(\{"event":"stopped","ts":"[^"]+"\})re")));
   watch_context.TryCancel();
 }
 

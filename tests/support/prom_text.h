@@ -1,6 +1,7 @@
 // prom_text.h: a strict reader of the Prometheus text format (0.0.4) for the
-// monitoring tests, so they assert on parsed samples instead of substrings,
-// and a malformed line fails the test.
+// tests of /metrics and /probe, so they assert on parsed samples instead of
+// substrings, and a malformed line fails the test; and Prometheus' own
+// check of the format (promtool).
 //
 // Example:
 //   Exposition metrics = ParseExposition(body).value();
@@ -10,8 +11,8 @@
 //
 // Thread-safety: values; no shared state.
 
-#ifndef FANPROBE_TESTS_MONITORING_PROM_TEXT_H_
-#define FANPROBE_TESTS_MONITORING_PROM_TEXT_H_
+#ifndef FANPROBE_TESTS_SUPPORT_PROM_TEXT_H_
+#define FANPROBE_TESTS_SUPPORT_PROM_TEXT_H_
 
 #include <map>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -51,6 +53,15 @@ struct Exposition {
 // or "name{labels} value".
 absl::StatusOr<Exposition> ParseExposition(absl::string_view text);
 
+// ParseExposition for a test: a malformed `text` fails the current test
+// (showing the text) and yields an empty Exposition.
+Exposition ParseOrFail(absl::string_view text);
+
+// `promtool check metrics` (Debian's prometheus package) on `text`: OK when
+// it exits 0 and has nothing to say; kInvalidArgument with what it said
+// otherwise; kFailedPrecondition when promtool is not installed.
+absl::Status PromtoolCheckMetrics(absl::string_view text);
+
 }  // namespace fanprobe::testing
 
-#endif  // FANPROBE_TESTS_MONITORING_PROM_TEXT_H_
+#endif  // FANPROBE_TESTS_SUPPORT_PROM_TEXT_H_

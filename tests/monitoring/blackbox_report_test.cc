@@ -1,0 +1,193 @@
+// Unit tests of monitoring/blackbox_report.h: how a ProbeResult becomes
+// blackbox_exporter's metrics under a module, and the debug=true text.
+
+#include "monitoring/blackbox_report.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "monitoring/blackbox_modules.h"
+#include "monitoring/prometheus_text.h"
+#include "tests/support/prom_text.h"
+
+namespace fanprobe::monitoring {
+namespace {
+
+using ::fanprobe::testing::Exposition;
+using ::fanprobe::testing::ParseExposition;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+ProbeResult Completed(Outcome outcome, int status) {
+  ProbeResult r;
+  r.url = "http://127.0.0.1:8080/x";
+  r.final_url = "http://127.0.0.1:8080/y";
+  r.outcome = outcome;
+  r.status_code = status;
+  r.http_version = status > 0 ? "HTTP/1.1" : "";
+  r.remote_ip = "127.0.0.1";
+  r.remote_port = 8080;
+  r.redirects = 1;
+  r.body_bytes = 42;
+  r.timings.dns = absl::Microseconds(10);
+  r.timings.connect = absl::Microseconds(40);
+  r.timings.first_byte = absl::Milliseconds(2);
+  r.timings.total = absl::Milliseconds(3);
+  return r;
+}
+
+TEST(ReportTest, CompletedProbeInBlackboxTerms) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeReport r =
+      ReportProbe(module, "127.0.0.1:8080/x", Completed(Outcome::kOk, 200));
+  EXPECT_TRUE(r.success);
+  EXPECT_EQ(r.outcome, "OK");
+  EXPECT_EQ(r.status_code, 200);
+  EXPECT_DOUBLE_EQ(r.http_version, 1.1);
+  EXPECT_EQ(r.ip_protocol, 4);
+  EXPECT_EQ(r.ip_addr_hash, 3668918509u);  // blackbox_exporter's value
+  EXPECT_FALSE(r.ssl);
+  EXPECT_FALSE(r.failed_due_to_regex);
+  EXPECT_EQ(r.duration, absl::Milliseconds(3));
+
+  ProbeReport mismatch =
+      ReportProbe(module, "t", Completed(Outcome::kBodyMismatch, 200));
+  EXPECT_FALSE(mismatch.success);
+  EXPECT_TRUE(mismatch.failed_due_to_regex);
+
+  ProbeResult v6 = Completed(Outcome::kOk, 200);
+  v6.remote_ip = "::1";
+  v6.http_version = "HTTP/2";
+  ProbeReport r6 = ReportProbe(module, "t", v6);
+  EXPECT_EQ(r6.ip_protocol, 6);
+  EXPECT_DOUBLE_EQ(r6.http_version, 2);
+}
+
+TEST(ReportTest, AddressOfAFailedConnectionComesFromTheUrl) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult refused;
+  refused.outcome = Outcome::kConnectError;
+  refused.url = "http://user@127.0.0.1:1/x?y";
+  ProbeReport r = ReportProbe(module, refused.url, refused);
+  EXPECT_EQ(r.ip_protocol, 4);
+  EXPECT_EQ(r.ip_addr_hash, 3668918509u);
+  refused.url = "https://[::1]:1/";
+  EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 6);
+  // A name: the engine cannot tell which address it tried.
+  refused.url = "http://localhost:1/";
+  EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 0);
+}
+
+TEST(ReportTest, AnUnfollowedRedirectCountsAsOne) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  module.options.follow_redirects = false;
+  ProbeResult moved = Completed(Outcome::kUnexpectedStatus, 302);
+  moved.redirects = 0;
+  EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 1);
+  ProbeResult not_a_redirect = Completed(Outcome::kUnexpectedStatus, 304);
+  not_a_redirect.redirects = 0;
+  EXPECT_EQ(ReportProbe(module, "t", not_a_redirect).redirects, 0);
+  module.options.follow_redirects = true;  // followed ones are the engine's
+  EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 0);
+}
+
+TEST(ReportTest, TlsRulesOverrideAGoodOutcome) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  module.fail_if_not_ssl = true;
+  ProbeReport plain = ReportProbe(module, "t", Completed(Outcome::kOk, 200));
+  EXPECT_FALSE(plain.success);
+  EXPECT_EQ(plain.outcome, "FAIL_IF_NOT_SSL");
+
+  module.fail_if_not_ssl = false;
+  module.fail_if_ssl = true;
+  ProbeResult tls = Completed(Outcome::kOk, 200);
+  tls.final_url = "https://127.0.0.1:8443/";
+  ProbeReport secure = ReportProbe(module, "t", tls);
+  EXPECT_TRUE(secure.ssl);
+  EXPECT_FALSE(secure.success);
+  EXPECT_EQ(secure.outcome, "FAIL_IF_SSL");
+
+  // A probe that failed anyway keeps its own outcome.
+  ProbeReport failed =
+      ReportProbe(module, "t", Completed(Outcome::kUnexpectedStatus, 500));
+  EXPECT_EQ(failed.outcome, "UNEXPECTED_STATUS");
+}
+
+TEST(WriteProbeMetricsTest, OneTargetHasBlackboxExportersShape) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  MetricsWriter out;
+  WriteProbeMetrics(
+      {ReportProbe(module, "t", Completed(Outcome::kUnexpectedStatus, 503))},
+      /*target_labels=*/false, out);
+  absl::StatusOr<Exposition> m = ParseExposition(out.text());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Value("probe_success"), 0);
+  EXPECT_EQ(m->Value("probe_http_status_code"), 503);
+  EXPECT_EQ(m->Value("probe_http_redirects"), 1);
+  EXPECT_EQ(m->Value("probe_http_version"), 1.1);
+  EXPECT_EQ(m->Value("probe_http_content_length"), 42);
+  EXPECT_EQ(m->Value("probe_ip_protocol"), 4);
+  EXPECT_EQ(m->Value("probe_fanprobe_outcome_info",
+                     {{"outcome", "UNEXPECTED_STATUS"}}),
+            1);
+  EXPECT_EQ(m->Value("probe_http_duration_seconds", {{"phase", "tls"}}), 0);
+  EXPECT_DOUBLE_EQ(
+      *m->Value("probe_http_duration_seconds", {{"phase", "transfer"}}), 0.001);
+  EXPECT_EQ(m->Samples("probe_ssl_earliest_cert_expiry").size(), 0u);
+  for (const auto& [family, type] : m->types) {
+    EXPECT_EQ(type, "gauge") << family;
+  }
+}
+
+TEST(WriteProbeMetricsTest, SeveralTargetsLabelEverySeries) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult tls = Completed(Outcome::kOk, 200);
+  tls.final_url = "https://a.example/";
+  tls.cert_expiry = absl::FromUnixSeconds(1900000000);
+  MetricsWriter out;
+  WriteProbeMetrics({ReportProbe(module, "https://a.example/", tls),
+                     ReportUnfinished("http://b.example/", "TIMEOUT",
+                                      "did not complete", absl::Seconds(2))},
+                    /*target_labels=*/true, out);
+  absl::StatusOr<Exposition> m = ParseExposition(out.text());
+  ASSERT_TRUE(m.ok()) << m.status();
+  for (const auto& sample : m->samples) {
+    EXPECT_TRUE(sample.labels.contains("target")) << sample.name;
+  }
+  EXPECT_EQ(m->Value("probe_success", {{"target", "https://a.example/"}}), 1);
+  EXPECT_EQ(m->Value("probe_http_ssl", {{"target", "https://a.example/"}}), 1);
+  EXPECT_EQ(m->Value("probe_ssl_earliest_cert_expiry",
+                     {{"target", "https://a.example/"}}),
+            1900000000);
+  EXPECT_EQ(m->Value("probe_success", {{"target", "http://b.example/"}}), 0);
+  EXPECT_EQ(
+      m->Value("probe_duration_seconds", {{"target", "http://b.example/"}}), 2);
+  EXPECT_EQ(m->Value("probe_fanprobe_outcome_info",
+                     {{"target", "http://b.example/"}, {"outcome", "TIMEOUT"}}),
+            1);
+  // One # TYPE per family, whatever the number of targets.
+  EXPECT_EQ(std::count(out.text().begin(), out.text().end(), '#'),
+            2 * static_cast<long>(m->types.size()));
+}
+
+TEST(ProbeDebugTextTest, ExplainsTheProbe) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  std::string text = ProbeDebugText(
+      module, {ReportProbe(module, "t", Completed(Outcome::kTimeout, 0))},
+      absl::Seconds(2), "probe_success 0\n");
+  EXPECT_THAT(text, HasSubstr("Logs for the probe:"));
+  EXPECT_THAT(text, HasSubstr("target=t outcome=TIMEOUT success=false"));
+  EXPECT_THAT(text, HasSubstr("timeout_seconds=2"));
+  EXPECT_THAT(text, HasSubstr("Metrics that would have been returned:\n"
+                              "probe_success 0"));
+  EXPECT_THAT(text, HasSubstr("Module configuration:\nprober: http"));
+}
+
+}  // namespace
+}  // namespace fanprobe::monitoring

@@ -1,0 +1,90 @@
+#include "tests/support/batches.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/duration.h"
+
+namespace fanprobe::testing {
+
+v1::ProbeBatchRequest BatchRequest(const std::vector<std::string>& urls) {
+  v1::ProbeBatchRequest request;
+  for (const std::string& url : urls) request.add_targets()->set_url(url);
+  return request;
+}
+
+std::vector<uint32_t> Indices(
+    const google::protobuf::RepeatedPtrField<v1::ProbeResult>& results) {
+  std::vector<uint32_t> indices;
+  for (const v1::ProbeResult& result : results) {
+    indices.push_back(result.index());
+  }
+  return indices;
+}
+
+grpc::ChannelArguments SlowReaderArguments() {
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  return arguments;
+}
+
+StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {
+  StreamOutcome outcome;
+  v1::ProbeEvent event;
+  while (reader.Read(&event)) {
+    if (event.has_result()) {
+      // Nothing may follow the summary.
+      EXPECT_THAT(outcome.summaries, ::testing::IsEmpty());
+      outcome.results.push_back(std::move(*event.mutable_result()));
+    } else {
+      outcome.summaries.push_back(event.summary());
+    }
+  }
+  outcome.status = reader.Finish();
+  return outcome;
+}
+
+StreamOutcome ReadStream(v1::Prober::Stub& stub,
+                         const v1::ProbeBatchRequest& request) {
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  auto reader = stub.StreamProbes(&context, request);
+  StreamOutcome outcome = ReadStream(*reader);
+  outcome.elapsed = absl::Now() - start;
+  return outcome;
+}
+
+void ExpectSummary(const v1::BatchSummary& summary,
+                   const ExpectedSummary& expected, const char* file,
+                   int line) {
+  const ::testing::ScopedTrace trace(file, line, "ExpectSummary");
+  EXPECT_EQ(summary.reason(), expected.reason);
+  const auto expect = [](const std::optional<uint32_t>& want, uint32_t got,
+                         const char* field) {
+    if (want.has_value()) {
+      EXPECT_EQ(got, *want) << field;
+    }
+  };
+  expect(expected.total, summary.total(), "total");
+  expect(expected.completed, summary.completed(), "completed");
+  expect(expected.succeeded, summary.succeeded(), "succeeded");
+  expect(expected.failed, summary.failed(), "failed");
+  expect(expected.cancelled, summary.cancelled(), "cancelled");
+  if (expected.pending) {
+    EXPECT_THAT(summary.pending_indices(),
+                ::testing::ElementsAreArray(*expected.pending));
+  }
+  if (expected.min_elapsed) {
+    EXPECT_GE(DurationFromProto(summary.elapsed()).value(),
+              *expected.min_elapsed);
+  }
+}
+
+}  // namespace fanprobe::testing
