@@ -7,7 +7,7 @@ GRPC_ADDRESS ?= 127.0.0.1:50051
 
 # Everything a build and the test suite need, by Debian 12 package name.
 BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
-  libcurl4-openssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
+  libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
   libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter \

@@ -50,6 +50,9 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Per-probe timeout.");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
 ABSL_FLAG(std::string, ca_file, "",
           "PEM file set as every probe's ca_pem (extra trusted CAs).");
+ABSL_FLAG(std::vector<std::string>, dns_server, {},
+          "DNS servers (ip[:port], comma-separated) the engine resolves "
+          "through; empty: resolv.conf's.");
 ABSL_FLAG(std::string, outcomes_file, "",
           "Writes one line per probe: its index and outcome name.");
 
@@ -129,6 +132,7 @@ int main(int argc, char** argv) {
 
   fanprobe::EngineOptions engine_options;
   engine_options.workers = absl::GetFlag(FLAGS_workers);
+  engine_options.dns_servers = absl::GetFlag(FLAGS_dns_server);
   const uint32_t concurrency = absl::GetFlag(FLAGS_concurrency);
   if (concurrency > engine_options.max_in_flight) {
     engine_options.max_in_flight = concurrency;

@@ -326,6 +326,10 @@ void HttpServer::HandleProbe(const httplib::Request& request,
 
   auto options = std::make_shared<ProbeOptions>(module.options);
   options->timeout = probe_timeout;
+  // blackbox_exporter reads bodies of any size by default; here the
+  // server's limit is the most a probe reads.
+  options->max_body_bytes =
+      std::min(options->max_body_bytes, engine_.Limits().max_body_bytes);
   std::vector<ProbeTarget> probe_targets;
   probe_targets.reserve(targets.size());
   for (const std::string& target : targets) {

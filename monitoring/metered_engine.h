@@ -36,6 +36,10 @@ class MeteredEngine final : public Engine {
                                 BatchCallbacks callbacks) override;
 
   EngineStats Stats() const override { return engine_.Stats(); }
+  absl::Status CheckOptions(const ProbeOptions& options) const override {
+    return engine_.CheckOptions(options);
+  }
+  const ProbeLimits& Limits() const override { return engine_.Limits(); }
 
  private:
   // Constant after construction.

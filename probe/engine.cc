@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -28,7 +29,10 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "probe/internal/curl_probe.h"
+#include "probe/internal/prepared_options.h"
+#include "probe/internal/target_url.h"
+#include "probe/internal/tls.h"
+#include "probe/internal/transport.h"
 #include "probe/internal/worker.h"
 
 namespace fanprobe {
@@ -84,7 +88,7 @@ class BatchState final : public Batch,
         start(absl::Now()),
         callbacks(std::move(callbacks)),
         done(this->targets.size(), false),
-        host_keys(options.max_per_host > 0 ? this->targets.size() : 0) {}
+        urls(this->targets.size()) {}
 
   void Cancel() override;
   void PauseAdmission() override;
@@ -121,11 +125,10 @@ class BatchState final : public Batch,
                       std::shared_ptr<const PreparedOptions>>
       prepared;  // for every options object of a validated, usable target
   std::vector<bool> done;
-  // With a per-host limit: each target's host key, computed by Validate()
-  // in the same parse that checks the URL.  Validate() writes [begin, end)
-  // before it opens that range to admission under the engine's mu_, and
-  // admission moves each one out once, under mu_.
-  std::vector<std::string> host_keys;
+  // Each target's URL, parsed once by Validate(), which writes [begin, end)
+  // before it opens that range to admission under the engine's mu_;
+  // admission moves each one into its task once, under mu_.
+  std::vector<ParsedUrl> urls;
   uint32_t running = 0;
   uint32_t completed = 0;
   uint32_t succeeded = 0;
@@ -147,9 +150,11 @@ class BatchState final : public Batch,
   bool summary_sent = false;
 };
 
+// A node map: GCC 12 warns (-Wmaybe-uninitialized, wrongly) about moving
+// StatusOr<shared_ptr> slots inside absl's flat_hash_map.
 using PreparedCache =
-    absl::flat_hash_map<const ProbeOptions*,
-                        absl::StatusOr<std::shared_ptr<const PreparedOptions>>>;
+    std::unordered_map<const ProbeOptions*,
+                       absl::StatusOr<std::shared_ptr<const PreparedOptions>>>;
 
 class EngineImpl final : public Engine, public TaskListener {
  public:
@@ -163,8 +168,12 @@ class EngineImpl final : public Engine, public TaskListener {
                                 const BatchOptions& options,
                                 BatchCallbacks callbacks) override;
   EngineStats Stats() const override;
+  absl::Status CheckOptions(const ProbeOptions& options) const override {
+    return internal::CheckOptions(options, options_.limits);
+  }
+  const ProbeLimits& Limits() const override { return options_.limits; }
 
-  void OnTaskEnded(Worker& worker, ProbeTask task,
+  void OnTaskEnded(Lane& lane, ProbeTask task,
                    std::optional<ProbeResult> result) override;
   bool IsBatchEnded(const ProbeTask& task) override {
     return task.batch->ended.load(std::memory_order_acquire);
@@ -177,23 +186,23 @@ class EngineImpl final : public Engine, public TaskListener {
  private:
   // Work decided under mu_, carried out by RunActions() without it.
   struct Actions {
-    std::vector<std::pair<Worker*, ProbeTask>> starts;
+    std::vector<std::pair<Lane*, ProbeTask>> starts;
     std::vector<std::shared_ptr<BatchState>> deliveries;  // outbox or summary
     std::vector<std::shared_ptr<BatchState>> cancels;
   };
-  void RunActions(Actions& actions, Worker* current);
+  void RunActions(Actions& actions, Lane* current);
   // Delivers `batch`'s outbox and then, once it has ended, its summary;
   // returns at once if another thread is delivering for it.  Probes that a
   // delivered result's slot lets start go to `current` when it has room.
-  void Deliver(BatchState* batch, Worker* current);
+  void Deliver(BatchState* batch, Lane* current);
 
   // Checks targets [begin, end) outside mu_, then completes the unusable
   // ones as kInvalidTarget and opens the range to admission.
   void Validate(BatchState* batch, uint32_t begin, uint32_t end,
                 PreparedCache* prepared);
-  void FillLocked(Actions* actions, Worker* current)
+  void FillLocked(Actions* actions, Lane* current)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TakeOneLocked(BatchState* batch, Actions* actions, Worker* current)
+  void TakeOneLocked(BatchState* batch, Actions* actions, Lane* current)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AdmissibleLocked(const BatchState& batch) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -202,21 +211,24 @@ class EngineImpl final : public Engine, public TaskListener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndLocked(BatchState* batch, EndReason reason, Actions* actions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Worker* PickWorkerLocked(Worker* current) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Lane* PickLaneLocked(Lane* current) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop();
 
   // Constant after Init().
   const EngineOptions options_;
   const std::shared_ptr<EngineLink> link_;
   uint32_t max_in_flight_ = 0;
-  std::vector<std::unique_ptr<Worker>> workers_;
+  uint64_t fd_limit_ = 0;
+  uint64_t fd_open_at_start_ = 0;
+  std::unique_ptr<Transport> transport_;
+  std::vector<Lane*> lanes_;
   std::thread timer_thread_;
 
   mutable absl::Mutex mu_;
   absl::CondVar timer_cv_;  // deadlines_ changed, or stopping_
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<uint32_t> worker_load_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> lane_load_ ABSL_GUARDED_BY(mu_);
   // Batches that may start a probe, served round-robin: fairness.
   std::deque<std::shared_ptr<BatchState>> admission_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::shared_ptr<BatchState>> active_ ABSL_GUARDED_BY(mu_);
@@ -237,16 +249,10 @@ void BatchState::ResumeAdmission() {
 
 namespace {
 
-// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft
-// limit now in force.
-uint64_t RaiseFdLimit() {
+// The soft RLIMIT_NOFILE in force.
+uint64_t FdLimit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
-  if (limit.rlim_cur < limit.rlim_max) {
-    rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
   return limit.rlim_cur == RLIM_INFINITY ? (1u << 20) : limit.rlim_cur;
 }
 
@@ -271,11 +277,15 @@ absl::Status EngineImpl::Init() {
   if (curl_init != CURLE_OK) {
     return absl::InternalError(curl_easy_strerror(curl_init));
   }
+  // Parsed once per process; done here so the first https probe does not
+  // pay for it.
+  TrustStore::System();
   // Each running probe holds one socket; admission keeps the total inside
   // the process's descriptor budget instead of failing with EMFILE.
-  const uint64_t soft_limit = RaiseFdLimit();
-  const uint64_t used = OpenFdCount() + options_.fd_reserve;
-  const uint64_t budget = soft_limit > used ? soft_limit - used : 1;
+  fd_limit_ = FdLimit();
+  fd_open_at_start_ = OpenFdCount();
+  const uint64_t used = fd_open_at_start_ + options_.fd_reserve;
+  const uint64_t budget = fd_limit_ > used ? fd_limit_ - used : 1;
   max_in_flight_ = static_cast<uint32_t>(std::max<uint64_t>(
       1, std::min<uint64_t>(std::max(options_.max_in_flight, 1u), budget)));
 
@@ -286,14 +296,24 @@ absl::Status EngineImpl::Init() {
   }
   {
     absl::MutexLock lock(&mu_);
-    worker_load_.assign(workers, 0);
+    lane_load_.assign(workers, 0);
   }
-  for (int i = 0; i < workers; ++i) {
-    workers_.push_back(
-        std::make_unique<Worker>(i, this, &options_.destination_policy));
-    absl::Status status = workers_.back()->Start();
-    if (!status.ok()) return status;
+  std::shared_ptr<TransportFactory> factory = options_.transport;
+  if (factory == nullptr) {
+    CurlTransportOptions curl;
+    curl.policy = &options_.destination_policy;
+    curl.resolver.servers = options_.dns_servers;
+    curl.resolver.resolv_conf = options_.resolv_conf;
+    curl.resolver.hosts_file = options_.hosts_file;
+    curl.resolver.timeout = options_.dns_timeout;
+    curl.resolver.max_outstanding = options_.dns_max_outstanding;
+    factory = NewCurlTransportFactory(std::move(curl));
   }
+  absl::StatusOr<std::unique_ptr<Transport>> transport =
+      factory->Create(workers, this);
+  if (!transport.ok()) return transport.status();
+  transport_ = *std::move(transport);
+  lanes_ = transport_->lanes();
   timer_thread_ = std::thread([this] { TimerLoop(); });
   return absl::OkStatus();
 }
@@ -313,8 +333,8 @@ EngineImpl::~EngineImpl() {
   }
   RunActions(actions, nullptr);
   if (timer_thread_.joinable()) timer_thread_.join();
-  // Each worker drops what it still runs (reported back here) and joins.
-  workers_.clear();
+  // Each lane drops what it still runs (reported back here) and joins.
+  transport_.reset();
 }
 
 std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
@@ -365,14 +385,11 @@ void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
   for (uint32_t i = begin; i < end; ++i) {
     const ProbeTarget& target = batch->targets[i];
     auto [it, inserted] = prepared->try_emplace(target.options.get());
-    if (inserted) it->second = PrepareOptions(target.options);
+    if (inserted) it->second = PrepareOptions(target.options, options_.limits);
     absl::Status status = it->second.status();
     if (status.ok()) {
-      const bool with_host_key = !batch->host_keys.empty();
-      absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url, with_host_key);
-      if (url.ok() && with_host_key) {
-        batch->host_keys[i] = std::move(url->host_key);
-      }
+      absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url);
+      if (url.ok()) batch->urls[i] = *std::move(url);
       status = url.status();
     }
     if (!status.ok()) invalid.emplace_back(i, std::move(status));
@@ -405,6 +422,21 @@ EngineStats EngineImpl::Stats() const {
   stats.probes_in_flight = in_flight_;
   stats.batches_active = active_.size();
   stats.max_in_flight = max_in_flight_;
+  stats.fd_limit = fd_limit_;
+  stats.fd_open_at_start = fd_open_at_start_;
+  stats.fd_reserve = options_.fd_reserve;
+  for (const Lane* lane : lanes_) {
+    const LaneStats lane_stats = lane->Stats();
+    stats.handles_discarded += lane_stats.handles_discarded;
+    stats.dns_lookups += lane_stats.dns_lookups;
+    stats.dns_pending += lane_stats.dns_pending;
+    stats.probes_paced += lane_stats.probes_paced;
+    for (size_t i = 0; i < stats.loop_lag.counts.size(); ++i) {
+      stats.loop_lag.counts[i] += lane_stats.loop_lag.counts[i];
+    }
+    stats.loop_lag.count += lane_stats.loop_lag.count;
+    stats.loop_lag.sum_seconds += lane_stats.loop_lag.sum_seconds;
+  }
   for (const auto& batch : active_) {
     uint64_t queued =
         batch->targets.size() - batch->next_index + batch->ready.size();
@@ -414,14 +446,14 @@ EngineStats EngineImpl::Stats() const {
   return stats;
 }
 
-void EngineImpl::OnTaskEnded(Worker& worker, ProbeTask task,
+void EngineImpl::OnTaskEnded(Lane& lane, ProbeTask task,
                              std::optional<ProbeResult> result) {
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
     BatchState* batch = task.batch.get();
     --in_flight_;
-    --worker_load_[worker.id()];
+    --lane_load_[lane.id()];
     --batch->running;
     if (!batch->ended) {
       if (batch->options.max_per_host > 0) {
@@ -444,9 +476,9 @@ void EngineImpl::OnTaskEnded(Worker& worker, ProbeTask task,
       }
       EnqueueLocked(batch);
     }
-    FillLocked(&actions, &worker);
+    FillLocked(&actions, &lane);
   }
-  RunActions(actions, &worker);
+  RunActions(actions, &lane);
 }
 
 void EngineImpl::EndBatch(BatchState* batch, EndReason reason) {
@@ -487,7 +519,7 @@ void EngineImpl::EnqueueLocked(BatchState* batch) {
   }
 }
 
-void EngineImpl::FillLocked(Actions* actions, Worker* current) {
+void EngineImpl::FillLocked(Actions* actions, Lane* current) {
   while (in_flight_ < max_in_flight_ && !admission_.empty() && !stopping_) {
     std::shared_ptr<BatchState> batch = std::move(admission_.front());
     admission_.pop_front();
@@ -499,7 +531,7 @@ void EngineImpl::FillLocked(Actions* actions, Worker* current) {
 }
 
 void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
-                               Worker* current) {
+                               Lane* current) {
   const uint32_t max_per_host = batch->options.max_per_host;
   while (!batch->ended) {
     ProbeTask task;
@@ -510,11 +542,7 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
       const uint32_t index = batch->next_index++;
       if (batch->done[index]) continue;  // completed by Validate(): unusable
       const ProbeTarget& target = batch->targets[index];
-      // The worker parses the URL again, off this lock; Validate() checked
-      // it, and found the host key the per-host limit needs now.
-      if (max_per_host > 0) {
-        task.url.host_key = std::move(batch->host_keys[index]);
-      }
+      task.url = std::move(batch->urls[index]);
       task.batch = batch->shared_from_this();
       task.target = &target;
       task.index = index;
@@ -532,25 +560,23 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
     }
     ++batch->running;
     ++in_flight_;
-    Worker* worker = PickWorkerLocked(current);
-    ++worker_load_[worker->id()];
-    actions->starts.emplace_back(worker, std::move(task));
+    Lane* lane = PickLaneLocked(current);
+    ++lane_load_[lane->id()];
+    actions->starts.emplace_back(lane, std::move(task));
     return;
   }
 }
 
-Worker* EngineImpl::PickWorkerLocked(Worker* current) {
-  // Stay on the calling worker (no cross-thread wake-up) unless another is
+Lane* EngineImpl::PickLaneLocked(Lane* current) {
+  // Stay on the calling lane (no cross-thread wake-up) unless another is
   // clearly less loaded.
   constexpr uint32_t kLocalSlack = 16;
-  Worker* best = workers_.front().get();
-  for (const auto& worker : workers_) {
-    if (worker_load_[worker->id()] < worker_load_[best->id()]) {
-      best = worker.get();
-    }
+  Lane* best = lanes_.front();
+  for (Lane* lane : lanes_) {
+    if (lane_load_[lane->id()] < lane_load_[best->id()]) best = lane;
   }
   if (current != nullptr &&
-      worker_load_[current->id()] <= worker_load_[best->id()] + kLocalSlack) {
+      lane_load_[current->id()] <= lane_load_[best->id()] + kLocalSlack) {
     return current;
   }
   return best;
@@ -622,21 +648,21 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
   actions->deliveries.push_back(std::move(self));
 }
 
-void EngineImpl::RunActions(Actions& actions, Worker* current) {
-  for (auto& [worker, task] : actions.starts) {
-    if (worker == current) {
-      worker->StartLocal(std::move(task));
+void EngineImpl::RunActions(Actions& actions, Lane* current) {
+  for (auto& [lane, task] : actions.starts) {
+    if (lane == current) {
+      lane->StartLocal(std::move(task));
     } else {
-      worker->PostStart(std::move(task));
+      lane->PostStart(std::move(task));
     }
   }
   for (const auto& batch : actions.cancels) {
-    for (const auto& worker : workers_) worker->PostCancel(batch.get());
+    for (Lane* lane : lanes_) lane->PostCancel(batch.get());
   }
   for (const auto& batch : actions.deliveries) Deliver(batch.get(), current);
 }
 
-void EngineImpl::Deliver(BatchState* batch, Worker* current) {
+void EngineImpl::Deliver(BatchState* batch, Lane* current) {
   {
     absl::MutexLock lock(&mu_);
     if (batch->delivering) return;  // that thread will see our results too

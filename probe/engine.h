@@ -33,9 +33,11 @@
 #ifndef FANPROBE_PROBE_ENGINE_H_
 #define FANPROBE_PROBE_ENGINE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +47,9 @@
 #include "probe/probe.h"
 
 namespace fanprobe {
+namespace internal {
+class TransportFactory;
+}  // namespace internal
 
 // When a batch ends, as asyncio.wait's return_when.
 enum class ReturnWhen {
@@ -129,20 +134,59 @@ class Batch {
 };
 
 struct EngineOptions {
-  // Worker threads, each with its own curl multi handle; 0 = one per core.
+  // Worker threads, each with its own curl multi handles and resolver; 0 =
+  // one per core.
   int workers = 0;
   // Probes running at once across all batches.  Capped further by the file
   // descriptor budget (see below).
   uint32_t max_in_flight = 10000;
   // File descriptors kept back from probes for everything else the process
-  // does (gRPC connections, logs, ...).  At start the engine raises the
-  // RLIMIT_NOFILE soft limit to the hard limit; admission never lets probes
-  // use more than (soft limit - fd_reserve) descriptors, so a batch larger
-  // than the budget queues instead of failing with EMFILE.
+  // does (gRPC connections, logs, ...).  Admission never lets probes use
+  // more than (RLIMIT_NOFILE soft limit - descriptors open at start -
+  // fd_reserve), so a batch larger than the budget queues instead of failing
+  // with EMFILE.  The engine reads the limit; raising it is the program's
+  // business (fanprobe-server raises the soft limit to the hard one).
   uint32_t fd_reserve = 256;
-  // Which addresses probes may connect to, checked on every connection of
-  // every redirect hop; a denied one ends the probe as kDenied.
+  // Which addresses probes may connect to, checked on every address a name
+  // resolves to and on every connection of every redirect hop; a denied one
+  // ends the probe as kDenied.
   DestinationPolicy destination_policy;
+
+  // Name resolution.  The engine resolves every name itself, on its
+  // workers' event loops: the hosts file first, then DNS.
+  // DNS servers, "ip", "ip:port" or "[ipv6]:port"; empty: resolv.conf's.
+  std::vector<std::string> dns_servers;
+  // A lookup's whole budget, retries included; past it the probe ends as
+  // kDnsError (DnsFailure::kTimeout).
+  absl::Duration dns_timeout = absl::Seconds(5);
+  // resolv.conf (servers, search domains, ndots); empty: the system's.
+  std::string resolv_conf;
+  // Read once, at start; empty: none.
+  std::string hosts_file = "/etc/hosts";
+  // Lookups a worker has in flight at once (each asks A and AAAA); more
+  // wait, in order.  A resolver's socket buffer holds a few hundred
+  // queries: a burst beyond that loses some, and each loss costs a retry.
+  int dns_max_outstanding = 48;
+
+  // What a probe's options may ask for.
+  ProbeLimits limits;
+
+  // What runs probes; null means libcurl (the only real one).  Tests inject
+  // a fake to test admission without sockets.
+  std::shared_ptr<internal::TransportFactory> transport;
+};
+
+// How long the workers' event-loop turns took: while a turn runs, every
+// other probe of that worker waits, so long turns mean the prober, not its
+// targets, is slow.  Buckets by upper bound (seconds), not cumulative; the
+// last bucket holds what is above every bound.
+inline constexpr std::array<double, 10> kLagBucketBounds = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+inline constexpr size_t kLagBucketCount = kLagBucketBounds.size();
+struct LagHistogram {
+  std::array<uint64_t, kLagBucketCount + 1> counts{};
+  uint64_t count = 0;
+  double sum_seconds = 0;
 };
 
 // Live figures, for metrics and readiness.
@@ -151,6 +195,19 @@ struct EngineStats {
   uint64_t probes_queued = 0;     // admitted batches' probes not yet started
   uint64_t batches_active = 0;    // submitted and not yet ended
   uint64_t max_in_flight = 0;     // the effective cap (after the fd budget)
+  // The descriptor budget, as found at start.
+  uint64_t fd_limit = 0;  // RLIMIT_NOFILE's soft limit
+  uint64_t fd_open_at_start = 0;
+  uint64_t fd_reserve = 0;
+  // Transport handles dropped after a failed set-up; the probe went on with
+  // a fresh one, so this is the engine's own trouble, never a target's.
+  uint64_t handles_discarded = 0;
+  uint64_t dns_lookups = 0;  // lookups sent to DNS servers, ever
+  uint64_t dns_pending = 0;  // lookups in flight or waiting now
+  LagHistogram loop_lag;     // every turn of every worker
+  // Probes a worker holds back because those it is connecting already use
+  // the CPU it can spend on connecting (see ProbeResult::prober_lag).
+  uint64_t probes_paced = 0;
 };
 
 class Engine {
@@ -173,6 +230,15 @@ class Engine {
                                         BatchCallbacks callbacks) = 0;
 
   virtual EngineStats Stats() const = 0;
+
+  // OK, or kInvalidArgument naming the offending field first ("max_body_bytes:
+  // ... is above this server's limit of ..."), for options a probe would end
+  // with as kInvalidTarget: what a front end reports as a bad request before
+  // it submits.
+  virtual absl::Status CheckOptions(const ProbeOptions& options) const = 0;
+
+  // What this engine lets a probe ask for (EngineOptions::limits).
+  virtual const ProbeLimits& Limits() const = 0;
 };
 
 }  // namespace fanprobe

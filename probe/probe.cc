@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+
 #include "absl/strings/string_view.h"
 
 namespace fanprobe {
@@ -38,8 +40,36 @@ absl::string_view OutcomeName(Outcome outcome) {
       return "DENIED";
     case Outcome::kInvalidTarget:
       return "INVALID_TARGET";
-    case Outcome::kCancelled:
-      return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+bool StatusIsValid(int status, const std::vector<StatusRange>& ranges) {
+  if (ranges.empty()) {
+    return status >= kDefaultValidStatus.min &&
+           status <= kDefaultValidStatus.max;
+  }
+  return std::any_of(ranges.begin(), ranges.end(), [status](StatusRange r) {
+    return status >= r.min && status <= r.max;
+  });
+}
+
+absl::string_view DnsFailureName(DnsFailure failure) {
+  switch (failure) {
+    case DnsFailure::kNone:
+      return "NONE";
+    case DnsFailure::kNxDomain:
+      return "NXDOMAIN";
+    case DnsFailure::kNoData:
+      return "NODATA";
+    case DnsFailure::kServFail:
+      return "SERVFAIL";
+    case DnsFailure::kRefused:
+      return "REFUSED";
+    case DnsFailure::kTimeout:
+      return "TIMEOUT";
+    case DnsFailure::kOther:
+      return "OTHER";
   }
   return "UNKNOWN";
 }

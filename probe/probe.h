@@ -54,8 +54,9 @@ enum class Outcome {
   kInvalidTarget,     // the URL or the options are unusable (nothing was
                       // sent), or a redirect led to a scheme other than
                       // http or https (not followed)
-  kCancelled,         // the probe was stopped before it completed
 };
+inline constexpr int kNumOutcomes =
+    static_cast<int>(Outcome::kInvalidTarget) + 1;
 
 // "OK", "UNEXPECTED_STATUS", ..., the names the proto enum uses without its
 // "OUTCOME_" prefix.
@@ -66,6 +67,25 @@ struct StatusRange {
   int min = 0;
   int max = 0;
 };
+
+// The statuses a probe accepts when its options name none.
+inline constexpr StatusRange kDefaultValidStatus{200, 399};
+
+// Whether `status` is inside one of `ranges`; empty `ranges` means
+// kDefaultValidStatus.
+bool StatusIsValid(int status, const std::vector<StatusRange>& ranges);
+
+// How a name lookup failed (the outcome is then kDnsError).
+enum class DnsFailure {
+  kNone,      // resolved, or nothing to resolve (the host is an address)
+  kNxDomain,  // the name does not exist (NXDOMAIN)
+  kNoData,    // it exists but has no address of the family asked for
+  kServFail,  // the DNS server failed (SERVFAIL)
+  kRefused,   // the DNS server refused to answer (REFUSED)
+  kTimeout,   // no answer within the DNS timeout
+  kOther,     // anything else: a name that is not valid, no server reachable
+};
+absl::string_view DnsFailureName(DnsFailure failure);  // "NXDOMAIN", ...
 
 enum class HttpVersion {
   kDefault,  // HTTP/2 over TLS when the server offers it, else HTTP/1.1
@@ -103,8 +123,8 @@ struct ProbeOptions {
   bool follow_redirects = true;
   int max_redirects = 10;
   // A final status inside any of these ranges is valid.  Empty means the
-  // default, 200-399.
-  std::vector<StatusRange> valid_status = {{200, 399}};
+  // default, kDefaultValidStatus.
+  std::vector<StatusRange> valid_status = {kDefaultValidStatus};
   // RE2 patterns.  The body must match every "must" pattern and no
   // "must not" pattern, else kBodyMismatch.  A pattern that does not compile
   // makes the probe kInvalidTarget.
@@ -114,18 +134,35 @@ struct ProbeOptions {
   uint64_t max_body_bytes = 64 * 1024;
   // Verify the server certificate chain and host name.
   bool tls_verify = true;
-  // Extra trusted CA certificates (PEM), added to the system's.  (libcurl
-  // lets this replace its CA bundle file, but Debian's libcurl also trusts
-  // its CA path /etc/ssl/certs, which stays in use.)
+  // The CA certificates (PEM) to verify against instead of the system's, as
+  // curl --cacert and blackbox_exporter's ca_file do.  Empty: the system's.
   std::string ca_pem;
   HttpVersion http_version = HttpVersion::kDefault;
   IpFamily ip_family = IpFamily::kAny;
-  // Off (default): each probe opens its own connection, so connect and TLS
-  // timings are real, as blackbox_exporter does.  On: connections are kept
-  // and reused between probes to the same host.
+  // Off (default): each probe opens its own connection and does a full TLS
+  // handshake (no session resumption), so connect and TLS timings are what
+  // a new client pays, as blackbox_exporter's are.  On: connections are
+  // kept and reused between probes to the same host, and TLS sessions may
+  // be resumed.
   bool reuse_connections = false;
   // Sent as User-Agent; empty means DefaultUserAgent().
   std::string user_agent;
+};
+
+// What a server lets a probe ask for (EngineOptions::limits); a probe whose
+// options ask for more is kInvalidTarget, and Engine::CheckOptions() says
+// so before a batch is submitted.
+struct ProbeLimits {
+  // ProbeOptions::max_body_bytes at most: what one probe may read, and
+  // keep in memory when it matches patterns against the body.
+  uint64_t max_body_bytes = 16 * 1024 * 1024;
+  // The request headers a probe sends (names, values, method, user agent),
+  // in bytes.
+  uint64_t max_request_header_bytes = 64 * 1024;
+  // The request body, in bytes.
+  uint64_t max_request_body_bytes = 1024 * 1024;
+  // ProbeOptions::max_redirects at most.
+  int max_redirects = 30;
 };
 
 // One probe of a batch: the URL plus options.  `id` and `labels` are echoed
@@ -140,9 +177,11 @@ struct ProbeTarget {
   std::shared_ptr<const ProbeOptions> options;
 };
 
-// Phase timings, each measured from the start of the probe as curl does
-// (so dns <= connect <= tls <= first_byte <= total).  A phase that did not
-// happen (no TLS on http://, a reused connection) is zero.
+// Phase timings.  In a ProbeResult each is measured from the start of the
+// probe, as curl does (so dns <= connect <= tls <= first_byte <= total), and
+// the phases are the last request's, after `redirect`; in a Hop they are
+// measured from the start of that request.  A phase that did not happen (no
+// lookup for an address, no TLS on http://, a reused connection) is zero.
 struct Timings {
   absl::Duration dns = absl::ZeroDuration();         // name resolved
   absl::Duration connect = absl::ZeroDuration();     // TCP connected
@@ -150,6 +189,37 @@ struct Timings {
   absl::Duration first_byte = absl::ZeroDuration();  // first response byte
   absl::Duration total = absl::ZeroDuration();       // probe finished
   absl::Duration redirect = absl::ZeroDuration();    // spent on redirect hops
+};
+
+// One request of a probe: the first, or one a redirect led to.
+struct Hop {
+  std::string url;
+  int status_code = 0;    // 0 when no response came
+  std::string location;   // the redirect this response asked for, if any
+  std::string remote_ip;  // the address connected to; empty when none
+  int remote_port = 0;
+  std::vector<std::string> addresses;  // what the lookup found, if any
+  Timings timings;                     // from the start of this request
+};
+
+// A certificate as the server presented it.
+struct CertificateInfo {
+  std::string subject;  // RFC 2253, e.g. "CN=web.test,O=Example"
+  std::string issuer;
+  std::string serial;              // lower-case hex
+  std::string sha256_fingerprint;  // lower-case hex of the DER
+  absl::Time not_before;
+  absl::Time not_after;
+};
+
+// The TLS session of the last request.
+struct TlsInfo {
+  std::string version;   // "TLSv1.3", "TLSv1.2", ...
+  std::string cipher;    // e.g. "TLS_AES_256_GCM_SHA384"
+  bool resumed = false;  // an earlier session was resumed (no full handshake)
+  // The chain that verified, leaf first; the chain the server sent when
+  // verification is off.
+  std::vector<CertificateInfo> chain;
 };
 
 // What one completed probe found.
@@ -173,6 +243,18 @@ struct ProbeResult {
   int redirects = 0;        // redirects followed
   // https only: the earliest notAfter of the certificate chain presented.
   std::optional<absl::Time> cert_expiry;
+  // kDnsError only: how the lookup failed.
+  DnsFailure dns_failure = DnsFailure::kNone;
+  // Every request made, in order: the redirect chain.  Empty when none was
+  // made (an invalid target, a denied or unresolvable first host).
+  std::vector<Hop> hops;
+  // https only, once a handshake completed.
+  std::optional<TlsInfo> tls;
+  // The longest event-loop turn of the prober while this probe ran, when it
+  // was 5 ms or more (else zero): for that long the prober could not see
+  // this probe's events.  Timings much longer than the target's own are
+  // then the prober's doing, not the target's.
+  absl::Duration prober_lag = absl::ZeroDuration();
 };
 
 }  // namespace fanprobe

@@ -272,8 +272,6 @@ v1::Outcome OutcomeToProto(Outcome outcome) {
       return v1::OUTCOME_DENIED;
     case Outcome::kInvalidTarget:
       return v1::OUTCOME_INVALID_TARGET;
-    case Outcome::kCancelled:
-      return v1::OUTCOME_CANCELLED;
   }
   return v1::OUTCOME_UNSPECIFIED;
 }

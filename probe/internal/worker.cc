@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace fanprobe::internal {
 namespace {
@@ -22,9 +23,12 @@ constexpr int kMaxEvents = 1024;
 constexpr int kShards = 8;
 
 // What an epoll event is for, packed into epoll_data.u64: the eventfd, a
-// shard's timerfd, or a curl socket of a shard.
+// shard's timerfd, the resolver's timerfd, a resolver socket, or a curl
+// socket of a shard (shard << 32 | fd).
 constexpr uint64_t kEventTag = uint64_t{1} << 62;
 constexpr uint64_t kTimerTag = uint64_t{1} << 61;
+constexpr uint64_t kAuxTimerTag = uint64_t{1} << 60;
+constexpr uint64_t kDnsTag = uint64_t{1} << 59;
 uint64_t SocketTag(int shard, curl_socket_t s) {
   return (static_cast<uint64_t>(shard) << 32) | static_cast<uint32_t>(s);
 }
@@ -32,17 +36,81 @@ uint64_t SocketTag(int shard, curl_socket_t s) {
 // of 10,000 starts does not hold back the first completions.
 constexpr int kMaxStartsPerTurn = 32;
 
-int64_t MonotonicNanos() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
-}
-
 absl::Status ErrnoStatus(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+int64_t ThreadCpuNanos() {
+  timespec now;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
+
+absl::Duration Since(int64_t start_ns, int64_t now_ns) {
+  return absl::Nanoseconds(now_ns - start_ns);
+}
+
+void DrainFd(int fd) {
+  uint64_t count;
+  while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR) {
+  }
+}
+
+// Arms `fd` for `deadline_ns` (CLOCK_MONOTONIC); false if it could not.
+bool ArmTimer(int fd, int64_t deadline_ns) {
+  itimerspec spec{};
+  spec.it_value.tv_sec = deadline_ns / 1000000000;
+  spec.it_value.tv_nsec = deadline_ns % 1000000000;
+  return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr) == 0;
+}
+
+// The redirects a probe follows, and how, as browsers and Go's client
+// (blackbox_exporter's) do: 301, 302 and 303 turn a method other than GET
+// and HEAD into a GET without a body; 307 and 308 repeat the request.
+bool IsFollowedRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 ||
+         status == 308;
+}
+
+class CurlTransport final : public Transport {
+ public:
+  explicit CurlTransport(std::vector<std::unique_ptr<Worker>> workers)
+      : workers_(std::move(workers)) {
+    for (const auto& worker : workers_) lanes_.push_back(worker.get());
+  }
+  const std::vector<Lane*>& lanes() const override { return lanes_; }
+
+ private:
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<Lane*> lanes_;
+};
+
+class CurlTransportFactory final : public TransportFactory {
+ public:
+  explicit CurlTransportFactory(CurlTransportOptions options)
+      : options_(std::move(options)) {}
+
+  absl::StatusOr<std::unique_ptr<Transport>> Create(
+      int lanes, TaskListener* listener) override {
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (int i = 0; i < lanes; ++i) {
+      workers.push_back(std::make_unique<Worker>(i, listener, options_));
+      absl::Status status = workers.back()->Start();
+      if (!status.ok()) return status;
+    }
+    return std::make_unique<CurlTransport>(std::move(workers));
+  }
+
+ private:
+  const CurlTransportOptions options_;
+};
+
 }  // namespace
+
+std::unique_ptr<TransportFactory> NewCurlTransportFactory(
+    CurlTransportOptions options) {
+  return std::make_unique<CurlTransportFactory>(std::move(options));
+}
 
 ProbeResult NewResult(const ProbeTarget& target, uint32_t index) {
   ProbeResult result;
@@ -53,64 +121,73 @@ ProbeResult NewResult(const ProbeTarget& target, uint32_t index) {
   return result;
 }
 
-Worker::Worker(int id, TaskListener* listener, const DestinationPolicy* policy)
-    : id_(id), listener_(listener), policy_(policy) {}
+Worker::Worker(int id, TaskListener* listener,
+               const CurlTransportOptions& options)
+    : id_(id), listener_(listener), options_(options) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
     Post(Command{.kind = Command::Kind::kStop});
     thread_.join();
   }
+  // The resolver tells us of the sockets it closes: while we are whole.
+  resolver_.reset();
   free_.clear();
-  for (Shard& shard : shards_) {
-    if (shard.multi != nullptr) curl_multi_cleanup(shard.multi);
-    if (shard.timer_fd >= 0) close(shard.timer_fd);
-  }
-  for (int fd : {epoll_fd_, event_fd_}) {
-    if (fd >= 0) close(fd);
-  }
+  shards_.clear();
 }
 
 absl::Status Worker::Start() {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) return ErrnoStatus("epoll_create1");
-  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (event_fd_ < 0) return ErrnoStatus("eventfd");
+  epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_.valid()) return ErrnoStatus("epoll_create1");
+  event_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!event_fd_.valid()) return ErrnoStatus("eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kEventTag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, event_fd_.get(), &ev) != 0) {
     return ErrnoStatus("epoll_ctl");
   }
+  aux_timer_fd_.reset(
+      timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!aux_timer_fd_.valid()) return ErrnoStatus("timerfd_create");
+  ev.data.u64 = kAuxTimerTag;
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, aux_timer_fd_.get(), &ev) !=
+      0) {
+    return ErrnoStatus("epoll_ctl");
+  }
+  absl::StatusOr<std::unique_ptr<Resolver>> resolver =
+      Resolver::Create(options_.resolver, this);
+  if (!resolver.ok()) return resolver.status();
+  resolver_ = *std::move(resolver);
   shards_.resize(kShards);
   for (int i = 0; i < kShards; ++i) {
     Shard& shard = shards_[i];
     shard.worker = this;
     shard.index = i;
-    shard.timer_fd =
-        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (shard.timer_fd < 0) return ErrnoStatus("timerfd_create");
+    shard.timer_fd.reset(
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!shard.timer_fd.valid()) return ErrnoStatus("timerfd_create");
     ev.data.u64 = kTimerTag | static_cast<uint64_t>(i);
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, shard.timer_fd, &ev) != 0) {
+    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, shard.timer_fd.get(), &ev) !=
+        0) {
       return ErrnoStatus("epoll_ctl");
     }
-    shard.multi = curl_multi_init();
+    shard.multi.reset(curl_multi_init());
     if (shard.multi == nullptr) {
       return absl::InternalError("curl_multi_init failed");
     }
-    curl_multi_setopt(shard.multi, CURLMOPT_SOCKETFUNCTION,
-                      &Worker::SocketCallback);
-    curl_multi_setopt(shard.multi, CURLMOPT_SOCKETDATA, &shard);
-    curl_multi_setopt(shard.multi, CURLMOPT_TIMERFUNCTION,
-                      &Worker::TimerCallback);
-    curl_multi_setopt(shard.multi, CURLMOPT_TIMERDATA, &shard);
+    CURLM* multi = shard.multi.get();
+    if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION,
+                          &Worker::SocketCallback) != CURLM_OK ||
+        curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &shard) != CURLM_OK ||
+        curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION,
+                          &Worker::TimerCallback) != CURLM_OK ||
+        curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &shard) != CURLM_OK) {
+      return absl::InternalError("libcurl refused a multi handle option");
+    }
   }
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
-}
-
-bool Worker::OnWorkerThread() const {
-  return std::this_thread::get_id() == thread_.get_id();
 }
 
 void Worker::PostStart(ProbeTask task) {
@@ -119,6 +196,16 @@ void Worker::PostStart(ProbeTask task) {
 
 void Worker::PostCancel(const BatchState* batch) {
   Post(Command{.kind = Command::Kind::kCancel, .batch = batch});
+}
+
+LaneStats Worker::Stats() const {
+  LaneStats stats;
+  stats.handles_discarded = handles_discarded_.load(std::memory_order_relaxed);
+  stats.dns_lookups = dns_lookups_.load(std::memory_order_relaxed);
+  stats.dns_pending = dns_pending_.load(std::memory_order_relaxed);
+  stats.probes_paced = probes_paced_.load(std::memory_order_relaxed);
+  stats.loop_lag = meter_.Lag();
+  return stats;
 }
 
 void Worker::Post(Command command) {
@@ -132,7 +219,7 @@ void Worker::Post(Command command) {
   }
   if (wake) {
     uint64_t one = 1;
-    while (write(event_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    while (write(event_fd_.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
     }
   }
 }
@@ -140,7 +227,7 @@ void Worker::Post(Command command) {
 int Worker::SocketCallback(CURL* easy, curl_socket_t s, int what,
                            void* shard_ptr, void* socket_data) {
   auto* shard = static_cast<Shard*>(shard_ptr);
-  const int epoll_fd = shard->worker->epoll_fd_;
+  const int epoll_fd = shard->worker->epoll_fd_.get();
   if (what == CURL_POLL_REMOVE) {
     // The socket may already be closed (then the kernel dropped it).
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, s, nullptr);
@@ -160,7 +247,7 @@ int Worker::SocketCallback(CURL* easy, curl_socket_t s, int what,
     }
   }
   // Marks the socket as registered; libcurl forgets it on removal.
-  curl_multi_assign(shard->multi, s, shard);
+  curl_multi_assign(shard->multi.get(), s, shard);
   return 0;
 }
 
@@ -178,15 +265,37 @@ int Worker::TimerCallback(CURLM* multi, long timeout_ms, void* shard_ptr) {
   return 0;
 }
 
+void Worker::WatchDnsSocket(int fd, bool readable, bool writable) {
+  if (!readable && !writable) {
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+  ev.data.u64 = kDnsTag | static_cast<uint32_t>(fd);
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev);
+  }
+}
+
 void Worker::SyncTimer(Shard& shard) {
   if (shard.requested_ns >= shard.armed_ns) return;
-  itimerspec spec{};
-  spec.it_value.tv_sec = shard.requested_ns / 1000000000;
-  spec.it_value.tv_nsec = shard.requested_ns % 1000000000;
-  if (timerfd_settime(shard.timer_fd, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) {
+  if (ArmTimer(shard.timer_fd.get(), shard.requested_ns)) {
     shard.armed_ns = shard.requested_ns;
   } else {
     shard.due = true;  // cannot wait for it: act on the next turn
+  }
+}
+
+void Worker::SyncAuxTimer() {
+  int64_t next = resolver_->NextDeadline();
+  if (!lookup_deadlines_.empty()) {
+    next = std::min(next, lookup_deadlines_.begin()->first);
+  }
+  if (next >= aux_armed_ns_) return;
+  // A deadline already past arms the timer for the past: it fires at once.
+  if (ArmTimer(aux_timer_fd_.get(), std::max<int64_t>(next, 1))) {
+    aux_armed_ns_ = next;
   }
 }
 
@@ -194,35 +303,45 @@ void Worker::Run() {
   epoll_event events[kMaxEvents];
   int running = 0;
   while (!stopping_) {
-    bool busy = !pending_starts_.empty();
+    // Probes waiting to begin keep the loop from sleeping only while there
+    // is connecting room for them.
+    bool busy =
+        !pending_starts_.empty() && connecting_ < meter_.ConnectingLimit();
     for (const Shard& shard : shards_) busy = busy || shard.due;
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, busy ? 0 : -1);
+    int n = epoll_wait(epoll_fd_.get(), events, kMaxEvents, busy ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;  // EBADF/EINVAL: our own fd is gone; nothing sane to do
     }
+    const int64_t turn_start = MonotonicNanos();
+    const int64_t cpu_start = ThreadCpuNanos();
+    begun_this_turn_ = 0;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
-      uint64_t count;
+      const uint32_t ev = events[i].events;
       if (tag == kEventTag) {
-        while (read(event_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
-        }
+        DrainFd(event_fd_.get());
         DrainCommands();
       } else if (tag & kTimerTag) {
         Shard& shard = shards_[tag & ~kTimerTag];
-        while (read(shard.timer_fd, &count, sizeof(count)) < 0 &&
-               errno == EINTR) {
-        }
+        DrainFd(shard.timer_fd.get());
         shard.armed_ns = kNoDeadline;
         shard.due = true;
+      } else if (tag == kAuxTimerTag) {
+        DrainFd(aux_timer_fd_.get());
+        aux_armed_ns_ = kNoDeadline;
+        OnAuxTimer();
+      } else if (tag & kDnsTag) {
+        resolver_->OnSocketEvent(static_cast<int>(tag & 0xffffffff),
+                                 (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0,
+                                 (ev & EPOLLOUT) != 0);
       } else {
         Shard& shard = shards_[tag >> 32];
-        const uint32_t ev = events[i].events;
         int mask = 0;
         if (ev & EPOLLIN) mask |= CURL_CSELECT_IN;
         if (ev & EPOLLOUT) mask |= CURL_CSELECT_OUT;
         if (ev & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(shard.multi,
+        curl_multi_socket_action(shard.multi.get(),
                                  static_cast<curl_socket_t>(tag & 0xffffffff),
                                  mask, &running);
       }
@@ -231,27 +350,36 @@ void Worker::Run() {
     for (Shard& shard : shards_) {
       if (shard.due && shard.requested_ns == kNoDeadline) {
         shard.due = false;
-        curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        curl_multi_socket_action(shard.multi.get(), CURL_SOCKET_TIMEOUT, 0,
+                                 &running);
       } else if (shard.due) {
         // An early wake-up (or a timer that expired): only act if libcurl's
         // deadline has come, else re-arm for it below.
         shard.due = false;
         if (MonotonicNanos() >= shard.requested_ns) {
-          curl_multi_socket_action(shard.multi, CURL_SOCKET_TIMEOUT, 0,
+          curl_multi_socket_action(shard.multi.get(), CURL_SOCKET_TIMEOUT, 0,
                                    &running);
         }
       }
       ProcessCompletions(shard);
     }
     for (Shard& shard : shards_) SyncTimer(shard);
+    SyncAuxTimer();
+    dns_pending_.store(resolver_->pending(), std::memory_order_relaxed);
+    probes_paced_.store(pending_starts_.size(), std::memory_order_relaxed);
+    meter_.OnTurn(turn_start, MonotonicNanos(), ThreadCpuNanos() - cpu_start,
+                  begun_this_turn_);
   }
 }
 
 void Worker::StartPending() {
-  for (int i = 0; i < kMaxStartsPerTurn && !pending_starts_.empty(); ++i) {
+  const int64_t limit = meter_.ConnectingLimit();
+  for (int i = 0;
+       i < kMaxStartsPerTurn && !pending_starts_.empty() && connecting_ < limit;
+       ++i) {
     ProbeTask task = std::move(pending_starts_.front());
     pending_starts_.pop_front();
-    StartLocal(std::move(task));
+    Begin(std::move(task));
   }
 }
 
@@ -268,11 +396,11 @@ void Worker::DrainCommands() {
         break;
       case Command::Kind::kCancel:
       case Command::Kind::kStop: {
-        if (command.kind == Command::Kind::kStop) stopping_ = true;
+        const bool stop = command.kind == Command::Kind::kStop;
+        if (stop) stopping_ = true;
         std::vector<Transfer*> victims;
         for (const auto& [transfer, owned] : active_) {
-          if (command.kind == Command::Kind::kStop ||
-              transfer->task.batch.get() == command.batch) {
+          if (stop || transfer->task.batch.get() == command.batch) {
             victims.push_back(transfer);
           }
         }
@@ -284,10 +412,7 @@ void Worker::DrainCommands() {
         std::deque<ProbeTask> keep;
         std::deque<ProbeTask> dropped;
         for (ProbeTask& task : pending_starts_) {
-          (command.kind == Command::Kind::kStop ||
-                   task.batch.get() == command.batch
-               ? dropped
-               : keep)
+          (stop || task.batch.get() == command.batch ? dropped : keep)
               .push_back(std::move(task));
         }
         pending_starts_.swap(keep);
@@ -301,66 +426,279 @@ void Worker::DrainCommands() {
 }
 
 void Worker::StartLocal(ProbeTask task) {
+  // Queued, not begun here: a probe that ends at once (an unusable option,
+  // a denied address) would report from inside this call, and the engine
+  // would start the next one from inside that report, and so on, one stack
+  // frame deeper each time.
+  pending_starts_.push_back(std::move(task));
+}
+
+void Worker::Begin(ProbeTask task) {
   if (stopping_ || listener_->IsBatchEnded(task)) {
     listener_->OnTaskEnded(*this, std::move(task), std::nullopt);
     return;
   }
-  if (task.url.url.empty()) {
-    absl::StatusOr<ParsedUrl> url =
-        ParseTargetUrl(task.target->url, /*with_host_key=*/false);
-    if (!url.ok()) {
-      ProbeResult result = NewResult(*task.target, task.index);
-      result.outcome = Outcome::kInvalidTarget;
-      result.error = std::string(url.status().message());
-      listener_->OnTaskEnded(*this, std::move(task), std::move(result));
-      return;
-    }
-    task.url.url = std::move(url->url);  // keep the engine's host_key
+  ++begun_this_turn_;
+  Transfer* t = AcquireTransfer();
+  t->task = std::move(task);
+  t->seq = next_seq_++;
+  const ProbeOptions& o = *t->task.options->options;
+  t->start_ns = MonotonicNanos();
+  t->deadline_ns = t->start_ns + absl::ToInt64Nanoseconds(o.timeout);
+  t->url = t->task.url;
+  t->method = o.method;
+  t->send_body = true;
+  t->cross_host = false;
+  t->result = NewResult(*t->task.target, t->task.index);
+  absl::StatusOr<bool> kept =
+      t->curl.Configure(t->task.options, options_.policy, t);
+  if (!kept.ok()) {
+    Fail(t, Outcome::kInvalidTarget, std::string(kept.status().message()));
+    return;
   }
-  Transfer* transfer = AcquireTransfer();
-  transfer->task = std::move(task);
-  absl::Status status = transfer->probe.Setup(
-      transfer->task.url, transfer->task.options, policy_, transfer);
-  CURLMcode mc = CURLM_OK;
-  if (status.ok()) {
-    Shard* shard = &shards_.front();
-    for (Shard& candidate : shards_) {
-      if (candidate.running < shard->running) shard = &candidate;
-    }
-    mc = curl_multi_add_handle(shard->multi, transfer->probe.easy());
-    if (mc == CURLM_OK) {
-      transfer->shard = shard;
-      ++shard->running;
-      return;
+  BeginHop(t);
+}
+
+void Worker::BeginHop(Transfer* t) {
+  const ProbeOptions& o = *t->task.options->options;
+  t->hop_start_ns = MonotonicNanos();
+  t->hop_deadline_ns = t->deadline_ns;
+  if (o.connect_timeout > absl::ZeroDuration()) {
+    t->hop_deadline_ns =
+        std::min(t->hop_deadline_ns,
+                 t->hop_start_ns + absl::ToInt64Nanoseconds(o.connect_timeout));
+  }
+  t->hop = Hop{};
+  t->hop.url = t->url.url;
+  t->addresses.clear();
+  if (!t->connecting) {
+    t->connecting = true;
+    ++connecting_;
+  }
+  if (t->url.address.has_value()) {
+    // An address: libcurl connects to it as it is (the policy is checked
+    // when it opens the socket).
+    StartRequest(t);
+    return;
+  }
+  dns_lookups_.fetch_add(1, std::memory_order_relaxed);
+  std::optional<Resolution> now =
+      resolver_->Resolve(t->seq, t->url.host, o.ip_family);
+  if (now.has_value()) {
+    OnHopResolved(t, *std::move(now));
+    return;
+  }
+  t->phase = Transfer::Phase::kResolving;
+  resolving_.emplace(t->seq, t);
+  t->lookup_deadline = lookup_deadlines_.emplace(t->hop_deadline_ns, t);
+}
+
+void Worker::OnResolved(uint64_t id, Resolution resolution) {
+  auto it = resolving_.find(id);
+  if (it == resolving_.end()) return;
+  Transfer* t = it->second;
+  resolving_.erase(it);
+  lookup_deadlines_.erase(t->lookup_deadline);
+  t->phase = Transfer::Phase::kIdle;
+  OnHopResolved(t, std::move(resolution));
+}
+
+void Worker::OnAuxTimer() {
+  resolver_->OnTimer();
+  const int64_t now = MonotonicNanos();
+  while (!lookup_deadlines_.empty() &&
+         lookup_deadlines_.begin()->first <= now) {
+    Transfer* t = lookup_deadlines_.begin()->second;
+    lookup_deadlines_.erase(lookup_deadlines_.begin());
+    resolving_.erase(t->seq);
+    resolver_->Abandon(t->seq);
+    t->phase = Transfer::Phase::kIdle;
+    const bool connect_limit = t->hop_deadline_ns < t->deadline_ns;
+    Fail(
+        t, Outcome::kTimeout,
+        absl::StrCat(connect_limit ? "connect timeout" : "timed out", " after ",
+                     absl::FormatDuration(absl::Trunc(
+                         Since(t->hop_start_ns, now), absl::Milliseconds(1))),
+                     " resolving ", t->url.host));
+  }
+}
+
+void Worker::OnHopResolved(Transfer* t, Resolution resolution) {
+  t->hop.timings.dns = Since(t->hop_start_ns, MonotonicNanos());
+  for (const IpAddress& a : resolution.addresses) {
+    t->hop.addresses.push_back(a.ToString());
+  }
+  if (resolution.failure != DnsFailure::kNone) {
+    t->result.dns_failure = resolution.failure;
+    Fail(t, Outcome::kDnsError, std::move(resolution.error));
+    return;
+  }
+  // Addresses the policy denies are dropped here, so libcurl never tries
+  // them; it checks the rest again when it opens each socket.
+  std::string denied;
+  for (const IpAddress& a : resolution.addresses) {
+    absl::Status allowed = options_.policy == nullptr
+                               ? absl::OkStatus()
+                               : options_.policy->Check(a);
+    if (allowed.ok()) {
+      t->addresses.push_back(a);
+    } else if (denied.empty()) {
+      denied = std::string(allowed.message());
     }
   }
-  ProbeResult result = NewResult(*transfer->task.target, transfer->task.index);
+  if (t->addresses.empty()) {
+    Fail(
+        t, Outcome::kDenied,
+        absl::StrCat("every address of ", t->url.host, " is denied: ", denied));
+    return;
+  }
+  StartRequest(t);
+}
+
+void Worker::StartRequest(Transfer* t) {
+  const int64_t now = MonotonicNanos();
+  if (now >= t->hop_deadline_ns) {
+    Fail(t, Outcome::kTimeout,
+         absl::StrCat(t->hop_deadline_ns < t->deadline_ns ? "connect timeout"
+                                                          : "timed out",
+                      " before connecting to ", t->url.host));
+    return;
+  }
+  const ProbeOptions& o = *t->task.options->options;
+  HopRequest request;
+  request.url = &t->url;
+  request.method = t->method;
+  request.send_body = t->send_body;
+  request.cross_host = t->cross_host;
+  request.addresses = &t->addresses;
+  request.timeout = Since(now, t->deadline_ns);
+  if (o.connect_timeout > absl::ZeroDuration()) {
+    request.connect_timeout = Since(now, t->hop_deadline_ns);
+  }
+  absl::Status status = t->curl.Prepare(request);
   if (!status.ok()) {
-    result.outcome = Outcome::kInvalidTarget;
-    result.error = std::string(status.message());
-  } else {
-    result.outcome = Outcome::kIoError;
-    result.error = absl::StrCat("libcurl could not start the transfer: ",
-                                curl_multi_strerror(mc));
+    // The handle is the engine's trouble, not the target's: go on with a
+    // fresh one, and only blame the options if that refuses them too.
+    handles_discarded_.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<bool> kept =
+        t->curl.Configure(t->task.options, options_.policy, t);
+    status = kept.ok() ? t->curl.Prepare(request) : kept.status();
+    if (!status.ok()) {
+      Fail(t, Outcome::kInvalidTarget, std::string(status.message()));
+      return;
+    }
   }
-  // Never added to a multi handle (shard is null): just back to the pool.
-  listener_->OnTaskEnded(*this, ReleaseTransfer(transfer), std::move(result));
+  Shard* shard = &shards_.front();
+  for (Shard& candidate : shards_) {
+    if (candidate.running < shard->running) shard = &candidate;
+  }
+  CURLMcode mc = curl_multi_add_handle(shard->multi.get(), t->curl.easy());
+  if (mc != CURLM_OK) {
+    Fail(t, Outcome::kIoError,
+         absl::StrCat("libcurl could not start the request: ",
+                      curl_multi_strerror(mc)));
+    return;
+  }
+  t->shard = shard;
+  ++shard->running;
+  t->phase = Transfer::Phase::kRequesting;
 }
 
 void Worker::ProcessCompletions(Shard& shard) {
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(shard.multi, &left)) {
+  while (CURLMsg* msg = curl_multi_info_read(shard.multi.get(), &left)) {
     if (msg->msg != CURLMSG_DONE) continue;
     // Copy what we need: the message dies with curl_multi_remove_handle.
     CURL* easy = msg->easy_handle;
     const CURLcode code = msg->data.result;
-    Transfer* transfer = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &transfer);
-    ProbeResult result =
-        NewResult(*transfer->task.target, transfer->task.index);
-    transfer->probe.Finish(code, *transfer->task.options, &result);
-    listener_->OnTaskEnded(*this, ReleaseTransfer(transfer), std::move(result));
+    Transfer* t = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+    curl_multi_remove_handle(shard.multi.get(), easy);
+    --shard.running;
+    t->shard = nullptr;
+    t->phase = Transfer::Phase::kIdle;
+    OnRequestDone(t, code);
   }
+}
+
+void Worker::Connected(Transfer* t) {
+  if (!t->connecting) return;
+  t->connecting = false;
+  --connecting_;
+}
+
+void Worker::OnRequestDone(Transfer* t, CURLcode code) {
+  Connected(t);
+  const ProbeOptions& o = *t->task.options->options;
+  t->curl.ReadResponse(code, t->hop.timings.dns, &t->hop, &t->result);
+  t->result.hops.push_back(t->hop);
+  const Hop& hop = t->result.hops.back();
+  if (code != CURLE_OK || !o.follow_redirects ||
+      !IsFollowedRedirect(hop.status_code) || hop.location.empty()) {
+    t->curl.Judge(code, &t->result);
+    EndProbe(t);
+    return;
+  }
+  if (t->result.redirects >= o.max_redirects) {
+    t->result.outcome = Outcome::kTooManyRedirects;
+    t->result.error =
+        absl::StrCat("more than ", o.max_redirects, " redirects (the last to ",
+                     hop.location, ")");
+    EndProbe(t);
+    return;
+  }
+  absl::StatusOr<ParsedUrl> next = ParseTargetUrl(hop.location);
+  if (!next.ok()) {
+    t->result.outcome = Outcome::kInvalidTarget;
+    t->result.error =
+        absl::StrCat("the redirect to \"", hop.location,
+                     "\" is not followed: ", next.status().message());
+    EndProbe(t);
+    return;
+  }
+  if (hop.status_code != 307 && hop.status_code != 308) {
+    if (t->method != "GET" && t->method != "HEAD") t->method = "GET";
+    t->send_body = false;
+  }
+  if (next->host != t->url.host) t->cross_host = true;
+  ++t->result.redirects;
+  t->url = *std::move(next);
+  BeginHop(t);
+}
+
+void Worker::Fail(Transfer* t, Outcome outcome, std::string error) {
+  if (!t->hop.url.empty()) {  // a request had begun
+    t->hop.timings.total = Since(t->hop_start_ns, MonotonicNanos());
+    t->result.hops.push_back(t->hop);
+  }
+  t->result.outcome = outcome;
+  t->result.error = std::move(error);
+  EndProbe(t);
+}
+
+void Worker::EndProbe(Transfer* t) {
+  ProbeResult& r = t->result;
+  const int64_t now = MonotonicNanos();
+  r.final_url = t->url.url;
+  // The probe's timings are its last request's, measured from the probe's
+  // start: that request began after the redirects.
+  const absl::Duration redirect = r.redirects > 0
+                                      ? Since(t->start_ns, t->hop_start_ns)
+                                      : absl::ZeroDuration();
+  auto shifted = [redirect](absl::Duration d) {
+    return d > absl::ZeroDuration() ? redirect + d : absl::ZeroDuration();
+  };
+  const Timings last = r.hops.empty() ? Timings{} : r.hops.back().timings;
+  r.timings.redirect = redirect;
+  r.timings.dns = shifted(last.dns);
+  r.timings.connect = shifted(last.connect);
+  r.timings.tls = shifted(last.tls);
+  r.timings.first_byte = shifted(last.first_byte);
+  r.timings.total = Since(t->start_ns, now);
+  r.prober_lag = absl::Nanoseconds(meter_.LongestTurnSince(t->start_ns));
+  ProbeResult result = std::move(t->result);
+  ProbeTask task = ReleaseTransfer(t);
+  listener_->OnTaskEnded(*this, std::move(task), std::move(result));
 }
 
 Worker::Transfer* Worker::AcquireTransfer() {
@@ -370,20 +708,36 @@ Worker::Transfer* Worker::AcquireTransfer() {
     free_.pop_back();
   } else {
     transfer = std::make_unique<Transfer>();
+    Transfer* fresh = transfer.get();
+    fresh->curl.set_on_connected([this, fresh] { Connected(fresh); });
   }
   Transfer* raw = transfer.get();
   active_.emplace(raw, std::move(transfer));
   return raw;
 }
 
-ProbeTask Worker::ReleaseTransfer(Transfer* transfer) {
-  if (transfer->shard != nullptr) {
-    curl_multi_remove_handle(transfer->shard->multi, transfer->probe.easy());
-    --transfer->shard->running;
-    transfer->shard = nullptr;
+ProbeTask Worker::ReleaseTransfer(Transfer* t) {
+  Connected(t);
+  switch (t->phase) {
+    case Transfer::Phase::kRequesting:
+      curl_multi_remove_handle(t->shard->multi.get(), t->curl.easy());
+      --t->shard->running;
+      t->shard = nullptr;
+      break;
+    case Transfer::Phase::kResolving:
+      resolver_->Abandon(t->seq);
+      resolving_.erase(t->seq);
+      lookup_deadlines_.erase(t->lookup_deadline);
+      break;
+    case Transfer::Phase::kIdle:
+      break;
   }
-  ProbeTask task = std::move(transfer->task);
-  auto node = active_.extract(transfer);
+  t->phase = Transfer::Phase::kIdle;
+  t->curl.Trim();
+  t->result = ProbeResult{};
+  t->hop = Hop{};
+  ProbeTask task = std::move(t->task);
+  auto node = active_.extract(t);
   if (free_.size() < kMaxFreeTransfers) {
     free_.push_back(std::move(node.mapped()));
   }

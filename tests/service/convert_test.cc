@@ -239,7 +239,7 @@ TEST(ResultToProtoTest, CarriesEveryField) {
 }
 
 TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
-  for (int i = 0; i <= static_cast<int>(Outcome::kCancelled); ++i) {
+  for (int i = 0; i < kNumOutcomes; ++i) {
     const Outcome outcome = static_cast<Outcome>(i);
     EXPECT_EQ(v1::Outcome_Name(OutcomeToProto(outcome)),
               absl::StrCat("OUTCOME_", OutcomeName(outcome)));

@@ -1,0 +1,424 @@
+#include "probe/internal/curl_transfer.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "probe/internal/tls.h"
+
+namespace fanprobe::internal {
+namespace {
+
+// libcurl's receive buffer is allocated per handle (16 KiB by default);
+// with 10,000 probes in flight it dominates memory, and probe bodies are
+// small and capped anyway.
+constexpr long kReceiveBufferBytes = 1024;
+// A body kept for matching is given back after its probe beyond this.
+constexpr size_t kKeptBodyBytes = 16 * 1024;
+
+absl::Duration CurlMicros(CURL* easy, CURLINFO info) {
+  curl_off_t us = 0;
+  curl_easy_getinfo(easy, info, &us);
+  return absl::Microseconds(us);
+}
+
+absl::string_view HttpVersionName(long version) {
+  switch (version) {
+    case CURL_HTTP_VERSION_1_0:
+      return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1:
+      return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0:
+      return "HTTP/2";
+    case CURL_HTTP_VERSION_3:
+      return "HTTP/3";
+    default:
+      return "";
+  }
+}
+
+// The one place a CURLcode becomes an Outcome.
+Outcome OutcomeForCurlCode(CURLcode code) {
+  switch (code) {
+    case CURLE_OK:
+      return Outcome::kOk;
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return Outcome::kDnsError;
+    case CURLE_COULDNT_CONNECT:
+      return Outcome::kConnectError;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Outcome::kTimeout;
+    case CURLE_TOO_MANY_REDIRECTS:
+      return Outcome::kTooManyRedirects;
+    case CURLE_FILESIZE_EXCEEDED:
+      return Outcome::kBodyTooLarge;
+    case CURLE_URL_MALFORMAT:
+      return Outcome::kInvalidTarget;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return Outcome::kTlsError;
+    default:
+      // Broken connections, replies that are not HTTP (libcurl's "Received
+      // HTTP/0.9 when not allowed" is CURLE_UNSUPPORTED_PROTOCOL), partial
+      // bodies, ...
+      return Outcome::kIoError;
+  }
+}
+
+std::string ResolveEntry(const ParsedUrl& url,
+                         const std::vector<IpAddress>& addresses) {
+  std::string entry = absl::StrCat(url.host, ":", url.port, ":");
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (i > 0) entry.push_back(',');
+    if (addresses[i].is_v4) {
+      absl::StrAppend(&entry, addresses[i].ToString());
+    } else {
+      absl::StrAppend(&entry, "[", addresses[i].ToString(), "]");
+    }
+  }
+  return entry;
+}
+
+long Millis(absl::Duration d) {
+  return static_cast<long>(std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1)))));
+}
+
+}  // namespace
+
+size_t CurlTransfer::WriteCallback(char* data, size_t size, size_t count,
+                                   void* self_ptr) {
+  auto* self = static_cast<CurlTransfer*>(self_ptr);
+  const size_t n = size * count;
+  self->body_bytes_ += n;
+  if (self->body_bytes_ > self->max_body_bytes_) {
+    self->body_too_large_ = true;
+    return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
+  }
+  if (self->keep_body_) self->body_.append(data, n);
+  return n;
+}
+
+curl_socket_t CurlTransfer::OpenSocketCallback(void* self_ptr,
+                                               curlsocktype purpose,
+                                               curl_sockaddr* address) {
+  auto* self = static_cast<CurlTransfer*>(self_ptr);
+  IpAddress ip;
+  if (self->policy_ != nullptr &&
+      IpAddress::FromSockaddr(&address->addr, &ip)) {
+    absl::Status allowed = self->policy_->Check(ip);
+    if (!allowed.ok()) {
+      // No socket, so not a single packet goes to the address.
+      self->denied_ = std::string(allowed.message());
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
+int CurlTransfer::PrereqCallback(void* self_ptr, char* primary_ip,
+                                 char* local_ip, int primary_port,
+                                 int local_port) {
+  // The connection (and its handshake) is up and the request not yet sent:
+  // the one moment the session can be read, whatever happens next.
+  auto* self = static_cast<CurlTransfer*>(self_ptr);
+  if (self->https_) self->tls_ = ReadTlsInfo(self->easy_.get());
+  if (self->on_connected_) self->on_connected_();
+  return CURL_PREREQFUNC_OK;
+}
+
+void CurlTransfer::Discard() {
+  easy_.reset();
+  share_.reset();
+  configured_for_ = nullptr;
+  resolve_.reset();
+  resolved_key_.clear();
+}
+
+void CurlTransfer::Trim() {
+  if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+}
+
+absl::StatusOr<bool> CurlTransfer::Configure(
+    const std::shared_ptr<const PreparedOptions>& prepared_ptr,
+    const DestinationPolicy* policy, void* owner) {
+  if (easy_ != nullptr && configured_for_ == prepared_ptr &&
+      policy_ == policy) {
+    return true;
+  }
+  Discard();
+  easy_.reset(curl_easy_init());
+  share_.reset(curl_share_init());
+  if (easy_ == nullptr || share_ == nullptr) {
+    Discard();
+    return absl::ResourceExhaustedError("libcurl could not make a handle");
+  }
+  policy_ = policy;
+  CURL* e = easy_.get();
+  const PreparedOptions& prepared = *prepared_ptr;
+  const ProbeOptions& o = *prepared.options;
+  CURLcode rc = CURLE_OK;
+  auto set = [&rc, e](CURLoption option, auto value) {
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
+  };
+  if (curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
+      CURLSHE_OK) {
+    Discard();
+    return absl::ResourceExhaustedError("libcurl could not make a DNS cache");
+  }
+  // A DNS cache of this handle's own: the addresses the engine resolved for
+  // this probe, and nobody else's.
+  set(CURLOPT_SHARE, share_.get());
+  set(CURLOPT_PRIVATE, owner);
+  set(CURLOPT_NOSIGNAL, 1L);
+  set(CURLOPT_ERRORBUFFER, error_);
+  // Only http and https; the engine follows redirects itself; never a proxy
+  // from the environment.
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_FOLLOWLOCATION, 0L);
+  set(CURLOPT_PROXY, "");
+  set(CURLOPT_OPENSOCKETFUNCTION, &CurlTransfer::OpenSocketCallback);
+  set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this));
+  set(CURLOPT_PREREQFUNCTION, &CurlTransfer::PrereqCallback);
+  set(CURLOPT_PREREQDATA, static_cast<void*>(this));
+  set(CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
+  set(CURLOPT_WRITEFUNCTION, &CurlTransfer::WriteCallback);
+  set(CURLOPT_WRITEDATA, static_cast<void*>(this));
+  // A declared Content-Length over the cap fails before any body is read.
+  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(o.max_body_bytes));
+  set(CURLOPT_USERAGENT,
+      o.user_agent.empty() ? DefaultUserAgent().data() : o.user_agent.c_str());
+  set(CURLOPT_SSL_VERIFYPEER, o.tls_verify ? 1L : 0L);
+  set(CURLOPT_SSL_VERIFYHOST, o.tls_verify ? 2L : 0L);
+  // No CA file or path for libcurl to parse per connection: the engine's
+  // own store, parsed once, goes into each connection's context.
+  set(CURLOPT_CAINFO, static_cast<char*>(nullptr));
+  set(CURLOPT_CAPATH, static_cast<char*>(nullptr));
+  set(CURLOPT_CA_CACHE_TIMEOUT, 0L);
+  if (o.tls_verify) {
+    set(CURLOPT_SSL_CTX_FUNCTION, &InstallTrustStore);
+    set(CURLOPT_SSL_CTX_DATA,
+        const_cast<void*>(static_cast<const void*>(prepared.trust.get())));
+  }
+  switch (o.http_version) {
+    case HttpVersion::kHttp1_1:
+      set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+      break;
+    case HttpVersion::kDefault:
+    case HttpVersion::kHttp2:
+      set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+      break;
+  }
+  switch (o.ip_family) {
+    case IpFamily::kAny:
+      break;
+    case IpFamily::kIpv4:
+      set(CURLOPT_IPRESOLVE, static_cast<long>(CURL_IPRESOLVE_V4));
+      break;
+    case IpFamily::kIpv6:
+      set(CURLOPT_IPRESOLVE, static_cast<long>(CURL_IPRESOLVE_V6));
+      break;
+  }
+  if (!o.reuse_connections) {
+    // A fresh probe pays what a new client pays: its own connection and a
+    // full TLS handshake.
+    set(CURLOPT_FRESH_CONNECT, 1L);
+    set(CURLOPT_FORBID_REUSE, 1L);
+    set(CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  }
+  if (rc != CURLE_OK) {
+    Discard();
+    return absl::InvalidArgumentError(
+        absl::StrCat("libcurl refused an option: ", curl_easy_strerror(rc)));
+  }
+  configured_for_ = prepared_ptr;
+  return false;
+}
+
+absl::Status CurlTransfer::Prepare(const HopRequest& request) {
+  CURL* e = easy_.get();
+  const PreparedOptions& prepared = *configured_for_;
+  const ProbeOptions& o = *prepared.options;
+  const ParsedUrl& url = *request.url;
+  https_ = url.https;
+  body_bytes_ = 0;
+  body_too_large_ = false;
+  body_.clear();
+  keep_body_ = prepared.keep_body;
+  max_body_bytes_ = o.max_body_bytes;
+  error_[0] = '\0';
+  denied_.clear();
+  tls_.reset();
+
+  CURLcode rc = CURLE_OK;
+  auto set = [&rc, e](CURLoption option, auto value) {
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
+  };
+  set(CURLOPT_URL, url.url.c_str());
+  // Replace the last request's address entry with this one's.
+  resolve_.reset();
+  std::vector<std::string> entries;
+  if (!resolved_key_.empty())
+    entries.push_back(absl::StrCat("-", resolved_key_));
+  resolved_key_.clear();
+  if (request.addresses != nullptr && !request.addresses->empty()) {
+    entries.push_back(ResolveEntry(url, *request.addresses));
+    resolved_key_ = absl::StrCat(url.host, ":", url.port);
+  }
+  for (const std::string& entry : entries) {
+    curl_slist* appended = curl_slist_append(resolve_.get(), entry.c_str());
+    if (appended == nullptr)
+      return absl::ResourceExhaustedError("out of memory");
+    resolve_.release();
+    resolve_.reset(appended);
+  }
+  set(CURLOPT_RESOLVE, resolve_.get());
+  set(CURLOPT_TIMEOUT_MS, Millis(request.timeout));
+  set(CURLOPT_CONNECTTIMEOUT_MS, request.connect_timeout > absl::ZeroDuration()
+                                     ? Millis(request.connect_timeout)
+                                     : 0L);
+  const curl_slist* headers = request.cross_host
+                                  ? prepared.cross_host_headers.get()
+                                  : prepared.headers.get();
+  set(CURLOPT_HTTPHEADER, headers);
+  // Back to a plain GET first: a previous request may have been anything.
+  set(CURLOPT_HTTPGET, 1L);
+  set(CURLOPT_CUSTOMREQUEST, static_cast<char*>(nullptr));
+  const absl::string_view method = request.method;
+  if (method == "HEAD") {
+    set(CURLOPT_NOBODY, 1L);
+  } else if (request.send_body && (!o.body.empty() || method == "POST" ||
+                                   method == "PUT" || method == "PATCH")) {
+    // Methods that carry a body send "Content-Length: 0" when it is empty,
+    // else some servers wait for one.
+    set(CURLOPT_POSTFIELDS, o.body.data());
+    set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body.size()));
+    if (method != "POST") set(CURLOPT_CUSTOMREQUEST, method.data());
+  } else if (method != "GET") {
+    set(CURLOPT_CUSTOMREQUEST, method.data());
+  }
+  if (rc != CURLE_OK) {
+    Discard();
+    return absl::InvalidArgumentError(
+        absl::StrCat("libcurl refused an option: ", curl_easy_strerror(rc)));
+  }
+  return absl::OkStatus();
+}
+
+void CurlTransfer::ReadResponse(CURLcode code, absl::Duration dns, Hop* hop,
+                                ProbeResult* r) {
+  CURL* e = easy_.get();
+  long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  hop->status_code = static_cast<int>(status);
+  char* text = nullptr;
+  if (curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &text) == CURLE_OK && text) {
+    hop->remote_ip = text;
+  }
+  long port = 0;
+  curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &port);
+  hop->remote_port = static_cast<int>(port);
+  text = nullptr;
+  if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &text) == CURLE_OK && text) {
+    hop->location = text;
+  }
+  // libcurl measures from its own start, which follows the engine's lookup.
+  auto after_dns = [dns](absl::Duration d) {
+    return d > absl::ZeroDuration() ? dns + d : absl::ZeroDuration();
+  };
+  hop->timings.dns = dns;
+  hop->timings.connect = after_dns(CurlMicros(e, CURLINFO_CONNECT_TIME_T));
+  hop->timings.tls = after_dns(CurlMicros(e, CURLINFO_APPCONNECT_TIME_T));
+  hop->timings.first_byte =
+      after_dns(CurlMicros(e, CURLINFO_STARTTRANSFER_TIME_T));
+  hop->timings.total = dns + CurlMicros(e, CURLINFO_TOTAL_TIME_T);
+
+  r->status_code = hop->status_code;
+  long version = 0;
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+  r->http_version = std::string(HttpVersionName(version));
+  r->remote_ip = hop->remote_ip;
+  r->remote_port = hop->remote_port;
+  r->body_bytes = body_bytes_;
+  r->tls = std::move(tls_);
+  tls_.reset();
+  r->cert_expiry.reset();
+  if (r->tls.has_value()) {
+    for (const CertificateInfo& cert : r->tls->chain) {
+      if (!r->cert_expiry.has_value() || cert.not_after < *r->cert_expiry) {
+        r->cert_expiry = cert.not_after;
+      }
+    }
+  }
+}
+
+void CurlTransfer::Judge(CURLcode code, ProbeResult* r) const {
+  const PreparedOptions& prepared = *configured_for_;
+  const ProbeOptions& o = *prepared.options;
+  if (code == CURLE_WRITE_ERROR && body_too_large_) {
+    r->outcome = Outcome::kBodyTooLarge;
+    r->error = absl::StrCat("the body exceeds max_body_bytes (",
+                            o.max_body_bytes, " bytes)");
+    return;
+  }
+  if (code != CURLE_OK && !denied_.empty()) {
+    r->outcome = Outcome::kDenied;
+    r->error = denied_;
+    return;
+  }
+  if (code != CURLE_OK) {
+    r->outcome = OutcomeForCurlCode(code);
+    r->error = error_[0] != '\0' ? std::string(error_)
+                                 : std::string(curl_easy_strerror(code));
+    if (code == CURLE_FILESIZE_EXCEEDED) {
+      r->error = absl::StrCat("the declared body exceeds max_body_bytes (",
+                              o.max_body_bytes, " bytes)");
+    }
+    return;
+  }
+  if (!StatusIsValid(r->status_code, o.valid_status)) {
+    r->outcome = Outcome::kUnexpectedStatus;
+    r->error =
+        absl::StrCat("status ", r->status_code, " is not a valid status");
+    return;
+  }
+  for (const auto& re : prepared.must_match) {
+    if (!re2::RE2::PartialMatch(body_, *re)) {
+      r->outcome = Outcome::kBodyMismatch;
+      r->error =
+          absl::StrCat("the body does not match \"", re->pattern(), "\"");
+      return;
+    }
+  }
+  for (const auto& re : prepared.must_not_match) {
+    if (re2::RE2::PartialMatch(body_, *re)) {
+      r->outcome = Outcome::kBodyMismatch;
+      r->error = absl::StrCat("the body matches \"", re->pattern(), "\"");
+      return;
+    }
+  }
+  r->outcome = Outcome::kOk;
+  r->error.clear();
+}
+
+}  // namespace fanprobe::internal

@@ -1,0 +1,215 @@
+// engine_tls_test.cc: https probes against a loopback HTTPS target with
+// real certificates (tests/support/tls_target_server.h): verification
+// against the probe's CA, a full handshake for every fresh probe, the TLS
+// details a result carries, and each way a handshake fails.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probe/engine.h"
+#include "tests/probe/engine_test_util.h"
+#include "tests/support/dns_server.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_target_server.h"
+
+namespace fanprobe {
+namespace {
+
+using ::fanprobe::testing::BatchRun;
+using ::fanprobe::testing::DnsServer;
+using ::fanprobe::testing::ExpectConsistent;
+using ::fanprobe::testing::IssueOptions;
+using ::fanprobe::testing::KeyAndCert;
+using ::fanprobe::testing::kPatience;
+using ::fanprobe::testing::Options;
+using ::fanprobe::testing::Target;
+using ::fanprobe::testing::Targets;
+using ::fanprobe::testing::TestCa;
+using ::fanprobe::testing::TlsStallPort;
+using ::fanprobe::testing::TlsTargetOptions;
+using ::fanprobe::testing::TlsTargetServer;
+using ::fanprobe::testing::TlsTargetStats;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+
+class EngineTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<DnsServer>> dns = DnsServer::Start();
+    ASSERT_TRUE(dns.ok()) << dns.status();
+    dns_ = *std::move(dns);
+    dns_->AddWildcardA("tls.test", "127.0.0.1");
+    EngineOptions options;
+    options.workers = 2;
+    testing::ResolveOnlyThrough(dns_->address(), &options);
+    engine_ = testing::MakeEngine(options);
+  }
+
+  // Options that trust `ca` only.
+  static std::shared_ptr<const ProbeOptions> Trusting(
+      const TestCa& ca, std::function<void(ProbeOptions&)> edit = nullptr) {
+    return Options([&](ProbeOptions& o) {
+      o.ca_pem = ca.cert_pem();
+      o.timeout = absl::Seconds(5);
+      if (edit) edit(o);
+    });
+  }
+
+  BatchRun Run(std::vector<ProbeTarget> targets,
+               const BatchOptions& options = {}) {
+    return testing::RunBatch(*engine_, std::move(targets), options);
+  }
+
+  ProbeResult RunOne(ProbeTarget target) {
+    BatchRun run = Run({std::move(target)});
+    EXPECT_EQ(run.results.size(), 1u);
+    return run.results.empty() ? ProbeResult{} : run.results[0];
+  }
+
+  TestCa ca_{"fanprobe test CA"};
+  std::unique_ptr<DnsServer> dns_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTlsTest, VerifiedProbeReportsItsHandshake) {
+  IssueOptions issue;
+  issue.dns_names = {"web.tls.test"};
+  KeyAndCert identity = ca_.Issue("web.tls.test", issue);
+  TlsTargetServer server(identity);
+  ProbeResult r =
+      RunOne(Target(server.url("web.tls.test", "/status/200"), Trusting(ca_)));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_EQ(r.tls->version, "TLSv1.3");
+  EXPECT_FALSE(r.tls->cipher.empty());
+  EXPECT_FALSE(r.tls->resumed);
+  // The verified chain: the leaf, then the CA.
+  ASSERT_THAT(r.tls->chain, SizeIs(2));
+  EXPECT_EQ(r.tls->chain[0].subject, "CN=web.tls.test,O=fanprobe");
+  EXPECT_EQ(r.tls->chain[0].issuer, "CN=fanprobe test CA,O=fanprobe");
+  EXPECT_EQ(r.tls->chain[1].subject, "CN=fanprobe test CA,O=fanprobe");
+  EXPECT_EQ(r.tls->chain[0].sha256_fingerprint.size(), 64u);
+  EXPECT_FALSE(r.tls->chain[0].serial.empty());
+  EXPECT_LT(r.tls->chain[0].not_before, absl::Now());
+  EXPECT_GT(r.tls->chain[0].not_after, absl::Now());
+  ASSERT_TRUE(r.cert_expiry.has_value());
+  EXPECT_LE(*r.cert_expiry, r.tls->chain[0].not_after);
+  EXPECT_GT(r.timings.tls, r.timings.connect);
+  EXPECT_EQ(server.Stats().server_names,
+            std::vector<std::string>{"web.tls.test"});
+}
+
+TEST_F(EngineTlsTest, EveryFreshProbeDoesAFullHandshake) {
+  TlsTargetOptions resumable;
+  resumable.allow_resumption = true;
+  TlsTargetServer server(ca_, resumable);
+  BatchOptions one_at_a_time;
+  one_at_a_time.max_concurrency = 1;
+  BatchRun run =
+      Run(Targets(20, server.url("/status/200"), Trusting(ca_)), one_at_a_time);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 20u);
+  for (const ProbeResult& r : run.results) {
+    ASSERT_TRUE(r.tls.has_value());
+    EXPECT_FALSE(r.tls->resumed);
+  }
+  ASSERT_TRUE(server.WaitFor(
+      [](const TlsTargetStats& s) { return s.handshakes == 20; }, kPatience));
+  EXPECT_EQ(server.Stats().resumed_handshakes, 0);
+  EXPECT_EQ(server.Stats().connections, 20);
+}
+
+TEST_F(EngineTlsTest, ReusedConnectionsMayResumeSessions) {
+  TlsTargetServer server(ca_);
+  auto reuse = Trusting(ca_, [](ProbeOptions& o) {
+    o.reuse_connections = true;
+    o.http_version = HttpVersion::kHttp1_1;
+  });
+  BatchOptions one_at_a_time;
+  one_at_a_time.max_concurrency = 1;
+  BatchRun run =
+      Run(Targets(10, server.url("/status/200"), reuse), one_at_a_time);
+  ExpectConsistent(run);
+  EXPECT_EQ(run.summary.succeeded, 10u);
+  // Kept connections: at most one handshake per worker.
+  EXPECT_LE(server.Stats().connections, 2);
+}
+
+TEST_F(EngineTlsTest, CaPemReplacesTheSystemTrust) {
+  TlsTargetServer server(ca_);
+  TestCa other("another CA");
+  ProbeResult wrong_ca =
+      RunOne(Target(server.url("/status/200"), Trusting(other)));
+  EXPECT_EQ(wrong_ca.outcome, Outcome::kTlsError) << wrong_ca.error;
+  // The system's CAs do not know a throwaway CA either.
+  ProbeResult system = RunOne(
+      Target(server.url("/status/200"),
+             Options([](ProbeOptions& o) { o.timeout = absl::Seconds(5); })));
+  EXPECT_EQ(system.outcome, Outcome::kTlsError) << system.error;
+  ProbeResult right = RunOne(Target(server.url("/status/200"), Trusting(ca_)));
+  EXPECT_EQ(right.outcome, Outcome::kOk) << right.error;
+}
+
+TEST_F(EngineTlsTest, BadCertificatesAreTlsErrors) {
+  struct Case {
+    const char* name;
+    IssueOptions issue;
+  };
+  IssueOptions expired;
+  expired.dns_names = {"web.tls.test"};
+  expired.not_before = -absl::Hours(48);
+  expired.not_after = -absl::Hours(24);
+  IssueOptions wrong_name;
+  wrong_name.dns_names = {"other.tls.test"};
+  IssueOptions self_signed;
+  self_signed.dns_names = {"web.tls.test"};
+  self_signed.self_signed = true;
+  for (const Case& c : std::vector<Case>{{"expired", expired},
+                                         {"wrong name", wrong_name},
+                                         {"self-signed", self_signed}}) {
+    SCOPED_TRACE(c.name);
+    TlsTargetServer server(ca_.Issue("web.tls.test", c.issue));
+    ProbeResult r = RunOne(
+        Target(server.url("web.tls.test", "/status/200"), Trusting(ca_)));
+    EXPECT_EQ(r.outcome, Outcome::kTlsError) << r.error;
+    EXPECT_EQ(r.status_code, 0);
+    // Without verification the same certificate is fine.
+    ProbeResult unverified = RunOne(
+        Target(server.url("web.tls.test", "/status/200"),
+               Trusting(ca_, [](ProbeOptions& o) { o.tls_verify = false; })));
+    EXPECT_EQ(unverified.outcome, Outcome::kOk) << unverified.error;
+    ASSERT_TRUE(unverified.tls.has_value());
+    EXPECT_FALSE(unverified.tls->chain.empty());
+  }
+}
+
+TEST_F(EngineTlsTest, AStalledHandshakeIsATimeout) {
+  TlsStallPort stall;
+  ProbeResult r =
+      RunOne(Target(stall.url("/"), Trusting(ca_, [](ProbeOptions& o) {
+                      o.timeout = absl::Milliseconds(400);
+                    })));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout) << r.error;
+  EXPECT_TRUE(stall.WaitFor(
+      [](const auto& s) { return s.closed_by_client == 1; }, kPatience));
+}
+
+TEST_F(EngineTlsTest, Tls12ServerIsReportedAsSuch) {
+  TlsTargetOptions tls12;
+  tls12.max_version = testing::TlsVersion::kTls12;
+  TlsTargetServer server(ca_, tls12);
+  ProbeResult r = RunOne(Target(server.url("/status/200"), Trusting(ca_)));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  ASSERT_TRUE(r.tls.has_value());
+  EXPECT_EQ(r.tls->version, "TLSv1.2");
+}
+
+}  // namespace
+}  // namespace fanprobe
