@@ -190,8 +190,9 @@ TEST(CollectorsTest, BuildInfoNamesFanprobeTheTransportAndWhatTheCallerAdds) {
   ServerMetrics metrics;
   metrics.AddCollector(BuildInfoCollector({{"grpc", "1.2.3"}}));
   const Exposition m = ParseOrFail(metrics.Render());
-  ASSERT_EQ(m.Samples("fanprobe_build_info").size(), 1u);
-  const Sample& info = m.Samples("fanprobe_build_info")[0];
+  const std::vector<Sample> samples = m.Samples("fanprobe_build_info");
+  ASSERT_EQ(samples.size(), 1u);
+  const Sample& info = samples[0];
   EXPECT_EQ(info.value, 1);
   EXPECT_EQ(info.labels.at("version"), FANPROBE_VERSION);
   EXPECT_EQ(info.labels.at("libcurl"), TransportVersion());
