@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "probe/engine.h"
 #include "probe/probe.h"
+#include "tests/support/wait.h"  // kPatience
 
 namespace fanprobe {
 
@@ -41,11 +42,6 @@ inline void PrintTo(EndReason reason, std::ostream* os) {
 }
 
 namespace testing {
-
-// How long a test waits for something that must happen.  Generous: the
-// suite runs beside others on two cores, under sanitizers too; a passing
-// test never waits it out.
-inline constexpr absl::Duration kPatience = absl::Seconds(10);
 
 // Collects one batch's callbacks.  Its state is shared with the callbacks,
 // so an engine that outlives the recorder (a failing test) stays safe.  It

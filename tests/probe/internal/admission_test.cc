@@ -1,0 +1,350 @@
+// The engine's admission and batch life without sockets: a fake transport
+// runs the probes until the test finishes them, so caps, fairness,
+// return-when rules and exactly-once are checked event by event, with no
+// target server and no clock.
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "probe/engine.h"
+#include "tests/probe/engine_test_util.h"
+#include "tests/probe/internal/fake_transport.h"
+
+namespace fanprobe::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+class AdmissionTest : public ::testing::Test {
+ protected:
+  void StartEngine(int lanes, uint32_t max_in_flight = 10000) {
+    EngineOptions options;
+    options.workers = lanes;
+    options.max_in_flight = max_in_flight;
+    options.transport = std::make_shared<FakeTransportFactory>(probes_);
+    engine_ = MakeEngine(std::move(options));
+    ASSERT_NE(engine_, nullptr);
+  }
+
+  // `count` targets on distinct hosts h<first>.test ... (no name is ever
+  // resolved: the fake transport opens nothing).
+  static std::vector<ProbeTarget> Hosts(int count, int first = 0,
+                                        absl::string_view domain = "test") {
+    std::vector<ProbeTarget> targets;
+    for (int i = first; i < first + count; ++i) {
+      targets.push_back(Target(absl::StrCat("http://h", i, ".", domain, "/")));
+    }
+    return targets;
+  }
+
+  // Finishes the oldest running probe with `outcome` and waits until its
+  // lane has reported it; nullopt if none ran.
+  std::optional<FakeProbe> FinishOldest(Outcome outcome = Outcome::kOk) {
+    std::vector<FakeProbe> running = probes_->Running();
+    if (running.empty()) return std::nullopt;
+    const FakeProbe oldest = running.front();
+    probes_->Finish(oldest.id, outcome);
+    const bool reported = probes_->WaitFor(
+        [&oldest](const std::vector<FakeProbe>& now) {
+          return std::none_of(now.begin(), now.end(), [&](const FakeProbe& p) {
+            return p.id == oldest.id;
+          });
+        },
+        kPatience);
+    if (!reported) return std::nullopt;
+    return oldest;
+  }
+
+  std::shared_ptr<FakeProbes> probes_ = std::make_shared<FakeProbes>();
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(AdmissionTest, BatchConcurrencyBoundsWhatRuns) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 3;
+  engine_->Submit(Hosts(10), options, recorder.Callbacks());
+
+  ASSERT_TRUE(probes_->WaitForRunning(3, kPatience));
+  // Each finished probe lets exactly one more start, never a fourth.
+  for (uint64_t finished = 1; finished <= 10; ++finished) {
+    ASSERT_TRUE(FinishOldest());
+    ASSERT_TRUE(recorder.WaitForResults(finished));
+    const uint64_t next = std::min<uint64_t>(10, 3 + finished);
+    ASSERT_TRUE(probes_->WaitForStarted(next, kPatience));
+    ASSERT_TRUE(probes_->WaitForRunning(next - finished, kPatience));
+  }
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->succeeded, 10u);
+  EXPECT_EQ(probes_->max_running(), 3u);
+  EXPECT_EQ(probes_->started(), 10u);
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
+TEST_F(AdmissionTest, EngineCapHoldsAcrossBatches) {
+  StartEngine(/*lanes=*/2, /*max_in_flight=*/4);
+  BatchRecorder a;
+  BatchRecorder b;
+  engine_->Submit(Hosts(6, 0), {}, a.Callbacks());
+  engine_->Submit(Hosts(6, 100), {}, b.Callbacks());
+  ASSERT_TRUE(probes_->WaitForRunning(4, kPatience));
+  for (int finished = 0; finished < 12; ++finished) {
+    ASSERT_TRUE(probes_->WaitFor(
+        [](const std::vector<FakeProbe>& r) { return !r.empty(); }, kPatience))
+        << "nothing runs after " << finished << " of 12";
+    ASSERT_TRUE(FinishOldest());
+  }
+  EXPECT_EQ(probes_->max_running(), 4u);
+  EXPECT_EQ(probes_->started(), 12u);
+  EXPECT_EQ(a.WaitDone()->succeeded, 6u);
+  EXPECT_EQ(b.WaitDone()->succeeded, 6u);
+}
+
+TEST_F(AdmissionTest, PerHostLimitHoldsAndOtherHostsGoOn) {
+  StartEngine(/*lanes=*/2);
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 4; ++i) targets.push_back(Target("http://a.test/"));
+  for (int i = 0; i < 4; ++i) targets.push_back(Target("http://b.test/"));
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_per_host = 1;
+  engine_->Submit(std::move(targets), options, recorder.Callbacks());
+
+  // One of each host at once, although a's four come first.
+  ASSERT_TRUE(probes_->WaitFor(
+      [](const std::vector<FakeProbe>& running) {
+        std::set<std::string> hosts;
+        for (const FakeProbe& p : running) hosts.insert(p.host_key);
+        return running.size() == 2 && hosts.size() == 2;
+      },
+      kPatience));
+  for (uint64_t finished = 1; finished <= 8; ++finished) {
+    ASSERT_TRUE(probes_->WaitFor(
+        [](const std::vector<FakeProbe>& r) { return !r.empty(); }, kPatience));
+    ASSERT_TRUE(FinishOldest());
+    ASSERT_TRUE(recorder.WaitForResults(finished));
+  }
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->succeeded, 8u);
+  EXPECT_EQ(probes_->max_running_per_host(), 1u);
+  EXPECT_EQ(probes_->max_running(), 2u);
+}
+
+// Batches take turns at the engine's free slots: a small batch submitted
+// behind a big one does not wait for the big one to drain.
+TEST_F(AdmissionTest, SmallBatchTakesTurnsWithABigOne) {
+  StartEngine(/*lanes=*/2, /*max_in_flight=*/2);
+  BatchRecorder big;
+  BatchRecorder small;
+  std::shared_ptr<Batch> big_batch =
+      engine_->Submit(Hosts(100, 0, "big"), {}, big.Callbacks());
+  ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  engine_->Submit(Hosts(2, 0, "small"), {}, small.Callbacks());
+
+  // Slots free up one at a time.  The batches take them in turns, so the
+  // small batch's two probes start within the next four, not after the big
+  // batch's 98 waiting ones.
+  for (uint64_t started = 3; started <= 6; ++started) {
+    ASSERT_TRUE(FinishOldest());
+    ASSERT_TRUE(probes_->WaitForStarted(started, kPatience));
+    ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  }
+  std::vector<std::string> order = probes_->StartOrder();
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_THAT(
+      std::vector<std::string>(order.begin() + 2, order.end()),
+      ::testing::IsSupersetOf({"http://h0.small/", "http://h1.small/"}));
+  big_batch->Cancel();
+  EXPECT_EQ(big.WaitDone()->reason, EndReason::kCancelled);
+}
+
+TEST_F(AdmissionTest, FirstCompletedDropsTheRunningRest) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstCompleted;
+  engine_->Submit(Hosts(5), options, recorder.Callbacks());
+  ASSERT_TRUE(probes_->WaitForRunning(5, kPatience));
+  const FakeProbe first = probes_->Running()[2];
+  probes_->Finish(first.id, Outcome::kOk);
+
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kFirstCompleted);
+  EXPECT_EQ(summary->completed, 1u);
+  EXPECT_EQ(summary->cancelled, 4u);
+  EXPECT_EQ(summary->pending_indices.size(), 4u);
+  EXPECT_THAT(Indices(recorder.Results()), ElementsAre(first.index));
+  // The transport was told to stop the other four.
+  ASSERT_TRUE(probes_->WaitForRunning(0, kPatience));
+  EXPECT_EQ(probes_->dropped(), 4u);
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
+TEST_F(AdmissionTest, FirstExceptionEndsOnTheFirstFailureOnly) {
+  StartEngine(/*lanes=*/1);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstException;
+  options.max_concurrency = 1;  // one at a time: the order is the test's
+  engine_->Submit(Hosts(4), options, recorder.Callbacks());
+  ASSERT_TRUE(probes_->WaitForStarted(1, kPatience));
+  ASSERT_TRUE(FinishOldest(Outcome::kOk));
+  ASSERT_TRUE(probes_->WaitForStarted(2, kPatience));
+  ASSERT_TRUE(FinishOldest(Outcome::kConnectError));
+
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kFirstException);
+  EXPECT_EQ(summary->succeeded, 1u);
+  EXPECT_EQ(summary->failed, 1u);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(2, 3));
+  EXPECT_EQ(probes_->started(), 2u);  // the rest never started
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
+TEST_F(AdmissionTest, BatchTimeoutDropsWhatRunsAndListsWhatWaits) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 2;
+  options.timeout = absl::Milliseconds(50);
+  engine_->Submit(Hosts(5), options, recorder.Callbacks());
+  // Nothing is ever finished: only the batch's timeout ends it.
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kTimeout);
+  EXPECT_EQ(summary->completed, 0u);
+  EXPECT_THAT(summary->pending_indices, ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_THAT(recorder.Results(), IsEmpty());
+  ASSERT_TRUE(probes_->WaitForRunning(0, kPatience));
+  EXPECT_EQ(probes_->started(), probes_->dropped());
+  EXPECT_LE(probes_->started(), 2u);
+}
+
+TEST_F(AdmissionTest, PausedBatchStartsNothingUntilResumed) {
+  StartEngine(/*lanes=*/1);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 2;
+  std::shared_ptr<Batch> batch =
+      engine_->Submit(Hosts(4), options, recorder.Callbacks());
+  ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  batch->PauseAdmission();
+  ASSERT_TRUE(FinishOldest());
+  ASSERT_TRUE(FinishOldest());
+  ASSERT_TRUE(recorder.WaitForResults(2));
+  // Both slots are free, but the batch is paused: nothing starts.  (A
+  // bounded wait for what must not happen; a slow machine can only make it
+  // miss a bug, never fail a correct engine.)
+  EXPECT_FALSE(probes_->WaitForStarted(3, absl::Milliseconds(200)));
+  batch->ResumeAdmission();
+  ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  ASSERT_TRUE(FinishOldest());
+  ASSERT_TRUE(FinishOldest());
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->succeeded, 4u);
+  EXPECT_EQ(probes_->started(), 4u);
+}
+
+// Finishes from two threads race a cancel over a big batch; every probe is
+// reported exactly once, as a result or as pending, and the transport is
+// left with nothing running.  The cancel comes from inside on_result, once
+// enough results are in, so it always lands while probes still finish.
+TEST_F(AdmissionTest, ExactlyOnceWhileFinishesRaceACancel) {
+  StartEngine(/*lanes=*/2);
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    BatchRecorder recorder;
+    BatchOptions options;
+    options.max_concurrency = 64;
+    const uint32_t cancel_at = 300 * seed;
+    BatchCallbacks callbacks = recorder.Callbacks();
+    std::shared_ptr<Batch> batch;
+    callbacks.on_start = [&batch](std::shared_ptr<Batch> b) { batch = b; };
+    callbacks.on_result =
+        [&batch, cancel_at, results = uint32_t{0},
+         inner = callbacks.on_result](ProbeResult result) mutable {
+          inner(std::move(result));
+          if (++results == cancel_at) batch->Cancel();
+        };
+    engine_->Submit(Hosts(2000), options, std::move(callbacks));
+    std::atomic<bool> stop{false};
+    auto finisher = [&](uint32_t thread_seed) {
+      std::mt19937 random(thread_seed);
+      while (!stop.load()) {
+        std::vector<FakeProbe> running = probes_->Running();
+        if (running.empty()) {
+          std::this_thread::yield();
+          continue;
+        }
+        const FakeProbe& p = running[random() % running.size()];
+        probes_->Finish(
+            p.id, random() % 3 == 0 ? Outcome::kConnectError : Outcome::kOk);
+      }
+    };
+    std::thread one(finisher, seed * 2);
+    std::thread two(finisher, seed * 2 + 1);
+    std::optional<BatchSummary> summary = recorder.WaitDone();
+    stop = true;
+    one.join();
+    two.join();
+    ASSERT_TRUE(summary);
+    EXPECT_EQ(summary->reason, EndReason::kCancelled);
+    EXPECT_GE(summary->completed, cancel_at);
+    EXPECT_LT(summary->completed, 2000u);
+    EXPECT_EQ(recorder.violations(), 0);
+    ExpectConsistent({*summary, recorder.Results()});
+    // Starts posted before the cancel reach their lanes after it and are
+    // dropped there.
+    ASSERT_TRUE(probes_->WaitForRunning(0, kPatience));
+    EXPECT_TRUE(
+        WaitUntil([&] { return engine_->Stats().probes_in_flight == 0; }));
+  }
+}
+
+TEST_F(AdmissionTest, EngineShutdownEndsEveryBatchAsCancelled) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder a;
+  BatchRecorder b;
+  engine_->Submit(Hosts(10), {}, a.Callbacks());
+  engine_->Submit(Hosts(10, 10), {}, b.Callbacks());
+  ASSERT_TRUE(probes_->WaitForRunning(20, kPatience));
+  std::optional<FakeProbe> finished = FinishOldest();
+  ASSERT_TRUE(finished);
+  // a's targets are h<index>, b's h<index + 10>.
+  BatchRecorder& owner =
+      finished->url == absl::StrCat("http://h", finished->index, ".test/") ? a
+                                                                           : b;
+  ASSERT_TRUE(owner.WaitForResults(1));
+  engine_.reset();
+  for (BatchRecorder* recorder : {&a, &b}) {
+    std::optional<BatchSummary> summary = recorder->WaitDone();
+    ASSERT_TRUE(summary);
+    EXPECT_EQ(summary->reason, EndReason::kCancelled);
+    ExpectConsistent({*summary, recorder->Results()});
+  }
+  EXPECT_THAT(probes_->Running(), IsEmpty());
+  EXPECT_EQ(probes_->dropped(), 19u);
+}
+
+}  // namespace
+}  // namespace fanprobe::testing
