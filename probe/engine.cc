@@ -78,10 +78,11 @@ class EngineLink {
 class BatchState final : public Batch,
                          public std::enable_shared_from_this<BatchState> {
  public:
-  BatchState(std::shared_ptr<EngineLink> link, std::vector<ProbeTarget> targets,
-             const BatchOptions& options, uint32_t max_concurrency,
-             BatchCallbacks callbacks)
-      : link(std::move(link)),
+  BatchState(std::shared_ptr<EngineLink> link, absl::Mutex& engine_mu,
+             std::vector<ProbeTarget> targets, const BatchOptions& options,
+             uint32_t max_concurrency, BatchCallbacks callbacks)
+      : mu(engine_mu),
+        link(std::move(link)),
         targets(std::move(targets)),
         options(options),
         max_concurrency(max_concurrency),
@@ -96,6 +97,11 @@ class BatchState final : public Batch,
   uint32_t size() const override {
     return static_cast<uint32_t>(targets.size());
   }
+
+  // The engine's mu_, which guards the state below.  A reference, so that
+  // -Wthread-safety checks every access: the engine's locked sections say
+  // mu.AssertHeld() for each batch they touch.
+  absl::Mutex& mu;
 
   // Constant after construction.
   const std::shared_ptr<EngineLink> link;
@@ -116,38 +122,41 @@ class BatchState final : public Batch,
     uint32_t running = 0;  // running or reserved for a task in `ready`
     std::deque<ProbeTask> waiting;
   };
-  uint32_t next_index = 0;  // targets from here on are not yet taken
+  uint32_t next_index ABSL_GUARDED_BY(mu) =
+      0;  // targets from here on are not yet taken
   // Targets below this were checked by Submit(); admission stays below it.
-  uint32_t validated = 0;
-  std::deque<ProbeTask> ready;  // hold a reserved host slot
-  absl::flat_hash_map<std::string, HostSlots> hosts;
+  uint32_t validated ABSL_GUARDED_BY(mu) = 0;
+  std::deque<ProbeTask> ready ABSL_GUARDED_BY(mu);  // hold a reserved host slot
+  absl::flat_hash_map<std::string, HostSlots> hosts ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<const ProbeOptions*,
                       std::shared_ptr<const PreparedOptions>>
-      prepared;  // for every options object of a validated, usable target
-  std::vector<bool> done;
+      prepared ABSL_GUARDED_BY(
+          mu);  // for every options object of a validated, usable target
+  std::vector<bool> done ABSL_GUARDED_BY(mu);
   // Each target's URL, parsed once by Validate(), which writes [begin, end)
   // before it opens that range to admission under the engine's mu_;
-  // admission moves each one into its task once, under mu_.
+  // admission moves each one into its task once, under mu_.  (Not
+  // annotated: Validate writes its range without the lock.)
   std::vector<ParsedUrl> urls;
-  uint32_t running = 0;
-  uint32_t completed = 0;
-  uint32_t succeeded = 0;
-  uint32_t failed = 0;
-  int pause_depth = 0;
-  bool in_admission = false;
+  uint32_t running ABSL_GUARDED_BY(mu) = 0;
+  uint32_t completed ABSL_GUARDED_BY(mu) = 0;
+  uint32_t succeeded ABSL_GUARDED_BY(mu) = 0;
+  uint32_t failed ABSL_GUARDED_BY(mu) = 0;
+  int pause_depth ABSL_GUARDED_BY(mu) = 0;
+  bool in_admission ABSL_GUARDED_BY(mu) = false;
   std::optional<std::multimap<absl::Time, std::weak_ptr<BatchState>>::iterator>
-      deadline;
+      deadline ABSL_GUARDED_BY(mu);
   // Results in completion order, waiting for on_result.  One thread at a
   // time drains them (`delivering`), so on_result calls never overlap and
   // keep that order; the summary goes out once they are all delivered.
-  std::deque<ProbeResult> outbox;
-  bool delivering = false;
+  std::deque<ProbeResult> outbox ABSL_GUARDED_BY(mu);
+  bool delivering ABSL_GUARDED_BY(mu) = false;
   // Results completed whose on_result has not returned yet.  They hold
   // their probe's concurrency slot until then, so a consumer that pauses
   // admission from on_result gets at most max_concurrency more results.
-  uint32_t unreleased = 0;
-  std::optional<BatchSummary> summary;  // set when the batch ends
-  bool summary_sent = false;
+  uint32_t unreleased ABSL_GUARDED_BY(mu) = 0;
+  std::optional<BatchSummary> summary ABSL_GUARDED_BY(mu);  // set at the end
+  bool summary_sent ABSL_GUARDED_BY(mu) = false;
 };
 
 // A node map: GCC 12 warns (-Wmaybe-uninitialized, wrongly) about moving
@@ -344,13 +353,14 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
       options.max_concurrency == 0 ? max_in_flight_ : options.max_concurrency;
   auto on_start = std::move(callbacks.on_start);
   auto batch =
-      std::make_shared<BatchState>(link_, std::move(targets), options,
+      std::make_shared<BatchState>(link_, mu_, std::move(targets), options,
                                    max_concurrency, std::move(callbacks));
   if (on_start) on_start(batch);
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
     active_.insert(batch);
+    batch->mu.AssertHeld();
     if (stopping_) {
       EndLocked(batch.get(), EndReason::kCancelled, &actions);
     } else if (batch->targets.empty()) {
@@ -397,6 +407,7 @@ void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
+    batch->mu.AssertHeld();
     for (const auto& [options, result] : *prepared) {
       if (result.ok() && !batch->ended) {
         batch->prepared.try_emplace(options, *result);
@@ -438,6 +449,7 @@ EngineStats EngineImpl::Stats() const {
     stats.loop_lag.sum_seconds += lane_stats.loop_lag.sum_seconds;
   }
   for (const auto& batch : active_) {
+    batch->mu.AssertHeld();
     uint64_t queued =
         batch->targets.size() - batch->next_index + batch->ready.size();
     for (const auto& [key, host] : batch->hosts) queued += host.waiting.size();
@@ -452,6 +464,7 @@ void EngineImpl::OnTaskEnded(Lane& lane, ProbeTask task,
   {
     absl::MutexLock lock(&mu_);
     BatchState* batch = task.batch.get();
+    batch->mu.AssertHeld();
     --in_flight_;
     --lane_load_[lane.id()];
     --batch->running;
@@ -492,6 +505,7 @@ void EngineImpl::EndBatch(BatchState* batch, EndReason reason) {
 
 void EngineImpl::Pause(BatchState* batch) {
   absl::MutexLock lock(&mu_);
+  batch->mu.AssertHeld();
   ++batch->pause_depth;
 }
 
@@ -499,6 +513,7 @@ void EngineImpl::Resume(BatchState* batch) {
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
+    batch->mu.AssertHeld();
     if (batch->pause_depth > 0) --batch->pause_depth;
     EnqueueLocked(batch);
     FillLocked(&actions, nullptr);
@@ -507,12 +522,14 @@ void EngineImpl::Resume(BatchState* batch) {
 }
 
 bool EngineImpl::AdmissibleLocked(const BatchState& batch) const {
+  batch.mu.AssertHeld();
   return !batch.ended && batch.pause_depth == 0 &&
          batch.running + batch.unreleased < batch.max_concurrency &&
          (!batch.ready.empty() || batch.next_index < batch.validated);
 }
 
 void EngineImpl::EnqueueLocked(BatchState* batch) {
+  batch->mu.AssertHeld();
   if (!batch->in_admission && AdmissibleLocked(*batch)) {
     batch->in_admission = true;
     admission_.push_back(batch->shared_from_this());
@@ -523,6 +540,7 @@ void EngineImpl::FillLocked(Actions* actions, Lane* current) {
   while (in_flight_ < max_in_flight_ && !admission_.empty() && !stopping_) {
     std::shared_ptr<BatchState> batch = std::move(admission_.front());
     admission_.pop_front();
+    batch->mu.AssertHeld();
     batch->in_admission = false;
     if (!AdmissibleLocked(*batch)) continue;
     TakeOneLocked(batch.get(), actions, current);
@@ -532,6 +550,7 @@ void EngineImpl::FillLocked(Actions* actions, Lane* current) {
 
 void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
                                Lane* current) {
+  batch->mu.AssertHeld();
   const uint32_t max_per_host = batch->options.max_per_host;
   while (!batch->ended) {
     ProbeTask task;
@@ -584,6 +603,7 @@ Lane* EngineImpl::PickLaneLocked(Lane* current) {
 
 void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
                                 Actions* actions) {
+  batch->mu.AssertHeld();
   const Outcome outcome = result.outcome;
   batch->done[result.index] = true;
   ++batch->completed;
@@ -615,6 +635,7 @@ void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
 
 void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
                            Actions* actions) {
+  batch->mu.AssertHeld();
   if (batch->ended) return;
   batch->ended.store(true, std::memory_order_release);
   BatchSummary summary;
@@ -665,6 +686,7 @@ void EngineImpl::RunActions(Actions& actions, Lane* current) {
 void EngineImpl::Deliver(BatchState* batch, Lane* current) {
   {
     absl::MutexLock lock(&mu_);
+    batch->mu.AssertHeld();
     if (batch->delivering) return;  // that thread will see our results too
     batch->delivering = true;
   }
@@ -672,9 +694,11 @@ void EngineImpl::Deliver(BatchState* batch, Lane* current) {
   for (;;) {
     std::optional<ProbeResult> result;
     bool summary_now = false;
+    BatchSummary summary;
     Actions actions;
     {
       absl::MutexLock lock(&mu_);
+      batch->mu.AssertHeld();
       if (released_one) {
         // The last on_result returned: its slot is free now.
         --batch->unreleased;
@@ -688,7 +712,10 @@ void EngineImpl::Deliver(BatchState* batch, Lane* current) {
         batch->delivering = false;
         // Nothing is added to the outbox once the batch has ended.
         summary_now = batch->ended && !batch->summary_sent;
-        if (summary_now) batch->summary_sent = true;
+        if (summary_now) {
+          batch->summary_sent = true;
+          summary = *std::move(batch->summary);
+        }
       }
     }
     RunActions(actions, current);
@@ -702,7 +729,7 @@ void EngineImpl::Deliver(BatchState* batch, Lane* current) {
     if (summary_now) {
       auto on_done = std::move(batch->callbacks.on_done);
       batch->callbacks = BatchCallbacks{};
-      if (on_done) on_done(*std::move(batch->summary));
+      if (on_done) on_done(std::move(summary));
     }
     return;
   }
@@ -723,6 +750,7 @@ void EngineImpl::TimerLoop() {
     std::shared_ptr<BatchState> batch = first->second.lock();
     deadlines_.erase(first);
     if (batch == nullptr) continue;
+    batch->mu.AssertHeld();
     batch->deadline.reset();
     Actions actions;
     EndLocked(batch.get(), EndReason::kTimeout, &actions);
