@@ -17,8 +17,11 @@ namespace fanprobe::internal {
 namespace {
 
 // Idle transfers (each an easy handle) a worker keeps for reuse.  Beyond
-// this, a burst's handles are freed as they finish.
-constexpr size_t kMaxFreeTransfers = 4096;
+// this, a burst's handles are freed as they finish, so what a worker keeps
+// after a batch does not depend on how many of its probes happened to run
+// at once.  In a steady stream of probes, starts take what finishes put
+// back, so a few hundred are enough for reuse to pay.
+constexpr size_t kMaxFreeTransfers = 256;
 constexpr int kMaxEvents = 1024;
 constexpr int kShards = 8;
 
