@@ -17,8 +17,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
@@ -133,6 +135,17 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves fanprobe.v1.Prober (plus gRPC health and reflection).\n"
       "Usage: fanprobe-server [--grpc_address=127.0.0.1:50051] [flags]");
+  // absl's --help lists only the flags of a file named after the program
+  // (fanprobe-server.cc or fanprobe-server_main.cc), which matches none of
+  // ours: list every flag but absl's own (--flagfile and the like, which
+  // --helpfull shows).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return !absl::StartsWith(path, "absl/") &&
+           !absl::StartsWith(path, "./absl/");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   // Repeated list flags accumulate, on the command line and in flag files.
   absl::StatusOr<std::vector<std::string>> args =
       fanprobe::server::ExpandCommandLine(

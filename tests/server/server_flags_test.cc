@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -323,6 +324,42 @@ TEST(ServerBinaryFlagsTest, HardenedProfileFromTheDeployReadmeStarts) {
   EXPECT_THAT(process.Stderr(), Not(HasSubstr(R"("event":"warning")")));
   process.Signal(SIGTERM);
   EXPECT_EQ(process.Wait(kPatience).code, 0) << process.Stderr();
+}
+
+// --help lists every flag the server defines (absl's default lists only
+// those of a file named after the program, so none), and --helpfull adds
+// only absl's own (--flagfile and the like).
+TEST(ServerBinaryFlagsTest, HelpListsEveryFlagOfTheServer) {
+  Subprocess helpfull({FANPROBE_SERVER_BINARY, "--helpfull"});
+  helpfull.Wait(kPatience);
+  // "  Flags from <file>:" heads each file's flags, "    --<name> (...)".
+  std::vector<std::string> ours;
+  bool in_absl = false;
+  const std::vector<std::string> lines =
+      absl::StrSplit(helpfull.Stdout(), '\n');
+  for (const std::string& line : lines) {
+    std::string file;
+    std::string flag;
+    if (RE2::FullMatch(line, R"(\s*Flags from (\S+):)", &file)) {
+      in_absl = RE2::PartialMatch(file, R"(^(\./)?absl/)");
+    } else if (RE2::PartialMatch(line, R"(^\s+--(\w+) \()", &flag) &&
+               !in_absl) {
+      ours.push_back(flag);
+    }
+  }
+  ASSERT_GT(ours.size(), 20u) << helpfull.Stdout();
+  EXPECT_THAT(ours, ::testing::Contains("grpc_address"));
+  EXPECT_THAT(ours, ::testing::Contains("http_auth_token_file"));
+
+  Subprocess help({FANPROBE_SERVER_BINARY, "--help"});
+  const Subprocess::Exit exit = help.Wait(kPatience);
+  EXPECT_FALSE(exit.timed_out);
+  EXPECT_THAT(help.Stdout(), Not(HasSubstr("No flags matched")));
+  for (const std::string& flag : ours) {
+    EXPECT_THAT(help.Stdout(), HasSubstr(absl::StrCat("--", flag, " (")))
+        << "--help leaves out --" << flag;
+  }
+  EXPECT_THAT(help.Stdout(), Not(HasSubstr("--flagfile")));
 }
 
 }  // namespace
