@@ -133,19 +133,24 @@ TEST_F(HttpServerTest, BadRequestsAre400AndCounted) {
 }
 
 TEST_F(HttpServerTest, ScrapeTimeoutHeaderLessTheOffsetIsTheDeadline) {
+  // 3 s scrape timeout - 2 s offset: the probe gets 1 s, and the answer
+  // has 2 s to beat the scrape timeout, a margin no scheduling delay eats.
+  monitoring::HttpServerOptions options;
+  options.timeout_offset = absl::Seconds(2);
+  HttpSide side(options);
   const absl::Time start = absl::Now();
-  // 1 s scrape timeout - 0.5 s offset: the probe gets 0.5 s.
-  HttpReply reply = HttpGet(http(), ProbePath({target_.raw_url("/hang")}),
-                            {{"X-Prometheus-Scrape-Timeout-Seconds", "1"}});
+  HttpReply reply = HttpGet(side.address(),
+                            ProbePath({target_.raw_url("/hang")}),
+                            {{"X-Prometheus-Scrape-Timeout-Seconds", "3"}});
   const absl::Duration took = absl::Now() - start;
   ASSERT_EQ(reply.status, 200);
   Exposition m = ParseOrFail(reply.body);
   EXPECT_EQ(m.Value("probe_success"), 0);
   EXPECT_EQ(m.Value("probe_fanprobe_outcome_info", {{"outcome", "TIMEOUT"}}),
             1);
-  EXPECT_GE(*m.Value("probe_duration_seconds"), 0.45);
-  EXPECT_LT(*m.Value("probe_duration_seconds"), 0.9);
-  EXPECT_LT(took, absl::Seconds(1));  // the answer beats the scrape timeout
+  EXPECT_GE(*m.Value("probe_duration_seconds"), 0.95);
+  EXPECT_LT(*m.Value("probe_duration_seconds"), 3);
+  EXPECT_LT(took, absl::Seconds(3));  // the answer beats the scrape timeout
   // The target saw the probe give up.
   EXPECT_TRUE(target_.WaitFor(
       [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
