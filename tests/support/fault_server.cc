@@ -202,7 +202,7 @@ class FaultServer::Loop {
     if (connection.writable_armed == writable) return;
     connection.writable_armed = writable;
     epoll_event event{};
-    event.events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0);
+    event.events = EPOLLIN | EPOLLRDHUP | (writable ? uint32_t{EPOLLOUT} : 0u);
     event.data.u64 = static_cast<uint64_t>(fd);
     epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event);
   }
