@@ -4,14 +4,17 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 GRPC_ADDRESS ?= 127.0.0.1:50051
+# Where fanprobe-demo-target, the target the README's examples probe, listens.
+DEMO_ADDRESS ?= 127.0.0.1:8081
 
-# Everything a build and the test suite need, by Debian 12 package name.
+# Everything a build and the test suite need, by Debian 12 package name
+# (curl: the README's /probe examples, which the suite runs).
 BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
-  libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler \
+  libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev \
+  protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
-  libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter \
-  libc-ares-dev
+  libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs those of the Debian packages $(1) that are missing, so a machine
@@ -27,7 +30,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps build test run format format-check clean
+.PHONY: deps build build-run test run demo format format-check clean
 
 deps:
 	$(call install_missing,$(BUILD_PACKAGES))
@@ -41,10 +44,28 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
-run: build
-	@echo "fanprobe-server on $(GRPC_ADDRESS). In another shell, send a first batch:"
-	@echo "  $(BUILD_DIR)/fanprobe probe --server=$(GRPC_ADDRESS) https://example.com http://127.0.0.1:1"
-	$(BUILD_DIR)/fanprobe-server --grpc_address=$(GRPC_ADDRESS)
+# What `run` and `demo` need, and nothing else: no test, benchmark or soak.
+build-run: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target fanprobe-server fanprobe \
+	  fanprobe-demo-target
+
+# The CLI's --server, when the server is not where the CLI looks by default.
+RUN_SERVER_FLAG := $(if $(filter 127.0.0.1:50051,$(GRPC_ADDRESS)),,--server=$(GRPC_ADDRESS) )
+
+# The server in the foreground, the demo target beside it in the background;
+# the demo target goes when the server does (Ctrl-C, SIGTERM, or an error).
+run: build-run
+	@echo "fanprobe-server on $(GRPC_ADDRESS), fanprobe-demo-target on http://$(DEMO_ADDRESS)/."
+	@echo "In another shell, send a first batch (README.md, A first batch):"
+	@echo "  $(BUILD_DIR)/fanprobe probe $(RUN_SERVER_FLAG)http://$(DEMO_ADDRESS)/delay/0.3 http://$(DEMO_ADDRESS)/delay/0.1 \\"
+	@echo "      http://$(DEMO_ADDRESS)/status/503 http://$(DEMO_ADDRESS)/delay/0.2"
+	@$(BUILD_DIR)/fanprobe-demo-target --address=$(DEMO_ADDRESS) & demo=$$!; \
+	  trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
+	  $(BUILD_DIR)/fanprobe-server --grpc_address=$(GRPC_ADDRESS)
+
+# The demo target alone, in the foreground, for a server run some other way.
+demo: build-run
+	$(BUILD_DIR)/fanprobe-demo-target --address=$(DEMO_ADDRESS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs -r clang-format -i
