@@ -126,18 +126,27 @@ image-test:
 #            $(FUZZ_BUILD_DIR)/corpus seeded from tests/fuzz/corpus.
 # soak       a bounded soak, SOAK_SECONDS (default 10 minutes); not in CI.
 # All four but soak run in CI (.ci/run); timings in README.md (Development).
-SANITIZER_PACKAGES := clang libclang-rt-14-dev
+# llvm-14 ships llvm-symbolizer (clang-14 only recommends it).  Without it a
+# report's frames have no function or file: the path rules of
+# tests/tsan.supp match nothing, so reports they exist to suppress fail
+# tests, and the others cannot be read.  The runtimes are pointed at it by
+# path, not left to find it (or not) on PATH.
+SANITIZER_PACKAGES := clang libclang-rt-14-dev llvm-14
+SYMBOLIZER := /usr/lib/llvm-14/bin/llvm-symbolizer
 ASAN_BUILD_DIR ?= build-asan
 TSAN_BUILD_DIR ?= build-tsan
 FUZZ_BUILD_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 600
-# A sanitizer report fails the test that triggered it.
+# A sanitizer report fails the test that triggered it.  ASan (with LSan and
+# UBSan in the same runtime) takes the symbolizer from ASAN_SYMBOLIZER_PATH,
+# TSan from external_symbolizer_path.
 SANITIZER_ENV := \
+  ASAN_SYMBOLIZER_PATH=$(SYMBOLIZER) \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp external_symbolizer_path=$(SYMBOLIZER)"
 # The engine, service and server tests, by suite, and the CLI's split run
 # (its shares' threads meet in SplitMerger); the deploy checks and the CLI's
 # other tests add nothing under TSan.
@@ -155,6 +164,8 @@ TSAN_TARGETS := probe_engine_test probe_destination_policy_test \
 
 sanitizer-deps:
 	$(call install_missing,$(SANITIZER_PACKAGES))
+	@test -x $(SYMBOLIZER) || \
+	  (echo "$(SYMBOLIZER) is missing: sanitizer reports would not match the suppressions"; exit 1)
 
 test-asan: deps sanitizer-deps
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
