@@ -237,7 +237,9 @@ TEST_F(ProberServiceTest, RpcDeadlineEndsTheBatchAndTheSummaryArrives) {
                 {.reason = v1::END_REASON_TIMEOUT, .pending = {{1}}});
   ASSERT_EQ(outcome.results.size(), 1u);
   EXPECT_EQ(outcome.results[0].index(), 0u);
-  EXPECT_LT(absl::Now(), deadline);
+  // The OK status is the proof that the summary beat the deadline (the call
+  // would have ended DEADLINE_EXCEEDED otherwise); the clock after the read
+  // would measure how soon a loaded machine ran this thread again.
 }
 
 TEST_F(ProberServiceTest, ClientCancelClosesTargetConnectionsAtOnce) {
