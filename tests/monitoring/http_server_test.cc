@@ -139,9 +139,9 @@ TEST_F(HttpServerTest, ScrapeTimeoutHeaderLessTheOffsetIsTheDeadline) {
   options.timeout_offset = absl::Seconds(2);
   HttpSide side(options);
   const absl::Time start = absl::Now();
-  HttpReply reply = HttpGet(side.address(),
-                            ProbePath({target_.raw_url("/hang")}),
-                            {{"X-Prometheus-Scrape-Timeout-Seconds", "3"}});
+  HttpReply reply =
+      HttpGet(side.address(), ProbePath({target_.raw_url("/hang")}),
+              {{"X-Prometheus-Scrape-Timeout-Seconds", "3"}});
   const absl::Duration took = absl::Now() - start;
   ASSERT_EQ(reply.status, 200);
   Exposition m = ParseOrFail(reply.body);
