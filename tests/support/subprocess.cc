@@ -61,7 +61,17 @@ int PollTimeoutMs(absl::Duration timeout) {
 
 Subprocess::Subprocess(std::vector<std::string> argv, Options options)
     : output_file_(std::move(options.output_file)) {
-  const int in = StdinFile(options.stdin_data);
+  int in = -1;
+  if (options.stdin_is_terminal) {
+    stdin_terminal_fd_ = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    Check(stdin_terminal_fd_ >= 0 && grantpt(stdin_terminal_fd_) == 0 &&
+              unlockpt(stdin_terminal_fd_) == 0,
+          "posix_openpt");
+    in = open(ptsname(stdin_terminal_fd_), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    Check(in >= 0, "open pty");
+  } else {
+    in = StdinFile(options.stdin_data);
+  }
   int out[2] = {-1, -1};
   int err[2] = {-1, -1};
   if (!output_file_.empty()) {
@@ -126,6 +136,7 @@ Subprocess::~Subprocess() {
   if (pidfd_ >= 0) close(pidfd_);
   if (stdout_fd_ >= 0) close(stdout_fd_);
   if (stderr_fd_ >= 0) close(stderr_fd_);
+  if (stdin_terminal_fd_ >= 0) close(stdin_terminal_fd_);
 }
 
 bool Subprocess::Reap() {

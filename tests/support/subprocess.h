@@ -33,6 +33,10 @@ namespace fanprobe::testing {
 struct SubprocessOptions {
   // The child's stdin: this, then EOF.
   std::string stdin_data;
+  // The child's stdin is a pseudo-terminal instead (stdin_data is then not
+  // used): nothing is typed on it and it stays open until the Subprocess
+  // is destroyed, so a child that reads it waits.
+  bool stdin_is_terminal = false;
   // The child's stderr is a pseudo-terminal instead of a pipe, for
   // output that only a terminal gets.  Its "\n" arrive as "\r\n".
   bool stderr_is_terminal = false;
@@ -103,6 +107,7 @@ class Subprocess {
   int pidfd_ = -1;
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;
+  int stdin_terminal_fd_ = -1;  // the pty's parent side, when stdin is one
   std::string output_file_;
   std::string stdout_;
   std::string stderr_;
