@@ -1,6 +1,8 @@
-// fanprobe: the command-line client of fanprobe-server.  The commands live
-// in the fanprobe_cli library (flags.h lists them and their flags); this
-// file only dispatches and prints usage errors.
+// fanprobe: probes HTTP targets in-process, or through fanprobe-server.
+// The commands live in the fanprobe_cli library (flags.h lists them and
+// their flags); this file only dispatches and prints usage errors.
+
+#include <unistd.h>
 
 #include <iostream>
 #include <string>
@@ -12,6 +14,7 @@
 #include "cli/exit_code.h"
 #include "cli/flags.h"
 #include "cli/health_command.h"
+#include "cli/input.h"
 #include "cli/probe_command.h"
 
 namespace fanprobe::cli {
@@ -31,7 +34,8 @@ int Main(std::vector<std::string> args) {
   absl::StatusOr<Command> command = ParseCommandLine(std::move(args));
   if (!command.ok()) return UsageFailed(command.status());
   if (const auto* flags = std::get_if<ProbeFlags>(&*command)) {
-    absl::StatusOr<ProbeCommand> probe = ResolveProbeCommand(*flags, std::cin);
+    Stdin in{std::cin, isatty(STDIN_FILENO) == 1};
+    absl::StatusOr<ProbeCommand> probe = ResolveProbeCommand(*flags, in);
     if (!probe.ok()) return UsageFailed(probe.status());
     return RunProbeCommand(*probe);
   }

@@ -4,10 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -16,15 +20,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "cli/connection.h"
+#include "cli/engine_share.h"
 #include "cli/exit_code.h"
+#include "cli/input.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "cli/remote_share.h"
 #include "cli/request.h"
 #include "cli/split.h"
+#include "probe/engine.h"
 
 namespace fanprobe::cli {
 namespace {
@@ -74,9 +82,8 @@ class InterruptWatcher {
   std::thread thread_;
 };
 
-// "--server=a,b --server=c" -> a, b, c; the default when none is given.
+// "--server=a,b --server=c" -> a, b, c; none: the in-process engine.
 absl::StatusOr<std::vector<std::string>> Servers(const ProbeFlags& flags) {
-  if (flags.servers.empty()) return std::vector{std::string(kDefaultServer)};
   std::vector<std::string> servers;
   for (const std::string& value : flags.servers) {
     for (absl::string_view server :
@@ -84,55 +91,144 @@ absl::StatusOr<std::vector<std::string>> Servers(const ProbeFlags& flags) {
       servers.emplace_back(absl::StripAsciiWhitespace(server));
     }
   }
-  if (servers.empty()) {
+  if (servers.empty() && !flags.servers.empty()) {
     return absl::InvalidArgumentError("--server= is empty");
   }
   return servers;
 }
 
+// The first connection flag given, or empty.
+std::string ConnectionFlagGiven(const ConnectionFlags& flags) {
+  if (!flags.tls_ca.empty()) return "--tls_ca";
+  if (!flags.tls_cert.empty()) return "--tls_cert";
+  if (!flags.tls_key.empty()) return "--tls_key";
+  if (!flags.tls_server_name.empty()) return "--tls_server_name";
+  if (!flags.auth_token_file.empty()) return "--auth_token_file";
+  return "";
+}
+
+// The shares that run the batch: the in-process engine, or one per server.
+struct Shares {
+  std::unique_ptr<Engine> engine;  // outlives the shares below
+  std::vector<std::unique_ptr<Share>> shares;
+};
+
+absl::StatusOr<Shares> MakeShares(const ProbeCommand& command,
+                                  const Connection* connection) {
+  Shares made;
+  if (command.servers.empty()) {
+    absl::StatusOr<std::unique_ptr<Engine>> engine =
+        Engine::Create(command.engine);
+    if (!engine.ok()) return engine.status();
+    made.engine = *std::move(engine);
+    made.shares.push_back(std::make_unique<EngineShare>(*made.engine));
+    return made;
+  }
+  for (const std::string& server : command.servers) {
+    made.shares.push_back(std::make_unique<RemoteShare>(server, *connection));
+  }
+  return made;
+}
+
 }  // namespace
 
 absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
-                                                 std::istream& in) {
+                                                 Stdin& in) {
   ProbeCommand command;
   absl::StatusOr<std::vector<std::string>> servers = Servers(flags);
   if (!servers.ok()) return servers.status();
   command.servers = *std::move(servers);
   command.connection = flags.connection;
+  if (command.servers.empty()) {
+    if (const std::string flag = ConnectionFlagGiven(flags.connection);
+        !flag.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag,
+          " is for the connection to a --server; without one the probes "
+          "run in-process (the targets' CA is --cacert)"));
+    }
+    absl::StatusOr<EngineOptions> engine = EngineOptionsFromFlags(flags);
+    if (!engine.ok()) return engine.status();
+    command.engine = *std::move(engine);
+  } else if (const std::string flag = EngineOnlyFlagGiven(flags);
+             !flag.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag,
+        " is for probes run in-process; with --server the server's own "
+        "destination policy holds"));
+  }
   absl::StatusOr<Format> format = ParseFormat(flags.format.value_or("table"));
   if (!format.ok()) return format.status();
   command.format = *format;
+  if (flags.output.has_value()) {
+    if (flags.output->empty()) {
+      return absl::InvalidArgumentError("--output= is empty");
+    }
+    command.output = *flags.output;
+  }
   absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
   if (!request.ok()) return request.status();
   command.request = *std::move(request);
   return command;
 }
 
+int ProbeExitStatus(const SplitOutcome& outcome) {
+  if (outcome.share_failed || !outcome.summary.has_value()) return kExitUsage;
+  const v1::BatchSummary& summary = *outcome.summary;
+  if (summary.reason() == v1::END_REASON_CANCELLED) return kExitCancelled;
+  if (summary.reason() == v1::END_REASON_TIMEOUT && summary.cancelled() > 0) {
+    return kExitTimedOut;
+  }
+  return summary.failed() > 0 ? kExitProbeFailed : kExitOk;
+}
+
 int RunProbeCommand(const ProbeCommand& command) {
-  // First: gRPC's threads, started from here on, must inherit the mask.
+  // First: the threads gRPC and the engine start from here on must
+  // inherit the mask.
   InterruptWatcher watcher;
-  absl::StatusOr<Connection> connection =
-      Connection::Resolve(command.connection);
-  if (!connection.ok()) {
-    std::cerr << "fanprobe: " << connection.status().message() << "\n";
+  std::optional<Connection> connection;
+  if (!command.servers.empty()) {
+    absl::StatusOr<Connection> resolved =
+        Connection::Resolve(command.connection);
+    if (!resolved.ok()) {
+      std::cerr << "fanprobe: " << resolved.status().message() << "\n";
+      return kExitUsage;
+    }
+    connection = *std::move(resolved);
+  }
+  std::ofstream file;
+  if (!command.output.empty()) {
+    file.open(command.output, std::ios::out | std::ios::trunc);
+    if (!file) {
+      std::cerr << "fanprobe: cannot write --output=" << command.output << ": "
+                << std::strerror(errno) << "\n";
+      return kExitUsage;
+    }
+  }
+  std::ostream& out = command.output.empty() ? std::cout : file;
+  absl::StatusOr<Shares> shares =
+      MakeShares(command, connection.has_value() ? &*connection : nullptr);
+  if (!shares.ok()) {
+    std::cerr << "fanprobe: cannot start the probe engine: "
+              << shares.status().message() << "\n";
     return kExitUsage;
   }
   const int total = command.request.targets_size();
-  Printer printer(command.format, std::cout);
+  Printer printer(command.format, out, std::cerr);
   Progress progress(ShowProgress(isatty(STDERR_FILENO), total), total,
                     std::cerr);
-  std::vector<std::unique_ptr<Share>> shares;
-  for (const std::string& server : command.servers) {
-    shares.push_back(std::make_unique<RemoteShare>(server, *connection));
-  }
-  SplitRun run(command.request, std::move(shares), printer, progress);
+  SplitRun run(command.request, std::move(shares->shares), printer, progress);
   watcher.Start([&run] { run.Interrupt(); });
   const SplitOutcome outcome = run.Run();
   watcher.Stop();
-  if (outcome.share_failed || !outcome.summary.has_value()) return kExitUsage;
-  return outcome.summary->succeeded() == outcome.summary->total()
-             ? kExitOk
-             : kExitProbeFailed;
+  if (file.is_open()) {
+    file.close();
+    if (!file) {
+      std::cerr << "fanprobe: cannot write --output=" << command.output << "\n";
+      return kExitUsage;
+    }
+  }
+  return ProbeExitStatus(outcome);
 }
 
 }  // namespace fanprobe::cli

@@ -1,20 +1,22 @@
 // probe_command.h: `fanprobe probe`.  ResolveProbeCommand gives the flags
-// their meaning (the servers, the output format, the batch request with
-// its targets -- reading the URL files and stdin); RunProbeCommand splits
-// the batch across the servers (one server: one share, split.h), prints
-// the rows and the summary on stdout, and turns how it went into the exit
-// status (exit_code.h).  SIGINT and SIGTERM during the run end the batch
-// CANCELLED: the servers cancel their probes and the summary is printed.
+// their meaning (where the batch runs, the output, the batch request with
+// its targets -- reading the target files and stdin); RunProbeCommand runs
+// the batch -- in-process on the probe engine without --server
+// (engine_share.h), else split across the servers (one server: one share,
+// split.h) -- prints the rows and the summary, and turns how it went into
+// the exit status (exit_code.h).  SIGINT and SIGTERM during the run end the
+// batch CANCELLED: the probes are cancelled and the summary is printed.
 //
 // Example:
-//   absl::StatusOr<ProbeCommand> command = ResolveProbeCommand(flags,
-//                                                               std::cin);
+//   Stdin in{std::cin, isatty(STDIN_FILENO) == 1};
+//   absl::StatusOr<ProbeCommand> command = ResolveProbeCommand(flags, in);
 //   if (!command.ok()) ...;  // a usage error, for the user
 //   return RunProbeCommand(*command);
 //
 // Thread-safety: RunProbeCommand must be called from the main thread,
-// before gRPC was used in the process: it blocks SIGINT and SIGTERM for the
-// threads gRPC starts, so that its own thread can wait for them.
+// before gRPC or an engine was used in the process: it blocks SIGINT and
+// SIGTERM for the threads they start, so that its own thread can wait for
+// them.
 
 #ifndef FANPROBE_CLI_PROBE_COMMAND_H_
 #define FANPROBE_CLI_PROBE_COMMAND_H_
@@ -26,26 +28,37 @@
 #include "absl/status/statusor.h"
 #include "cli/connection.h"
 #include "cli/flags.h"
+#include "cli/input.h"
 #include "cli/output.h"
+#include "cli/split.h"
 #include "fanprobe/v1/prober.pb.h"
+#include "probe/engine.h"
 
 namespace fanprobe::cli {
 
 struct ProbeCommand {
-  // One share of the batch each, in order; at least one.
+  // One share of the batch each, in order.  Empty: the in-process engine
+  // runs the whole batch, with `engine`.
   std::vector<std::string> servers;
   ConnectionFlags connection;
+  EngineOptions engine;
   v1::ProbeBatchRequest request;
   Format format = Format::kTable;
+  // Where the output goes; empty = stdout.
+  std::string output;
 };
 
 // kInvalidArgument with a message for the user when a flag's value is bad,
-// a file unreadable, or there is no target; `in` is read for "--file=-".
+// a flag does not apply (an engine flag with --server, a connection flag
+// without), a file or line is unreadable, or there is no target.
 absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
-                                                 std::istream& in);
+                                                 Stdin& in);
 
-// Runs the batch, writing stdout and stderr; returns the exit status.
+// Runs the batch, writing the output and stderr; returns the exit status.
 int RunProbeCommand(const ProbeCommand& command);
+
+// The exit status of a run that went as `outcome` says (exit_code.h).
+int ProbeExitStatus(const SplitOutcome& outcome);
 
 }  // namespace fanprobe::cli
 

@@ -1,10 +1,12 @@
 #include "cli/request.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
-#include <istream>
+#include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "cli/flags.h"
+#include "cli/input.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace fanprobe::cli {
@@ -59,70 +62,146 @@ absl::Status ApplyBatchFlags(const ProbeFlags& flags,
   return absl::OkStatus();
 }
 
-// The options every probe of the batch gets.
-absl::Status ApplyProbeDefaults(const ProbeFlags& flags,
-                                v1::ProbeOptions& defaults) {
-  if (flags.probe_timeout.has_value()) {
-    absl::StatusOr<absl::Duration> timeout =
-        ParseDurationFlag("probe_timeout", *flags.probe_timeout);
-    if (!timeout.ok()) return timeout.status();
-    if (*timeout == absl::ZeroDuration()) {
-      return UsageError("--probe_timeout must be positive");
-    }
-    *defaults.mutable_timeout() = ToProto(*timeout);
+// The whole file; `flag` ("--cacert=") names it in the error.
+absl::StatusOr<std::string> ReadFile(absl::string_view flag,
+                                     const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream content;
+  if (in) content << in.rdbuf();
+  if (!in || in.bad()) {
+    return UsageError(absl::StrCat("cannot read ", flag, path));
   }
+  return content.str();
+}
+
+absl::StatusOr<absl::Duration> PositiveDuration(absl::string_view flag,
+                                                absl::string_view value) {
+  absl::StatusOr<absl::Duration> duration = ParseDurationFlag(flag, value);
+  if (!duration.ok()) return duration.status();
+  if (*duration == absl::ZeroDuration()) {
+    return UsageError(absl::StrCat("--", flag, " must be positive"));
+  }
+  return duration;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> JoinData(const std::vector<DataFlag>& data) {
+  std::string body;
+  for (size_t i = 0; i < data.size(); ++i) {
+    const DataFlag& flag = data[i];
+    const absl::string_view name =
+        flag.kind == DataFlag::Kind::kData     ? "--data="
+        : flag.kind == DataFlag::Kind::kBinary ? "--data-binary="
+                                               : "--data-raw=";
+    std::string part = flag.value;
+    if (flag.kind != DataFlag::Kind::kRaw && absl::StartsWith(part, "@")) {
+      const std::string path = part.substr(1);
+      if (path == "-") {
+        return UsageError(absl::StrCat(
+            name, part, ": stdin holds the targets; give the body in a file"));
+      }
+      absl::StatusOr<std::string> content = ReadFile(name, path);
+      if (!content.ok()) return content.status();
+      part = *std::move(content);
+      // curl's -d @file drops carriage returns and newlines.
+      if (flag.kind == DataFlag::Kind::kData) {
+        part.erase(
+            std::remove_if(part.begin(), part.end(),
+                           [](char c) { return c == '\r' || c == '\n'; }),
+            part.end());
+      }
+    }
+    if (i > 0) body += '&';
+    body += part;
+  }
+  return body;
+}
+
+absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags) {
+  v1::ProbeOptions defaults;
   if (flags.method.has_value()) defaults.set_method(*flags.method);
   for (const std::string& value : flags.headers) {
     absl::StatusOr<v1::Header> header = ParseHeader(value);
     if (!header.ok()) return header.status();
     *defaults.mutable_headers()->add_headers() = *std::move(header);
   }
+  if (!flags.data.empty()) {
+    absl::StatusOr<std::string> body = JoinData(flags.data);
+    if (!body.ok()) return body.status();
+    defaults.set_body(*std::move(body));
+    if (!flags.method.has_value()) defaults.set_method("POST");
+  }
+  if (flags.max_time.has_value()) {
+    absl::StatusOr<absl::Duration> timeout =
+        PositiveDuration("max-time", *flags.max_time);
+    if (!timeout.ok()) return timeout.status();
+    *defaults.mutable_timeout() = ToProto(*timeout);
+  }
+  if (flags.connect_timeout.has_value()) {
+    absl::StatusOr<absl::Duration> timeout =
+        PositiveDuration("connect-timeout", *flags.connect_timeout);
+    if (!timeout.ok()) return timeout.status();
+    *defaults.mutable_connect_timeout() = ToProto(*timeout);
+  }
+  if (flags.follow_redirects.has_value()) {
+    defaults.set_follow_redirects(*flags.follow_redirects);
+  }
+  if (flags.max_redirs.has_value()) {
+    absl::StatusOr<uint32_t> n =
+        ParseCountFlag("max-redirs", *flags.max_redirs);
+    if (!n.ok()) return n.status();
+    defaults.set_max_redirects(*n);
+  }
+  if (flags.insecure) defaults.set_tls_verify(false);
+  if (flags.cacert.has_value()) {
+    absl::StatusOr<std::string> pem = ReadFile("--cacert=", *flags.cacert);
+    if (!pem.ok()) return pem.status();
+    defaults.set_ca_pem(*std::move(pem));
+  }
+  if (flags.http_version.has_value()) {
+    defaults.set_http_version(
+        *flags.http_version == "2" ? v1::HTTP_VERSION_2 : v1::HTTP_VERSION_1_1);
+  }
+  if (flags.ip_family.has_value()) {
+    defaults.set_ip_family(*flags.ip_family == "6" ? v1::IP_FAMILY_IPV6
+                                                   : v1::IP_FAMILY_IPV4);
+  }
+  if (flags.user_agent.has_value()) defaults.set_user_agent(*flags.user_agent);
+  if (flags.max_filesize.has_value()) {
+    absl::StatusOr<uint64_t> bytes =
+        ParseBytesFlag("max-filesize", *flags.max_filesize);
+    if (!bytes.ok()) return bytes.status();
+    defaults.set_max_body_bytes(*bytes);
+  }
   if (flags.expect.has_value()) {
     absl::StatusOr<v1::StatusRanges> ranges = ParseExpect(*flags.expect);
     if (!ranges.ok()) return ranges.status();
     *defaults.mutable_valid_status() = *std::move(ranges);
   }
-  return absl::OkStatus();
+  for (const std::string& pattern : flags.body_must_match) {
+    defaults.mutable_body_must_match()->add_patterns(pattern);
+  }
+  for (const std::string& pattern : flags.body_must_not_match) {
+    defaults.mutable_body_must_not_match()->add_patterns(pattern);
+  }
+  if (flags.reuse_connections) defaults.set_reuse_connections(true);
+  return defaults;
 }
 
-}  // namespace
-
 absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(const ProbeFlags& flags,
-                                                   std::istream& in) {
+                                                   Stdin& in) {
   v1::ProbeBatchRequest request;
   if (absl::Status status = ApplyBatchFlags(flags, request); !status.ok()) {
     return status;
   }
-  if (absl::Status status =
-          ApplyProbeDefaults(flags, *request.mutable_defaults());
-      !status.ok()) {
+  absl::StatusOr<v1::ProbeOptions> defaults = BuildDefaults(flags);
+  if (!defaults.ok()) return defaults.status();
+  *request.mutable_defaults() = *std::move(defaults);
+  if (absl::Status status = AddTargets(flags, in, request); !status.ok()) {
     return status;
   }
-  for (const std::string& url : flags.urls) {
-    if (!url.empty()) request.add_targets()->set_url(url);
-  }
-  for (const std::string& file : flags.files) {
-    if (file == "-") {
-      ReadTargets(in, request);
-      continue;
-    }
-    std::ifstream stream(file);
-    if (!stream) return UsageError(absl::StrCat("cannot read --file=", file));
-    ReadTargets(stream, request);
-  }
-  if (request.targets().empty()) {
-    return UsageError("no targets: give URLs or --file=FILE");
-  }
   return request;
-}
-
-void ReadTargets(std::istream& lines, v1::ProbeBatchRequest& request) {
-  std::string line;
-  while (std::getline(lines, line)) {
-    const absl::string_view url = absl::StripAsciiWhitespace(line);
-    if (url.empty() || absl::StartsWith(url, "#")) continue;
-    request.add_targets()->set_url(std::string(url));
-  }
 }
 
 absl::StatusOr<v1::ReturnWhen> ParseReturnWhen(absl::string_view value) {

@@ -1,40 +1,51 @@
-// request.h: the batch request `fanprobe probe` sends, built from its
-// flags: the targets (URL arguments, then each --file in order, "-" being
-// stdin) and the options that apply to the whole batch (--return_when,
-// --timeout, --concurrency, --per_host) or to every probe (--method,
-// --header, --expect, --probe_timeout).
+// request.h: the batch request `fanprobe probe` runs, built from its
+// flags: the targets (input.h), the options of the whole batch
+// (--return_when, --timeout, --concurrency, --per_host) and the options
+// every probe gets (the request's `defaults`: -X, -H, -d, -m, -k, ...),
+// which a target's own options in a JSON line override field by field.
+// The same request goes to a server or to the embedded engine.
 //
 // Example:
-//   absl::StatusOr<v1::ProbeBatchRequest> request =
-//       BuildRequest(flags, std::cin);
+//   Stdin in{std::cin, false};
+//   absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
 //   if (!request.ok()) ...;  // "--expect=2xx: want status ranges ..."
+//
+// A flag sets only its own field, so a flag not given leaves the default to
+// whoever runs the batch.  Two of curl's habits are kept: a body (-d) makes
+// the method POST unless -X says otherwise, and several -d are joined with
+// '&'.
 //
 // Every error is kInvalidArgument with a message quoting the flag as
 // given, so the caller can print it as a usage error.
 //
-// Thread-safety: the functions are pure apart from reading the files and
-// `in`; call them from one thread at a time per stream.
+// Thread-safety: the functions are pure apart from reading files and
+// stdin; call them from one thread at a time per stream.
 
 #ifndef FANPROBE_CLI_REQUEST_H_
 #define FANPROBE_CLI_REQUEST_H_
 
-#include <istream>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cli/flags.h"
+#include "cli/input.h"
 #include "fanprobe/v1/prober.pb.h"
 
 namespace fanprobe::cli {
 
 // The whole request; at least one target, or an error.
 absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(const ProbeFlags& flags,
-                                                   std::istream& in);
+                                                   Stdin& in);
 
-// Appends a target per line of `lines`: surrounding blanks are stripped,
-// blank lines and lines starting with '#' skipped.
-void ReadTargets(std::istream& lines, v1::ProbeBatchRequest& request);
+// The options every probe gets, from the flags alone.
+absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags);
+
+// The request body of the -d/--data-binary/--data-raw flags, in order,
+// joined with '&' (reading each "@file").
+absl::StatusOr<std::string> JoinData(const std::vector<DataFlag>& data);
 
 // "all" | "first" | "first_exception".
 absl::StatusOr<v1::ReturnWhen> ParseReturnWhen(absl::string_view value);

@@ -128,7 +128,7 @@ TEST_F(CliSplitTest, FirstCompletedOnOneServerCancelsTheOtherServersProbes) {
               target_.raw_url("/hang"), target_.raw_url("/hang"),
               target_.raw_url("/delay/300"), target_.raw_url("/hang")});
   const absl::Duration took = absl::Now() - start;
-  EXPECT_EQ(run.code, 1) << run.err;
+  EXPECT_EQ(run.code, 0) << run.err;  // the first probe succeeded
   EXPECT_THAT(run.err, IsEmpty());
   EXPECT_LT(took, absl::Seconds(5));
   const JsonlEvents events = ParseJsonl(run.out);
@@ -167,7 +167,7 @@ TEST_F(CliSplitTest, TimeoutAppliesToEveryShare) {
   const CliRun run =
       RunCli({"probe", Servers(), "--timeout=300ms",
               target_.raw_url("/status/200"), target_.raw_url("/hang")});
-  EXPECT_EQ(run.code, 1) << run.err;
+  EXPECT_EQ(run.code, 124) << run.err;
   EXPECT_THAT(run.out,
               AllOf(HasSubstr("TIMEOUT in "),
                     HasSubstr("2 probes, 1 completed (1 ok, 0 failed), 1 "
@@ -202,7 +202,7 @@ TEST_F(CliSplitTest, InterruptCancelsEveryShareAndPrintsTheMergedSummary) {
       [](const TargetStats& s) { return s.raw.in_flight == 2; }, kPatience));
   cli.Signal(SIGINT);
   const Subprocess::Exit exit = cli.Wait(kPatience);
-  EXPECT_EQ(exit.code, 1) << cli.Stderr();
+  EXPECT_EQ(exit.code, 130) << cli.Stderr();
   const JsonlEvents events = ParseJsonl(cli.Stdout());
   EXPECT_THAT(events.results, IsEmpty());
   EXPECT_EQ(events.summary.reason(), v1::END_REASON_CANCELLED);

@@ -1,5 +1,6 @@
 // cli_test.cc: the fanprobe binary, run as a child process against an
-// in-process server: output formats, flags, exit codes and messages.
+// in-process server (--server): output formats, flags, exit codes and
+// messages.  Without --server: cli_embedded_test.cc.
 
 #include <memory>
 #include <ostream>
@@ -93,34 +94,49 @@ TEST_F(CliTest, ExitsOneWhenAProbeFails) {
                              HasSubstr("(1 ok, 1 failed)")));
 }
 
-TEST_F(CliTest, ExitsOneWhenProbesAreCancelled) {
+TEST_F(CliTest, ProbesTheRuleCancelledAreNoFailure) {
   const CliRun run =
       RunCli({"probe", ServerFlag(), "--return_when=first",
               target_.raw_url("/hang"), target_.url("/status/200")});
-  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.code, 0) << run.err;
   EXPECT_THAT(run.out,
               AllOf(HasSubstr("FIRST_COMPLETED in "), HasSubstr("1 cancelled"),
                     HasSubstr("pending: 0")));
 }
 
-TEST_F(CliTest, TimeoutEndsTheBatch) {
-  const CliRun run = RunCli(
-      {"probe", ServerFlag(), "--timeout=200ms", target_.raw_url("/hang")});
-  EXPECT_EQ(run.code, 1);
+TEST_F(CliTest, TheFirstProbeFailingIsAFailure) {
+  const CliRun run =
+      RunCli({"probe", ServerFlag(), "--return_when=first",
+              target_.raw_url("/hang"), target_.url("/status/500")});
+  EXPECT_EQ(run.code, 1) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("FIRST_COMPLETED in "));
+}
+
+TEST_F(CliTest, TimeoutEndsTheBatchAndExits124) {
+  const CliRun run =
+      RunCli({"probe", ServerFlag(), "--timeout=200ms",
+              target_.url("/status/200"), target_.raw_url("/hang")});
+  EXPECT_EQ(run.code, 124) << run.err;
   EXPECT_THAT(run.out,
-              AllOf(HasSubstr("TIMEOUT in "), HasSubstr("pending: 0")));
+              AllOf(HasSubstr("TIMEOUT in "), HasSubstr("(1 ok, 0 failed)"),
+                    HasSubstr("pending: 1")));
 }
 
 TEST_F(CliTest, ReadsUrlsFromStdin) {
   const std::string input =
       absl::StrCat("# targets\n\n", target_.url("/status/200"), "\n  ",
                    target_.url("/status/201"), "  \n");
-  const CliRun run =
-      RunCli({"probe", ServerFlag(), "--format=jsonl", "--file=-"},
-             {.stdin_data = input});
-  EXPECT_EQ(run.code, 0) << run.err;
-  EXPECT_EQ(Lines(run.out).size(), 3u) << run.out;
-  EXPECT_EQ(target_.Stats().http.requests, 2);
+  for (const std::vector<std::string>& where :
+       {std::vector<std::string>{"--file=-"}, std::vector<std::string>{"-"},
+        std::vector<std::string>{}}) {
+    std::vector<std::string> args = {"probe", ServerFlag(), "--format=jsonl"};
+    args.insert(args.end(), where.begin(), where.end());
+    const int before = target_.Stats().http.requests;
+    const CliRun run = RunCli(args, {.stdin_data = input});
+    EXPECT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(Lines(run.out).size(), 3u) << run.out;
+    EXPECT_EQ(target_.Stats().http.requests, before + 2);
+  }
 }
 
 TEST_F(CliTest, ShowsProgressOnATerminalForALargeBatch) {
@@ -196,7 +212,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "--header=NoColon: want 'Name: value'"},
         UsageCase{"BadFormat",
                   {"probe", "--format=xml", "http://127.0.0.1:1/"},
-                  "--format=xml: want table or jsonl"},
+                  "--format=xml: want table, jsonl or csv"},
+        UsageCase{"EngineFlagWithServer",
+                  {"probe", "--server=127.0.0.1:1", "--deny_private",
+                   "http://127.0.0.1:1/"},
+                  "--deny_private is for probes run in-process"},
+        UsageCase{"ConnectionFlagWithoutServer",
+                  {"probe", "--tls_ca=ca.pem", "http://127.0.0.1:1/"},
+                  "--tls_ca is for the connection to a --server"},
         UsageCase{"MissingValue",
                   {"probe", "http://127.0.0.1:1/", "--server"},
                   "--server needs a value"},

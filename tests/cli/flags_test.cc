@@ -1,6 +1,7 @@
 // flags_test.cc: the command line's grammar (cli/flags.h) -- commands,
-// flag spellings, repetition, "--", help and version -- and its messages,
-// which name a flag the way the user typed it.
+// flag spellings (curl's and fanprobe's own), repetition, flags that
+// contradict each other, flags before the command, "--", help and
+// version -- and its messages, which name a flag the way the user typed it.
 
 #include "cli/flags.h"
 
@@ -74,7 +75,7 @@ TEST(ParseCommandLineTest, ProbeKeepsEveryFlagAsTyped) {
   EXPECT_THAT(flags.servers, ElementsAre("a:1,b:2", "c:3"));
   EXPECT_THAT(flags.return_when, Optional(std::string("first")));
   EXPECT_THAT(flags.timeout, Optional(std::string("5s")));
-  EXPECT_THAT(flags.probe_timeout, Optional(std::string("2s")));
+  EXPECT_THAT(flags.max_time, Optional(std::string("2s")));
   EXPECT_THAT(flags.concurrency, Optional(std::string("7")));
   EXPECT_THAT(flags.per_host, Optional(std::string("2")));
   EXPECT_THAT(flags.method, Optional(std::string("HEAD")));
@@ -88,6 +89,159 @@ TEST(ParseCommandLineTest, ProbeKeepsEveryFlagAsTyped) {
   EXPECT_EQ(flags.connection.tls_server_name, "localhost");
   EXPECT_EQ(flags.connection.auth_token_file, "token");
   EXPECT_THAT(flags.urls, ElementsAre("http://a/", "http://b/"));
+}
+
+TEST(ParseCommandLineTest, CurlsSpellingsOfEveryProbeOption) {
+  const ProbeFlags flags = ParseProbe({"-X",
+                                       "PUT",
+                                       "-H",
+                                       "A: 1",
+                                       "--header",
+                                       "B: 2",
+                                       "-d",
+                                       "a=1",
+                                       "--data-binary",
+                                       "@body.bin",
+                                       "--data=b=2",
+                                       "--data-raw",
+                                       "@literal",
+                                       "-m",
+                                       "2.5",
+                                       "--connect-timeout",
+                                       "1",
+                                       "--no-location",
+                                       "--max-redirs",
+                                       "3",
+                                       "-k",
+                                       "--cacert",
+                                       "ca.pem",
+                                       "--http1.1",
+                                       "-6",
+                                       "-A",
+                                       "probe/1",
+                                       "--max-filesize",
+                                       "1M",
+                                       "--expect=200",
+                                       "--body_must_match",
+                                       "ok",
+                                       "--body_must_match=fine",
+                                       "--body_must_not_match",
+                                       "error",
+                                       "--reuse_connections",
+                                       "--format=csv",
+                                       "-o",
+                                       "out.csv",
+                                       "--deny_private",
+                                       "--deny_loopback",
+                                       "--allow_cidr=10.0.0.0/8",
+                                       "--deny_cidr",
+                                       "10.9.0.0/16",
+                                       "http://a/"});
+  EXPECT_THAT(flags.method, Optional(std::string("PUT")));
+  EXPECT_THAT(flags.headers, ElementsAre("A: 1", "B: 2"));
+  EXPECT_THAT(flags.data,
+              ElementsAre(DataFlag{DataFlag::Kind::kData, "a=1"},
+                          DataFlag{DataFlag::Kind::kBinary, "@body.bin"},
+                          DataFlag{DataFlag::Kind::kData, "b=2"},
+                          DataFlag{DataFlag::Kind::kRaw, "@literal"}));
+  EXPECT_THAT(flags.max_time, Optional(std::string("2.5")));
+  EXPECT_THAT(flags.connect_timeout, Optional(std::string("1")));
+  EXPECT_THAT(flags.follow_redirects, Optional(false));
+  EXPECT_THAT(flags.max_redirs, Optional(std::string("3")));
+  EXPECT_TRUE(flags.insecure);
+  EXPECT_THAT(flags.cacert, Optional(std::string("ca.pem")));
+  EXPECT_THAT(flags.http_version, Optional(std::string("1.1")));
+  EXPECT_THAT(flags.ip_family, Optional(std::string("6")));
+  EXPECT_THAT(flags.user_agent, Optional(std::string("probe/1")));
+  EXPECT_THAT(flags.max_filesize, Optional(std::string("1M")));
+  EXPECT_THAT(flags.expect, Optional(std::string("200")));
+  EXPECT_THAT(flags.body_must_match, ElementsAre("ok", "fine"));
+  EXPECT_THAT(flags.body_must_not_match, ElementsAre("error"));
+  EXPECT_TRUE(flags.reuse_connections);
+  EXPECT_THAT(flags.format, Optional(std::string("csv")));
+  EXPECT_THAT(flags.output, Optional(std::string("out.csv")));
+  EXPECT_TRUE(flags.deny_private);
+  EXPECT_TRUE(flags.deny_loopback);
+  EXPECT_THAT(flags.allow_cidrs, ElementsAre("10.0.0.0/8"));
+  EXPECT_THAT(flags.deny_cidrs, ElementsAre("10.9.0.0/16"));
+  EXPECT_THAT(flags.urls, ElementsAre("http://a/"));
+}
+
+TEST(ParseCommandLineTest, LongAliasesOfCurlsShortFlags) {
+  const ProbeFlags flags = ParseProbe(
+      {"--request=HEAD", "--max-time", "3", "--location", "--insecure",
+       "--http2", "--ipv4", "--user-agent=u", "--output", "o", "http://a/"});
+  EXPECT_THAT(flags.method, Optional(std::string("HEAD")));
+  EXPECT_THAT(flags.max_time, Optional(std::string("3")));
+  EXPECT_THAT(flags.follow_redirects, Optional(true));
+  EXPECT_TRUE(flags.insecure);
+  EXPECT_THAT(flags.http_version, Optional(std::string("2")));
+  EXPECT_THAT(flags.ip_family, Optional(std::string("4")));
+  EXPECT_THAT(flags.user_agent, Optional(std::string("u")));
+  EXPECT_THAT(flags.output, Optional(std::string("o")));
+  // fanprobe's earlier names still work.
+  const ProbeFlags old =
+      ParseProbe({"--method=GET", "--probe_timeout=2s", "--no-follow",
+                  "--max_body_bytes=9", "http://a/"});
+  EXPECT_THAT(old.method, Optional(std::string("GET")));
+  EXPECT_THAT(old.max_time, Optional(std::string("2s")));
+  EXPECT_THAT(old.follow_redirects, Optional(false));
+  EXPECT_THAT(old.max_filesize, Optional(std::string("9")));
+}
+
+TEST(ParseCommandLineTest, OfFlagsThatContradictEachOtherTheLastCounts) {
+  ProbeFlags flags = ParseProbe(
+      {"-L", "--no-location", "--http2", "--http1.1", "-6", "-4", "http://a/"});
+  EXPECT_THAT(flags.follow_redirects, Optional(false));
+  EXPECT_THAT(flags.http_version, Optional(std::string("1.1")));
+  EXPECT_THAT(flags.ip_family, Optional(std::string("4")));
+  flags = ParseProbe(
+      {"--no-follow", "-L", "--http1.1", "--http2", "-4", "-6", "http://a/"});
+  EXPECT_THAT(flags.follow_redirects, Optional(true));
+  EXPECT_THAT(flags.http_version, Optional(std::string("2")));
+  EXPECT_THAT(flags.ip_family, Optional(std::string("6")));
+}
+
+TEST(ParseCommandLineTest, ShortFlagsGroupAndTakeAttachedValues) {
+  const ProbeFlags flags =
+      ParseProbe({"-k4L", "-XPOST", "-HX-A: 1", "-m5", "-dx=1", "http://a/"});
+  EXPECT_TRUE(flags.insecure);
+  EXPECT_THAT(flags.ip_family, Optional(std::string("4")));
+  EXPECT_THAT(flags.follow_redirects, Optional(true));
+  EXPECT_THAT(flags.method, Optional(std::string("POST")));
+  EXPECT_THAT(flags.headers, ElementsAre("X-A: 1"));
+  EXPECT_THAT(flags.max_time, Optional(std::string("5")));
+  EXPECT_THAT(flags.data, ElementsAre(DataFlag{DataFlag::Kind::kData, "x=1"}));
+}
+
+TEST(ParseCommandLineTest, FlagsMayComeBeforeTheCommand) {
+  absl::StatusOr<Command> command =
+      ParseCommandLine({"-k", "--server", "s:1", "-XHEAD", "--timeout=1s", "-m",
+                        "2", "probe", "-H", "A: 1", "http://a/"});
+  ASSERT_TRUE(command.ok()) << command.status();
+  const ProbeFlags& flags = std::get<ProbeFlags>(*command);
+  EXPECT_TRUE(flags.insecure);
+  EXPECT_THAT(flags.servers, ElementsAre("s:1"));
+  EXPECT_THAT(flags.method, Optional(std::string("HEAD")));
+  EXPECT_THAT(flags.timeout, Optional(std::string("1s")));
+  EXPECT_THAT(flags.max_time, Optional(std::string("2")));
+  EXPECT_THAT(flags.headers, ElementsAre("A: 1"));
+  EXPECT_THAT(flags.urls, ElementsAre("http://a/"));
+
+  // A flag's value that is a command's name stays its value.
+  command = ParseCommandLine({"--server", "health", "probe", "http://a/"});
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_THAT(std::get<ProbeFlags>(*command).servers, ElementsAre("health"));
+
+  command = ParseCommandLine({"--server=h:1", "--timeout", "2s", "health"});
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_EQ(std::get<HealthFlags>(*command).server, "h:1");
+  EXPECT_THAT(std::get<HealthFlags>(*command).timeout,
+              Optional(std::string("2s")));
+
+  // Before the command, a flag must still be one of that command's.
+  EXPECT_EQ(Refusal({"--format=csv", "health"}), "unknown flag --format");
+  EXPECT_EQ(Refusal({"--bogus", "probe", "http://a/"}), "unknown flag --bogus");
 }
 
 TEST(ParseCommandLineTest, UnsetFlagsStayUnset) {
@@ -118,6 +272,8 @@ TEST(ParseCommandLineTest, ARepeatedFlagTakesOneValueAndLeavesTheUrls) {
 }
 
 TEST(ParseCommandLineTest, AValueMayStartWithADash) {
+  EXPECT_THAT(ParseProbe({"-d", "-x", "http://a/"}).data,
+              ElementsAre(DataFlag{DataFlag::Kind::kData, "-x"}));
   const ProbeFlags flags = ParseProbe({"--method", "-X", "http://a/"});
   EXPECT_THAT(flags.method, Optional(std::string("-X")));
 }
@@ -198,21 +354,50 @@ TEST(UsageTest, NamesEveryCommandAndFlag) {
                            "--tls_key",
                            "--tls_server_name",
                            "--auth_token_file",
-                           "Exit status"}) {
+                           "-X,--request,--method",
+                           "-H,--header",
+                           "-d,--data",
+                           "--data-binary",
+                           "--data-raw",
+                           "-m,--max-time,--probe_timeout",
+                           "--connect-timeout",
+                           "-L,--location",
+                           "--no-location,--no-follow",
+                           "--max-redirs",
+                           "-k,--insecure",
+                           "--cacert",
+                           "--http1.1",
+                           "--http2",
+                           "-4,--ipv4",
+                           "-6,--ipv6",
+                           "-A,--user-agent",
+                           "--max-filesize,--max_body_bytes",
+                           "--body_must_match",
+                           "--body_must_not_match",
+                           "--reuse_connections",
+                           "-o,--output",
+                           "--deny_private",
+                           "--deny_loopback",
+                           "--allow_cidr",
+                           "--deny_cidr",
+                           "csv",
+                           "durations are",
+                           "Exit status",
+                           "124 the batch",
+                           "130 cancelled"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }
 
 TEST(ParseCommandLineTest, UnknownFlagsAreNamedAsTyped) {
-  EXPECT_EQ(Refusal({"probe", "-k", "http://a/"}), "unknown flag -k");
+  EXPECT_EQ(Refusal({"probe", "-j", "http://a/"}), "unknown flag -j");
+  EXPECT_EQ(Refusal({"probe", "-kj", "http://a/"}), "unknown flag -j");
   EXPECT_EQ(Refusal({"probe", "--bogus=1", "http://a/"}),
             "unknown flag --bogus");
   EXPECT_EQ(Refusal({"probe", "http://a/", "-server=x"}),
             "unknown flag -server");
   EXPECT_EQ(Refusal({"health", "--format=jsonl"}), "unknown flag --format");
   EXPECT_EQ(Refusal({"--bogus"}), "unknown flag --bogus");
-  EXPECT_THAT(Refusal({"--timeout=1s", "probe", "http://a/"}),
-              HasSubstr("unknown flag --timeout before the command"));
 }
 
 TEST(ParseCommandLineTest, OtherUsageErrors) {
@@ -226,20 +411,43 @@ TEST(ParseCommandLineTest, OtherUsageErrors) {
   EXPECT_EQ(Refusal({"health", "--", "extra"}), "unexpected argument 'extra'");
 }
 
-TEST(ParseDurationFlagTest, AcceptsFiniteNonNegativeDurations) {
-  for (const auto& [text, want] : {std::pair{"250ms", absl::Milliseconds(250)},
-                                   std::pair{"1m30s", absl::Seconds(90)},
-                                   std::pair{"0", absl::ZeroDuration()}}) {
+TEST(ParseDurationFlagTest, AcceptsFiniteNonNegativeDurationsAndSeconds) {
+  for (const auto& [text, want] :
+       {std::pair{"250ms", absl::Milliseconds(250)},
+        std::pair{"1m30s", absl::Seconds(90)},
+        std::pair{"0", absl::ZeroDuration()},
+        std::pair{"5", absl::Seconds(5)},  // curl's -m: seconds
+        std::pair{"2.5", absl::Milliseconds(2500)},
+        std::pair{".5", absl::Milliseconds(500)}}) {
     const absl::StatusOr<absl::Duration> d = ParseDurationFlag("timeout", text);
     ASSERT_TRUE(d.ok()) << text << ": " << d.status();
     EXPECT_EQ(*d, want) << text;
   }
-  for (const char* bad : {"soon", "", "-1s", "inf", "5"}) {
+  for (const char* bad : {"soon", "", "-1s", "-1", "inf", "nan", "1e300"}) {
     const absl::StatusOr<absl::Duration> d = ParseDurationFlag("timeout", bad);
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(d.status().message(),
               std::string("--timeout=") + bad +
-                  ": want a duration such as 5s or 250ms");
+                  ": want a duration such as 5s, 250ms or 2.5 (seconds)");
+  }
+}
+
+TEST(ParseBytesFlagTest, NumbersWithCurlsSuffixes) {
+  for (const auto& [text, want] :
+       {std::pair{"0", uint64_t{0}}, std::pair{"65536", uint64_t{65536}},
+        std::pair{"64k", uint64_t{65536}}, std::pair{"2K", uint64_t{2048}},
+        std::pair{"1M", uint64_t{1} << 20},
+        std::pair{"3G", uint64_t{3} << 30}}) {
+    const absl::StatusOr<uint64_t> n = ParseBytesFlag("max-filesize", text);
+    ASSERT_TRUE(n.ok()) << text << ": " << n.status();
+    EXPECT_EQ(*n, want) << text;
+  }
+  for (const char* bad : {"", "k", "-1", "1T", "1.5M", "x", "+1",
+                          "99999999999999999999", "17179869184G"}) {
+    EXPECT_EQ(ParseBytesFlag("max-filesize", bad).status().message(),
+              std::string("--max-filesize=") + bad +
+                  ": want a byte count such as 65536 or 64k")
+        << bad;
   }
 }
 

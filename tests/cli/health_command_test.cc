@@ -40,7 +40,8 @@ TEST(ResolveHealthCommandTest, TimeoutDefaultsToFiveSeconds) {
 
   flags.timeout = "soon";
   EXPECT_EQ(ResolveHealthCommand(flags).status().message(),
-            "--timeout=soon: want a duration such as 5s or 250ms");
+            "--timeout=soon: want a duration such as 5s, 250ms or 2.5 "
+            "(seconds)");
 }
 
 TEST(RunHealthCommandTest, ServingPrintsItAndExitsZero) {

@@ -1,6 +1,7 @@
 // request_test.cc: building the batch request from the probe flags
-// (cli/request.h): targets from arguments, files and stdin, the batch
-// options, the probe defaults, and the messages for bad values.
+// (cli/request.h): the batch options, every probe default (curl's flags
+// included: the body and its files, -d making a POST), the targets, and
+// the messages for bad values.  Reading targets is input_test.cc's.
 
 #include "cli/request.h"
 
@@ -11,8 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/flags.h"
+#include "cli/input.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
@@ -33,10 +36,15 @@ std::vector<std::string> Urls(const v1::ProbeBatchRequest& request) {
   return urls;
 }
 
+absl::StatusOr<v1::ProbeBatchRequest> Build(const ProbeFlags& flags) {
+  std::istringstream stream;
+  Stdin in{stream, true};
+  return BuildRequest(flags, in);
+}
+
 // The message of flags that must be refused.
 std::string Refusal(const ProbeFlags& flags) {
-  std::istringstream in;
-  absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
+  absl::StatusOr<v1::ProbeBatchRequest> request = Build(flags);
   EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
   return std::string(request.status().message());
 }
@@ -48,7 +56,8 @@ TEST(BuildRequestTest, TargetsFromArgumentsThenEachFileInOrder) {
   ProbeFlags flags;
   flags.urls = {"http://arg/1", "", "http://arg/2"};
   flags.files = {dir.File("a"), "-", dir.File("b")};
-  std::istringstream in("http://stdin/1\n\n# skipped\nhttp://stdin/2");
+  std::istringstream stream("http://stdin/1\n\n# skipped\nhttp://stdin/2");
+  Stdin in{stream, false};
   absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_THAT(Urls(*request), ElementsAre("http://arg/1", "http://arg/2",
@@ -56,11 +65,10 @@ TEST(BuildRequestTest, TargetsFromArgumentsThenEachFileInOrder) {
                                           "http://stdin/2", "http://file-b/1"));
 }
 
-TEST(BuildRequestTest, NoFlagsLeaveEveryOptionToTheServer) {
+TEST(BuildRequestTest, NoFlagsLeaveEveryOptionToWhoeverRunsTheBatch) {
   ProbeFlags flags;
   flags.urls = {"http://a/"};
-  std::istringstream in;
-  absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
+  absl::StatusOr<v1::ProbeBatchRequest> request = Build(flags);
   ASSERT_TRUE(request.ok()) << request.status();
   v1::ProbeBatchRequest want;
   want.add_targets()->set_url("http://a/");
@@ -77,12 +85,11 @@ TEST(BuildRequestTest, EveryFlagLandsInItsField) {
   flags.timeout = "1.5s";
   flags.concurrency = "7";
   flags.per_host = "2";
-  flags.probe_timeout = "250ms";
+  flags.max_time = "250ms";
   flags.method = "HEAD";
   flags.headers = {"X-One:  a, b ", "X-Two:c"};
   flags.expect = "200-299,301";
-  std::istringstream in;
-  absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
+  absl::StatusOr<v1::ProbeBatchRequest> request = Build(flags);
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_EQ(request->return_when(), v1::RETURN_WHEN_FIRST_EXCEPTION);
   EXPECT_EQ(request->timeout().seconds(), 1);
@@ -103,6 +110,108 @@ TEST(BuildRequestTest, EveryFlagLandsInItsField) {
   EXPECT_EQ(defaults.valid_status().ranges(1).max(), 301u);
 }
 
+TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+  ProbeFlags flags;
+  flags.method = "PUT";
+  flags.headers = {"A: 1"};
+  flags.data = {{DataFlag::Kind::kRaw, "x=1"}};
+  flags.max_time = "2.5";
+  flags.connect_timeout = "1";
+  flags.follow_redirects = false;
+  flags.max_redirs = "3";
+  flags.insecure = true;
+  flags.cacert = dir.File("ca.pem");
+  flags.http_version = "2";
+  flags.ip_family = "6";
+  flags.user_agent = "probe/1";
+  flags.max_filesize = "2k";
+  flags.expect = "200";
+  flags.body_must_match = {"ok", "fine"};
+  flags.body_must_not_match = {"error"};
+  flags.reuse_connections = true;
+  absl::StatusOr<v1::ProbeOptions> defaults = BuildDefaults(flags);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  v1::ProbeOptions want;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        method: "PUT"
+        headers { headers { name: "A" value: "1" } }
+        body: "x=1"
+        timeout { seconds: 2 nanos: 500000000 }
+        connect_timeout { seconds: 1 }
+        follow_redirects: false
+        max_redirects: 3
+        valid_status { ranges { min: 200 max: 200 } }
+        body_must_match { patterns: "ok" patterns: "fine" }
+        body_must_not_match { patterns: "error" }
+        max_body_bytes: 2048
+        tls_verify: false
+        ca_pem: "-----BEGIN CERTIFICATE-----\n"
+        http_version: HTTP_VERSION_2
+        ip_family: IP_FAMILY_IPV6
+        reuse_connections: true
+        user_agent: "probe/1"
+      )pb",
+      &want));
+  EXPECT_TRUE(
+      google::protobuf::util::MessageDifferencer::Equals(*defaults, want))
+      << defaults->DebugString();
+  // The other value of each choice.
+  flags.http_version = "1.1";
+  flags.ip_family = "4";
+  flags.follow_redirects = true;
+  defaults = BuildDefaults(flags);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->http_version(), v1::HTTP_VERSION_1_1);
+  EXPECT_EQ(defaults->ip_family(), v1::IP_FAMILY_IPV4);
+  EXPECT_TRUE(defaults->follow_redirects());
+}
+
+TEST(BuildDefaultsTest, ABodyMakesAPostUnlessTheMethodIsGiven) {
+  ProbeFlags flags;
+  flags.data = {{DataFlag::Kind::kData, "a=1"}};
+  absl::StatusOr<v1::ProbeOptions> defaults = BuildDefaults(flags);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->method(), "POST");
+  EXPECT_EQ(defaults->body(), "a=1");
+  flags.method = "PUT";
+  defaults = BuildDefaults(flags);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->method(), "PUT");
+  // Without a body, nothing is set.
+  defaults = BuildDefaults(ProbeFlags{});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->has_method());
+  EXPECT_FALSE(defaults->has_body());
+  EXPECT_FALSE(defaults->has_tls_verify());
+  EXPECT_FALSE(defaults->has_reuse_connections());
+}
+
+TEST(JoinDataTest, CurlsRulesForFilesAndRepeats) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("form"), "a=1\r\n&b=2\n");
+  WriteFileAtomically(dir.File("bin"), std::string("x\ny\0z", 5));
+  absl::StatusOr<std::string> body =
+      JoinData({{DataFlag::Kind::kData, "@" + dir.File("form")},
+                {DataFlag::Kind::kBinary, "@" + dir.File("bin")},
+                {DataFlag::Kind::kRaw, "@" + dir.File("form")},
+                {DataFlag::Kind::kData, "c=3"}});
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "a=1&b=2&" + std::string("x\ny\0z", 5) + "&@" +
+                       dir.File("form") + "&c=3");
+  EXPECT_EQ(*JoinData({}), "");
+
+  EXPECT_EQ(JoinData({{DataFlag::Kind::kData, "@/nonexistent/body"}})
+                .status()
+                .message(),
+            "cannot read --data=/nonexistent/body");
+  EXPECT_EQ(
+      JoinData({{DataFlag::Kind::kBinary, "@-"}}).status().message(),
+      "--data-binary=@-: stdin holds the targets; give the body in a file");
+}
+
 TEST(BuildRequestTest, BadValuesAreUsageErrorsQuotingTheFlag) {
   ProbeFlags base;
   base.urls = {"http://a/"};
@@ -113,10 +222,24 @@ TEST(BuildRequestTest, BadValuesAreUsageErrorsQuotingTheFlag) {
   flags = base;
   flags.timeout = "soon";
   EXPECT_EQ(Refusal(flags),
-            "--timeout=soon: want a duration such as 5s or 250ms");
+            "--timeout=soon: want a duration such as 5s, 250ms or 2.5 "
+            "(seconds)");
   flags = base;
-  flags.probe_timeout = "0s";
-  EXPECT_EQ(Refusal(flags), "--probe_timeout must be positive");
+  flags.max_time = "0s";
+  EXPECT_EQ(Refusal(flags), "--max-time must be positive");
+  flags = base;
+  flags.connect_timeout = "0";
+  EXPECT_EQ(Refusal(flags), "--connect-timeout must be positive");
+  flags = base;
+  flags.max_redirs = "-1";
+  EXPECT_EQ(Refusal(flags), "--max-redirs=-1: want a non-negative integer");
+  flags = base;
+  flags.max_filesize = "big";
+  EXPECT_EQ(Refusal(flags),
+            "--max-filesize=big: want a byte count such as 65536 or 64k");
+  flags = base;
+  flags.cacert = "/nonexistent/ca.pem";
+  EXPECT_EQ(Refusal(flags), "cannot read --cacert=/nonexistent/ca.pem");
   flags = base;
   flags.concurrency = "-1";
   EXPECT_EQ(Refusal(flags), "--concurrency=-1: want a non-negative integer");
@@ -130,7 +253,8 @@ TEST(BuildRequestTest, BadValuesAreUsageErrorsQuotingTheFlag) {
   flags = base;
   flags.files = {"/nonexistent/urls"};
   EXPECT_EQ(Refusal(flags), "cannot read --file=/nonexistent/urls");
-  EXPECT_EQ(Refusal(ProbeFlags{}), "no targets: give URLs or --file=FILE");
+  EXPECT_EQ(Refusal(ProbeFlags{}),
+            "no targets: give URLs, --file=FILE, or pipe them to stdin");
 }
 
 TEST(ParseExpectTest, RangesAndSingleCodes) {

@@ -131,7 +131,7 @@ class CapturedOutput : public ::testing::Test {
  protected:
   std::ostringstream out_;
   std::ostringstream err_;
-  Printer printer_{Format::kJsonl, out_};
+  Printer printer_{Format::kJsonl, out_, err_};
   Progress progress_{false, 0, err_};
 };
 
@@ -186,7 +186,7 @@ TEST_F(SplitRunTest, OneSharePrintsExactlyWhatItsServerSent) {
   const SplitOutcome outcome = Run(Request(3, v1::RETURN_WHEN_FIRST_EXCEPTION));
   EXPECT_FALSE(outcome.share_failed);
   std::ostringstream direct;
-  Printer printer(Format::kJsonl, direct);
+  Printer printer(Format::kJsonl, direct, direct);
   for (const v1::ProbeEvent& event : stream) printer.Print(event);
   EXPECT_EQ(out_.str(), direct.str());
   ASSERT_TRUE(outcome.summary.has_value());
