@@ -1,18 +1,23 @@
 #include "cli/engine_share.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "probe/destination_policy.h"
 #include "service/convert.h"
@@ -39,6 +44,45 @@ absl::Status ParseCidrs(absl::string_view flag,
   return absl::OkStatus();
 }
 
+// One DNS server as c-ares takes it: "ip", "ip:port" or "[ipv6]:port"
+// (a bare IPv6 address too).  Checked here so that a typo is a usage error
+// naming the flag, not an engine that fails to start.
+absl::Status CheckDnsServer(absl::string_view text) {
+  absl::string_view host = text;
+  std::optional<absl::string_view> port;
+  if (absl::ConsumePrefix(&host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("no ']' after the IPv6 address");
+    }
+    absl::string_view rest = host.substr(close + 1);
+    host = host.substr(0, close);
+    if (!rest.empty()) {
+      if (!absl::ConsumePrefix(&rest, ":")) {
+        return absl::InvalidArgumentError("want ':PORT' after ']'");
+      }
+      port = rest;
+    }
+  } else if (const size_t colon = host.find(':');
+             colon != absl::string_view::npos && colon == host.rfind(':')) {
+    // One colon: IPv4 and a port.  More: a bare IPv6 address.
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  if (absl::StatusOr<IpAddress> address = IpAddress::Parse(host);
+      !address.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", host, "' is not an IP address"));
+  }
+  uint32_t number = 0;
+  if (port.has_value() &&
+      (!absl::SimpleAtoi(*port, &number) || number == 0 || number > 65535)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", *port, "' is not a port"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags) {
@@ -56,6 +100,21 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags) {
       !status.ok()) {
     return status;
   }
+  for (const std::string& value : flags.dns_servers) {
+    for (absl::string_view server :
+         absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      server = absl::StripAsciiWhitespace(server);
+      if (absl::Status status = CheckDnsServer(server); !status.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--dns-servers=", value, ": ", status.message(),
+                         " (want IP, IP:PORT or [IPv6]:PORT)"));
+      }
+      options.dns_servers.emplace_back(server);
+    }
+  }
+  if (!flags.dns_servers.empty() && options.dns_servers.empty()) {
+    return absl::InvalidArgumentError("--dns-servers= is empty");
+  }
   return options;
 }
 
@@ -64,6 +123,7 @@ std::string EngineOnlyFlagGiven(const ProbeFlags& flags) {
   if (flags.deny_loopback) return "--deny_loopback";
   if (!flags.allow_cidrs.empty()) return "--allow_cidr";
   if (!flags.deny_cidrs.empty()) return "--deny_cidr";
+  if (!flags.dns_servers.empty()) return "--dns-servers";
   return "";
 }
 

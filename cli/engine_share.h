@@ -41,8 +41,9 @@ namespace fanprobe::cli {
 
 // The embedded engine's options from the flags: the destination policy
 // (--deny_private, --deny_loopback, --allow_cidr, --deny_cidr, meaning
-// what fanprobe-server's flags of those names mean).  kInvalidArgument
-// naming the flag for a CIDR that does not parse.
+// what fanprobe-server's flags of those names mean) and the DNS servers
+// (--dns-servers).  kInvalidArgument naming the flag for a CIDR or a DNS
+// server that does not parse.
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags);
 
 // Whether any flag that only the embedded engine uses was given: with

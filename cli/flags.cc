@@ -271,9 +271,9 @@ void AddInputOutputFlags(CLI::App* probe, ProbeFlags& f) {
       ->group(group);
 }
 
-void AddPolicyFlags(CLI::App* probe, ProbeFlags& f) {
+void AddEngineFlags(CLI::App* probe, ProbeFlags& f) {
   const std::string group =
-      "Where probes may connect (in-process only; a server has its own)";
+      "The in-process engine (a server has its own policy and resolver)";
   probe
       ->add_flag("--deny_private", f.deny_private,
                  "deny private ranges (10/8, 172.16/12,\n"
@@ -291,6 +291,11 @@ void AddPolicyFlags(CLI::App* probe, ProbeFlags& f) {
               "never connect to these (checked first); a comma\n"
               "list, repeatable")
       ->group(group);
+  AddRepeated(probe, "--dns-servers", &f.dns_servers, "ADDRS",
+              "ask these DNS servers (IP, IP:PORT or\n"
+              "[IPv6]:PORT; a comma list, repeatable) instead\n"
+              "of resolv.conf's; the hosts file is read first")
+      ->group(group);
 }
 
 void AddProbe(Grammar& g) {
@@ -302,7 +307,7 @@ void AddProbe(Grammar& g) {
   AddBatchFlags(g.probe, f);
   AddProbeOptionFlags(g.probe, f);
   AddInputOutputFlags(g.probe, f);
-  AddPolicyFlags(g.probe, f);
+  AddEngineFlags(g.probe, f);
   AddConnectionFlags(g.probe, &f.connection, "Connection to --server");
   g.probe->add_option("URL", f.urls, "the targets; '-' = stdin")->type_name("");
 }

@@ -103,6 +103,9 @@ struct ProbeFlags {
   bool deny_loopback = false;
   std::vector<std::string> allow_cidrs;  // each may hold a comma list
   std::vector<std::string> deny_cidrs;
+  // The embedded engine's DNS servers (--dns-servers, as curl's: a comma
+  // list, repeatable); none: resolv.conf's.
+  std::vector<std::string> dns_servers;
 };
 
 // `fanprobe health`.

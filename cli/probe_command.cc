@@ -155,7 +155,7 @@ absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
     return absl::InvalidArgumentError(absl::StrCat(
         flag,
         " is for probes run in-process; with --server the server's own "
-        "destination policy holds"));
+        "destination policy and DNS servers hold"));
   }
   absl::StatusOr<Format> format = ParseFormat(flags.format.value_or("table"));
   if (!format.ok()) return format.status();

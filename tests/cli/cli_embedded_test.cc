@@ -10,10 +10,12 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,7 +26,9 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/server.h"
 #include "tests/cli/run_cli.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -36,6 +40,7 @@ namespace {
 
 using ::fanprobe::testing::CliBinary;
 using ::fanprobe::testing::CliRun;
+using ::fanprobe::testing::DnsServer;
 using ::fanprobe::testing::JsonlEvents;
 using ::fanprobe::testing::kPatience;
 using ::fanprobe::testing::Lines;
@@ -466,6 +471,67 @@ TEST_F(CliEmbeddedTest, CsvHasRowsOnStdoutAndTheSummaryOnStderr) {
   }
   EXPECT_THAT(run.err, HasSubstr("ALL_COMPLETED in "));
   EXPECT_THAT(run.err, HasSubstr("2 probes, 2 completed (1 ok, 1 failed)"));
+}
+
+TEST(CliDnsTest, NamesResolveThroughTheTestsDnsServerBothWays) {
+  absl::StatusOr<std::unique_ptr<DnsServer>> started = DnsServer::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  DnsServer& dns = **started;
+  dns.AddA("web.test", "127.0.0.1");
+  dns.SetRcode("gone.test", DnsServer::kNxDomain);
+  TargetServer target;
+  server::ServerOptions options;
+  options.engine.dns_servers = {dns.address()};
+  TestServer server(options);
+  const std::string port = absl::StrCat(target.port());
+  const std::vector<std::string> urls = {
+      absl::StrCat("http://web.test:", port, "/status/200"),
+      absl::StrCat("http://gone.test:", port, "/status/200")};
+
+  std::vector<std::string> local_args = {
+      "probe", "--format=jsonl", absl::StrCat("--dns-servers=", dns.address())};
+  std::vector<std::string> remote_args = {
+      "probe", "--format=jsonl", absl::StrCat("--server=", server.address())};
+  local_args.insert(local_args.end(), urls.begin(), urls.end());
+  remote_args.insert(remote_args.end(), urls.begin(), urls.end());
+  const CliRun local = RunCli(local_args);
+  const CliRun remote = RunCli(remote_args);
+  for (const CliRun* run : {&local, &remote}) {
+    const char* how = run == &local ? "in-process" : "remote";
+    EXPECT_EQ(run->code, 1) << how << ": " << run->err;
+    const std::map<uint32_t, v1::ProbeResult> results =
+        ByIndex(ParseJsonl(run->out));
+    ASSERT_THAT(Keys(results), ElementsAre(0, 1)) << how;
+    EXPECT_EQ(results.at(0).outcome(), v1::OUTCOME_OK)
+        << how << ": " << results.at(0).error();
+    EXPECT_EQ(results.at(0).remote_ip(), "127.0.0.1") << how;
+    EXPECT_EQ(results.at(1).outcome(), v1::OUTCOME_DNS_ERROR) << how;
+    EXPECT_THAT(results.at(1).error(), HasSubstr("gone.test")) << how;
+  }
+  const std::map<uint32_t, v1::ProbeResult> local_results =
+      ByIndex(ParseJsonl(local.out));
+  const std::map<uint32_t, v1::ProbeResult> remote_results =
+      ByIndex(ParseJsonl(remote.out));
+  for (const auto& [index, result] : local_results) {
+    auto other = remote_results.find(index);
+    ASSERT_NE(other, remote_results.end()) << index;
+    EXPECT_TRUE(MessageDifferencer::Equals(result, other->second))
+        << "in-process:\n"
+        << result.DebugString() << "remote:\n"
+        << other->second.DebugString();
+  }
+  EXPECT_EQ(target.Stats().http.requests, 2);  // web.test, once each way
+  EXPECT_GE(dns.QueryCount("web.test", DnsServer::kTypeA), 2u);
+  EXPECT_GE(dns.QueryCount("gone.test"), 2u);
+
+  // With --server, the server's resolver holds: the flag is a usage error.
+  remote_args.push_back(absl::StrCat("--dns-servers=", dns.address()));
+  const CliRun both = RunCli(remote_args);
+  EXPECT_EQ(both.code, 2);
+  EXPECT_THAT(both.err, HasSubstr("--dns-servers is for probes run "
+                                  "in-process; with --server the server's "
+                                  "own destination policy and DNS servers "
+                                  "hold"));
 }
 
 }  // namespace

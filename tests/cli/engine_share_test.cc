@@ -2,11 +2,13 @@
 // (cli/engine_share.h) against loopback targets: its events as the server
 // would stream them, the request's options applied, a cancel before or
 // during the run, a request the server would refuse, and the engine's
-// options from the flags (the destination policy).
+// options from the flags (the destination policy, the DNS servers -- the
+// test's own, so no lookup leaves loopback).
 
 #include "cli/engine_share.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -14,12 +16,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "cli/flags.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "probe/engine.h"
 #include "tests/support/batches.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/wait.h"
 
@@ -27,6 +31,7 @@ namespace fanprobe::cli {
 namespace {
 
 using ::fanprobe::testing::BatchRequest;
+using ::fanprobe::testing::DnsServer;
 using ::fanprobe::testing::kPatience;
 using ::fanprobe::testing::RecordedRequest;
 using ::fanprobe::testing::TargetServer;
@@ -191,6 +196,73 @@ TEST(EngineOptionsFromFlagsTest, ABadCidrNamesItsFlag) {
               ::testing::StartsWith("--allow_cidr=10.0.0.0/8,bogus: "));
   EXPECT_EQ(EngineOnlyFlagGiven(flags), "--allow_cidr");
   EXPECT_EQ(EngineOnlyFlagGiven(ProbeFlags{}), "");
+}
+
+TEST(EngineOptionsFromFlagsTest, NamesResolveThroughTheDnsServersGiven) {
+  absl::StatusOr<std::unique_ptr<DnsServer>> started = DnsServer::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  DnsServer& dns = **started;
+  dns.AddA("web.test", "127.0.0.1");
+  TargetServer target;
+  ProbeFlags flags;
+  // A comma list with blanks, as a shell user writes it.
+  flags.dns_servers = {absl::StrCat(" ", dns.address(), " ")};
+  absl::StatusOr<EngineOptions> options = EngineOptionsFromFlags(flags);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(options->dns_servers, ElementsAre(dns.address()));
+  std::unique_ptr<Engine> engine = NewEngine(*options);
+  EngineShare share(*engine);
+  const std::string port = absl::StrCat(target.port());
+  const ShareRun run = RunShare(
+      share,
+      BatchRequest({absl::StrCat("http://web.test:", port, "/status/200"),
+                    absl::StrCat("http://gone.test:", port, "/")}));
+  ASSERT_TRUE(run.status.ok()) << run.status;
+  ASSERT_EQ(run.events.size(), 3u);
+  std::optional<v1::ProbeResult> web;
+  std::optional<v1::ProbeResult> gone;
+  for (int i = 0; i < 2; ++i) {
+    const v1::ProbeResult& result = run.events[i].result();
+    (result.index() == 0 ? web : gone) = result;
+  }
+  ASSERT_TRUE(web.has_value() && gone.has_value());
+  EXPECT_EQ(web->outcome(), v1::OUTCOME_OK) << web->error();
+  EXPECT_EQ(web->remote_ip(), "127.0.0.1");
+  EXPECT_EQ(gone->outcome(), v1::OUTCOME_DNS_ERROR);
+  EXPECT_THAT(gone->error(), HasSubstr("gone.test"));
+  EXPECT_GE(dns.QueryCount("web.test", DnsServer::kTypeA), 1u);
+  EXPECT_GE(dns.QueryCount("gone.test"), 1u);
+  EXPECT_EQ(target.Stats().http.requests, 1);
+}
+
+TEST(EngineOptionsFromFlagsTest, ABadDnsServerNamesItsFlag) {
+  ProbeFlags flags;
+  for (const char* good :
+       {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53", "[::1]"}) {
+    flags.dns_servers = {good};
+    absl::StatusOr<EngineOptions> options = EngineOptionsFromFlags(flags);
+    ASSERT_TRUE(options.ok()) << good << ": " << options.status();
+    EXPECT_THAT(options->dns_servers, ElementsAre(good));
+  }
+  const std::pair<const char*, const char*> bad[] = {
+      {"dns.test", "--dns-servers=dns.test: 'dns.test' is not an IP address"},
+      {"127.0.0.1:0", "--dns-servers=127.0.0.1:0: '0' is not a port"},
+      {"127.0.0.1:x", "--dns-servers=127.0.0.1:x: 'x' is not a port"},
+      {"127.0.0.1:", "--dns-servers=127.0.0.1:: '' is not a port"},
+      {"[::1", "--dns-servers=[::1: no ']' after the IPv6 address"},
+      {"[::1]53", "--dns-servers=[::1]53: want ':PORT' after ']'"},
+  };
+  for (const auto& [value, message] : bad) {
+    flags.dns_servers = {value};
+    const absl::Status status = EngineOptionsFromFlags(flags).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << value;
+    EXPECT_EQ(status.message(),
+              absl::StrCat(message, " (want IP, IP:PORT or [IPv6]:PORT)"));
+  }
+  flags.dns_servers = {","};
+  EXPECT_EQ(EngineOptionsFromFlags(flags).status().message(),
+            "--dns-servers= is empty");
+  EXPECT_EQ(EngineOnlyFlagGiven(flags), "--dns-servers");
 }
 
 }  // namespace

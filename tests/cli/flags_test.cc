@@ -136,6 +136,9 @@ TEST(ParseCommandLineTest, CurlsSpellingsOfEveryProbeOption) {
                                        "--allow_cidr=10.0.0.0/8",
                                        "--deny_cidr",
                                        "10.9.0.0/16",
+                                       "--dns-servers",
+                                       "127.0.0.1:53",
+                                       "--dns-servers=[::1]:53,127.0.0.2",
                                        "http://a/"});
   EXPECT_THAT(flags.method, Optional(std::string("PUT")));
   EXPECT_THAT(flags.headers, ElementsAre("A: 1", "B: 2"));
@@ -164,6 +167,8 @@ TEST(ParseCommandLineTest, CurlsSpellingsOfEveryProbeOption) {
   EXPECT_TRUE(flags.deny_loopback);
   EXPECT_THAT(flags.allow_cidrs, ElementsAre("10.0.0.0/8"));
   EXPECT_THAT(flags.deny_cidrs, ElementsAre("10.9.0.0/16"));
+  EXPECT_THAT(flags.dns_servers,
+              ElementsAre("127.0.0.1:53", "[::1]:53,127.0.0.2"));
   EXPECT_THAT(flags.urls, ElementsAre("http://a/"));
 }
 

@@ -116,12 +116,12 @@ TEST(ResolveProbeCommandTest, FlagsThatDoNotApplyWhereTheBatchRuns) {
   flags.deny_loopback = true;
   EXPECT_EQ(Resolve(flags).status().message(),
             "--deny_loopback is for probes run in-process; with --server the "
-            "server's own destination policy holds");
+            "server's own destination policy and DNS servers hold");
   flags.deny_loopback = false;
   flags.allow_cidrs = {"10.0.0.0/8"};
   EXPECT_EQ(Resolve(flags).status().message(),
             "--allow_cidr is for probes run in-process; with --server the "
-            "server's own destination policy holds");
+            "server's own destination policy and DNS servers hold");
 
   flags = ProbeFlags{};
   flags.urls = {"http://a/"};
