@@ -163,6 +163,12 @@ void AddProbeOptionFlags(CLI::App* probe, ProbeFlags& f) {
   AddValue(probe, "-X,--request,--method", &f.method, "METHOD",
            "HTTP method (default GET; POST with -d)")
       ->group(group);
+  // Runs as it is parsed, and -X's value is stored after the parse: -X
+  // wins over -I wherever each stands, as in curl.
+  AddOrderedFlag(
+      probe, "-I,--head", [&f] { f.method = "HEAD"; },
+      "HEAD: the status and headers only (-X wins)")
+      ->group(group);
   AddRepeated(probe, "-H,--header", &f.headers, "'K: V'",
               "extra request header; repeat for more")
       ->group(group);
@@ -267,7 +273,8 @@ void AddInputOutputFlags(CLI::App* probe, ProbeFlags& f) {
            "summary goes to stderr)")
       ->group(group);
   AddValue(probe, "-o,--output", &f.output, "FILE",
-           "write the output to FILE instead of stdout")
+           "write the output to FILE instead of stdout\n"
+           "('-' = stdout)")
       ->group(group);
 }
 

@@ -73,7 +73,7 @@ struct ProbeFlags {
   std::optional<std::string> per_host;
 
   // Every probe's options (the request's defaults), curl's names first.
-  std::optional<std::string> method;    // -X, --request, --method
+  std::optional<std::string> method;    // -X, --request, --method; -I
   std::vector<std::string> headers;     // -H, --header: "Name: value"
   std::vector<DataFlag> data;           // -d, --data-binary, --data-raw
   std::optional<std::string> max_time;  // -m, --max-time, --probe_timeout
@@ -94,7 +94,7 @@ struct ProbeFlags {
 
   // Input and output.
   std::optional<std::string> format;  // table, jsonl, csv
-  std::optional<std::string> output;  // -o, --output FILE
+  std::optional<std::string> output;  // -o, --output FILE; "-" = stdout
   std::vector<std::string> files;     // target files; "-" = stdin
   std::vector<std::string> urls;      // the arguments; "-" = stdin
 

@@ -164,7 +164,8 @@ absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
     if (flags.output->empty()) {
       return absl::InvalidArgumentError("--output= is empty");
     }
-    command.output = *flags.output;
+    // "-o -" is stdout, as in curl.
+    if (*flags.output != "-") command.output = *flags.output;
   }
   absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
   if (!request.ok()) return request.status();

@@ -90,6 +90,15 @@ TEST_F(CliOptionsTest, DashXAndDataBinary) {
   EXPECT_EQ(seen[0].body, "line 1\nline 2\n");
 }
 
+TEST_F(CliOptionsTest, DashIAsksForTheHeadOnly) {
+  const v1::ProbeResult result = ProbeOne({"-I"}, target_.url("/bytes/100"));
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_OK);
+  EXPECT_EQ(result.body_bytes(), 0u);
+  const std::vector<RecordedRequest> seen = target_.Requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "HEAD");
+}
+
 TEST_F(CliOptionsTest, RedirectsAreFollowedUnlessNoLocation) {
   v1::ProbeResult result = ProbeOne({}, target_.url("/redirect/2"));
   EXPECT_EQ(result.outcome(), v1::OUTCOME_OK);

@@ -207,6 +207,18 @@ TEST(ParseCommandLineTest, OfFlagsThatContradictEachOtherTheLastCounts) {
   EXPECT_THAT(flags.ip_family, Optional(std::string("6")));
 }
 
+TEST(ParseCommandLineTest, HeadIsDashIAndDashXWinsOverIt) {
+  EXPECT_THAT(ParseProbe({"-I", "http://a/"}).method,
+              Optional(std::string("HEAD")));
+  EXPECT_THAT(ParseProbe({"--head", "-k", "http://a/"}).method,
+              Optional(std::string("HEAD")));
+  // As curl: -X names the method whichever comes first.
+  EXPECT_THAT(ParseProbe({"-I", "-X", "GET", "http://a/"}).method,
+              Optional(std::string("GET")));
+  EXPECT_THAT(ParseProbe({"-X", "GET", "-kI", "http://a/"}).method,
+              Optional(std::string("GET")));
+}
+
 TEST(ParseCommandLineTest, ShortFlagsGroupAndTakeAttachedValues) {
   const ProbeFlags flags =
       ParseProbe({"-k4L", "-XPOST", "-HX-A: 1", "-m5", "-dx=1", "http://a/"});

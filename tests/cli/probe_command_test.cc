@@ -100,6 +100,15 @@ TEST(ResolveProbeCommandTest, ServerListsAreSplitAtCommas) {
   EXPECT_EQ(command->connection.tls_ca, "ca.pem");
 }
 
+TEST(ResolveProbeCommandTest, OutputDashIsStdout) {
+  ProbeFlags flags;
+  flags.urls = {"http://a/"};
+  flags.output = "-";
+  absl::StatusOr<ProbeCommand> command = Resolve(flags);
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_EQ(command->output, "");
+}
+
 TEST(ResolveProbeCommandTest, TargetsFromAPipedStdin) {
   ProbeFlags flags;
   absl::StatusOr<ProbeCommand> command =
