@@ -127,6 +127,40 @@ std::string EngineOnlyFlagGiven(const ProbeFlags& flags) {
   return "";
 }
 
+std::optional<OptionsProblem> CheckProbeOptions(
+    const Engine& engine, const v1::ProbeBatchRequest& request) {
+  service::RequestLimits limits;
+  limits.max_batch_targets = std::numeric_limits<uint32_t>::max();
+  // The defaults alone: a target without options of its own has them.
+  v1::ProbeBatchRequest defaults_only;
+  *defaults_only.mutable_defaults() = request.defaults();
+  defaults_only.add_targets()->set_url("http://defaults/");
+  absl::StatusOr<service::BatchRequest> defaults =
+      service::BatchFromProto(defaults_only, limits);
+  if (!defaults.ok()) return OptionsProblem{-1, defaults.status()};
+  if (absl::Status status =
+          engine.CheckOptions(*defaults->targets.front().options);
+      !status.ok()) {
+    return OptionsProblem{-1, status};
+  }
+  bool any_own = false;
+  for (const v1::ProbeTarget& target : request.targets()) {
+    any_own = any_own || target.has_options();
+  }
+  if (!any_own) return std::nullopt;
+  absl::StatusOr<service::BatchRequest> batch =
+      service::BatchFromProto(request, limits);
+  if (!batch.ok()) return std::nullopt;  // Run says what is wrong
+  for (int i = 0; i < request.targets_size(); ++i) {
+    if (!request.targets(i).has_options()) continue;
+    if (absl::Status status = engine.CheckOptions(*batch->targets[i].options);
+        !status.ok()) {
+      return OptionsProblem{i, status};
+    }
+  }
+  return std::nullopt;
+}
+
 EngineShare::EngineShare(Engine& engine) : engine_(engine) {}
 
 absl::Status EngineShare::Run(

@@ -26,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +51,22 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags);
 // --server they would silently do nothing, so that is a usage error.
 // Returns the first such flag's name, or empty.
 std::string EngineOnlyFlagGiven(const ProbeFlags& flags);
+
+// The check the engine makes of each probe's options before it sends
+// anything (Engine::CheckOptions: methods, header and body bytes, patterns
+// that compile, a CA file that parses, the engine's limits), made of the
+// whole request at once, so that a batch whose probes would end
+// INVALID_TARGET for their options is refused with one message instead.
+// `target` is -1 when the request's defaults (the flags) fail, else the
+// index of the first target whose options of its own fail.
+struct OptionsProblem {
+  int target = -1;
+  absl::Status status;  // kInvalidArgument, naming the field first
+};
+// nullopt when every probe's options pass; the request must be one
+// service::BatchFromProto accepts (EngineShare::Run reports it otherwise).
+std::optional<OptionsProblem> CheckProbeOptions(
+    const Engine& engine, const v1::ProbeBatchRequest& request);
 
 class EngineShare : public Share {
  public:

@@ -73,7 +73,8 @@ absl::StatusOr<v1::ProbeTarget> ParseTargetLine(absl::string_view line) {
 }
 
 absl::Status ReadTargets(std::istream& lines, absl::string_view source,
-                         v1::ProbeBatchRequest& request) {
+                         v1::ProbeBatchRequest& request,
+                         TargetOrigins* origins) {
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     const absl::string_view text = absl::StripAsciiWhitespace(line);
@@ -84,19 +85,22 @@ absl::Status ReadTargets(std::istream& lines, absl::string_view source,
           absl::StrCat(source, ":", number, ": ", target.status().message()));
     }
     *request.add_targets() = *std::move(target);
+    if (origins != nullptr)
+      origins->push_back(absl::StrCat(source, ":", number));
   }
   if (lines.bad()) return UsageError(absl::StrCat("cannot read ", source));
   return absl::OkStatus();
 }
 
 absl::Status AddTargets(const ProbeFlags& flags, Stdin& in,
-                        v1::ProbeBatchRequest& request) {
+                        v1::ProbeBatchRequest& request,
+                        TargetOrigins* origins) {
   bool stdin_read = false;
   // stdin is one stream: a second "-" finds it at its end.
   auto read_stdin = [&]() -> absl::Status {
     if (stdin_read) return absl::OkStatus();
     stdin_read = true;
-    return ReadTargets(in.stream, "stdin", request);
+    return ReadTargets(in.stream, "stdin", request, origins);
   };
   for (const std::string& url : flags.urls) {
     if (url.empty()) continue;
@@ -105,6 +109,7 @@ absl::Status AddTargets(const ProbeFlags& flags, Stdin& in,
       continue;
     }
     request.add_targets()->set_url(url);
+    if (origins != nullptr) origins->emplace_back();
   }
   for (const std::string& file : flags.files) {
     if (file == "-") {
@@ -113,7 +118,7 @@ absl::Status AddTargets(const ProbeFlags& flags, Stdin& in,
     }
     std::ifstream stream(file);
     if (!stream) return UsageError(absl::StrCat("cannot read --file=", file));
-    if (absl::Status status = ReadTargets(stream, file, request);
+    if (absl::Status status = ReadTargets(stream, file, request, origins);
         !status.ok()) {
       return status;
     }

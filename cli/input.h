@@ -31,6 +31,8 @@
 #define FANPROBE_CLI_INPUT_H_
 
 #include <istream>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -47,16 +49,24 @@ struct Stdin {
   bool is_terminal = false;
 };
 
+// Where each target of a request came from, by index: "FILE:LINE"
+// ("stdin:3") for a line, empty for a URL argument -- so that a problem
+// found later (the engine refusing a line's options) still names its line.
+using TargetOrigins = std::vector<std::string>;
+
 // Appends to `request` the targets of the URL arguments, the files and
-// stdin, by the rules above.  kInvalidArgument with a message for the user
-// on an unreadable file or a bad line; "no targets" when there are none.
+// stdin, by the rules above, and to `origins` (if given) where each came
+// from.  kInvalidArgument with a message for the user on an unreadable
+// file or a bad line; "no targets" when there are none.
 absl::Status AddTargets(const ProbeFlags& flags, Stdin& in,
-                        v1::ProbeBatchRequest& request);
+                        v1::ProbeBatchRequest& request,
+                        TargetOrigins* origins = nullptr);
 
 // Appends a target per line of `lines`; `source` names the stream in
-// errors ("urls.txt", "stdin").
+// errors ("urls.txt", "stdin") and in `origins` (if given).
 absl::Status ReadTargets(std::istream& lines, absl::string_view source,
-                         v1::ProbeBatchRequest& request);
+                         v1::ProbeBatchRequest& request,
+                         TargetOrigins* origins = nullptr);
 
 // One line that is neither blank nor a comment, stripped, as a target;
 // kInvalidArgument with the reason (without the line number).

@@ -167,10 +167,47 @@ absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
     // "-o -" is stdout, as in curl.
     if (*flags.output != "-") command.output = *flags.output;
   }
-  absl::StatusOr<v1::ProbeBatchRequest> request = BuildRequest(flags, in);
+  absl::StatusOr<v1::ProbeBatchRequest> request =
+      BuildRequest(flags, in, &command.origins);
   if (!request.ok()) return request.status();
   command.request = *std::move(request);
   return command;
+}
+
+std::string OptionsProblemMessage(const OptionsProblem& problem,
+                                  const TargetOrigins& origins) {
+  const absl::string_view message = problem.status.message();
+  if (problem.target >= 0) {
+    const std::string& origin =
+        static_cast<size_t>(problem.target) < origins.size()
+            ? origins[problem.target]
+            : "";
+    return absl::StrCat(
+        origin.empty() ? absl::StrCat("target ", problem.target) : origin,
+        ": options.", message);
+  }
+  // The field the message starts with ("headers[0].value: ..."), without
+  // its index, and the flag that sets it.
+  static constexpr std::pair<absl::string_view, absl::string_view> kFlags[] = {
+      {"method", "-X"},
+      {"headers", "-H"},
+      {"body", "-d"},
+      {"timeout", "-m"},
+      {"connect_timeout", "--connect-timeout"},
+      {"max_redirects", "--max-redirs"},
+      {"valid_status", "--expect"},
+      {"body_must_match", "--body_must_match"},
+      {"body_must_not_match", "--body_must_not_match"},
+      {"max_body_bytes", "--max-filesize"},
+      {"ca_pem", "--cacert"},
+      {"user_agent", "-A"},
+  };
+  const absl::string_view field =
+      message.substr(0, message.find_first_of(":[."));
+  for (const auto& [name, flag] : kFlags) {
+    if (field == name) return absl::StrCat(flag, ": ", message);
+  }
+  return std::string(message);
 }
 
 int ProbeExitStatus(const SplitOutcome& outcome) {
@@ -197,6 +234,23 @@ int RunProbeCommand(const ProbeCommand& command) {
     }
     connection = *std::move(resolved);
   }
+  absl::StatusOr<Shares> shares =
+      MakeShares(command, connection.has_value() ? &*connection : nullptr);
+  if (!shares.ok()) {
+    std::cerr << "fanprobe: cannot start the probe engine: "
+              << shares.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (shares->engine != nullptr) {
+    if (std::optional<OptionsProblem> problem =
+            CheckProbeOptions(*shares->engine, command.request);
+        problem.has_value()) {
+      std::cerr << "fanprobe: "
+                << OptionsProblemMessage(*problem, command.origins) << "\n";
+      return kExitUsage;
+    }
+  }
+  // Opened only now: a refused run leaves an existing file as it was.
   std::ofstream file;
   if (!command.output.empty()) {
     file.open(command.output, std::ios::out | std::ios::trunc);
@@ -207,13 +261,6 @@ int RunProbeCommand(const ProbeCommand& command) {
     }
   }
   std::ostream& out = command.output.empty() ? std::cout : file;
-  absl::StatusOr<Shares> shares =
-      MakeShares(command, connection.has_value() ? &*connection : nullptr);
-  if (!shares.ok()) {
-    std::cerr << "fanprobe: cannot start the probe engine: "
-              << shares.status().message() << "\n";
-    return kExitUsage;
-  }
   const int total = command.request.targets_size();
   Printer printer(command.format, out, std::cerr);
   Progress progress(ShowProgress(isatty(STDERR_FILENO), total), total,

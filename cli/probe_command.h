@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "cli/connection.h"
+#include "cli/engine_share.h"
 #include "cli/flags.h"
 #include "cli/input.h"
 #include "cli/output.h"
@@ -43,6 +44,8 @@ struct ProbeCommand {
   ConnectionFlags connection;
   EngineOptions engine;
   v1::ProbeBatchRequest request;
+  // Where each target came from (input.h), for messages about a line.
+  TargetOrigins origins;
   Format format = Format::kTable;
   // Where the output goes; empty = stdout.
   std::string output;
@@ -55,7 +58,15 @@ absl::StatusOr<ProbeCommand> ResolveProbeCommand(const ProbeFlags& flags,
                                                  Stdin& in);
 
 // Runs the batch, writing the output and stderr; returns the exit status.
+// In-process, options the engine would refuse for every probe they apply
+// to are a usage error before anything is sent (OptionsProblemMessage).
 int RunProbeCommand(const ProbeCommand& command);
+
+// The message for options the in-process engine refuses: the flag behind
+// the field when the flags are at fault ("--cacert: ca_pem: ..."), else the
+// target's line ("urls.jsonl:3: options.body_must_match[0]: ...").
+std::string OptionsProblemMessage(const OptionsProblem& problem,
+                                  const TargetOrigins& origins);
 
 // The exit status of a run that went as `outcome` says (exit_code.h).
 int ProbeExitStatus(const SplitOutcome& outcome);

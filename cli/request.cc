@@ -190,7 +190,8 @@ absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags) {
 }
 
 absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(const ProbeFlags& flags,
-                                                   Stdin& in) {
+                                                   Stdin& in,
+                                                   TargetOrigins* origins) {
   v1::ProbeBatchRequest request;
   if (absl::Status status = ApplyBatchFlags(flags, request); !status.ok()) {
     return status;
@@ -198,7 +199,8 @@ absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(const ProbeFlags& flags,
   absl::StatusOr<v1::ProbeOptions> defaults = BuildDefaults(flags);
   if (!defaults.ok()) return defaults.status();
   *request.mutable_defaults() = *std::move(defaults);
-  if (absl::Status status = AddTargets(flags, in, request); !status.ok()) {
+  if (absl::Status status = AddTargets(flags, in, request, origins);
+      !status.ok()) {
     return status;
   }
   return request;

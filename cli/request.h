@@ -36,9 +36,10 @@
 
 namespace fanprobe::cli {
 
-// The whole request; at least one target, or an error.
-absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(const ProbeFlags& flags,
-                                                   Stdin& in);
+// The whole request; at least one target, or an error.  `origins`, if
+// given, gets where each target came from (input.h).
+absl::StatusOr<v1::ProbeBatchRequest> BuildRequest(
+    const ProbeFlags& flags, Stdin& in, TargetOrigins* origins = nullptr);
 
 // The options every probe gets, from the flags alone.
 absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags);

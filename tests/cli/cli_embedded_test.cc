@@ -423,6 +423,42 @@ TEST_F(CliEmbeddedTest, ABadLineIsNamedAndNothingIsSent) {
   EXPECT_EQ(server_.server().service().Stats().batches_started, 0u);
 }
 
+TEST_F(CliEmbeddedTest, OptionsTheEngineRefusesAreNamedAndNothingIsSent) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("not.pem"), "not a certificate\n");
+  const std::string output = dir.File("out.jsonl");
+  WriteFileAtomically(output, "kept\n");
+  // The flags: every probe would be INVALID_TARGET; the flag is named.
+  CliRun run = RunCli({"probe", "-o", output, "--body_must_match=(",
+                       target_.url("/status/200")});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err,
+              StartsWith("fanprobe: --body_must_match: body_must_match[0]: "))
+      << run.err;
+  run = RunCli(
+      {"probe", "--cacert", dir.File("not.pem"), target_.url("/status/200")});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, StartsWith("fanprobe: --cacert: ca_pem: ")) << run.err;
+
+  // A line's own options: the line is named.
+  const std::string file = dir.File("targets.jsonl");
+  WriteFileAtomically(
+      file, absl::StrCat(
+                target_.url("/status/200"), "\n", R"({"url": ")",
+                target_.url("/status/200"),
+                R"(", "options": {"max_body_bytes": "1099511627776"}})", "\n"));
+  run = RunCli({"probe", "--file", file});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, StartsWith(absl::StrCat("fanprobe: ", file,
+                                               ":2: options.max_body_bytes: ")))
+      << run.err;
+  EXPECT_EQ(target_.Stats().http.requests, 0);
+  std::ifstream in(output);
+  std::stringstream content;
+  content << in.rdbuf();
+  EXPECT_EQ(content.str(), "kept\n");  // a refused run writes nothing
+}
+
 TEST_F(CliEmbeddedTest, OutputGoesToTheFileGiven) {
   TempDir dir;
   const std::string file = dir.File("out.jsonl");

@@ -172,6 +172,39 @@ TEST(EngineShareTest, CancelDuringTheRunEndsTheBatchWithItsSummary) {
       [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
 }
 
+TEST(CheckProbeOptionsTest, NamesTheDefaultsOrTheFirstTargetTheEngineRefuses) {
+  EngineOptions options;
+  options.limits.max_body_bytes = 1000;
+  std::unique_ptr<Engine> engine = NewEngine(options);
+  v1::ProbeBatchRequest request = BatchRequest(
+      {"http://127.0.0.1:1/", "http://127.0.0.1:1/", "http://127.0.0.1:1/"});
+  request.mutable_defaults()->set_max_body_bytes(1000);
+  EXPECT_EQ(CheckProbeOptions(*engine, request), std::nullopt);
+
+  // Targets 1 and 2 have options of their own the engine refuses: the
+  // first is named.
+  request.mutable_targets(1)->mutable_options()->set_max_body_bytes(1001);
+  request.mutable_targets(2)
+      ->mutable_options()
+      ->mutable_body_must_match()
+      ->add_patterns("(");
+  std::optional<OptionsProblem> problem = CheckProbeOptions(*engine, request);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->target, 1);
+  EXPECT_EQ(problem->status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(problem->status.message()),
+              ::testing::StartsWith("max_body_bytes: "));
+
+  // The defaults come first: every target without options has them.
+  request.mutable_defaults()->mutable_body_must_not_match()->add_patterns(
+      "[z-a]");
+  problem = CheckProbeOptions(*engine, request);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->target, -1);
+  EXPECT_THAT(std::string(problem->status.message()),
+              ::testing::StartsWith("body_must_not_match[0]: "));
+}
+
 TEST(EngineOptionsFromFlagsTest, TheDestinationPolicyHoldsForTheProbes) {
   TargetServer target;
   ProbeFlags flags;

@@ -220,6 +220,23 @@ TEST(AddTargetsTest, DashReadsStdinWhereItStandsAndOnlyOnce) {
               ElementsAre("http://1/", "http://stdin/", "http://2/"));
 }
 
+TEST(AddTargetsTest, EachTargetsOriginIsItsLineOrNoneForAnArgument) {
+  TempDir dir;
+  WriteFileAtomically(dir.File("urls"), "# first\n\nhttp://file/\n");
+  ProbeFlags flags;
+  flags.urls = {"http://arg/", "-"};
+  flags.files = {dir.File("urls")};
+  std::istringstream stream("http://stdin/1\n  \nhttp://stdin/2\n");
+  Stdin in{stream, false};
+  v1::ProbeBatchRequest request;
+  TargetOrigins origins;
+  const absl::Status status = AddTargets(flags, in, request, &origins);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(request.targets_size(), 4);
+  EXPECT_THAT(origins,
+              ElementsAre("", "stdin:1", "stdin:3", dir.File("urls") + ":3"));
+}
+
 TEST(AddTargetsTest, ErrorsNameTheSource) {
   ProbeFlags flags;
   flags.files = {"-"};

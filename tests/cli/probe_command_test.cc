@@ -170,6 +170,32 @@ SplitOutcome Outcome(const std::string& summary, bool share_failed = false) {
   return outcome;
 }
 
+TEST(OptionsProblemMessageTest, NamesTheFlagOrTheLine) {
+  const TargetOrigins origins = {"", "targets.jsonl:7"};
+  EXPECT_EQ(
+      OptionsProblemMessage(
+          {-1, absl::InvalidArgumentError("ca_pem: no certificate")}, origins),
+      "--cacert: ca_pem: no certificate");
+  EXPECT_EQ(
+      OptionsProblemMessage(
+          {-1, absl::InvalidArgumentError("headers[0].value: holds a CR")},
+          origins),
+      "-H: headers[0].value: holds a CR");
+  EXPECT_EQ(OptionsProblemMessage(
+                {-1, absl::InvalidArgumentError("max_body_bytes: too many")},
+                origins),
+            "--max-filesize: max_body_bytes: too many");
+  EXPECT_EQ(
+      OptionsProblemMessage(
+          {1, absl::InvalidArgumentError("body_must_match[0]: bad")}, origins),
+      "targets.jsonl:7: options.body_must_match[0]: bad");
+  // A URL argument has no line; it has no options of its own either, but
+  // the message stays whole.
+  EXPECT_EQ(OptionsProblemMessage(
+                {0, absl::InvalidArgumentError("method: bad")}, origins),
+            "target 0: options.method: bad");
+}
+
 TEST(ProbeExitStatusTest, EachWayARunEnds) {
   EXPECT_EQ(ProbeExitStatus(Outcome(R"pb(reason: END_REASON_ALL_COMPLETED
                                          total: 2
