@@ -1,16 +1,20 @@
 // cli_options_test.cc: every probe option's flag, curl's spellings first,
 // run end to end by the fanprobe binary with the engine in-process against
 // loopback targets -- what the target received, or the outcome the option
-// makes -- and the in-process destination policy flags.
+// makes -- and the in-process engine's flags (destination policy, DNS
+// servers: the test's own).
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/run_cli.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -21,6 +25,7 @@ namespace fanprobe {
 namespace {
 
 using ::fanprobe::testing::CliRun;
+using ::fanprobe::testing::DnsServer;
 using ::fanprobe::testing::JsonlEvents;
 using ::fanprobe::testing::ParseJsonl;
 using ::fanprobe::testing::RecordedRequest;
@@ -169,6 +174,32 @@ TEST_F(CliOptionsTest, TlsVerificationCacertAndInsecure) {
   EXPECT_TRUE(trusted.has_cert_expiry());
 
   EXPECT_EQ(ProbeOne({"-k"}, tls.url("/status/200")).outcome(), v1::OUTCOME_OK);
+}
+
+TEST_F(CliOptionsTest, CacertVerifiesTheNameTheDnsServersResolve) {
+  absl::StatusOr<std::unique_ptr<DnsServer>> started = DnsServer::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  DnsServer& dns = **started;
+  dns.AddA("web.tls.test", "127.0.0.1");
+  dns.AddA("other.test", "127.0.0.1");
+  TestCa ca("fanprobe CLI test CA");
+  TlsTargetServer web(ca.Issue("web", {.dns_names = {"*.tls.test"}}));
+  TempDir dir;
+  WriteFileAtomically(dir.File("ca.pem"), ca.cert_pem());
+  const std::vector<std::string> flags = {
+      absl::StrCat("--dns-servers=", dns.address()), "--cacert",
+      dir.File("ca.pem")};
+  const v1::ProbeResult named =
+      ProbeOne(flags, web.url("web.tls.test", "/status/200"));
+  EXPECT_EQ(named.outcome(), v1::OUTCOME_OK) << named.error();
+  EXPECT_EQ(named.remote_ip(), "127.0.0.1");
+  // The same server by a name its certificate does not carry.
+  const v1::ProbeResult other =
+      ProbeOne(flags, web.url("other.test", "/status/200"));
+  EXPECT_EQ(other.outcome(), v1::OUTCOME_TLS_ERROR);
+  EXPECT_THAT(other.error(), HasSubstr("other.test"));
+  EXPECT_GE(dns.QueryCount("web.tls.test", DnsServer::kTypeA), 1u);
+  EXPECT_GE(dns.QueryCount("other.test", DnsServer::kTypeA), 1u);
 }
 
 TEST_F(CliOptionsTest, IpFamily) {
