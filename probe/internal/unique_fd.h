@@ -1,5 +1,5 @@
 // unique_fd.h: ownership of a file descriptor (epoll, eventfd, timerfd,
-// socket), closed by the destructor.  Internal to probe/.
+// socket), closed by the destructor.  Internal to probe/ and its tests.
 //
 // Example:
 //   UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));

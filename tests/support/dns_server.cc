@@ -37,6 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "probe/internal/unique_fd.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -80,29 +81,9 @@ constexpr uint64_t kFirstConnectionId = 16;
   std::abort();
 }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+// The engine's descriptor owner; header-only, so the test server links no
+// engine code.
+using ::fanprobe::internal::UniqueFd;
 
 std::string NormalizeName(absl::string_view name) {
   if (absl::EndsWith(name, ".")) name.remove_suffix(1);
