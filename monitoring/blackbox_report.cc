@@ -60,11 +60,19 @@ std::string AddressLiteralOf(absl::string_view url) {
   return AddressHash(host) != 0 ? host : "";
 }
 
-double HttpVersionNumber(absl::string_view version) {
-  double number = 0;
-  if (absl::ConsumePrefix(&version, "HTTP/") &&
-      absl::SimpleAtod(version, &number)) {
-    return number;
+// blackbox_exporter's probe_http_version: 1.1, 2, ...; 0 without a response.
+double HttpVersionNumber(ResponseVersion version) {
+  switch (version) {
+    case ResponseVersion::kNone:
+      return 0;
+    case ResponseVersion::kHttp1_0:
+      return 1.0;
+    case ResponseVersion::kHttp1_1:
+      return 1.1;
+    case ResponseVersion::kHttp2:
+      return 2;
+    case ResponseVersion::kHttp3:
+      return 3;
   }
   return 0;
 }
@@ -82,10 +90,7 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.status_code = result.status_code;
   report.body_bytes = result.body_bytes;
   report.redirects = result.redirects;
-  report.ssl =
-      result.status_code > 0 &&
-      absl::StartsWithIgnoreCase(
-          result.final_url.empty() ? result.url : result.final_url, "https://");
+  report.ssl = result.status_code > 0 && result.tls.has_value();
   report.http_version = HttpVersionNumber(result.http_version);
   report.phases = PhasesOf(result.timings);
   report.dns_lookup = result.timings.dns;

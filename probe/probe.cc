@@ -14,6 +14,22 @@ absl::string_view TransportVersion() {
   return curl_version_info(CURLVERSION_NOW)->version;
 }
 
+absl::string_view ResponseVersionName(ResponseVersion version) {
+  switch (version) {
+    case ResponseVersion::kNone:
+      return "";
+    case ResponseVersion::kHttp1_0:
+      return "HTTP/1.0";
+    case ResponseVersion::kHttp1_1:
+      return "HTTP/1.1";
+    case ResponseVersion::kHttp2:
+      return "HTTP/2";
+    case ResponseVersion::kHttp3:
+      return "HTTP/3";
+  }
+  return "";
+}
+
 absl::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {
     case Outcome::kOk:

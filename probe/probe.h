@@ -93,6 +93,17 @@ enum class HttpVersion {
   kHttp2,    // HTTP/2 over TLS (ALPN), HTTP/1.1 for plain http:// targets
 };
 
+// The HTTP version a response came in.
+enum class ResponseVersion {
+  kNone,  // no response
+  kHttp1_0,
+  kHttp1_1,
+  kHttp2,
+  kHttp3,
+};
+// "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"; "" for kNone.
+absl::string_view ResponseVersionName(ResponseVersion version);
+
 enum class IpFamily {
   kAny,   // whatever the resolver returns, happy-eyeballs style
   kIpv4,  // only IPv4 addresses
@@ -231,8 +242,7 @@ struct ProbeResult {
   std::string final_url;  // after redirects
   Outcome outcome = Outcome::kOk;
   int status_code = 0;  // the final HTTP status; 0 when no response came
-  // "HTTP/1.0", "HTTP/1.1", "HTTP/2" or "HTTP/3"; empty when no response.
-  std::string http_version;
+  ResponseVersion http_version = ResponseVersion::kNone;
   std::string remote_ip;  // the address the last hop connected to
   int remote_port = 0;
   // Why the outcome is not kOk, in words: curl's error text, the status that
@@ -248,7 +258,8 @@ struct ProbeResult {
   // Every request made, in order: the redirect chain.  Empty when none was
   // made (an invalid target, a denied or unresolvable first host).
   std::vector<Hop> hops;
-  // https only, once a handshake completed.
+  // https only, once a handshake completed: on the last hop, so whether the
+  // final response came over TLS is tls.has_value() && status_code > 0.
   std::optional<TlsInfo> tls;
   // The longest event-loop turn of the prober while this probe ran, when it
   // was 5 ms or more (else zero): for that long the prober could not see

@@ -309,7 +309,7 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   DurationToProto(result.timings.total, timings->mutable_total());
   DurationToProto(result.timings.redirect, timings->mutable_redirect());
   proto.set_final_url(std::move(result.final_url));
-  proto.set_http_version(std::move(result.http_version));
+  proto.set_http_version(std::string(ResponseVersionName(result.http_version)));
   proto.set_remote_ip(std::move(result.remote_ip));
   proto.set_remote_port(static_cast<uint32_t>(std::max(result.remote_port, 0)));
   proto.set_body_bytes(result.body_bytes);

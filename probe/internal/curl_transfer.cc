@@ -28,18 +28,18 @@ absl::Duration CurlMicros(CURL* easy, CURLINFO info) {
   return absl::Microseconds(us);
 }
 
-absl::string_view HttpVersionName(long version) {
-  switch (version) {
+ResponseVersion ResponseVersionOf(long curl_version) {
+  switch (curl_version) {
     case CURL_HTTP_VERSION_1_0:
-      return "HTTP/1.0";
+      return ResponseVersion::kHttp1_0;
     case CURL_HTTP_VERSION_1_1:
-      return "HTTP/1.1";
+      return ResponseVersion::kHttp1_1;
     case CURL_HTTP_VERSION_2_0:
-      return "HTTP/2";
+      return ResponseVersion::kHttp2;
     case CURL_HTTP_VERSION_3:
-      return "HTTP/3";
+      return ResponseVersion::kHttp3;
     default:
-      return "";
+      return ResponseVersion::kNone;
   }
 }
 
@@ -356,7 +356,7 @@ void CurlTransfer::ReadResponse(CURLcode code, absl::Duration dns, Hop* hop,
   r->status_code = hop->status_code;
   long version = 0;
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
-  r->http_version = std::string(HttpVersionName(version));
+  r->http_version = ResponseVersionOf(version);
   r->remote_ip = hop->remote_ip;
   r->remote_port = hop->remote_port;
   r->body_bytes = body_bytes_;

@@ -30,7 +30,8 @@ ProbeResult Completed(Outcome outcome, int status) {
   r.final_url = "http://127.0.0.1:8080/y";
   r.outcome = outcome;
   r.status_code = status;
-  r.http_version = status > 0 ? "HTTP/1.1" : "";
+  r.http_version =
+      status > 0 ? ResponseVersion::kHttp1_1 : ResponseVersion::kNone;
   r.remote_ip = "127.0.0.1";
   r.remote_port = 8080;
   r.redirects = 1;
@@ -63,7 +64,7 @@ TEST(ReportTest, CompletedProbeInBlackboxTerms) {
 
   ProbeResult v6 = Completed(Outcome::kOk, 200);
   v6.remote_ip = "::1";
-  v6.http_version = "HTTP/2";
+  v6.http_version = ResponseVersion::kHttp2;
   ProbeReport r6 = ReportProbe(module, "t", v6);
   EXPECT_EQ(r6.ip_protocol, 6);
   EXPECT_DOUBLE_EQ(r6.http_version, 2);
@@ -108,6 +109,7 @@ TEST(ReportTest, TlsRulesOverrideAGoodOutcome) {
   module.fail_if_ssl = true;
   ProbeResult tls = Completed(Outcome::kOk, 200);
   tls.final_url = "https://127.0.0.1:8443/";
+  tls.tls.emplace();  // the final hop's handshake completed
   ProbeReport secure = ReportProbe(module, "t", tls);
   EXPECT_TRUE(secure.ssl);
   EXPECT_FALSE(secure.success);
@@ -149,6 +151,7 @@ TEST(WriteProbeMetricsTest, SeveralTargetsLabelEverySeries) {
   BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
   ProbeResult tls = Completed(Outcome::kOk, 200);
   tls.final_url = "https://a.example/";
+  tls.tls.emplace();
   tls.cert_expiry = absl::FromUnixSeconds(1900000000);
   MetricsWriter out;
   WriteProbeMetrics({ReportProbe(module, "https://a.example/", tls),

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -54,7 +55,9 @@ class InjectionTest
 };
 
 TEST_P(InjectionTest, IsInvalidTargetNamingTheFieldAndNothingIsSent) {
-  const auto& [c, evil_char] = GetParam();
+  // Not a structured binding: clang 14 cannot capture one in a lambda.
+  const auto& c = std::get<0>(GetParam());
+  const auto& evil_char = std::get<1>(GetParam());
   const std::string evil =
       absl::StrCat("fp", evil_char, "X-Injected: yes", evil_char, evil_char,
                    "GET /smuggled HTTP/1.1", evil_char, "Host: victim");

@@ -1146,7 +1146,7 @@ TEST_F(EngineTest, TimingsAndConnectionDetails) {
   EXPECT_EQ(r.url, server_.url("/bytes/1234"));
   EXPECT_EQ(r.final_url, server_.url("/bytes/1234"));
   EXPECT_EQ(r.status_code, 200);
-  EXPECT_EQ(r.http_version, "HTTP/1.1");
+  EXPECT_EQ(r.http_version, ResponseVersion::kHttp1_1);
   EXPECT_EQ(r.remote_ip, "127.0.0.1");
   EXPECT_EQ(r.remote_port, server_.port());
   EXPECT_EQ(r.body_bytes, 1234u);
@@ -1174,7 +1174,7 @@ TEST_F(EngineTest, ConnectionRefusedIsConnectError) {
   const ProbeResult& r = run.results[0];
   EXPECT_EQ(r.outcome, Outcome::kConnectError);
   EXPECT_EQ(r.status_code, 0);
-  EXPECT_TRUE(r.http_version.empty());
+  EXPECT_EQ(r.http_version, ResponseVersion::kNone);
   EXPECT_FALSE(r.error.empty());
 }
 

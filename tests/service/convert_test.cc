@@ -198,7 +198,7 @@ TEST(ResultToProtoTest, CarriesEveryField) {
   result.final_url = "https://example.test/home";
   result.outcome = Outcome::kUnexpectedStatus;
   result.status_code = 503;
-  result.http_version = "HTTP/2";
+  result.http_version = ResponseVersion::kHttp2;
   result.remote_ip = "192.0.2.1";
   result.remote_port = 443;
   result.error = "status 503 is not a valid status";
