@@ -177,6 +177,15 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   return absl::OkStatus();
 }
 
+void TimingsToProto(const Timings& timings, v1::Timings* proto) {
+  DurationToProto(timings.dns, proto->mutable_dns());
+  DurationToProto(timings.connect, proto->mutable_connect());
+  DurationToProto(timings.tls, proto->mutable_tls());
+  DurationToProto(timings.first_byte, proto->mutable_first_byte());
+  DurationToProto(timings.total, proto->mutable_total());
+  DurationToProto(timings.redirect, proto->mutable_redirect());
+}
+
 }  // namespace
 
 absl::StatusOr<BatchRequest> BatchFromProto(
@@ -292,6 +301,26 @@ v1::EndReason EndReasonToProto(EndReason reason) {
   return v1::END_REASON_UNSPECIFIED;
 }
 
+v1::DnsFailure DnsFailureToProto(DnsFailure failure) {
+  switch (failure) {
+    case DnsFailure::kNone:
+      return v1::DNS_FAILURE_UNSPECIFIED;
+    case DnsFailure::kNxDomain:
+      return v1::DNS_FAILURE_NXDOMAIN;
+    case DnsFailure::kNoData:
+      return v1::DNS_FAILURE_NODATA;
+    case DnsFailure::kServFail:
+      return v1::DNS_FAILURE_SERVFAIL;
+    case DnsFailure::kRefused:
+      return v1::DNS_FAILURE_REFUSED;
+    case DnsFailure::kTimeout:
+      return v1::DNS_FAILURE_TIMEOUT;
+    case DnsFailure::kOther:
+      return v1::DNS_FAILURE_OTHER;
+  }
+  return v1::DNS_FAILURE_OTHER;
+}
+
 v1::ProbeResult ResultToProto(ProbeResult result) {
   v1::ProbeResult proto;
   proto.set_index(result.index);
@@ -301,13 +330,7 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   proto.set_outcome(OutcomeToProto(result.outcome));
   proto.set_status_code(static_cast<uint32_t>(std::max(result.status_code, 0)));
   proto.set_error(std::move(result.error));
-  v1::Timings* timings = proto.mutable_timings();
-  DurationToProto(result.timings.dns, timings->mutable_dns());
-  DurationToProto(result.timings.connect, timings->mutable_connect());
-  DurationToProto(result.timings.tls, timings->mutable_tls());
-  DurationToProto(result.timings.first_byte, timings->mutable_first_byte());
-  DurationToProto(result.timings.total, timings->mutable_total());
-  DurationToProto(result.timings.redirect, timings->mutable_redirect());
+  TimingsToProto(result.timings, proto.mutable_timings());
   proto.set_final_url(std::move(result.final_url));
   proto.set_http_version(std::move(result.http_version));
   proto.set_remote_ip(std::move(result.remote_ip));
@@ -316,6 +339,38 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   proto.set_redirects(static_cast<uint32_t>(std::max(result.redirects, 0)));
   if (result.cert_expiry.has_value()) {
     TimeToProto(*result.cert_expiry, proto.mutable_cert_expiry());
+  }
+  proto.set_dns_failure(DnsFailureToProto(result.dns_failure));
+  proto.mutable_hops()->Reserve(static_cast<int>(result.hops.size()));
+  for (Hop& hop : result.hops) {
+    v1::Hop* out = proto.add_hops();
+    out->set_url(std::move(hop.url));
+    out->set_status_code(static_cast<uint32_t>(std::max(hop.status_code, 0)));
+    out->set_location(std::move(hop.location));
+    out->set_remote_ip(std::move(hop.remote_ip));
+    out->set_remote_port(static_cast<uint32_t>(std::max(hop.remote_port, 0)));
+    for (std::string& address : hop.addresses) {
+      out->add_addresses(std::move(address));
+    }
+    TimingsToProto(hop.timings, out->mutable_timings());
+  }
+  if (result.tls.has_value()) {
+    v1::TlsInfo* tls = proto.mutable_tls();
+    tls->set_version(std::move(result.tls->version));
+    tls->set_cipher(std::move(result.tls->cipher));
+    tls->set_resumed(result.tls->resumed);
+    for (CertificateInfo& certificate : result.tls->chain) {
+      v1::CertificateInfo* out = tls->add_chain();
+      out->set_subject(std::move(certificate.subject));
+      out->set_issuer(std::move(certificate.issuer));
+      out->set_serial(std::move(certificate.serial));
+      out->set_sha256_fingerprint(std::move(certificate.sha256_fingerprint));
+      TimeToProto(certificate.not_before, out->mutable_not_before());
+      TimeToProto(certificate.not_after, out->mutable_not_after());
+    }
+  }
+  if (result.prober_lag > absl::ZeroDuration()) {
+    DurationToProto(result.prober_lag, proto.mutable_prober_lag());
   }
   return proto;
 }

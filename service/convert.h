@@ -72,6 +72,7 @@ v1::ProbeResult ResultToProto(ProbeResult result);
 v1::BatchSummary SummaryToProto(const BatchSummary& summary);
 
 v1::Outcome OutcomeToProto(Outcome outcome);
+v1::DnsFailure DnsFailureToProto(DnsFailure failure);
 v1::EndReason EndReasonToProto(EndReason reason);
 
 // absl and gRPC share their status codes; the message is kept.

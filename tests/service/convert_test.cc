@@ -234,8 +234,68 @@ TEST(ResultToProtoTest, CarriesEveryField) {
   EXPECT_EQ(proto.cert_expiry().seconds(), 1900000000);
   EXPECT_EQ(proto.cert_expiry().nanos(), 5);
 
+  // Not a DNS error, no hops, no TLS, no lag.
+  EXPECT_EQ(proto.dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  EXPECT_EQ(proto.hops_size(), 0);
+  EXPECT_FALSE(proto.has_tls());
+  EXPECT_FALSE(proto.has_prober_lag());
+
   result.cert_expiry.reset();
   EXPECT_FALSE(ResultToProto(result).has_cert_expiry());
+}
+
+TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {
+  ProbeResult result;
+  result.outcome = Outcome::kDnsError;
+  result.dns_failure = DnsFailure::kServFail;
+  result.hops.push_back({.url = "https://a.test/",
+                         .status_code = 302,
+                         .location = "/b",
+                         .remote_ip = "192.0.2.1",
+                         .remote_port = 443,
+                         .addresses = {"192.0.2.1", "2001:db8::1"},
+                         .timings = {.dns = absl::Microseconds(7),
+                                     .total = absl::Milliseconds(3)}});
+  result.hops.push_back({.url = "https://a.test/b", .status_code = 200});
+  TlsInfo tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_128_GCM_SHA256";
+  tls.resumed = true;
+  tls.chain.push_back({.subject = "CN=a.test",
+                       .issuer = "CN=Test CA",
+                       .serial = "0a1b",
+                       .sha256_fingerprint = "00ff",
+                       .not_before = absl::FromUnixSeconds(1700000000),
+                       .not_after = absl::FromUnixSeconds(1800000000)});
+  result.tls = tls;
+  result.prober_lag = absl::Milliseconds(12);
+
+  const v1::ProbeResult proto = ResultToProto(result);
+  EXPECT_EQ(proto.dns_failure(), v1::DNS_FAILURE_SERVFAIL);
+  ASSERT_EQ(proto.hops_size(), 2);
+  EXPECT_EQ(proto.hops(0).url(), "https://a.test/");
+  EXPECT_EQ(proto.hops(0).status_code(), 302u);
+  EXPECT_EQ(proto.hops(0).location(), "/b");
+  EXPECT_EQ(proto.hops(0).remote_ip(), "192.0.2.1");
+  EXPECT_EQ(proto.hops(0).remote_port(), 443u);
+  EXPECT_THAT(proto.hops(0).addresses(),
+              ElementsAre("192.0.2.1", "2001:db8::1"));
+  EXPECT_EQ(proto.hops(0).timings().dns().nanos(), 7000);
+  EXPECT_EQ(proto.hops(0).timings().total().nanos(), 3000000);
+  EXPECT_EQ(proto.hops(1).url(), "https://a.test/b");
+  EXPECT_EQ(proto.hops(1).status_code(), 200u);
+  ASSERT_TRUE(proto.has_tls());
+  EXPECT_EQ(proto.tls().version(), "TLSv1.3");
+  EXPECT_EQ(proto.tls().cipher(), "TLS_AES_128_GCM_SHA256");
+  EXPECT_TRUE(proto.tls().resumed());
+  ASSERT_EQ(proto.tls().chain_size(), 1);
+  EXPECT_EQ(proto.tls().chain(0).subject(), "CN=a.test");
+  EXPECT_EQ(proto.tls().chain(0).issuer(), "CN=Test CA");
+  EXPECT_EQ(proto.tls().chain(0).serial(), "0a1b");
+  EXPECT_EQ(proto.tls().chain(0).sha256_fingerprint(), "00ff");
+  EXPECT_EQ(proto.tls().chain(0).not_before().seconds(), 1700000000);
+  EXPECT_EQ(proto.tls().chain(0).not_after().seconds(), 1800000000);
+  EXPECT_EQ(proto.prober_lag().nanos(), 12000000);
 }
 
 TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
@@ -243,6 +303,12 @@ TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
     const Outcome outcome = static_cast<Outcome>(i);
     EXPECT_EQ(v1::Outcome_Name(OutcomeToProto(outcome)),
               absl::StrCat("OUTCOME_", OutcomeName(outcome)));
+  }
+  EXPECT_EQ(DnsFailureToProto(DnsFailure::kNone), v1::DNS_FAILURE_UNSPECIFIED);
+  for (int i = 1; i <= static_cast<int>(DnsFailure::kOther); ++i) {
+    const DnsFailure failure = static_cast<DnsFailure>(i);
+    EXPECT_EQ(v1::DnsFailure_Name(DnsFailureToProto(failure)),
+              absl::StrCat("DNS_FAILURE_", DnsFailureName(failure)));
   }
   for (int i = 0; i <= static_cast<int>(EndReason::kCancelled); ++i) {
     const EndReason reason = static_cast<EndReason>(i);

@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,10 @@
 #include "proto/duration.h"
 #include "tests/service/service_harness.h"
 #include "tests/support/batches.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_target_server.h"
 #include "tests/support/wait.h"
 
 namespace fanprobe {
@@ -553,6 +557,130 @@ TEST_F(ProberServiceTest, TargetOptionsOverrideDefaultsFieldByField) {
     }
   }
   EXPECT_EQ(with_header, 2);  // targets 0 and 2
+}
+
+// The redirect chain arrives as hops: each request's URL, status, Location,
+// address and timings.
+TEST_F(ProberServiceTest, ARedirectChainArrivesHopByHop) {
+  ServiceHarness server;
+  v1::ProbeBatchRequest request = BatchRequest({target_.url("/redirect/2")});
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 1);
+  const v1::ProbeResult& result = response.done(0);
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_OK) << result.error();
+  EXPECT_EQ(result.redirects(), 2u);
+  EXPECT_EQ(result.final_url(), target_.url("/status/200"));
+  ASSERT_EQ(result.hops_size(), 3);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {target_.url("/redirect/2"), target_.url("/redirect/1")},
+      {target_.url("/redirect/1"), target_.url("/status/200")},
+      {target_.url("/status/200"), ""}};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const v1::Hop& hop = result.hops(i);
+    EXPECT_EQ(hop.url(), expected[i].first);
+    EXPECT_EQ(hop.status_code(), i < 2 ? 302u : 200u);
+    EXPECT_EQ(hop.location(), expected[i].second);
+    EXPECT_EQ(hop.remote_ip(), "127.0.0.1");
+    EXPECT_EQ(hop.remote_port(), static_cast<uint32_t>(target_.port()));
+    const absl::Duration total =
+        DurationFromProto(hop.timings().total()).value();
+    EXPECT_GT(total, absl::ZeroDuration());
+    EXPECT_LE(DurationFromProto(hop.timings().first_byte()).value(), total);
+  }
+  EXPECT_EQ(result.dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  EXPECT_FALSE(result.has_tls());
+  EXPECT_EQ(target_.Stats().http.requests, 3);
+}
+
+// An https probe says which session it had: version, cipher, a full
+// handshake, and the certificate the server presented.
+TEST_F(ProberServiceTest, ATlsProbeCarriesItsSession) {
+  const testing::TestCa ca("service test CA");
+  testing::TlsTargetServer tls_target(ca, {.allow_resumption = true});
+  ServiceHarness server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({tls_target.url("/status/200"), target_.url("/status/200")});
+  request.mutable_defaults()->set_ca_pem(ca.cert_pem());
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 2);
+  const v1::ProbeResult& https = response.done(0);
+  ASSERT_EQ(https.outcome(), v1::OUTCOME_OK) << https.error();
+  ASSERT_TRUE(https.has_tls());
+  EXPECT_EQ(https.tls().version(), tls_target.Stats().last_protocol);
+  EXPECT_THAT(https.tls().version(), StartsWith("TLSv1."));
+  EXPECT_THAT(https.tls().cipher(), ::testing::Not(IsEmpty()));
+  EXPECT_FALSE(https.tls().resumed());  // a fresh probe, a full handshake
+  ASSERT_GE(https.tls().chain_size(), 1);
+  const v1::CertificateInfo& leaf = https.tls().chain(0);
+  EXPECT_THAT(leaf.subject(), ::testing::HasSubstr("CN=localhost"));
+  EXPECT_THAT(leaf.issuer(), ::testing::HasSubstr("CN=service test CA"));
+  EXPECT_THAT(leaf.sha256_fingerprint(),
+              ::testing::MatchesRegex("[0-9a-f]{64}"));
+  EXPECT_THAT(leaf.serial(), ::testing::MatchesRegex("[0-9a-f]+"));
+  const absl::Time now = absl::Now();
+  EXPECT_LT(absl::FromUnixSeconds(leaf.not_before().seconds()), now);
+  EXPECT_GT(absl::FromUnixSeconds(leaf.not_after().seconds()), now);
+  EXPECT_LE(https.cert_expiry().seconds(), leaf.not_after().seconds());
+  // http:// has no TLS session.
+  EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_OK);
+  EXPECT_FALSE(response.done(1).has_tls());
+}
+
+// Names resolve through the server's DNS servers (EngineOptions::
+// dns_servers, --dns_server), and how a lookup failed is in the result.
+TEST_F(ProberServiceTest, DnsFailuresAreClassified) {
+  absl::StatusOr<std::unique_ptr<testing::DnsServer>> started =
+      testing::DnsServer::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  testing::DnsServer& dns = **started;
+  dns.AddA("web.test", "127.0.0.1");
+  dns.SetRcode("broken.test", testing::DnsServer::kServFail);
+  dns.SetRcode("closed.test", testing::DnsServer::kRefused);
+  dns.AddAaaa("v6only.test", "::1");
+  ServiceHarness server({}, {.dns_servers = {dns.address()},
+                             .dns_timeout = absl::Seconds(5),
+                             .hosts_file = ""});
+  const std::string port = absl::StrCat(":", target_.port());
+  v1::ProbeBatchRequest request =
+      BatchRequest({absl::StrCat("http://web.test", port, "/status/200"),
+                    absl::StrCat("http://missing.test", port, "/"),
+                    absl::StrCat("http://broken.test", port, "/"),
+                    absl::StrCat("http://closed.test", port, "/"),
+                    absl::StrCat("http://v6only.test", port, "/")});
+  request.mutable_targets(4)->mutable_options()->set_ip_family(
+      v1::IP_FAMILY_IPV4);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 5);
+  EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK)
+      << response.done(0).error();
+  EXPECT_EQ(response.done(0).dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  ASSERT_EQ(response.done(0).hops_size(), 1);
+  EXPECT_THAT(response.done(0).hops(0).addresses(), Contains("127.0.0.1"));
+  const std::vector<v1::DnsFailure> failures = {
+      v1::DNS_FAILURE_NXDOMAIN, v1::DNS_FAILURE_SERVFAIL,
+      v1::DNS_FAILURE_REFUSED, v1::DNS_FAILURE_NODATA};
+  for (int i = 1; i < 5; ++i) {
+    SCOPED_TRACE(request.targets(i).url());
+    EXPECT_EQ(response.done(i).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(i).dns_failure(), failures[i - 1])
+        << response.done(i).error();
+    // The one hop began and found no address: no response, no connection.
+    ASSERT_EQ(response.done(i).hops_size(), 1);
+    EXPECT_EQ(response.done(i).hops(0).url(), request.targets(i).url());
+    EXPECT_EQ(response.done(i).hops(0).status_code(), 0u);
+    EXPECT_EQ(response.done(i).hops(0).remote_ip(), "");
+  }
+  // They were asked of the test server, not of the machine's resolver.
+  EXPECT_GE(dns.QueryCount("missing.test"), 1u);
+  EXPECT_GE(dns.QueryCount("web.test"), 1u);
+  EXPECT_EQ(target_.Stats().http.requests, 1);
 }
 
 }  // namespace
