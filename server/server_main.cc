@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "absl/time/time.h"
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
+#include "probe/probe.h"
 #include "server/server.h"
 #include "server/server_flags.h"
 
@@ -71,6 +74,30 @@ ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
 ABSL_FLAG(std::vector<std::string>, deny_cidr, {},
           "CIDRs probes may never reach (checked first); a comma list, and "
           "the flag may be repeated.");
+
+// How names resolve (the engine resolves every name itself).
+ABSL_FLAG(std::vector<std::string>, dns_server, {},
+          "DNS servers to resolve probe targets with, instead of "
+          "resolv.conf's: ip, ip:port or [ipv6]:port; a comma list, and the "
+          "flag may be repeated. /etc/hosts is read first either way.");
+ABSL_FLAG(absl::Duration, dns_timeout, absl::Seconds(5),
+          "A name lookup's whole budget, retries included; past it the probe "
+          "ends OUTCOME_DNS_ERROR (DNS_FAILURE_TIMEOUT).");
+
+// What a request may ask of one probe (ProbeLimits in probe/probe.h); a
+// request asking for more is INVALID_ARGUMENT naming the field.
+ABSL_FLAG(uint64_t, max_body_bytes, fanprobe::ProbeLimits().max_body_bytes,
+          "Most a probe's max_body_bytes may be: the body bytes one probe "
+          "reads, and keeps in memory to match patterns against.");
+ABSL_FLAG(uint64_t, max_request_header_bytes,
+          fanprobe::ProbeLimits().max_request_header_bytes,
+          "Most request header bytes (method, user agent, headers) one probe "
+          "may send.");
+ABSL_FLAG(uint64_t, max_request_body_bytes,
+          fanprobe::ProbeLimits().max_request_body_bytes,
+          "Most request body bytes one probe may send.");
+ABSL_FLAG(uint32_t, max_redirects, fanprobe::ProbeLimits().max_redirects,
+          "Most a probe's max_redirects may be.");
 
 // Who may call (auth.h).
 ABSL_FLAG(std::string, tls_cert, "",
@@ -150,7 +177,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::vector<std::string>> args =
       fanprobe::server::ExpandCommandLine(
           std::vector<std::string>(argv, argv + argc),
-          {"allow_cidr", "deny_cidr"});
+          {"allow_cidr", "deny_cidr", "dns_server"});
   if (!args.ok()) return ConfigError(args.status());
   std::vector<char*> arg_pointers;
   for (std::string& arg : *args) arg_pointers.push_back(arg.data());
@@ -163,6 +190,13 @@ int main(int argc, char** argv) {
            .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
            .deny_cidr = absl::GetFlag(FLAGS_deny_cidr)});
   if (!policy.ok()) return ConfigError(policy.status());
+  absl::StatusOr<std::vector<std::string>> dns_servers =
+      fanprobe::server::DnsServersFromFlag(absl::GetFlag(FLAGS_dns_server));
+  if (!dns_servers.ok()) return ConfigError(dns_servers.status());
+  if (absl::GetFlag(FLAGS_dns_timeout) <= absl::ZeroDuration()) {
+    return ConfigError(
+        absl::InvalidArgumentError("--dns_timeout must be positive"));
+  }
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
@@ -195,6 +229,15 @@ int main(int argc, char** argv) {
     options.http.modules = *std::move(modules);
   }
   options.engine.destination_policy = *policy;
+  options.engine.dns_servers = *std::move(dns_servers);
+  options.engine.dns_timeout = absl::GetFlag(FLAGS_dns_timeout);
+  options.engine.limits.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
+  options.engine.limits.max_request_header_bytes =
+      absl::GetFlag(FLAGS_max_request_header_bytes);
+  options.engine.limits.max_request_body_bytes =
+      absl::GetFlag(FLAGS_max_request_body_bytes);
+  options.engine.limits.max_redirects = static_cast<int>(
+      std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.security.client_ca_file = absl::GetFlag(FLAGS_client_ca);

@@ -24,9 +24,12 @@ namespace {
 struct OptionsPath {
   int target_index = -1;  // -1: the request's defaults
 
+  std::string Prefix() const {
+    if (target_index < 0) return "defaults";
+    return absl::StrCat("targets[", target_index, "].options");
+  }
   std::string Field(absl::string_view field) const {
-    if (target_index < 0) return absl::StrCat("defaults.", field);
-    return absl::StrCat("targets[", target_index, "].options.", field);
+    return absl::StrCat(Prefix(), ".", field);
   }
 };
 
@@ -186,10 +189,49 @@ void TimingsToProto(const Timings& timings, v1::Timings* proto) {
   DurationToProto(timings.redirect, proto->mutable_redirect());
 }
 
+// The request's path of an engine field: the proto wraps list fields in a
+// message, so the engine's "headers[2].value" is the request's
+// "headers.headers[2].value", "valid_status[0]" is "valid_status.ranges[0]"
+// and "body_must_match[1]" is "body_must_match.patterns[1]".
+std::string ProtoFieldPath(absl::string_view engine_field) {
+  const size_t bracket = engine_field.find('[');
+  if (bracket == absl::string_view::npos) return std::string(engine_field);
+  const absl::string_view list = engine_field.substr(0, bracket);
+  absl::string_view element;
+  if (list == "headers") {
+    element = "headers";
+  } else if (list == "valid_status") {
+    element = "ranges";
+  } else if (list == "body_must_match" || list == "body_must_not_match") {
+    element = "patterns";
+  } else {
+    return std::string(engine_field);
+  }
+  return absl::StrCat(list, ".", element, engine_field.substr(bracket));
+}
+
+// The engine's verdict on one ProbeOptions, with its field placed at `path`.
+absl::Status CheckWithEngine(const ProbeOptions& options,
+                             const OptionsPath& path, const Engine& engine) {
+  absl::Status status = engine.CheckOptions(options);
+  if (status.ok()) return status;
+  const absl::string_view message = status.message();
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) {
+    return absl::Status(status.code(),
+                        absl::StrCat(path.Prefix(), ": ", message));
+  }
+  return absl::Status(
+      status.code(),
+      absl::StrCat(path.Field(ProtoFieldPath(message.substr(0, colon))),
+                   message.substr(colon)));
+}
+
 }  // namespace
 
 absl::StatusOr<BatchRequest> BatchFromProto(
-    const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
+    const Engine& engine) {
   const auto& targets = request.targets();
   if (targets.empty()) {
     return FieldError("targets", "at least one target is required");
@@ -219,7 +261,18 @@ absl::StatusOr<BatchRequest> BatchFromProto(
   batch.options.max_per_host = request.max_per_host();
 
   auto defaults = std::make_shared<ProbeOptions>();
+  // A server may cap below the engine's defaults; what nobody asked for
+  // then takes the cap.
+  const ProbeLimits& caps = engine.Limits();
+  defaults->max_body_bytes =
+      std::min(defaults->max_body_bytes, caps.max_body_bytes);
+  defaults->max_redirects =
+      std::min(defaults->max_redirects, caps.max_redirects);
   if (absl::Status status = ApplyOptions(request.defaults(), {}, *defaults);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = CheckWithEngine(*defaults, {}, engine);
       !status.ok()) {
     return status;
   }
@@ -234,6 +287,11 @@ absl::StatusOr<BatchRequest> BatchFromProto(
       auto options = std::make_shared<ProbeOptions>(*defaults);
       if (absl::Status status =
               ApplyOptions(proto.options(), {.target_index = i}, *options);
+          !status.ok()) {
+        return status;
+      }
+      if (absl::Status status =
+              CheckWithEngine(*options, {.target_index = i}, engine);
           !status.ok()) {
         return status;
       }

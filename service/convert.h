@@ -2,16 +2,20 @@
 // types (probe/probe.h, probe/engine.h) and back, where a request is
 // validated, and where an absl::Status becomes a grpc::Status.
 //
-// Validation rejects only what is wrong with the request as a whole, with
+// Validation rejects what is wrong with the request itself, with
 // kInvalidArgument and a message that starts with the offending field's path
-// ("targets[3].options.timeout: must be positive").  A target the engine
-// cannot probe (a bad URL, a header with CR/LF, a pattern that does not
-// compile) is not a request error: the engine reports it as that target's
-// kInvalidTarget result.
+// ("targets[3].options.timeout: must be positive").  That includes every
+// option the engine would refuse (Engine::CheckOptions: a method that is not
+// a token, CR/LF/NUL in the user agent or a header, a pattern that does not
+// compile, more than the server's caps on body, header and redirect sizes):
+// the engine's rule, with the engine's field name turned into the request's
+// path ("targets[3].options.headers.headers[0].value").  A URL the engine
+// cannot probe is not a request error: it is that target's kInvalidTarget
+// result, as the URL of a redirect may be.
 //
 // Example:
 //   absl::StatusOr<fanprobe::service::BatchRequest> batch =
-//       fanprobe::service::BatchFromProto(request, limits);
+//       fanprobe::service::BatchFromProto(request, limits, engine);
 //   if (!batch.ok()) return fanprobe::service::ToGrpcStatus(batch.status());
 //   engine.Submit(std::move(batch->targets), batch->options, callbacks);
 //
@@ -54,11 +58,20 @@ struct BatchRequest {
   BatchOptions options;
 };
 
-// Validates `request` against `limits` and converts it.  kInvalidArgument
-// names the field: no targets, too many targets, a negative or malformed
-// duration, a zero probe timeout, an unknown enum value, a bad status range.
+// Validates `request` against `limits` and what `engine` accepts, and
+// converts it.  kInvalidArgument names the field: no targets, too many
+// targets, a negative or malformed duration, a zero probe timeout, an
+// unknown enum value, a bad status range, and whatever
+// Engine::CheckOptions refuses.  The defaults are checked once on their
+// own; a target with options of its own is checked with the defaults merged
+// in, and an error in it is that target's
+// ("targets[3].options.max_body_bytes: ...").  A field set nowhere takes
+// the engine's default, lowered to the engine's cap (Engine::Limits) where
+// the server set the cap below it: a request that asks for nothing is never
+// refused.
 absl::StatusOr<BatchRequest> BatchFromProto(
-    const v1::ProbeBatchRequest& request, const RequestLimits& limits);
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
+    const Engine& engine);
 
 // The batch timeout to run with: the earlier of the requested timeout and
 // the RPC deadline less a margin, so the batch ends (END_REASON_TIMEOUT) and

@@ -1,14 +1,21 @@
-// server_flags_test.cc: fanprobe-server's policy flags -- repeated list
-// flags accumulate on the command line and in flag files, CIDRs parse or
-// stop the server with exit 2, and the policy reaches the engine (a probe
-// to a denied address ends OUTCOME_DENIED without a packet sent).
+// server_flags_test.cc: fanprobe-server's flags -- repeated list flags
+// accumulate on the command line and in flag files, CIDRs and DNS servers
+// parse or stop the server with exit 2, the policy reaches the engine (a
+// probe to a denied address ends OUTCOME_DENIED without a packet sent),
+// --dns_server and the request caps reach it too, and the descriptor
+// budget is logged (with a warning under a low limit).
 
 #include "server/server_flags.h"
 
+#include <signal.h>
+
+#include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -21,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "re2/re2.h"
 #include "tests/support/batches.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/json_lines.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
@@ -194,6 +202,31 @@ TEST(ServerPolicyTest, ProbesToDeniedAddressesEndDeniedWithoutAConnection) {
   EXPECT_EQ(target.Stats().http.requests, 2);
 }
 
+TEST(DnsServersFromFlagTest, TakesAddressesWithOrWithoutAPort) {
+  absl::StatusOr<std::vector<std::string>> servers = DnsServersFromFlag(
+      {"10.0.0.2, 127.0.0.1:5353", "", "fd00::53,[::1]:5300", "[fd00::54]"});
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  EXPECT_THAT(*servers,
+              ElementsAre("10.0.0.2:53", "127.0.0.1:5353", "[fd00::53]:53",
+                          "[::1]:5300", "[fd00::54]:53"));
+  EXPECT_THAT(*DnsServersFromFlag({}), IsEmpty());
+}
+
+TEST(DnsServersFromFlagTest, AnythingElseNamesTheEntry) {
+  for (const std::string entry :
+       {"dns.local", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:53x", "[::1", "[::1]53", "[::1]:", "300.0.0.1",
+        "[dns.local]:53"}) {
+    const absl::StatusOr<std::vector<std::string>> servers =
+        DnsServersFromFlag({absl::StrCat("10.0.0.2,", entry)});
+    ASSERT_FALSE(servers.ok()) << entry;
+    EXPECT_EQ(servers.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(
+        std::string(servers.status().message()),
+        ::testing::StartsWith(absl::StrCat("--dns_server=", entry, ": ")));
+  }
+}
+
 // fanprobe-server itself: a bad flag value stops it at start with exit 2.
 TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
   TempDir dir;
@@ -209,7 +242,10 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
            {absl::StrCat("--http_auth_token_file=", dir.File("empty_tokens")),
             "--http_auth_token_file="},
            {absl::StrCat("--flagfile=", dir.File("missing.flags")),
-            "cannot read"}}) {
+            "cannot read"},
+           {"--dns_server=dns.local", "--dns_server=dns.local: "},
+           {"--dns_server=127.0.0.1:70000", "--dns_server=127.0.0.1:70000: "},
+           {"--dns_timeout=0s", "--dns_timeout must be positive"}}) {
     Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                        "--workers=1", flag});
     const Subprocess::Exit exit = server.Wait(kPatience);
@@ -233,6 +269,26 @@ TEST(ServerBinaryFlagsTest, AModulesFileFanprobeCannotHonourStopsTheStart) {
               HasSubstr("fanprobe-server: --modules_file: " + modules +
                         ": modules.ping.prober: \"icmp\" is not supported by "
                         "fanprobe"));
+  EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
+}
+
+TEST(ServerBinaryFlagsTest, AModuleTheEngineRefusesStopsTheStart) {
+  // A header that would inject a second header line: every /probe of the
+  // module would fail, so the server does not start with it.
+  TempDir dir;
+  const std::string modules = dir.Write(
+      "inject.yml",
+      "modules:\n  inject:\n    prober: http\n    http:\n      headers:\n"
+      "        X-A: \"a\\r\\nX-Injected: yes\"\n");
+  const testing::ProcessRun server = testing::RunToExit(
+      {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+       "--http_address=127.0.0.1:0", "--modules_file=" + modules},
+      absl::Seconds(30));
+  EXPECT_EQ(server.code, 2) << server.err;
+  EXPECT_THAT(server.err,
+              HasSubstr("fanprobe-server: --modules_file: module \"inject\": "
+                        "headers[0].value: the value of \"X-A\" holds CR, LF, "
+                        "NUL or another control character"));
   EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
 }
 
@@ -360,6 +416,103 @@ TEST(ServerBinaryFlagsTest, HelpListsEveryFlagOfTheServer) {
         << "--help leaves out --" << flag;
   }
   EXPECT_THAT(help.Stdout(), Not(HasSubstr("--flagfile")));
+}
+
+// A fanprobe-server as a child process, with its gRPC address from its
+// "listening" line.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> argv)
+      : process_(std::move(argv)) {
+    const std::optional<std::string> listening = process_.WaitForStderrLine(
+        [](absl::string_view line) {
+          return absl::StrContains(line, R"("event":"listening")");
+        },
+        kPatience);
+    if (listening.has_value()) {
+      RE2::PartialMatch(*listening, R"re("address":"([^"]+)")re", &address_);
+    }
+  }
+  ~ServerProcess() {
+    process_.Signal(SIGTERM);
+    process_.Wait(kPatience);
+  }
+
+  const std::string& address() const { return address_; }
+  Subprocess& process() { return process_; }
+  std::unique_ptr<v1::Prober::Stub> Stub() const {
+    return v1::Prober::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+ private:
+  Subprocess process_;
+  std::string address_;
+};
+
+// --dns_server: names resolve through the given server only (the test's,
+// on loopback; never the machine's resolver), and how a lookup failed is
+// in the result.  --max_body_bytes and --max_redirects cap what a request
+// may ask.
+TEST(ServerBinaryFlagsTest, ResolvesThroughDnsServerAndCapsRequests) {
+  absl::StatusOr<std::unique_ptr<testing::DnsServer>> dns =
+      testing::DnsServer::Start();
+  ASSERT_TRUE(dns.ok()) << dns.status();
+  (*dns)->AddA("web.test", "127.0.0.1");
+  (*dns)->SetRcode("failing.test", testing::DnsServer::kServFail);
+  TargetServer target;
+  ServerProcess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=", "--workers=1",
+                        absl::StrCat("--dns_server=", (*dns)->address()),
+                        "--dns_timeout=3s", "--max_body_bytes=1000",
+                        "--max_redirects=2"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  std::unique_ptr<v1::Prober::Stub> stub = server.Stub();
+
+  const std::string port = absl::StrCat(":", target.port());
+  v1::ProbeBatchRequest request =
+      BatchRequest({absl::StrCat("http://web.test", port, "/status/200"),
+                    absl::StrCat("http://nowhere.test", port, "/"),
+                    absl::StrCat("http://failing.test", port, "/")});
+  request.mutable_defaults()->set_max_body_bytes(1000);
+  request.mutable_defaults()->set_max_redirects(2);
+  {
+    grpc::ClientContext context;
+    v1::ProbeBatchResponse response;
+    const grpc::Status status = stub->ProbeBatch(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.done_size(), 3);
+    EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK)
+        << response.done(0).error();
+    EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(1).dns_failure(), v1::DNS_FAILURE_NXDOMAIN);
+    EXPECT_EQ(response.done(2).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(2).dns_failure(), v1::DNS_FAILURE_SERVFAIL);
+  }
+  EXPECT_GE((*dns)->QueryCount("web.test"), 1u);
+  EXPECT_GE((*dns)->QueryCount("nowhere.test"), 1u);
+  EXPECT_EQ(target.Stats().http.requests, 1);
+
+  for (const auto& [set, message] : std::vector<
+           std::pair<std::function<void(v1::ProbeBatchRequest&)>, std::string>>{
+           {[](v1::ProbeBatchRequest& r) {
+              r.mutable_targets(1)->mutable_options()->set_max_body_bytes(1001);
+            },
+            "targets[1].options.max_body_bytes: 1001 is above this server's "
+            "limit of 1000"},
+           {[](v1::ProbeBatchRequest& r) {
+              r.mutable_defaults()->set_max_redirects(3);
+            },
+            "defaults.max_redirects: 3 is above this server's limit of 2"}}) {
+    v1::ProbeBatchRequest bad = request;
+    set(bad);
+    grpc::ClientContext context;
+    v1::ProbeBatchResponse response;
+    const grpc::Status status = stub->ProbeBatch(&context, bad, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), message);
+  }
+  EXPECT_EQ(target.Stats().http.requests, 1);
 }
 
 }  // namespace

@@ -384,6 +384,63 @@ const InvalidCase kInvalidCases[] = {
        inverted->set_min(400);
        inverted->set_max(300);
      }},
+    // What the engine refuses (Engine::CheckOptions), at the server's
+    // default caps (ProbeLimits).
+    {"BodyCapExceeded", "targets[2].options.max_body_bytes",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(2)->mutable_options()->set_max_body_bytes(uint64_t{1}
+                                                                   << 40);
+     }},
+    {"RedirectCapExceeded", "defaults.max_redirects",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->set_max_redirects(31);
+     }},
+    {"RedirectCapFarExceeded", "targets[1].options.max_redirects",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)->mutable_options()->set_max_redirects(4294967295u);
+     }},
+    {"RequestBodyCapExceeded", "defaults.body",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->set_body(std::string((1 << 20) + 1, 'b'));
+     }},
+    {"RequestHeaderCapExceeded", "targets[0].options.headers",
+     [](v1::ProbeBatchRequest& r) {
+       v1::Header* header = r.mutable_targets(0)
+                                ->mutable_options()
+                                ->mutable_headers()
+                                ->add_headers();
+       header->set_name("X-Large");
+       header->set_value(std::string(64 << 10, 'h'));
+     }},
+    {"InjectedUserAgent", "targets[1].options.user_agent",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)->mutable_options()->set_user_agent(
+           "fp\r\nX-Injected: yes\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: v");
+     }},
+    {"MethodNotAToken", "targets[0].options.method",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(0)->mutable_options()->set_method("GET /x HTTP/1.1");
+     }},
+    {"LineFeedInAHeaderValue", "targets[2].options.headers.headers[1].value",
+     [](v1::ProbeBatchRequest& r) {
+       auto* headers =
+           r.mutable_targets(2)->mutable_options()->mutable_headers();
+       v1::Header* ok = headers->add_headers();
+       ok->set_name("X-Ok");
+       ok->set_value("fine");
+       v1::Header* bad = headers->add_headers();
+       bad->set_name("X-Bad");
+       bad->set_value("a\nX-Injected: yes");
+     }},
+    {"NulInAHeaderName", "defaults.headers.headers[0].name",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->mutable_headers()->add_headers()->set_name(
+           std::string("X-A\0B", 5));
+     }},
+    {"PatternThatDoesNotCompile", "defaults.body_must_not_match.patterns[0]",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->mutable_body_must_not_match()->add_patterns("(");
+     }},
 };
 
 TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {
@@ -557,6 +614,46 @@ TEST_F(ProberServiceTest, TargetOptionsOverrideDefaultsFieldByField) {
     }
   }
   EXPECT_EQ(with_header, 2);  // targets 0 and 2
+}
+
+// The server's caps are the engine's (EngineOptions::limits); a request
+// beyond one is refused before anything is sent, with the engine's words.
+TEST_F(ProberServiceTest, RequestsBeyondTheServersCapsSendNothing) {
+  ServiceHarness server({}, {.limits = {.max_body_bytes = 1000,
+                                        .max_request_header_bytes = 512,
+                                        .max_request_body_bytes = 100,
+                                        .max_redirects = 2}});
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.url("/status/200"),
+                    target_.url("/status/200"), target_.url("/status/200")});
+  request.mutable_targets(3)->mutable_options()->set_max_body_bytes(1001);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  grpc::Status status = server.stub().ProbeBatch(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "targets[3].options.max_body_bytes: 1001 is above this server's "
+            "limit of 1000");
+
+  request.mutable_targets(3)->mutable_options()->set_max_body_bytes(1000);
+  request.mutable_defaults()->set_max_redirects(3);
+  grpc::ClientContext stream_context;
+  auto reader = server.stub().StreamProbes(&stream_context, request);
+  const StreamOutcome outcome = ReadStream(*reader);
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(outcome.status.error_message(),
+            "defaults.max_redirects: 3 is above this server's limit of 2");
+  EXPECT_THAT(outcome.results, IsEmpty());
+
+  EXPECT_EQ(server.service().Stats().batches_started, 0u);
+  EXPECT_EQ(target_.Stats().http.requests, 0);
+
+  // At the caps, it runs.
+  request.mutable_defaults()->set_max_redirects(2);
+  grpc::ClientContext ok_context;
+  status = server.stub().ProbeBatch(&ok_context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.summary().succeeded(), 4u);
 }
 
 // The redirect chain arrives as hops: each request's URL, status, Location,
