@@ -27,6 +27,7 @@
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
 #include "probe/probe.h"
+#include "server/descriptors.h"
 #include "server/server.h"
 #include "server/server_flags.h"
 
@@ -198,6 +199,16 @@ int main(int argc, char** argv) {
         absl::InvalidArgumentError("--dns_timeout must be positive"));
   }
 
+  // Each running probe holds a descriptor: take the whole budget the hard
+  // limit allows before the engine reads it.
+  absl::StatusOr<fanprobe::server::FdLimits> fd_limits =
+      fanprobe::server::RaiseFdLimit();
+  if (!fd_limits.ok()) {
+    std::fprintf(stderr, "fanprobe-server: %s\n",
+                 fd_limits.status().ToString().c_str());
+    return 1;
+  }
+
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
   sigset_t stop_signals;
@@ -278,6 +289,12 @@ int main(int argc, char** argv) {
   if (!(*server)->health_address().empty()) {
     logger.Log(fanprobe::log::Line("health_listening")
                    .Add("address", (*server)->health_address()));
+  }
+  for (const fanprobe::log::Line& line :
+       fanprobe::server::DescriptorBudgetLines(
+           *fd_limits, (*server)->engine().Stats(),
+           absl::GetFlag(FLAGS_max_in_flight))) {
+    logger.Log(line);
   }
   logger.Log(fanprobe::log::Line("destination_policy")
                  .AddJson("policy", fanprobe::server::PolicyJson(*policy)));

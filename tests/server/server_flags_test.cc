@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
+#include "server/descriptors.h"
 #include "tests/support/batches.h"
 #include "tests/support/dns_server.h"
 #include "tests/support/json_lines.h"
@@ -225,6 +226,29 @@ TEST(DnsServersFromFlagTest, AnythingElseNamesTheEntry) {
         std::string(servers.status().message()),
         ::testing::StartsWith(absl::StrCat("--dns_server=", entry, ": ")));
   }
+}
+
+TEST(DescriptorBudgetTest, SaysWhatTheBudgetAllowsAndWarnsBelowTheFlag) {
+  EngineStats stats;
+  stats.fd_limit = 400;
+  stats.fd_open_at_start = 14;
+  stats.fd_reserve = 256;
+  stats.max_in_flight = 130;
+  const FdLimits limits{.soft_before = 300, .soft = 400, .hard = 400};
+  std::vector<log::Line> lines = DescriptorBudgetLines(limits, stats, 100);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0].text(),
+              HasSubstr(R"("event":"descriptor_budget","fd_limit":400,)"
+                        R"("fd_limit_at_start":300,"fd_hard_limit":400,)"
+                        R"("fd_open_at_start":14,"fd_reserve":256,)"
+                        R"("max_in_flight":130,"max_in_flight_flag":100})"));
+  lines = DescriptorBudgetLines(limits, stats, 10000);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[1].text(), HasSubstr(R"("event":"warning")"));
+  EXPECT_THAT(lines[1].text(),
+              HasSubstr(R"("fd_limit":400,"fd_reserve":256,)"
+                        R"("max_in_flight":130,"max_in_flight_flag":10000})"));
+  EXPECT_TRUE(ParseJsonLines({lines[0].text(), lines[1].text()}).ok());
 }
 
 // fanprobe-server itself: a bad flag value stops it at start with exit 2.
@@ -513,6 +537,56 @@ TEST(ServerBinaryFlagsTest, ResolvesThroughDnsServerAndCapsRequests) {
     EXPECT_EQ(status.error_message(), message);
   }
   EXPECT_EQ(target.Stats().http.requests, 1);
+}
+
+// Under a low descriptor limit the server raises its soft limit to the
+// hard one, says what that leaves for probes, and warns that it is less
+// than --max_in_flight.
+TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
+  const std::optional<std::string> prlimit = testing::FindTool("prlimit");
+  if (!prlimit.has_value()) GTEST_SKIP() << "needs prlimit (util-linux)";
+  ServerProcess server({*prlimit, "--nofile=300:400", "--",
+                        FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=127.0.0.1:0", "--workers=1",
+                        "--max_in_flight=5000"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  const std::optional<std::string> warning = server.process().WaitForStderrLine(
+      [](absl::string_view line) {
+        return absl::StrContains(line, R"("event":"warning")");
+      },
+      kPatience);
+  ASSERT_TRUE(warning.has_value()) << server.process().Stderr();
+  int64_t open_at_start = 0;
+  int64_t max_in_flight = 0;
+  ASSERT_TRUE(RE2::PartialMatch(
+      server.process().Stderr(),
+      R"re("event":"descriptor_budget","fd_limit":400,"fd_limit_at_start":300,)re"
+      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":256,)re"
+      R"re("max_in_flight":(\d+),"max_in_flight_flag":5000})re",
+      &open_at_start, &max_in_flight))
+      << server.process().Stderr();
+  EXPECT_GT(open_at_start, 2);
+  EXPECT_EQ(max_in_flight, 400 - open_at_start - 256);
+  EXPECT_THAT(*warning,
+              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":256,)",
+                                     R"("max_in_flight":)", max_in_flight,
+                                     R"(,"max_in_flight_flag":5000})")));
+  EXPECT_THAT(*warning, HasSubstr("--max_in_flight=5000"));
+  EXPECT_TRUE(ParseJsonLines({*warning}).ok()) << *warning;
+}
+
+TEST(ServerBinaryFlagsTest, NoDescriptorWarningWhenTheBudgetSuffices) {
+  const std::optional<std::string> prlimit = testing::FindTool("prlimit");
+  if (!prlimit.has_value()) GTEST_SKIP() << "needs prlimit (util-linux)";
+  ServerProcess server({*prlimit, "--nofile=300:400", "--",
+                        FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=127.0.0.1:0", "--workers=1",
+                        "--max_in_flight=20"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  EXPECT_THAT(server.process().Stderr(),
+              HasSubstr(R"("max_in_flight":20,"max_in_flight_flag":20})"));
+  EXPECT_THAT(server.process().Stderr(),
+              Not(HasSubstr(R"("event":"warning")")));
 }
 
 }  // namespace
