@@ -5,6 +5,7 @@
 // flag value that makes no sense (a bad CIDR, an unreadable certificate)
 // exits 2 at start-up, with a plain message.
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -28,6 +29,7 @@
 #include "monitoring/blackbox_modules.h"
 #include "probe/probe.h"
 #include "server/descriptors.h"
+#include "server/memory_trimmer.h"
 #include "server/server.h"
 #include "server/server_flags.h"
 
@@ -149,6 +151,10 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
 
 namespace {
 
+// Blocks at least this large are mapped on their own (glibc's initial
+// default, kept from rising).
+constexpr int kMmapThresholdBytes = 128 * 1024;
+
 // A flag value that makes no sense (a bad CIDR, a missing certificate):
 // exit 2, as for any usage error.
 int ConfigError(const absl::Status& status) {
@@ -198,6 +204,15 @@ int main(int argc, char** argv) {
     return ConfigError(
         absl::InvalidArgumentError("--dns_timeout must be positive"));
   }
+
+  // Large blocks (a body kept for pattern matching, a request of
+  // megabytes) get mappings of their own, unmapped when freed.  By default
+  // glibc raises this threshold to the largest block freed so far (up to
+  // 32 MiB), and after one big batch such blocks come from the arenas,
+  // whose pages the process keeps.  Measured with tests/server/
+  // memory_test.cc: peak RSS 300 MB -> 210 MB; what stays after the batch
+  // is the MemoryTrimmer's to return (below).
+  mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
 
   // Each running probe holds a descriptor: take the whole budget the hard
   // limit allows before the engine reads it.
@@ -281,6 +296,8 @@ int main(int argc, char** argv) {
                  server.status().ToString().c_str());
     return 1;
   }
+  // Freed arena pages go back to the OS (memory_trimmer.h).
+  const fanprobe::server::MemoryTrimmer trimmer;
   const fanprobe::log::Logger logger;
   logger.Log(fanprobe::log::Line("listening")
                  .Add("address", (*server)->address())
