@@ -229,9 +229,12 @@ absl::Status CheckWithEngine(const ProbeOptions& options,
 
 }  // namespace
 
-absl::StatusOr<BatchRequest> BatchFromProto(
-    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
-    const Engine& engine) {
+namespace {
+
+// BatchFromProto with (`engine` set) or without the engine's checks.
+absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
+                                     const RequestLimits& limits,
+                                     const Engine* engine) {
   const auto& targets = request.targets();
   if (targets.empty()) {
     return FieldError("targets", "at least one target is required");
@@ -263,18 +266,22 @@ absl::StatusOr<BatchRequest> BatchFromProto(
   auto defaults = std::make_shared<ProbeOptions>();
   // A server may cap below the engine's defaults; what nobody asked for
   // then takes the cap.
-  const ProbeLimits& caps = engine.Limits();
-  defaults->max_body_bytes =
-      std::min(defaults->max_body_bytes, caps.max_body_bytes);
-  defaults->max_redirects =
-      std::min(defaults->max_redirects, caps.max_redirects);
+  if (engine != nullptr) {
+    const ProbeLimits& caps = engine->Limits();
+    defaults->max_body_bytes =
+        std::min(defaults->max_body_bytes, caps.max_body_bytes);
+    defaults->max_redirects =
+        std::min(defaults->max_redirects, caps.max_redirects);
+  }
   if (absl::Status status = ApplyOptions(request.defaults(), {}, *defaults);
       !status.ok()) {
     return status;
   }
-  if (absl::Status status = CheckWithEngine(*defaults, {}, engine);
-      !status.ok()) {
-    return status;
+  if (engine != nullptr) {
+    if (absl::Status status = CheckWithEngine(*defaults, {}, *engine);
+        !status.ok()) {
+      return status;
+    }
   }
   batch.targets.reserve(targets.size());
   for (int i = 0; i < targets.size(); ++i) {
@@ -290,10 +297,12 @@ absl::StatusOr<BatchRequest> BatchFromProto(
           !status.ok()) {
         return status;
       }
-      if (absl::Status status =
-              CheckWithEngine(*options, {.target_index = i}, engine);
-          !status.ok()) {
-        return status;
+      if (engine != nullptr) {
+        if (absl::Status status =
+                CheckWithEngine(*options, {.target_index = i}, *engine);
+            !status.ok()) {
+          return status;
+        }
       }
       target.options = std::move(options);
     } else {
@@ -301,6 +310,19 @@ absl::StatusOr<BatchRequest> BatchFromProto(
     }
   }
   return batch;
+}
+
+}  // namespace
+
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
+    const Engine& engine) {
+  return Convert(request, limits, &engine);
+}
+
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
+  return Convert(request, limits, nullptr);
 }
 
 absl::Duration EffectiveTimeout(absl::Duration requested, absl::Time deadline,

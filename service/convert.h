@@ -72,6 +72,11 @@ struct BatchRequest {
 absl::StatusOr<BatchRequest> BatchFromProto(
     const v1::ProbeBatchRequest& request, const RequestLimits& limits,
     const Engine& engine);
+// The same without an engine: the request's own rules only, not the
+// engine's (no CheckOptions, no caps).  For a caller that checks options
+// with its own engine afterwards (the CLI's in-process engine share).
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits);
 
 // The batch timeout to run with: the earlier of the requested timeout and
 // the RPC deadline less a margin, so the batch ends (END_REASON_TIMEOUT) and
