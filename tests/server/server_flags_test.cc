@@ -583,6 +583,16 @@ TEST(ServerBinaryFlagsTest, NoDescriptorWarningWhenTheBudgetSuffices) {
                         "--http_address=127.0.0.1:0", "--workers=1",
                         "--max_in_flight=20"});
   ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  // The policy line comes after the budget and its warning, if any.
+  ASSERT_TRUE(server.process()
+                  .WaitForStderrLine(
+                      [](absl::string_view line) {
+                        return absl::StrContains(
+                            line, R"("event":"destination_policy")");
+                      },
+                      kPatience)
+                  .has_value())
+      << server.process().Stderr();
   EXPECT_THAT(server.process().Stderr(),
               HasSubstr(R"("max_in_flight":20,"max_in_flight_flag":20})"));
   EXPECT_THAT(server.process().Stderr(),
