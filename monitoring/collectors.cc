@@ -1,5 +1,7 @@
 #include "monitoring/collectors.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -26,6 +28,55 @@ ServerMetrics::Collector EngineStatsCollector(const Engine& engine) {
     out.Gauge("fanprobe_batches_active",
               "Batches submitted and not yet ended, both APIs.",
               static_cast<double>(stats.batches_active));
+    out.Gauge("fanprobe_probes_paced",
+              "Probes the workers hold back because the probes they are "
+              "connecting already use the CPU they can spend on it.",
+              static_cast<double>(stats.probes_paced));
+
+    // The descriptor budget, as the engine found it at start.
+    out.Gauge("fanprobe_engine_fd_limit",
+              "The RLIMIT_NOFILE soft limit the engine found at start.",
+              static_cast<double>(stats.fd_limit));
+    out.Gauge("fanprobe_engine_fds_open_at_start",
+              "Descriptors open when the engine started.",
+              static_cast<double>(stats.fd_open_at_start));
+    out.Gauge("fanprobe_engine_fd_reserve",
+              "Descriptors kept back from probes for the rest of the server.",
+              static_cast<double>(stats.fd_reserve));
+
+    out.Family("fanprobe_transport_handles_discarded_total", "counter",
+               "Transport handles dropped after a failed set-up; the probe "
+               "went on with a fresh one (the prober's trouble, not a "
+               "target's).");
+    out.Sample("fanprobe_transport_handles_discarded_total", {},
+               static_cast<double>(stats.handles_discarded));
+    out.Family("fanprobe_dns_lookups_total", "counter",
+               "Name lookups sent to DNS servers (hosts-file answers and "
+               "address literals are not lookups).");
+    out.Sample("fanprobe_dns_lookups_total", {},
+               static_cast<double>(stats.dns_lookups));
+    out.Gauge("fanprobe_dns_lookups_pending",
+              "Name lookups in flight or waiting for their turn.",
+              static_cast<double>(stats.dns_pending));
+
+    // Cumulative buckets from the engine's per-bucket counts; the count is
+    // their total, so +Inf and _count agree.
+    out.Family("fanprobe_event_loop_lag_seconds", "histogram",
+               "How long the workers' event-loop turns took: while a turn "
+               "runs, the worker's other probes wait.");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= kLagBucketCount; ++i) {
+      cumulative += stats.loop_lag.counts[i];
+      out.Sample(
+          "fanprobe_event_loop_lag_seconds_bucket",
+          {{"le", i < kLagBucketCount ? FormatSampleValue(kLagBucketBounds[i])
+                                      : std::string("+Inf")}},
+          static_cast<double>(cumulative));
+    }
+    out.Sample("fanprobe_event_loop_lag_seconds_sum", {},
+               stats.loop_lag.sum_seconds);
+    out.Sample("fanprobe_event_loop_lag_seconds_count", {},
+               static_cast<double>(cumulative));
   };
 }
 

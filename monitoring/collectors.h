@@ -24,7 +24,12 @@
 namespace fanprobe::monitoring {
 
 // fanprobe_probes_in_flight, fanprobe_probes_queued,
-// fanprobe_probes_max_in_flight, fanprobe_batches_active.
+// fanprobe_probes_max_in_flight, fanprobe_batches_active,
+// fanprobe_probes_paced; the descriptor budget (fanprobe_engine_fd_limit,
+// fanprobe_engine_fds_open_at_start, fanprobe_engine_fd_reserve);
+// fanprobe_transport_handles_discarded_total; fanprobe_dns_lookups_total,
+// fanprobe_dns_lookups_pending; the histogram
+// fanprobe_event_loop_lag_seconds.
 ServerMetrics::Collector EngineStatsCollector(const Engine& engine);
 
 // fanprobe_http_probe_requests_active, fanprobe_http_pending_probes.

@@ -88,6 +88,22 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       !status.ok()) {
     return status;
   }
+  // A module whose options the engine refuses (a header value with CR/LF,
+  // more request headers than the server allows) would fail every probe
+  // as INVALID_TARGET: stop at start instead, as for a module fanprobe
+  // cannot honour.  The timeout and body cap are set per /probe, below.
+  for (const auto& [name, module] : options.modules) {
+    ProbeOptions checked = module.options;
+    checked.timeout = absl::Seconds(1);
+    checked.max_body_bytes =
+        std::min(checked.max_body_bytes, engine.Limits().max_body_bytes);
+    checked.max_redirects =
+        std::min(checked.max_redirects, engine.Limits().max_redirects);
+    if (absl::Status status = engine.CheckOptions(checked); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--modules_file: module \"", name, "\": ", status.message()));
+    }
+  }
   std::unique_ptr<HttpServer> server(new HttpServer(
       std::move(options), engine, metrics, std::move(readiness)));
   httplib::Server& http = *server->http_;
@@ -330,6 +346,10 @@ void HttpServer::HandleProbe(const httplib::Request& request,
   // server's limit is the most a probe reads.
   options->max_body_bytes =
       std::min(options->max_body_bytes, engine_.Limits().max_body_bytes);
+  // Nor may it follow more redirects than the server allows (blackbox
+  // modules follow 10, which --max_redirects may be below).
+  options->max_redirects =
+      std::min(options->max_redirects, engine_.Limits().max_redirects);
   std::vector<ProbeTarget> probe_targets;
   probe_targets.reserve(targets.size());
   for (const std::string& target : targets) {

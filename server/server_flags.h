@@ -55,6 +55,15 @@ absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags);
 // {"deny_private":true,"deny_loopback":false,"allow":[...],"deny":[...]}.
 std::string PolicyJson(const DestinationPolicy& policy);
 
+// The DNS servers --dns_server names (each entry may itself be a comma list):
+// "ip", "ip:port" or "[ipv6]:port", port 1-65535 (53 when absent), in the
+// form the engine takes (EngineOptions::dns_servers).  kInvalidArgument
+// naming the entry ("--dns_server=dns.local: ...") for anything else, a
+// host name included: the resolver cannot resolve its own server.  Entries
+// are trimmed; empty entries are skipped.
+absl::StatusOr<std::vector<std::string>> DnsServersFromFlag(
+    const std::vector<std::string>& entries);
+
 // Warnings about a policy that is legal but probably not meant, e.g. an
 // --allow_cidr that re-opens the cloud metadata address.  Empty when none.
 std::vector<std::string> PolicyWarnings(const DestinationPolicy& policy);

@@ -5,9 +5,12 @@
 // flag value that makes no sense (a bad CIDR, an unreadable certificate)
 // exits 2 at start-up, with a plain message.
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -24,6 +27,9 @@
 #include "absl/time/time.h"
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
+#include "probe/probe.h"
+#include "server/descriptors.h"
+#include "server/memory_trimmer.h"
 #include "server/server.h"
 #include "server/server_flags.h"
 
@@ -71,6 +77,30 @@ ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
 ABSL_FLAG(std::vector<std::string>, deny_cidr, {},
           "CIDRs probes may never reach (checked first); a comma list, and "
           "the flag may be repeated.");
+
+// How names resolve (the engine resolves every name itself).
+ABSL_FLAG(std::vector<std::string>, dns_server, {},
+          "DNS servers to resolve probe targets with, instead of "
+          "resolv.conf's: ip, ip:port or [ipv6]:port; a comma list, and the "
+          "flag may be repeated. /etc/hosts is read first either way.");
+ABSL_FLAG(absl::Duration, dns_timeout, absl::Seconds(5),
+          "A name lookup's whole budget, retries included; past it the probe "
+          "ends OUTCOME_DNS_ERROR (DNS_FAILURE_TIMEOUT).");
+
+// What a request may ask of one probe (ProbeLimits in probe/probe.h); a
+// request asking for more is INVALID_ARGUMENT naming the field.
+ABSL_FLAG(uint64_t, max_body_bytes, fanprobe::ProbeLimits().max_body_bytes,
+          "Most a probe's max_body_bytes may be: the body bytes one probe "
+          "reads, and keeps in memory to match patterns against.");
+ABSL_FLAG(uint64_t, max_request_header_bytes,
+          fanprobe::ProbeLimits().max_request_header_bytes,
+          "Most request header bytes (method, user agent, headers) one probe "
+          "may send.");
+ABSL_FLAG(uint64_t, max_request_body_bytes,
+          fanprobe::ProbeLimits().max_request_body_bytes,
+          "Most request body bytes one probe may send.");
+ABSL_FLAG(uint32_t, max_redirects, fanprobe::ProbeLimits().max_redirects,
+          "Most a probe's max_redirects may be.");
 
 // Who may call (auth.h).
 ABSL_FLAG(std::string, tls_cert, "",
@@ -121,6 +151,10 @@ ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
 
 namespace {
 
+// Blocks at least this large are mapped on their own (glibc's initial
+// default, kept from rising).
+constexpr int kMmapThresholdBytes = 128 * 1024;
+
 // A flag value that makes no sense (a bad CIDR, a missing certificate):
 // exit 2, as for any usage error.
 int ConfigError(const absl::Status& status) {
@@ -150,7 +184,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::vector<std::string>> args =
       fanprobe::server::ExpandCommandLine(
           std::vector<std::string>(argv, argv + argc),
-          {"allow_cidr", "deny_cidr"});
+          {"allow_cidr", "deny_cidr", "dns_server"});
   if (!args.ok()) return ConfigError(args.status());
   std::vector<char*> arg_pointers;
   for (std::string& arg : *args) arg_pointers.push_back(arg.data());
@@ -163,6 +197,32 @@ int main(int argc, char** argv) {
            .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
            .deny_cidr = absl::GetFlag(FLAGS_deny_cidr)});
   if (!policy.ok()) return ConfigError(policy.status());
+  absl::StatusOr<std::vector<std::string>> dns_servers =
+      fanprobe::server::DnsServersFromFlag(absl::GetFlag(FLAGS_dns_server));
+  if (!dns_servers.ok()) return ConfigError(dns_servers.status());
+  if (absl::GetFlag(FLAGS_dns_timeout) <= absl::ZeroDuration()) {
+    return ConfigError(
+        absl::InvalidArgumentError("--dns_timeout must be positive"));
+  }
+
+  // Large blocks (a body kept for pattern matching, a request of
+  // megabytes) get mappings of their own, unmapped when freed.  By default
+  // glibc raises this threshold to the largest block freed so far (up to
+  // 32 MiB), and after one big batch such blocks come from the arenas,
+  // whose pages the process keeps.  Measured with tests/server/
+  // memory_test.cc: peak RSS 300 MB -> 210 MB; what stays after the batch
+  // is the MemoryTrimmer's to return (below).
+  mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
+
+  // Each running probe holds a descriptor: take the whole budget the hard
+  // limit allows before the engine reads it.
+  absl::StatusOr<fanprobe::server::FdLimits> fd_limits =
+      fanprobe::server::RaiseFdLimit();
+  if (!fd_limits.ok()) {
+    std::fprintf(stderr, "fanprobe-server: %s\n",
+                 fd_limits.status().ToString().c_str());
+    return 1;
+  }
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
@@ -195,6 +255,15 @@ int main(int argc, char** argv) {
     options.http.modules = *std::move(modules);
   }
   options.engine.destination_policy = *policy;
+  options.engine.dns_servers = *std::move(dns_servers);
+  options.engine.dns_timeout = absl::GetFlag(FLAGS_dns_timeout);
+  options.engine.limits.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
+  options.engine.limits.max_request_header_bytes =
+      absl::GetFlag(FLAGS_max_request_header_bytes);
+  options.engine.limits.max_request_body_bytes =
+      absl::GetFlag(FLAGS_max_request_body_bytes);
+  options.engine.limits.max_redirects = static_cast<int>(
+      std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.security.client_ca_file = absl::GetFlag(FLAGS_client_ca);
@@ -227,6 +296,8 @@ int main(int argc, char** argv) {
                  server.status().ToString().c_str());
     return 1;
   }
+  // Freed arena pages go back to the OS (memory_trimmer.h).
+  const fanprobe::server::MemoryTrimmer trimmer;
   const fanprobe::log::Logger logger;
   logger.Log(fanprobe::log::Line("listening")
                  .Add("address", (*server)->address())
@@ -235,6 +306,12 @@ int main(int argc, char** argv) {
   if (!(*server)->health_address().empty()) {
     logger.Log(fanprobe::log::Line("health_listening")
                    .Add("address", (*server)->health_address()));
+  }
+  for (const fanprobe::log::Line& line :
+       fanprobe::server::DescriptorBudgetLines(
+           *fd_limits, (*server)->engine().Stats(),
+           absl::GetFlag(FLAGS_max_in_flight))) {
+    logger.Log(line);
   }
   logger.Log(fanprobe::log::Line("destination_policy")
                  .AddJson("policy", fanprobe::server::PolicyJson(*policy)));

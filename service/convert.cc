@@ -24,9 +24,12 @@ namespace {
 struct OptionsPath {
   int target_index = -1;  // -1: the request's defaults
 
+  std::string Prefix() const {
+    if (target_index < 0) return "defaults";
+    return absl::StrCat("targets[", target_index, "].options");
+  }
   std::string Field(absl::string_view field) const {
-    if (target_index < 0) return absl::StrCat("defaults.", field);
-    return absl::StrCat("targets[", target_index, "].options.", field);
+    return absl::StrCat(Prefix(), ".", field);
   }
 };
 
@@ -177,10 +180,61 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   return absl::OkStatus();
 }
 
+void TimingsToProto(const Timings& timings, v1::Timings* proto) {
+  DurationToProto(timings.dns, proto->mutable_dns());
+  DurationToProto(timings.connect, proto->mutable_connect());
+  DurationToProto(timings.tls, proto->mutable_tls());
+  DurationToProto(timings.first_byte, proto->mutable_first_byte());
+  DurationToProto(timings.total, proto->mutable_total());
+  DurationToProto(timings.redirect, proto->mutable_redirect());
+}
+
+// The request's path of an engine field: the proto wraps list fields in a
+// message, so the engine's "headers[2].value" is the request's
+// "headers.headers[2].value", "valid_status[0]" is "valid_status.ranges[0]"
+// and "body_must_match[1]" is "body_must_match.patterns[1]".
+std::string ProtoFieldPath(absl::string_view engine_field) {
+  const size_t bracket = engine_field.find('[');
+  if (bracket == absl::string_view::npos) return std::string(engine_field);
+  const absl::string_view list = engine_field.substr(0, bracket);
+  absl::string_view element;
+  if (list == "headers") {
+    element = "headers";
+  } else if (list == "valid_status") {
+    element = "ranges";
+  } else if (list == "body_must_match" || list == "body_must_not_match") {
+    element = "patterns";
+  } else {
+    return std::string(engine_field);
+  }
+  return absl::StrCat(list, ".", element, engine_field.substr(bracket));
+}
+
+// The engine's verdict on one ProbeOptions, with its field placed at `path`.
+absl::Status CheckWithEngine(const ProbeOptions& options,
+                             const OptionsPath& path, const Engine& engine) {
+  absl::Status status = engine.CheckOptions(options);
+  if (status.ok()) return status;
+  const absl::string_view message = status.message();
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) {
+    return absl::Status(status.code(),
+                        absl::StrCat(path.Prefix(), ": ", message));
+  }
+  return absl::Status(
+      status.code(),
+      absl::StrCat(path.Field(ProtoFieldPath(message.substr(0, colon))),
+                   message.substr(colon)));
+}
+
 }  // namespace
 
-absl::StatusOr<BatchRequest> BatchFromProto(
-    const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
+namespace {
+
+// BatchFromProto with (`engine` set) or without the engine's checks.
+absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
+                                     const RequestLimits& limits,
+                                     const Engine* engine) {
   const auto& targets = request.targets();
   if (targets.empty()) {
     return FieldError("targets", "at least one target is required");
@@ -210,9 +264,24 @@ absl::StatusOr<BatchRequest> BatchFromProto(
   batch.options.max_per_host = request.max_per_host();
 
   auto defaults = std::make_shared<ProbeOptions>();
+  // A server may cap below the engine's defaults; what nobody asked for
+  // then takes the cap.
+  if (engine != nullptr) {
+    const ProbeLimits& caps = engine->Limits();
+    defaults->max_body_bytes =
+        std::min(defaults->max_body_bytes, caps.max_body_bytes);
+    defaults->max_redirects =
+        std::min(defaults->max_redirects, caps.max_redirects);
+  }
   if (absl::Status status = ApplyOptions(request.defaults(), {}, *defaults);
       !status.ok()) {
     return status;
+  }
+  if (engine != nullptr) {
+    if (absl::Status status = CheckWithEngine(*defaults, {}, *engine);
+        !status.ok()) {
+      return status;
+    }
   }
   batch.targets.reserve(targets.size());
   for (int i = 0; i < targets.size(); ++i) {
@@ -228,12 +297,32 @@ absl::StatusOr<BatchRequest> BatchFromProto(
           !status.ok()) {
         return status;
       }
+      if (engine != nullptr) {
+        if (absl::Status status =
+                CheckWithEngine(*options, {.target_index = i}, *engine);
+            !status.ok()) {
+          return status;
+        }
+      }
       target.options = std::move(options);
     } else {
       target.options = defaults;
     }
   }
   return batch;
+}
+
+}  // namespace
+
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
+    const Engine& engine) {
+  return Convert(request, limits, &engine);
+}
+
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
+  return Convert(request, limits, nullptr);
 }
 
 absl::Duration EffectiveTimeout(absl::Duration requested, absl::Time deadline,
@@ -292,6 +381,26 @@ v1::EndReason EndReasonToProto(EndReason reason) {
   return v1::END_REASON_UNSPECIFIED;
 }
 
+v1::DnsFailure DnsFailureToProto(DnsFailure failure) {
+  switch (failure) {
+    case DnsFailure::kNone:
+      return v1::DNS_FAILURE_UNSPECIFIED;
+    case DnsFailure::kNxDomain:
+      return v1::DNS_FAILURE_NXDOMAIN;
+    case DnsFailure::kNoData:
+      return v1::DNS_FAILURE_NODATA;
+    case DnsFailure::kServFail:
+      return v1::DNS_FAILURE_SERVFAIL;
+    case DnsFailure::kRefused:
+      return v1::DNS_FAILURE_REFUSED;
+    case DnsFailure::kTimeout:
+      return v1::DNS_FAILURE_TIMEOUT;
+    case DnsFailure::kOther:
+      return v1::DNS_FAILURE_OTHER;
+  }
+  return v1::DNS_FAILURE_OTHER;
+}
+
 v1::ProbeResult ResultToProto(ProbeResult result) {
   v1::ProbeResult proto;
   proto.set_index(result.index);
@@ -301,13 +410,7 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   proto.set_outcome(OutcomeToProto(result.outcome));
   proto.set_status_code(static_cast<uint32_t>(std::max(result.status_code, 0)));
   proto.set_error(std::move(result.error));
-  v1::Timings* timings = proto.mutable_timings();
-  DurationToProto(result.timings.dns, timings->mutable_dns());
-  DurationToProto(result.timings.connect, timings->mutable_connect());
-  DurationToProto(result.timings.tls, timings->mutable_tls());
-  DurationToProto(result.timings.first_byte, timings->mutable_first_byte());
-  DurationToProto(result.timings.total, timings->mutable_total());
-  DurationToProto(result.timings.redirect, timings->mutable_redirect());
+  TimingsToProto(result.timings, proto.mutable_timings());
   proto.set_final_url(std::move(result.final_url));
   proto.set_http_version(std::string(ResponseVersionName(result.http_version)));
   proto.set_remote_ip(std::move(result.remote_ip));
@@ -316,6 +419,38 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   proto.set_redirects(static_cast<uint32_t>(std::max(result.redirects, 0)));
   if (result.cert_expiry.has_value()) {
     TimeToProto(*result.cert_expiry, proto.mutable_cert_expiry());
+  }
+  proto.set_dns_failure(DnsFailureToProto(result.dns_failure));
+  proto.mutable_hops()->Reserve(static_cast<int>(result.hops.size()));
+  for (Hop& hop : result.hops) {
+    v1::Hop* out = proto.add_hops();
+    out->set_url(std::move(hop.url));
+    out->set_status_code(static_cast<uint32_t>(std::max(hop.status_code, 0)));
+    out->set_location(std::move(hop.location));
+    out->set_remote_ip(std::move(hop.remote_ip));
+    out->set_remote_port(static_cast<uint32_t>(std::max(hop.remote_port, 0)));
+    for (std::string& address : hop.addresses) {
+      out->add_addresses(std::move(address));
+    }
+    TimingsToProto(hop.timings, out->mutable_timings());
+  }
+  if (result.tls.has_value()) {
+    v1::TlsInfo* tls = proto.mutable_tls();
+    tls->set_version(std::move(result.tls->version));
+    tls->set_cipher(std::move(result.tls->cipher));
+    tls->set_resumed(result.tls->resumed);
+    for (CertificateInfo& certificate : result.tls->chain) {
+      v1::CertificateInfo* out = tls->add_chain();
+      out->set_subject(std::move(certificate.subject));
+      out->set_issuer(std::move(certificate.issuer));
+      out->set_serial(std::move(certificate.serial));
+      out->set_sha256_fingerprint(std::move(certificate.sha256_fingerprint));
+      TimeToProto(certificate.not_before, out->mutable_not_before());
+      TimeToProto(certificate.not_after, out->mutable_not_after());
+    }
+  }
+  if (result.prober_lag > absl::ZeroDuration()) {
+    DurationToProto(result.prober_lag, proto.mutable_prober_lag());
   }
   return proto;
 }

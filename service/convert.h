@@ -2,16 +2,20 @@
 // types (probe/probe.h, probe/engine.h) and back, where a request is
 // validated, and where an absl::Status becomes a grpc::Status.
 //
-// Validation rejects only what is wrong with the request as a whole, with
+// Validation rejects what is wrong with the request itself, with
 // kInvalidArgument and a message that starts with the offending field's path
-// ("targets[3].options.timeout: must be positive").  A target the engine
-// cannot probe (a bad URL, a header with CR/LF, a pattern that does not
-// compile) is not a request error: the engine reports it as that target's
-// kInvalidTarget result.
+// ("targets[3].options.timeout: must be positive").  That includes every
+// option the engine would refuse (Engine::CheckOptions: a method that is not
+// a token, CR/LF/NUL in the user agent or a header, a pattern that does not
+// compile, more than the server's caps on body, header and redirect sizes):
+// the engine's rule, with the engine's field name turned into the request's
+// path ("targets[3].options.headers.headers[0].value").  A URL the engine
+// cannot probe is not a request error: it is that target's kInvalidTarget
+// result, as the URL of a redirect may be.
 //
 // Example:
 //   absl::StatusOr<fanprobe::service::BatchRequest> batch =
-//       fanprobe::service::BatchFromProto(request, limits);
+//       fanprobe::service::BatchFromProto(request, limits, engine);
 //   if (!batch.ok()) return fanprobe::service::ToGrpcStatus(batch.status());
 //   engine.Submit(std::move(batch->targets), batch->options, callbacks);
 //
@@ -54,9 +58,23 @@ struct BatchRequest {
   BatchOptions options;
 };
 
-// Validates `request` against `limits` and converts it.  kInvalidArgument
-// names the field: no targets, too many targets, a negative or malformed
-// duration, a zero probe timeout, an unknown enum value, a bad status range.
+// Validates `request` against `limits` and what `engine` accepts, and
+// converts it.  kInvalidArgument names the field: no targets, too many
+// targets, a negative or malformed duration, a zero probe timeout, an
+// unknown enum value, a bad status range, and whatever
+// Engine::CheckOptions refuses.  The defaults are checked once on their
+// own; a target with options of its own is checked with the defaults merged
+// in, and an error in it is that target's
+// ("targets[3].options.max_body_bytes: ...").  A field set nowhere takes
+// the engine's default, lowered to the engine's cap (Engine::Limits) where
+// the server set the cap below it: a request that asks for nothing is never
+// refused.
+absl::StatusOr<BatchRequest> BatchFromProto(
+    const v1::ProbeBatchRequest& request, const RequestLimits& limits,
+    const Engine& engine);
+// The same without an engine: the request's own rules only, not the
+// engine's (no CheckOptions, no caps).  For a caller that checks options
+// with its own engine afterwards (the CLI's in-process engine share).
 absl::StatusOr<BatchRequest> BatchFromProto(
     const v1::ProbeBatchRequest& request, const RequestLimits& limits);
 
@@ -72,6 +90,7 @@ v1::ProbeResult ResultToProto(ProbeResult result);
 v1::BatchSummary SummaryToProto(const BatchSummary& summary);
 
 v1::Outcome OutcomeToProto(Outcome outcome);
+v1::DnsFailure DnsFailureToProto(DnsFailure failure);
 v1::EndReason EndReasonToProto(EndReason reason);
 
 // absl and gRPC share their status codes; the message is kept.

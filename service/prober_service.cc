@@ -104,7 +104,7 @@ class BatchCall {
     // about the request's validity and starts no probe.
     if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
     absl::StatusOr<BatchRequest> batch =
-        BatchFromProto(request, service_.options_.limits);
+        BatchFromProto(request, service_.options_.limits, service_.engine_);
     if (!batch.ok()) return Rejected(batch.status());
     targets_ = static_cast<uint32_t>(batch->targets.size());
     return_when_ = batch->options.return_when;

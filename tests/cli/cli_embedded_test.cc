@@ -80,6 +80,8 @@ struct Target {
 // cleared before results are compared.
 v1::ProbeResult Comparable(v1::ProbeResult result) {
   result.clear_timings();
+  result.clear_prober_lag();
+  for (v1::Hop& hop : *result.mutable_hops()) hop.clear_timings();
   // curl's connect error says how long the attempt took ("after 0 ms").
   std::string error = result.error();
   std::string digits_as_n;

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "google/protobuf/stubs/logging.h"
+#include "probe/engine.h"
 #include "service/convert.h"
 
 namespace {
@@ -29,6 +30,14 @@ void Check(bool condition) {
 // Parsing random bytes makes protobuf log every invalid UTF-8 string.
 void IgnoreLog(google::protobuf::LogLevel, const char*, int,
                const std::string&) {}
+
+// What the server checks options with (Engine::CheckOptions, Limits): a
+// real engine, one worker, made once.
+const fanprobe::Engine& CheckingEngine() {
+  static const fanprobe::Engine* const engine =
+      fanprobe::Engine::Create({.workers = 1}).value().release();
+  return *engine;
+}
 
 }  // namespace
 
@@ -45,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_batch_targets = 1000;  // keep each run small
   limits.max_in_flight = 500;
   const absl::StatusOr<fanprobe::service::BatchRequest> batch =
-      fanprobe::service::BatchFromProto(request, limits);
+      fanprobe::service::BatchFromProto(request, limits, CheckingEngine());
   if (!batch.ok()) {
     Check(batch.status().code() == absl::StatusCode::kInvalidArgument);
     Check(!batch.status().message().empty());

@@ -5,12 +5,15 @@
 
 #include "monitoring/metrics.h"
 
+#include <sys/resource.h>
+
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -21,6 +24,7 @@
 #include "monitoring/process_figures.h"
 #include "monitoring/prometheus_text.h"
 #include "probe/engine.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/prom_text.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
@@ -198,6 +202,123 @@ TEST(CollectorsTest, BuildInfoNamesFanprobeTheTransportAndWhatTheCallerAdds) {
   EXPECT_EQ(info.labels.at("libcurl"), TransportVersion());
   EXPECT_FALSE(info.labels.at("libcurl").empty());
   EXPECT_EQ(info.labels.at("grpc"), "1.2.3");
+}
+
+// An engine that only has stats, set by the test.
+class StatsOnlyEngine final : public Engine {
+ public:
+  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget>, const BatchOptions&,
+                                BatchCallbacks) override {
+    ADD_FAILURE() << "not for probing";
+    return nullptr;
+  }
+  EngineStats Stats() const override { return stats; }
+  absl::Status CheckOptions(const ProbeOptions&) const override {
+    return absl::OkStatus();
+  }
+  const ProbeLimits& Limits() const override { return limits_; }
+
+  EngineStats stats;
+
+ private:
+  ProbeLimits limits_;
+};
+
+// Each engine figure is exported under its name and moves with the engine.
+TEST(CollectorsTest, EngineFiguresFollowTheEngine) {
+  StatsOnlyEngine engine;
+  ServerMetrics metrics;
+  metrics.AddCollector(EngineStatsCollector(engine));
+  Exposition m = ParseOrFail(metrics.Render());
+  for (const char* name :
+       {"fanprobe_probes_paced", "fanprobe_engine_fd_limit",
+        "fanprobe_engine_fds_open_at_start", "fanprobe_engine_fd_reserve",
+        "fanprobe_transport_handles_discarded_total",
+        "fanprobe_dns_lookups_total", "fanprobe_dns_lookups_pending",
+        "fanprobe_event_loop_lag_seconds_count"}) {
+    EXPECT_EQ(m.Value(name), 0) << name;
+  }
+  EXPECT_EQ(m.types["fanprobe_transport_handles_discarded_total"], "counter");
+  EXPECT_EQ(m.types["fanprobe_dns_lookups_total"], "counter");
+  EXPECT_EQ(m.types["fanprobe_dns_lookups_pending"], "gauge");
+  EXPECT_EQ(m.types["fanprobe_event_loop_lag_seconds"], "histogram");
+
+  engine.stats.probes_paced = 7;
+  engine.stats.fd_limit = 1024;
+  engine.stats.fd_open_at_start = 12;
+  engine.stats.fd_reserve = 256;
+  engine.stats.handles_discarded = 3;
+  engine.stats.dns_lookups = 41;
+  engine.stats.dns_pending = 5;
+  // Turns of 0.5 ms, 2 ms, 30 ms and 2 s: buckets 0, 1, 5 and overflow.
+  engine.stats.loop_lag.counts[0] = 1;
+  engine.stats.loop_lag.counts[1] = 1;
+  engine.stats.loop_lag.counts[5] = 1;
+  engine.stats.loop_lag.counts[kLagBucketCount] = 1;
+  engine.stats.loop_lag.count = 4;
+  engine.stats.loop_lag.sum_seconds = 2.0325;
+  m = ParseOrFail(metrics.Render());
+  EXPECT_EQ(m.Value("fanprobe_probes_paced"), 7);
+  EXPECT_EQ(m.Value("fanprobe_engine_fd_limit"), 1024);
+  EXPECT_EQ(m.Value("fanprobe_engine_fds_open_at_start"), 12);
+  EXPECT_EQ(m.Value("fanprobe_engine_fd_reserve"), 256);
+  EXPECT_EQ(m.Value("fanprobe_transport_handles_discarded_total"), 3);
+  EXPECT_EQ(m.Value("fanprobe_dns_lookups_total"), 41);
+  EXPECT_EQ(m.Value("fanprobe_dns_lookups_pending"), 5);
+  EXPECT_EQ(
+      m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "0.001"}}), 1);
+  EXPECT_EQ(
+      m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "0.0025"}}), 2);
+  EXPECT_EQ(
+      m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "0.025"}}), 2);
+  EXPECT_EQ(m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "0.05"}}),
+            3);
+  EXPECT_EQ(m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "1"}}),
+            3);
+  EXPECT_EQ(m.Value("fanprobe_event_loop_lag_seconds_bucket", {{"le", "+Inf"}}),
+            4);
+  EXPECT_EQ(m.Value("fanprobe_event_loop_lag_seconds_count"), 4);
+  EXPECT_EQ(m.Value("fanprobe_event_loop_lag_seconds_sum"), 2.0325);
+}
+
+// With a real engine: lookups through a DNS server count, the loop's turns
+// are timed, and the descriptor budget is the process's.
+TEST(CollectorsTest, ARealEngineMovesItsFigures) {
+  absl::StatusOr<std::unique_ptr<fanprobe::testing::DnsServer>> dns =
+      fanprobe::testing::DnsServer::Start();
+  ASSERT_TRUE(dns.ok()) << dns.status();
+  fanprobe::testing::TargetServer target;
+  (*dns)->AddA("web.test", "127.0.0.1");
+  auto engine =
+      Engine::Create(
+          {.workers = 1, .dns_servers = {(*dns)->address()}, .hosts_file = ""})
+          .value();
+  ServerMetrics metrics;
+  metrics.AddCollector(EngineStatsCollector(*engine));
+  const Exposition before = ParseOrFail(metrics.Render());
+  EXPECT_EQ(before.Value("fanprobe_dns_lookups_total"), 0);
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  EXPECT_EQ(before.Value("fanprobe_engine_fd_limit"),
+            static_cast<double>(limit.rlim_cur));
+  EXPECT_EQ(before.Value("fanprobe_engine_fd_reserve"), 256);
+
+  absl::Notification done;
+  std::vector<ProbeResult> results;
+  engine->Submit(
+      {{.url = absl::StrCat("http://web.test:", target.port(), "/status/200")},
+       {.url = "http://missing.test/"}},
+      {},
+      {.on_result = [&results](ProbeResult r) { results.push_back(r); },
+       .on_done = [&done](BatchSummary) { done.Notify(); }});
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(results.size(), 2u);
+  const Exposition after = ParseOrFail(metrics.Render());
+  EXPECT_EQ(after.Value("fanprobe_dns_lookups_total"), 2);
+  EXPECT_EQ(after.Value("fanprobe_dns_lookups_pending"), 0);
+  EXPECT_GT(*after.Value("fanprobe_event_loop_lag_seconds_count"),
+            *before.Value("fanprobe_event_loop_lag_seconds_count"));
+  EXPECT_EQ(after.Value("fanprobe_transport_handles_discarded_total"), 0);
 }
 
 TEST(MeteredEngineTest, CountsWhatPassesThroughAndForwardsIt) {

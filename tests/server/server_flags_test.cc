@@ -1,14 +1,21 @@
-// server_flags_test.cc: fanprobe-server's policy flags -- repeated list
-// flags accumulate on the command line and in flag files, CIDRs parse or
-// stop the server with exit 2, and the policy reaches the engine (a probe
-// to a denied address ends OUTCOME_DENIED without a packet sent).
+// server_flags_test.cc: fanprobe-server's flags -- repeated list flags
+// accumulate on the command line and in flag files, CIDRs and DNS servers
+// parse or stop the server with exit 2, the policy reaches the engine (a
+// probe to a denied address ends OUTCOME_DENIED without a packet sent),
+// --dns_server and the request caps reach it too, and the descriptor
+// budget is logged (with a warning under a low limit).
 
 #include "server/server_flags.h"
 
+#include <signal.h>
+
+#include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -20,7 +27,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
+#include "server/descriptors.h"
 #include "tests/support/batches.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/json_lines.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
@@ -194,6 +203,54 @@ TEST(ServerPolicyTest, ProbesToDeniedAddressesEndDeniedWithoutAConnection) {
   EXPECT_EQ(target.Stats().http.requests, 2);
 }
 
+TEST(DnsServersFromFlagTest, TakesAddressesWithOrWithoutAPort) {
+  absl::StatusOr<std::vector<std::string>> servers = DnsServersFromFlag(
+      {"10.0.0.2, 127.0.0.1:5353", "", "fd00::53,[::1]:5300", "[fd00::54]"});
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  EXPECT_THAT(*servers,
+              ElementsAre("10.0.0.2:53", "127.0.0.1:5353", "[fd00::53]:53",
+                          "[::1]:5300", "[fd00::54]:53"));
+  EXPECT_THAT(*DnsServersFromFlag({}), IsEmpty());
+}
+
+TEST(DnsServersFromFlagTest, AnythingElseNamesTheEntry) {
+  for (const std::string entry :
+       {"dns.local", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:53x", "[::1", "[::1]53", "[::1]:", "300.0.0.1",
+        "[dns.local]:53"}) {
+    const absl::StatusOr<std::vector<std::string>> servers =
+        DnsServersFromFlag({absl::StrCat("10.0.0.2,", entry)});
+    ASSERT_FALSE(servers.ok()) << entry;
+    EXPECT_EQ(servers.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(
+        std::string(servers.status().message()),
+        ::testing::StartsWith(absl::StrCat("--dns_server=", entry, ": ")));
+  }
+}
+
+TEST(DescriptorBudgetTest, SaysWhatTheBudgetAllowsAndWarnsBelowTheFlag) {
+  EngineStats stats;
+  stats.fd_limit = 400;
+  stats.fd_open_at_start = 14;
+  stats.fd_reserve = 256;
+  stats.max_in_flight = 130;
+  const FdLimits limits{.soft_before = 300, .soft = 400, .hard = 400};
+  std::vector<log::Line> lines = DescriptorBudgetLines(limits, stats, 100);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0].text(),
+              HasSubstr(R"("event":"descriptor_budget","fd_limit":400,)"
+                        R"("fd_limit_at_start":300,"fd_hard_limit":400,)"
+                        R"("fd_open_at_start":14,"fd_reserve":256,)"
+                        R"("max_in_flight":130,"max_in_flight_flag":100})"));
+  lines = DescriptorBudgetLines(limits, stats, 10000);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[1].text(), HasSubstr(R"("event":"warning")"));
+  EXPECT_THAT(lines[1].text(),
+              HasSubstr(R"("fd_limit":400,"fd_reserve":256,)"
+                        R"("max_in_flight":130,"max_in_flight_flag":10000})"));
+  EXPECT_TRUE(ParseJsonLines({lines[0].text(), lines[1].text()}).ok());
+}
+
 // fanprobe-server itself: a bad flag value stops it at start with exit 2.
 TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
   TempDir dir;
@@ -209,7 +266,10 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
            {absl::StrCat("--http_auth_token_file=", dir.File("empty_tokens")),
             "--http_auth_token_file="},
            {absl::StrCat("--flagfile=", dir.File("missing.flags")),
-            "cannot read"}}) {
+            "cannot read"},
+           {"--dns_server=dns.local", "--dns_server=dns.local: "},
+           {"--dns_server=127.0.0.1:70000", "--dns_server=127.0.0.1:70000: "},
+           {"--dns_timeout=0s", "--dns_timeout must be positive"}}) {
     Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                        "--workers=1", flag});
     const Subprocess::Exit exit = server.Wait(kPatience);
@@ -233,6 +293,26 @@ TEST(ServerBinaryFlagsTest, AModulesFileFanprobeCannotHonourStopsTheStart) {
               HasSubstr("fanprobe-server: --modules_file: " + modules +
                         ": modules.ping.prober: \"icmp\" is not supported by "
                         "fanprobe"));
+  EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
+}
+
+TEST(ServerBinaryFlagsTest, AModuleTheEngineRefusesStopsTheStart) {
+  // A header that would inject a second header line: every /probe of the
+  // module would fail, so the server does not start with it.
+  TempDir dir;
+  const std::string modules = dir.Write(
+      "inject.yml",
+      "modules:\n  inject:\n    prober: http\n    http:\n      headers:\n"
+      "        X-A: \"a\\r\\nX-Injected: yes\"\n");
+  const testing::ProcessRun server = testing::RunToExit(
+      {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+       "--http_address=127.0.0.1:0", "--modules_file=" + modules},
+      absl::Seconds(30));
+  EXPECT_EQ(server.code, 2) << server.err;
+  EXPECT_THAT(server.err,
+              HasSubstr("fanprobe-server: --modules_file: module \"inject\": "
+                        "headers[0].value: the value of \"X-A\" holds CR, LF, "
+                        "NUL or another control character"));
   EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
 }
 
@@ -360,6 +440,163 @@ TEST(ServerBinaryFlagsTest, HelpListsEveryFlagOfTheServer) {
         << "--help leaves out --" << flag;
   }
   EXPECT_THAT(help.Stdout(), Not(HasSubstr("--flagfile")));
+}
+
+// A fanprobe-server as a child process, with its gRPC address from its
+// "listening" line.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> argv)
+      : process_(std::move(argv)) {
+    const std::optional<std::string> listening = process_.WaitForStderrLine(
+        [](absl::string_view line) {
+          return absl::StrContains(line, R"("event":"listening")");
+        },
+        kPatience);
+    if (listening.has_value()) {
+      RE2::PartialMatch(*listening, R"re("address":"([^"]+)")re", &address_);
+    }
+  }
+  ~ServerProcess() {
+    process_.Signal(SIGTERM);
+    process_.Wait(kPatience);
+  }
+
+  const std::string& address() const { return address_; }
+  Subprocess& process() { return process_; }
+  std::unique_ptr<v1::Prober::Stub> Stub() const {
+    return v1::Prober::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+ private:
+  Subprocess process_;
+  std::string address_;
+};
+
+// --dns_server: names resolve through the given server only (the test's,
+// on loopback; never the machine's resolver), and how a lookup failed is
+// in the result.  --max_body_bytes and --max_redirects cap what a request
+// may ask.
+TEST(ServerBinaryFlagsTest, ResolvesThroughDnsServerAndCapsRequests) {
+  absl::StatusOr<std::unique_ptr<testing::DnsServer>> dns =
+      testing::DnsServer::Start();
+  ASSERT_TRUE(dns.ok()) << dns.status();
+  (*dns)->AddA("web.test", "127.0.0.1");
+  (*dns)->SetRcode("failing.test", testing::DnsServer::kServFail);
+  TargetServer target;
+  ServerProcess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=", "--workers=1",
+                        absl::StrCat("--dns_server=", (*dns)->address()),
+                        "--dns_timeout=3s", "--max_body_bytes=1000",
+                        "--max_redirects=2"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  std::unique_ptr<v1::Prober::Stub> stub = server.Stub();
+
+  const std::string port = absl::StrCat(":", target.port());
+  v1::ProbeBatchRequest request =
+      BatchRequest({absl::StrCat("http://web.test", port, "/status/200"),
+                    absl::StrCat("http://nowhere.test", port, "/"),
+                    absl::StrCat("http://failing.test", port, "/")});
+  request.mutable_defaults()->set_max_body_bytes(1000);
+  request.mutable_defaults()->set_max_redirects(2);
+  {
+    grpc::ClientContext context;
+    v1::ProbeBatchResponse response;
+    const grpc::Status status = stub->ProbeBatch(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.done_size(), 3);
+    EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK)
+        << response.done(0).error();
+    EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(1).dns_failure(), v1::DNS_FAILURE_NXDOMAIN);
+    EXPECT_EQ(response.done(2).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(2).dns_failure(), v1::DNS_FAILURE_SERVFAIL);
+  }
+  EXPECT_GE((*dns)->QueryCount("web.test"), 1u);
+  EXPECT_GE((*dns)->QueryCount("nowhere.test"), 1u);
+  EXPECT_EQ(target.Stats().http.requests, 1);
+
+  for (const auto& [set, message] : std::vector<
+           std::pair<std::function<void(v1::ProbeBatchRequest&)>, std::string>>{
+           {[](v1::ProbeBatchRequest& r) {
+              r.mutable_targets(1)->mutable_options()->set_max_body_bytes(1001);
+            },
+            "targets[1].options.max_body_bytes: 1001 is above this server's "
+            "limit of 1000"},
+           {[](v1::ProbeBatchRequest& r) {
+              r.mutable_defaults()->set_max_redirects(3);
+            },
+            "defaults.max_redirects: 3 is above this server's limit of 2"}}) {
+    v1::ProbeBatchRequest bad = request;
+    set(bad);
+    grpc::ClientContext context;
+    v1::ProbeBatchResponse response;
+    const grpc::Status status = stub->ProbeBatch(&context, bad, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), message);
+  }
+  EXPECT_EQ(target.Stats().http.requests, 1);
+}
+
+// Under a low descriptor limit the server raises its soft limit to the
+// hard one, says what that leaves for probes, and warns that it is less
+// than --max_in_flight.
+TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
+  const std::optional<std::string> prlimit = testing::FindTool("prlimit");
+  if (!prlimit.has_value()) GTEST_SKIP() << "needs prlimit (util-linux)";
+  ServerProcess server({*prlimit, "--nofile=300:400", "--",
+                        FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=127.0.0.1:0", "--workers=1",
+                        "--max_in_flight=5000"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  const std::optional<std::string> warning = server.process().WaitForStderrLine(
+      [](absl::string_view line) {
+        return absl::StrContains(line, R"("event":"warning")");
+      },
+      kPatience);
+  ASSERT_TRUE(warning.has_value()) << server.process().Stderr();
+  int64_t open_at_start = 0;
+  int64_t max_in_flight = 0;
+  ASSERT_TRUE(RE2::PartialMatch(
+      server.process().Stderr(),
+      R"re("event":"descriptor_budget","fd_limit":400,"fd_limit_at_start":300,)re"
+      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":256,)re"
+      R"re("max_in_flight":(\d+),"max_in_flight_flag":5000})re",
+      &open_at_start, &max_in_flight))
+      << server.process().Stderr();
+  EXPECT_GT(open_at_start, 2);
+  EXPECT_EQ(max_in_flight, 400 - open_at_start - 256);
+  EXPECT_THAT(*warning,
+              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":256,)",
+                                     R"("max_in_flight":)", max_in_flight,
+                                     R"(,"max_in_flight_flag":5000})")));
+  EXPECT_THAT(*warning, HasSubstr("--max_in_flight=5000"));
+  EXPECT_TRUE(ParseJsonLines({*warning}).ok()) << *warning;
+}
+
+TEST(ServerBinaryFlagsTest, NoDescriptorWarningWhenTheBudgetSuffices) {
+  const std::optional<std::string> prlimit = testing::FindTool("prlimit");
+  if (!prlimit.has_value()) GTEST_SKIP() << "needs prlimit (util-linux)";
+  ServerProcess server({*prlimit, "--nofile=300:400", "--",
+                        FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=127.0.0.1:0", "--workers=1",
+                        "--max_in_flight=20"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  // The policy line comes after the budget and its warning, if any.
+  ASSERT_TRUE(server.process()
+                  .WaitForStderrLine(
+                      [](absl::string_view line) {
+                        return absl::StrContains(
+                            line, R"("event":"destination_policy")");
+                      },
+                      kPatience)
+                  .has_value())
+      << server.process().Stderr();
+  EXPECT_THAT(server.process().Stderr(),
+              HasSubstr(R"("max_in_flight":20,"max_in_flight_flag":20})"));
+  EXPECT_THAT(server.process().Stderr(),
+              Not(HasSubstr(R"("event":"warning")")));
 }
 
 }  // namespace

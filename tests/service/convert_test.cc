@@ -4,8 +4,11 @@
 
 #include "service/convert.h"
 
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -22,6 +25,20 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
+// The checks the server makes: a real engine's (Engine::CheckOptions) with
+// the default caps.  One worker, made once.
+const Engine& CheckingEngine() {
+  static const Engine* const engine =
+      Engine::Create({.workers = 1}).value().release();
+  return *engine;
+}
+
+absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
+                                     const RequestLimits& limits,
+                                     const Engine& engine = CheckingEngine()) {
+  return BatchFromProto(request, limits, engine);
+}
+
 v1::ProbeBatchRequest ThreeTargets() {
   v1::ProbeBatchRequest request;
   for (const char* url : {"http://a/", "http://b/", "http://c/"}) {
@@ -34,7 +51,7 @@ TEST(BatchFromProtoTest, UnsetFieldsTakeTheEngineDefaults) {
   v1::ProbeBatchRequest request = ThreeTargets();
   request.mutable_targets(0)->set_id("a");
   (*request.mutable_targets(0)->mutable_labels())["zone"] = "eu";
-  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
   ASSERT_TRUE(batch.ok()) << batch.status();
 
   EXPECT_EQ(batch->options.return_when, ReturnWhen::kAllCompleted);
@@ -79,7 +96,7 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
   one.set_ip_family(v1::IP_FAMILY_IPV6);
   one.set_max_body_bytes(10);
 
-  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
   ASSERT_TRUE(batch.ok()) << batch.status();
   const ProbeOptions& zero = *batch->targets[0].options;
   EXPECT_EQ(zero.method, "HEAD");
@@ -105,7 +122,7 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
 TEST(BatchFromProtoTest, EmptyStatusRangesMeanTheDefault) {
   v1::ProbeBatchRequest request = ThreeTargets();
   request.mutable_defaults()->mutable_valid_status();
-  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
   ASSERT_TRUE(batch.ok()) << batch.status();
   ASSERT_EQ(batch->targets[0].options->valid_status.size(), 1u);
   EXPECT_EQ(batch->targets[0].options->valid_status[0].min, 200);
@@ -116,19 +133,19 @@ TEST(BatchFromProtoTest, ConcurrencyDefaultsTo100AndIsCapped) {
   v1::ProbeBatchRequest request = ThreeTargets();
   RequestLimits limits;
   limits.max_in_flight = 50;
-  absl::StatusOr<BatchRequest> batch = BatchFromProto(request, limits);
+  absl::StatusOr<BatchRequest> batch = Convert(request, limits);
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->options.max_concurrency, 50u);  // 100, capped
 
   request.set_max_concurrency(7);
   request.set_max_per_host(2);
-  batch = BatchFromProto(request, limits);
+  batch = Convert(request, limits);
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->options.max_concurrency, 7u);
   EXPECT_EQ(batch->options.max_per_host, 2u);
 
   request.set_max_concurrency(5000);
-  batch = BatchFromProto(request, limits);
+  batch = Convert(request, limits);
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->options.max_concurrency, 50u);
 }
@@ -138,13 +155,13 @@ TEST(BatchFromProtoTest, ReturnWhenAndTimeout) {
   request.set_return_when(v1::RETURN_WHEN_FIRST_EXCEPTION);
   request.mutable_timeout()->set_seconds(1);
   request.mutable_timeout()->set_nanos(250000000);
-  absl::StatusOr<BatchRequest> batch = BatchFromProto(request, {});
+  absl::StatusOr<BatchRequest> batch = Convert(request, {});
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->options.return_when, ReturnWhen::kFirstException);
   EXPECT_EQ(batch->options.timeout, absl::Milliseconds(1250));
 
   request.mutable_timeout()->Clear();  // zero: end at once, allowed
-  batch = BatchFromProto(request, {});
+  batch = Convert(request, {});
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->options.timeout, absl::ZeroDuration());
 }
@@ -153,12 +170,157 @@ TEST(BatchFromProtoTest, TheTargetLimitIsInclusive) {
   v1::ProbeBatchRequest request = ThreeTargets();
   RequestLimits limits;
   limits.max_batch_targets = 3;
-  EXPECT_TRUE(BatchFromProto(request, limits).ok());
+  EXPECT_TRUE(Convert(request, limits).ok());
   request.add_targets()->set_url("http://d/");
-  const absl::StatusOr<BatchRequest> batch = BatchFromProto(request, limits);
+  const absl::StatusOr<BatchRequest> batch = Convert(request, limits);
   EXPECT_EQ(batch.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(batch.status().message(),
             "targets: 4 targets, more than the server's limit of 3");
+}
+
+// Everything the engine refuses is the request's error, at the request's
+// path of the field -- in the defaults or in a target's own options -- and
+// with the engine's words.
+TEST(BatchFromProtoTest, OptionsTheEngineRefusesNameTheRequestField) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::ProbeBatchRequest&)> set;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"body cap",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(2)->mutable_options()->set_max_body_bytes(1001);
+       },
+       "targets[2].options.max_body_bytes: 1001 is above this server's limit "
+       "of 1000"},
+      {"redirect cap in the defaults",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->set_max_redirects(4);
+       },
+       "defaults.max_redirects: 4 is above this server's limit of 3"},
+      {"request body cap",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(0)->mutable_options()->set_body(
+             std::string(101, 'x'));
+       },
+       "targets[0].options.body: 101 bytes is above this server's limit of "
+       "100"},
+      {"request header cap",
+       [](v1::ProbeBatchRequest& r) {
+         v1::Header* header = r.mutable_targets(1)
+                                  ->mutable_options()
+                                  ->mutable_headers()
+                                  ->add_headers();
+         header->set_name("X-Big");
+         header->set_value(std::string(300, 'v'));
+       },
+       "targets[1].options.headers: more than this server's limit of 256 "
+       "bytes"},
+      {"CR LF in the user agent",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(1)->mutable_options()->set_user_agent(
+             "fp\r\nX-Injected: yes");
+       },
+       "targets[1].options.user_agent: holds CR, LF, NUL or another control "
+       "character"},
+      {"a method that is not a token",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->set_method("GET / HTTP/1.1\r\n");
+       },
+       "defaults.method: \"GET / HTTP/1.1\\r\\n\" is not an HTTP method "
+       "token"},
+      {"NUL in a header value",
+       [](v1::ProbeBatchRequest& r) {
+         auto* headers =
+             r.mutable_targets(2)->mutable_options()->mutable_headers();
+         headers->add_headers()->set_name("X-Ok");
+         v1::Header* header = headers->add_headers();
+         header->set_name("X-Bad");
+         header->set_value(std::string("a\0b", 3));
+       },
+       "targets[2].options.headers.headers[1].value: the value of \"X-Bad\" "
+       "holds CR, LF, NUL or another control character"},
+      {"a header name that is not a token",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->mutable_headers()->add_headers()->set_name(
+             "X Bad:");
+       },
+       "defaults.headers.headers[0].name: \"X Bad:\" is not a valid HTTP "
+       "header name"},
+      {"a pattern that does not compile",
+       [](v1::ProbeBatchRequest& r) {
+         auto* patterns =
+             r.mutable_targets(0)->mutable_options()->mutable_body_must_match();
+         patterns->add_patterns("ok");
+         patterns->add_patterns("(unclosed");
+       },
+       "targets[0].options.body_must_match.patterns[1]: not a valid RE2 "
+       "pattern: missing ): (unclosed"},
+  };
+  const std::unique_ptr<Engine> engine =
+      Engine::Create({.workers = 1,
+                      .limits = {.max_body_bytes = 1000,
+                                 .max_request_header_bytes = 256,
+                                 .max_request_body_bytes = 100,
+                                 .max_redirects = 3}})
+          .value();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::ProbeBatchRequest request = ThreeTargets();
+    c.set(request);
+    const absl::StatusOr<BatchRequest> batch = Convert(request, {}, *engine);
+    EXPECT_EQ(batch.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(batch.status().message(), c.message);
+  }
+  // At the caps, the request is fine.
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.mutable_defaults()->set_max_body_bytes(1000);
+  request.mutable_defaults()->set_max_redirects(3);
+  request.mutable_targets(0)->mutable_options()->set_body(
+      std::string(100, 'x'));
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {}, *engine);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->targets[0].options->max_body_bytes, 1000u);
+}
+
+// A server capping below the engine's defaults (64 KiB of body, 10
+// redirects) does not refuse requests that ask for nothing: unset fields
+// take the cap.
+TEST(BatchFromProtoTest, UnsetFieldsTakeACapBelowTheDefault) {
+  const std::unique_ptr<Engine> engine =
+      Engine::Create({.workers = 1,
+                      .limits = {.max_body_bytes = 1000, .max_redirects = 3}})
+          .value();
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.mutable_targets(1)->mutable_options()->set_max_redirects(1);
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {}, *engine);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->targets[0].options->max_body_bytes, 1000u);
+  EXPECT_EQ(batch->targets[0].options->max_redirects, 3);
+  EXPECT_EQ(batch->targets[1].options->max_body_bytes, 1000u);
+  EXPECT_EQ(batch->targets[1].options->max_redirects, 1);
+  // Under the default caps, the defaults are the engine's.
+  const absl::StatusOr<BatchRequest> plain = Convert(request, {});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->targets[0].options->max_body_bytes,
+            ProbeOptions().max_body_bytes);
+  EXPECT_EQ(plain->targets[0].options->max_redirects,
+            ProbeOptions().max_redirects);
+}
+
+// A target that overrides the field the defaults got wrong is still a bad
+// request: the defaults are checked on their own.
+TEST(BatchFromProtoTest, BadDefaultsAreAnErrorEvenWhenEveryTargetOverrides) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  request.mutable_defaults()->set_user_agent("a\nb");
+  for (v1::ProbeTarget& target : *request.mutable_targets()) {
+    target.mutable_options()->set_user_agent("fine");
+  }
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
+  EXPECT_EQ(batch.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(batch.status().message()),
+              ::testing::StartsWith("defaults.user_agent: "));
 }
 
 TEST(EffectiveTimeoutTest, TheEarlierOfTimeoutAndDeadlineLessMargin) {
@@ -234,8 +396,68 @@ TEST(ResultToProtoTest, CarriesEveryField) {
   EXPECT_EQ(proto.cert_expiry().seconds(), 1900000000);
   EXPECT_EQ(proto.cert_expiry().nanos(), 5);
 
+  // Not a DNS error, no hops, no TLS, no lag.
+  EXPECT_EQ(proto.dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  EXPECT_EQ(proto.hops_size(), 0);
+  EXPECT_FALSE(proto.has_tls());
+  EXPECT_FALSE(proto.has_prober_lag());
+
   result.cert_expiry.reset();
   EXPECT_FALSE(ResultToProto(result).has_cert_expiry());
+}
+
+TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {
+  ProbeResult result;
+  result.outcome = Outcome::kDnsError;
+  result.dns_failure = DnsFailure::kServFail;
+  result.hops.push_back({.url = "https://a.test/",
+                         .status_code = 302,
+                         .location = "/b",
+                         .remote_ip = "192.0.2.1",
+                         .remote_port = 443,
+                         .addresses = {"192.0.2.1", "2001:db8::1"},
+                         .timings = {.dns = absl::Microseconds(7),
+                                     .total = absl::Milliseconds(3)}});
+  result.hops.push_back({.url = "https://a.test/b", .status_code = 200});
+  TlsInfo tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_128_GCM_SHA256";
+  tls.resumed = true;
+  tls.chain.push_back({.subject = "CN=a.test",
+                       .issuer = "CN=Test CA",
+                       .serial = "0a1b",
+                       .sha256_fingerprint = "00ff",
+                       .not_before = absl::FromUnixSeconds(1700000000),
+                       .not_after = absl::FromUnixSeconds(1800000000)});
+  result.tls = tls;
+  result.prober_lag = absl::Milliseconds(12);
+
+  const v1::ProbeResult proto = ResultToProto(result);
+  EXPECT_EQ(proto.dns_failure(), v1::DNS_FAILURE_SERVFAIL);
+  ASSERT_EQ(proto.hops_size(), 2);
+  EXPECT_EQ(proto.hops(0).url(), "https://a.test/");
+  EXPECT_EQ(proto.hops(0).status_code(), 302u);
+  EXPECT_EQ(proto.hops(0).location(), "/b");
+  EXPECT_EQ(proto.hops(0).remote_ip(), "192.0.2.1");
+  EXPECT_EQ(proto.hops(0).remote_port(), 443u);
+  EXPECT_THAT(proto.hops(0).addresses(),
+              ElementsAre("192.0.2.1", "2001:db8::1"));
+  EXPECT_EQ(proto.hops(0).timings().dns().nanos(), 7000);
+  EXPECT_EQ(proto.hops(0).timings().total().nanos(), 3000000);
+  EXPECT_EQ(proto.hops(1).url(), "https://a.test/b");
+  EXPECT_EQ(proto.hops(1).status_code(), 200u);
+  ASSERT_TRUE(proto.has_tls());
+  EXPECT_EQ(proto.tls().version(), "TLSv1.3");
+  EXPECT_EQ(proto.tls().cipher(), "TLS_AES_128_GCM_SHA256");
+  EXPECT_TRUE(proto.tls().resumed());
+  ASSERT_EQ(proto.tls().chain_size(), 1);
+  EXPECT_EQ(proto.tls().chain(0).subject(), "CN=a.test");
+  EXPECT_EQ(proto.tls().chain(0).issuer(), "CN=Test CA");
+  EXPECT_EQ(proto.tls().chain(0).serial(), "0a1b");
+  EXPECT_EQ(proto.tls().chain(0).sha256_fingerprint(), "00ff");
+  EXPECT_EQ(proto.tls().chain(0).not_before().seconds(), 1700000000);
+  EXPECT_EQ(proto.tls().chain(0).not_after().seconds(), 1800000000);
+  EXPECT_EQ(proto.prober_lag().nanos(), 12000000);
 }
 
 TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
@@ -243,6 +465,12 @@ TEST(EnumsToProtoTest, EveryEngineValueHasItsProtoName) {
     const Outcome outcome = static_cast<Outcome>(i);
     EXPECT_EQ(v1::Outcome_Name(OutcomeToProto(outcome)),
               absl::StrCat("OUTCOME_", OutcomeName(outcome)));
+  }
+  EXPECT_EQ(DnsFailureToProto(DnsFailure::kNone), v1::DNS_FAILURE_UNSPECIFIED);
+  for (int i = 1; i <= static_cast<int>(DnsFailure::kOther); ++i) {
+    const DnsFailure failure = static_cast<DnsFailure>(i);
+    EXPECT_EQ(v1::DnsFailure_Name(DnsFailureToProto(failure)),
+              absl::StrCat("DNS_FAILURE_", DnsFailureName(failure)));
   }
   for (int i = 0; i <= static_cast<int>(EndReason::kCancelled); ++i) {
     const EndReason reason = static_cast<EndReason>(i);

@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,10 @@
 #include "proto/duration.h"
 #include "tests/service/service_harness.h"
 #include "tests/support/batches.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/target_server.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_target_server.h"
 #include "tests/support/wait.h"
 
 namespace fanprobe {
@@ -380,6 +384,63 @@ const InvalidCase kInvalidCases[] = {
        inverted->set_min(400);
        inverted->set_max(300);
      }},
+    // What the engine refuses (Engine::CheckOptions), at the server's
+    // default caps (ProbeLimits).
+    {"BodyCapExceeded", "targets[2].options.max_body_bytes",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(2)->mutable_options()->set_max_body_bytes(uint64_t{1}
+                                                                   << 40);
+     }},
+    {"RedirectCapExceeded", "defaults.max_redirects",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->set_max_redirects(31);
+     }},
+    {"RedirectCapFarExceeded", "targets[1].options.max_redirects",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)->mutable_options()->set_max_redirects(4294967295u);
+     }},
+    {"RequestBodyCapExceeded", "defaults.body",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->set_body(std::string((1 << 20) + 1, 'b'));
+     }},
+    {"RequestHeaderCapExceeded", "targets[0].options.headers",
+     [](v1::ProbeBatchRequest& r) {
+       v1::Header* header = r.mutable_targets(0)
+                                ->mutable_options()
+                                ->mutable_headers()
+                                ->add_headers();
+       header->set_name("X-Large");
+       header->set_value(std::string(64 << 10, 'h'));
+     }},
+    {"InjectedUserAgent", "targets[1].options.user_agent",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)->mutable_options()->set_user_agent(
+           "fp\r\nX-Injected: yes\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: v");
+     }},
+    {"MethodNotAToken", "targets[0].options.method",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(0)->mutable_options()->set_method("GET /x HTTP/1.1");
+     }},
+    {"LineFeedInAHeaderValue", "targets[2].options.headers.headers[1].value",
+     [](v1::ProbeBatchRequest& r) {
+       auto* headers =
+           r.mutable_targets(2)->mutable_options()->mutable_headers();
+       v1::Header* ok = headers->add_headers();
+       ok->set_name("X-Ok");
+       ok->set_value("fine");
+       v1::Header* bad = headers->add_headers();
+       bad->set_name("X-Bad");
+       bad->set_value("a\nX-Injected: yes");
+     }},
+    {"NulInAHeaderName", "defaults.headers.headers[0].name",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->mutable_headers()->add_headers()->set_name(
+           std::string("X-A\0B", 5));
+     }},
+    {"PatternThatDoesNotCompile", "defaults.body_must_not_match.patterns[0]",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_defaults()->mutable_body_must_not_match()->add_patterns("(");
+     }},
 };
 
 TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {
@@ -553,6 +614,170 @@ TEST_F(ProberServiceTest, TargetOptionsOverrideDefaultsFieldByField) {
     }
   }
   EXPECT_EQ(with_header, 2);  // targets 0 and 2
+}
+
+// The server's caps are the engine's (EngineOptions::limits); a request
+// beyond one is refused before anything is sent, with the engine's words.
+TEST_F(ProberServiceTest, RequestsBeyondTheServersCapsSendNothing) {
+  ServiceHarness server({}, {.limits = {.max_body_bytes = 1000,
+                                        .max_request_header_bytes = 512,
+                                        .max_request_body_bytes = 100,
+                                        .max_redirects = 2}});
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/status/200"), target_.url("/status/200"),
+                    target_.url("/status/200"), target_.url("/status/200")});
+  request.mutable_targets(3)->mutable_options()->set_max_body_bytes(1001);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  grpc::Status status = server.stub().ProbeBatch(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "targets[3].options.max_body_bytes: 1001 is above this server's "
+            "limit of 1000");
+
+  request.mutable_targets(3)->mutable_options()->set_max_body_bytes(1000);
+  request.mutable_defaults()->set_max_redirects(3);
+  grpc::ClientContext stream_context;
+  auto reader = server.stub().StreamProbes(&stream_context, request);
+  const StreamOutcome outcome = ReadStream(*reader);
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(outcome.status.error_message(),
+            "defaults.max_redirects: 3 is above this server's limit of 2");
+  EXPECT_THAT(outcome.results, IsEmpty());
+
+  EXPECT_EQ(server.service().Stats().batches_started, 0u);
+  EXPECT_EQ(target_.Stats().http.requests, 0);
+
+  // At the caps, it runs.
+  request.mutable_defaults()->set_max_redirects(2);
+  grpc::ClientContext ok_context;
+  status = server.stub().ProbeBatch(&ok_context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.summary().succeeded(), 4u);
+}
+
+// The redirect chain arrives as hops: each request's URL, status, Location,
+// address and timings.
+TEST_F(ProberServiceTest, ARedirectChainArrivesHopByHop) {
+  ServiceHarness server;
+  v1::ProbeBatchRequest request = BatchRequest({target_.url("/redirect/2")});
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 1);
+  const v1::ProbeResult& result = response.done(0);
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_OK) << result.error();
+  EXPECT_EQ(result.redirects(), 2u);
+  EXPECT_EQ(result.final_url(), target_.url("/status/200"));
+  ASSERT_EQ(result.hops_size(), 3);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {target_.url("/redirect/2"), target_.url("/redirect/1")},
+      {target_.url("/redirect/1"), target_.url("/status/200")},
+      {target_.url("/status/200"), ""}};
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const v1::Hop& hop = result.hops(i);
+    EXPECT_EQ(hop.url(), expected[i].first);
+    EXPECT_EQ(hop.status_code(), i < 2 ? 302u : 200u);
+    EXPECT_EQ(hop.location(), expected[i].second);
+    EXPECT_EQ(hop.remote_ip(), "127.0.0.1");
+    EXPECT_EQ(hop.remote_port(), static_cast<uint32_t>(target_.port()));
+    const absl::Duration total =
+        DurationFromProto(hop.timings().total()).value();
+    EXPECT_GT(total, absl::ZeroDuration());
+    EXPECT_LE(DurationFromProto(hop.timings().first_byte()).value(), total);
+  }
+  EXPECT_EQ(result.dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  EXPECT_FALSE(result.has_tls());
+  EXPECT_EQ(target_.Stats().http.requests, 3);
+}
+
+// An https probe says which session it had: version, cipher, a full
+// handshake, and the certificate the server presented.
+TEST_F(ProberServiceTest, ATlsProbeCarriesItsSession) {
+  const testing::TestCa ca("service test CA");
+  testing::TlsTargetServer tls_target(ca, {.allow_resumption = true});
+  ServiceHarness server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({tls_target.url("/status/200"), target_.url("/status/200")});
+  request.mutable_defaults()->set_ca_pem(ca.cert_pem());
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 2);
+  const v1::ProbeResult& https = response.done(0);
+  ASSERT_EQ(https.outcome(), v1::OUTCOME_OK) << https.error();
+  ASSERT_TRUE(https.has_tls());
+  EXPECT_EQ(https.tls().version(), tls_target.Stats().last_protocol);
+  EXPECT_THAT(https.tls().version(), StartsWith("TLSv1."));
+  EXPECT_THAT(https.tls().cipher(), ::testing::Not(IsEmpty()));
+  EXPECT_FALSE(https.tls().resumed());  // a fresh probe, a full handshake
+  ASSERT_GE(https.tls().chain_size(), 1);
+  const v1::CertificateInfo& leaf = https.tls().chain(0);
+  EXPECT_THAT(leaf.subject(), ::testing::HasSubstr("CN=localhost"));
+  EXPECT_THAT(leaf.issuer(), ::testing::HasSubstr("CN=service test CA"));
+  EXPECT_THAT(leaf.sha256_fingerprint(),
+              ::testing::MatchesRegex("[0-9a-f]{64}"));
+  EXPECT_THAT(leaf.serial(), ::testing::MatchesRegex("[0-9a-f]+"));
+  const absl::Time now = absl::Now();
+  EXPECT_LT(absl::FromUnixSeconds(leaf.not_before().seconds()), now);
+  EXPECT_GT(absl::FromUnixSeconds(leaf.not_after().seconds()), now);
+  EXPECT_LE(https.cert_expiry().seconds(), leaf.not_after().seconds());
+  // http:// has no TLS session.
+  EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_OK);
+  EXPECT_FALSE(response.done(1).has_tls());
+}
+
+// Names resolve through the server's DNS servers (EngineOptions::
+// dns_servers, --dns_server), and how a lookup failed is in the result.
+TEST_F(ProberServiceTest, DnsFailuresAreClassified) {
+  absl::StatusOr<std::unique_ptr<testing::DnsServer>> started =
+      testing::DnsServer::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  testing::DnsServer& dns = **started;
+  dns.AddA("web.test", "127.0.0.1");
+  dns.SetRcode("broken.test", testing::DnsServer::kServFail);
+  dns.SetRcode("closed.test", testing::DnsServer::kRefused);
+  dns.AddAaaa("v6only.test", "::1");
+  ServiceHarness server({}, {.dns_servers = {dns.address()},
+                             .dns_timeout = absl::Seconds(5),
+                             .hosts_file = ""});
+  const std::string port = absl::StrCat(":", target_.port());
+  v1::ProbeBatchRequest request =
+      BatchRequest({absl::StrCat("http://web.test", port, "/status/200"),
+                    absl::StrCat("http://missing.test", port, "/"),
+                    absl::StrCat("http://broken.test", port, "/"),
+                    absl::StrCat("http://closed.test", port, "/"),
+                    absl::StrCat("http://v6only.test", port, "/")});
+  request.mutable_targets(4)->mutable_options()->set_ip_family(
+      v1::IP_FAMILY_IPV4);
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  ASSERT_TRUE(server.stub().ProbeBatch(&context, request, &response).ok());
+  ASSERT_EQ(response.done_size(), 5);
+  EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK)
+      << response.done(0).error();
+  EXPECT_EQ(response.done(0).dns_failure(), v1::DNS_FAILURE_UNSPECIFIED);
+  ASSERT_EQ(response.done(0).hops_size(), 1);
+  EXPECT_THAT(response.done(0).hops(0).addresses(), Contains("127.0.0.1"));
+  const std::vector<v1::DnsFailure> failures = {
+      v1::DNS_FAILURE_NXDOMAIN, v1::DNS_FAILURE_SERVFAIL,
+      v1::DNS_FAILURE_REFUSED, v1::DNS_FAILURE_NODATA};
+  for (int i = 1; i < 5; ++i) {
+    SCOPED_TRACE(request.targets(i).url());
+    EXPECT_EQ(response.done(i).outcome(), v1::OUTCOME_DNS_ERROR);
+    EXPECT_EQ(response.done(i).dns_failure(), failures[i - 1])
+        << response.done(i).error();
+    // The one hop began and found no address: no response, no connection.
+    ASSERT_EQ(response.done(i).hops_size(), 1);
+    EXPECT_EQ(response.done(i).hops(0).url(), request.targets(i).url());
+    EXPECT_EQ(response.done(i).hops(0).status_code(), 0u);
+    EXPECT_EQ(response.done(i).hops(0).remote_ip(), "");
+  }
+  // They were asked of the test server, not of the machine's resolver.
+  EXPECT_GE(dns.QueryCount("missing.test"), 1u);
+  EXPECT_GE(dns.QueryCount("web.test"), 1u);
+  EXPECT_EQ(target_.Stats().http.requests, 1);
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ class Subprocess {
       absl::Duration timeout);
 
   void Signal(int signal_number);
+  // The child's process id (for /proc/<pid>/...); valid until it is reaped.
+  pid_t pid() const { return pid_; }
 
   // Reads all output until the child exits; kills it after `timeout`.
   Exit Wait(absl::Duration timeout);
