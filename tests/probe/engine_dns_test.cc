@@ -251,7 +251,11 @@ TEST_F(EngineDnsTest, TenThousandDistinctNamesAllResolve) {
   }
   BatchOptions options;
   options.max_concurrency = 1000;
-  BatchRun run = Run(std::move(targets), options);
+  // What is tested is that every lookup succeeds, not how fast: under ASan
+  // on a loaded 2-core machine the batch took longer than kPatience (the
+  // ctest timeout, 120 s, stays above this).
+  BatchRun run = testing::RunBatch(*engine_, std::move(targets), options,
+                                   absl::Seconds(100));
   ExpectConsistent(run);
   EXPECT_EQ(run.summary.succeeded, 10000u);
   int shown = 0;

@@ -10,13 +10,13 @@
 namespace fanprobe::testing {
 
 BatchRun RunBatch(Engine& engine, std::vector<ProbeTarget> targets,
-                  const BatchOptions& options) {
+                  const BatchOptions& options, absl::Duration patience) {
   BatchRecorder recorder;
   std::shared_ptr<Batch> batch =
       engine.Submit(std::move(targets), options, recorder.Callbacks());
-  std::optional<BatchSummary> summary = recorder.WaitDone();
+  std::optional<BatchSummary> summary = recorder.WaitDone(patience);
   if (!summary) {
-    ADD_FAILURE() << "the batch did not end within " << kPatience;
+    ADD_FAILURE() << "the batch did not end within " << patience;
     batch->Cancel();
     summary = recorder.WaitDone();
   }

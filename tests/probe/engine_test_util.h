@@ -174,9 +174,10 @@ inline std::vector<ProbeTarget> Targets(
 }
 
 // Submits a batch to `engine` and waits for it to end (cancelling it, and
-// failing the test, if it does not within kPatience).
+// failing the test, if it does not within `patience`).
 BatchRun RunBatch(Engine& engine, std::vector<ProbeTarget> targets,
-                  const BatchOptions& options = {});
+                  const BatchOptions& options = {},
+                  absl::Duration patience = kPatience);
 
 // Checks the summary's arithmetic against the results it came with: every
 // probe reported exactly once, as a result or as pending.
