@@ -257,14 +257,20 @@ TEST_F(EngineDnsTest, TenThousandDistinctNamesAllResolve) {
   BatchRun run = testing::RunBatch(*engine_, std::move(targets), options,
                                    absl::Seconds(100));
   ExpectConsistent(run);
-  EXPECT_EQ(run.summary.succeeded, 10000u);
+  EXPECT_EQ(run.summary.completed, 10000u);
+  // Every name resolved and its probe connected.  Whether the loopback
+  // target then answered all 1,000 at once is not this test's subject (under
+  // ASan on a loaded machine, cpp-httplib's pool closed 64 connections
+  // unanswered).
   int shown = 0;
   for (const ProbeResult& r : run.results) {
-    if (r.outcome != Outcome::kOk && shown++ < 5) {
+    if ((r.outcome == Outcome::kDnsError || r.remote_ip != "127.0.0.1") &&
+        shown++ < 5) {
       ADD_FAILURE() << r.url << ": " << OutcomeName(r.outcome) << " "
                     << r.error;
     }
   }
+  EXPECT_EQ(shown, 0) << "names that did not resolve or connect";
   // Each name asked for both families (a loaded resolver may be asked
   // again, which loses nothing).
   EXPECT_GE(dns_->QueryCount(), 20000u);
