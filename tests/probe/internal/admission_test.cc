@@ -154,9 +154,9 @@ TEST_F(AdmissionTest, SmallBatchTakesTurnsWithABigOne) {
   BatchRecorder big;
   BatchRecorder small;
   std::shared_ptr<Batch> big_batch =
-      engine_->Submit(Hosts(100, 0, "big"), {}, big.Callbacks());
+      engine_->Submit(Hosts(100, 0, "big.test"), {}, big.Callbacks());
   ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
-  engine_->Submit(Hosts(2, 0, "small"), {}, small.Callbacks());
+  engine_->Submit(Hosts(2, 0, "small.test"), {}, small.Callbacks());
 
   // Slots free up one at a time.  The batches take them in turns, so the
   // small batch's two probes start within the next four, not after the big
@@ -168,9 +168,9 @@ TEST_F(AdmissionTest, SmallBatchTakesTurnsWithABigOne) {
   }
   std::vector<std::string> order = probes_->StartOrder();
   ASSERT_EQ(order.size(), 6u);
-  EXPECT_THAT(
-      std::vector<std::string>(order.begin() + 2, order.end()),
-      ::testing::IsSupersetOf({"http://h0.small/", "http://h1.small/"}));
+  EXPECT_THAT(std::vector<std::string>(order.begin() + 2, order.end()),
+              ::testing::IsSupersetOf(
+                  {"http://h0.small.test/", "http://h1.small.test/"}));
   big_batch->Cancel();
   EXPECT_EQ(big.WaitDone()->reason, EndReason::kCancelled);
 }
