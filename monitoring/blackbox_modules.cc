@@ -1,5 +1,6 @@
 #include "monitoring/blackbox_modules.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -361,13 +362,31 @@ absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path) {
 
 absl::StatusOr<absl::Duration> ProbeTimeout(absl::string_view header,
                                             absl::Duration module_timeout,
-                                            absl::Duration offset) {
+                                            absl::Duration offset,
+                                            absl::Duration max_scrape_timeout) {
   double scrape_seconds = 0;
   if (!header.empty() && !absl::SimpleAtod(header, &scrape_seconds)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "X-Prometheus-Scrape-Timeout-Seconds: not a number: \"", header, "\""));
   }
+  // SimpleAtod takes "inf" and "nan", and turns "1e309" into infinity.
+  if (!std::isfinite(scrape_seconds)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("X-Prometheus-Scrape-Timeout-Seconds: not a finite "
+                     "number: \"",
+                     header, "\""));
+  }
+  if (scrape_seconds < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "X-Prometheus-Scrape-Timeout-Seconds: must be positive: \"", header,
+        "\""));
+  }
+  // Held to the maximum while still a double: absl::Seconds(1e308) would
+  // already be infinite.
+  const double max_seconds = absl::ToDoubleSeconds(max_scrape_timeout);
   if (scrape_seconds == 0) scrape_seconds = 120;
+  scrape_seconds = std::min(scrape_seconds, max_seconds);
+  module_timeout = std::min(module_timeout, max_scrape_timeout);
   const absl::Duration most = absl::Seconds(scrape_seconds) - offset;
   if ((module_timeout > absl::ZeroDuration() && module_timeout < most) ||
       most < absl::ZeroDuration()) {

@@ -73,14 +73,28 @@ absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml);
 // Reads and parses `path`; the message starts with the path.
 absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path);
 
+// The longest scrape timeout a /probe honours unless the server says
+// otherwise (--http_max_scrape_timeout): blackbox_exporter's default for a
+// scrape without the header.
+inline constexpr absl::Duration kDefaultMaxScrapeTimeout = absl::Seconds(120);
+
 // The probe's deadline, as blackbox_exporter computes it: the scrape's
 // timeout (the X-Prometheus-Scrape-Timeout-Seconds header; 120 s when
 // absent or 0) less `offset`, or the module's timeout when that is shorter.
 // When the scrape's timeout is less than the offset, the module's timeout
-// (zero if it has none).  kInvalidArgument when the header is not a number.
-absl::StatusOr<absl::Duration> ProbeTimeout(absl::string_view header,
-                                            absl::Duration module_timeout,
-                                            absl::Duration offset);
+// (zero if it has none).
+//
+// Stricter than blackbox_exporter, whose float parse lets "inf", "nan" and
+// "1e308" through and so removes the limit: kInvalidArgument when the header
+// is not a finite number ("inf", "nan", "1e309", "soon") or is negative
+// (blackbox_exporter would quietly use the module's timeout; Prometheus never
+// sends one, so a negative header is a broken client worth telling).  The
+// scrape's timeout and the module's are each held to `max_scrape_timeout`
+// first, so the result never exceeds it.
+absl::StatusOr<absl::Duration> ProbeTimeout(
+    absl::string_view header, absl::Duration module_timeout,
+    absl::Duration offset,
+    absl::Duration max_scrape_timeout = kDefaultMaxScrapeTimeout);
 
 }  // namespace fanprobe::monitoring
 

@@ -104,6 +104,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
           "--modules_file: module \"", name, "\": ", status.message()));
     }
   }
+  if (options.max_scrape_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_scrape_timeout: must be positive");
+  }
   std::unique_ptr<HttpServer> server(new HttpServer(
       std::move(options), engine, metrics, std::move(readiness)));
   httplib::Server& http = *server->http_;
@@ -305,7 +308,7 @@ void HttpServer::HandleProbe(const httplib::Request& request,
   const BlackboxModule& module = module_it->second;
   absl::StatusOr<absl::Duration> timeout = ProbeTimeout(
       request.get_header_value("X-Prometheus-Scrape-Timeout-Seconds"),
-      module.timeout, options_.timeout_offset);
+      module.timeout, options_.timeout_offset, options_.max_scrape_timeout);
   if (!timeout.ok()) {
     Reject(absl::StatusCode::kInvalidArgument,
            absl::StrCat("Failed to parse timeout from Prometheus header: ",

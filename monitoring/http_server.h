@@ -17,7 +17,8 @@
 // module's timeout when shorter.  Answers:
 //   200  the metrics (probe_success 0 for a failed probe: a failed probe is
 //        data, not an HTTP error)
-//   400  no target, an unknown module, too many targets, a bad timeout header
+//   400  no target, an unknown module, too many targets, a timeout header
+//        that is not a finite positive number
 //   503  shutting down, or more pending /probe probes than max_pending_probes
 //
 // Example (server/server.cc does this):
@@ -73,6 +74,10 @@ struct HttpServerOptions {
   // Taken off the scrape's timeout so the answer reaches Prometheus in time
   // (--probe_timeout_offset; blackbox_exporter's --timeout-offset).
   absl::Duration timeout_offset = absl::Milliseconds(500);
+  // The longest scrape timeout honoured (--http_max_scrape_timeout): a
+  // larger X-Prometheus-Scrape-Timeout-Seconds, or a module's longer
+  // timeout, is held to it, so no scrape holds its probes longer.
+  absl::Duration max_scrape_timeout = kDefaultMaxScrapeTimeout;
   // Distinct target= values one /probe may carry; more is a 400.  (The
   // request line is at most 8 KiB anyway, cpp-httplib's limit: a longer
   // one is a 414.)

@@ -64,6 +64,10 @@ ABSL_FLAG(std::string, modules_file, "",
 ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
           "A /probe's deadline is the scrape's timeout "
           "(X-Prometheus-Scrape-Timeout-Seconds) less this.");
+ABSL_FLAG(absl::Duration, http_max_scrape_timeout, absl::Seconds(120),
+          "The longest scrape timeout a /probe honours: a larger "
+          "X-Prometheus-Scrape-Timeout-Seconds (or module timeout) is held "
+          "to it.");
 
 // Where probes may connect (server_flags.h, probe/destination_policy.h).
 ABSL_FLAG(bool, deny_private, false,
@@ -243,6 +247,8 @@ int main(int argc, char** argv) {
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.http.address = absl::GetFlag(FLAGS_http_address);
   options.http.timeout_offset = absl::GetFlag(FLAGS_probe_timeout_offset);
+  options.http.max_scrape_timeout =
+      absl::GetFlag(FLAGS_http_max_scrape_timeout);
   if (const std::string path = absl::GetFlag(FLAGS_modules_file);
       !path.empty()) {
     absl::StatusOr<fanprobe::monitoring::BlackboxModules> modules =

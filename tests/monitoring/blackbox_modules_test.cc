@@ -198,5 +198,48 @@ TEST(ProbeTimeoutTest, BlackboxExportersRule) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Issue 13: "inf", "nan" or "1e308" removed the limit (a probe's target
+// connection was still open after 124 s).  The header must be a finite
+// positive number; a huge one is held to the server's maximum.
+TEST(ProbeTimeoutTest, HeaderMustBeFiniteAndPositive) {
+  const absl::Duration offset = absl::Milliseconds(500);
+  const absl::Duration max = absl::Seconds(30);
+  for (const char* header :
+       {"inf", "+inf", "-inf", "Infinity", "nan", "NaN", "-nan", "-1", "-0.5",
+        "1e309", "soon", "1s", "0x", " "}) {
+    absl::StatusOr<absl::Duration> timeout =
+        ProbeTimeout(header, absl::ZeroDuration(), offset, max);
+    EXPECT_EQ(timeout.status().code(), absl::StatusCode::kInvalidArgument)
+        << header << " -> " << timeout.value_or(absl::ZeroDuration());
+  }
+  EXPECT_THAT(
+      ProbeTimeout("inf", absl::ZeroDuration(), offset, max).status().message(),
+      HasSubstr("not a finite number"));
+  EXPECT_THAT(
+      ProbeTimeout("-1", absl::ZeroDuration(), offset, max).status().message(),
+      HasSubstr("must be positive"));
+}
+
+TEST(ProbeTimeoutTest, ClampedToTheServersMaximum) {
+  const absl::Duration offset = absl::Milliseconds(500);
+  const absl::Duration max = absl::Seconds(30);
+  // A finite but huge header, and the 120 s default, are held to the maximum
+  // before the offset comes off.
+  EXPECT_EQ(*ProbeTimeout("1e308", absl::ZeroDuration(), offset, max),
+            absl::Milliseconds(29500));
+  EXPECT_EQ(*ProbeTimeout("", absl::ZeroDuration(), offset, max),
+            absl::Milliseconds(29500));
+  EXPECT_EQ(*ProbeTimeout("0", absl::ZeroDuration(), offset, max),
+            absl::Milliseconds(29500));
+  // A module's longer timeout is held to it too.
+  EXPECT_EQ(*ProbeTimeout("0.2", absl::Minutes(5), offset, max),
+            absl::Seconds(30));
+  // Below the maximum nothing changes.
+  EXPECT_EQ(*ProbeTimeout("10", absl::ZeroDuration(), offset, max),
+            absl::Milliseconds(9500));
+  EXPECT_EQ(*ProbeTimeout("10", absl::Seconds(3), offset, max),
+            absl::Seconds(3));
+}
+
 }  // namespace
 }  // namespace fanprobe::monitoring

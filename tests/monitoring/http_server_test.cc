@@ -156,6 +156,39 @@ TEST_F(HttpServerTest, ScrapeTimeoutHeaderLessTheOffsetIsTheDeadline) {
       [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
 }
 
+// Issue 13: "inf", "nan" and "1e308" removed the limit (the target's
+// connection was still open after 124 s, the server spinning two cores).
+TEST_F(HttpServerTest, ScrapeTimeoutHeaderMustBeAFinitePositiveNumber) {
+  for (const char* header : {"inf", "nan", "-inf", "1e309", "-1"}) {
+    HttpReply reply = HttpGet(http(), ProbePath({target_.raw_url("/hang")}),
+                              {{"X-Prometheus-Scrape-Timeout-Seconds", header}},
+                              absl::Seconds(5));
+    EXPECT_EQ(reply.status, 400) << header;
+    EXPECT_THAT(reply.body, HasSubstr("Failed to parse timeout")) << header;
+  }
+  EXPECT_EQ(target_.Stats().raw.requests, 0);  // nothing was probed
+}
+
+TEST(HttpServerAloneTest, AHugeScrapeTimeoutIsHeldToTheServersMaximum) {
+  TargetServer target;
+  HttpSide side({.max_scrape_timeout = absl::Seconds(1)});
+  const absl::Time start = absl::Now();
+  // 1e308 s is held to 1 s, less the 0.5 s offset.
+  HttpReply reply =
+      HttpGet(side.address(), ProbePath({target.raw_url("/hang")}),
+              {{"X-Prometheus-Scrape-Timeout-Seconds", "1e308"}});
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  Exposition m = ParseOrFail(reply.body);
+  EXPECT_EQ(m.Value("probe_fanprobe_outcome_info", {{"outcome", "TIMEOUT"}}),
+            1);
+  EXPECT_GE(*m.Value("probe_duration_seconds"), 0.45);
+  EXPECT_LT(*m.Value("probe_duration_seconds"), 0.9);
+  EXPECT_LT(took, absl::Seconds(5));
+  EXPECT_TRUE(target.WaitFor(
+      [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
+}
+
 TEST_F(HttpServerTest, DebugExplainsTheProbe) {
   HttpReply reply =
       HttpGet(http(), ProbePath({target_.url("/status/404")}) + "&debug=true");
