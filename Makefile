@@ -12,7 +12,7 @@ DEMO_ADDRESS ?= 127.0.0.1:8081
 BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev \
   protobuf-compiler \
-  protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev \
+  protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev libmicrohttpd-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
   libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

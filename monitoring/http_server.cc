@@ -1,10 +1,19 @@
 #include "monitoring/http_server.h"
 
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,7 +32,6 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "httplib.h"
 #include "monitoring/blackbox_report.h"
 #include "monitoring/prometheus_text.h"
 
@@ -36,6 +45,9 @@ constexpr char kPlainText[] = "text/plain; charset=utf-8";
 // that times out reports its own result (with its phases) before the batch
 // timeout cuts off the ones that never started.
 constexpr absl::Duration kBatchSlack = absl::Milliseconds(50);
+
+// How often the header deadline is checked.
+constexpr absl::Duration kReapInterval = absl::Milliseconds(100);
 
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
@@ -70,14 +82,253 @@ absl::Status SplitAddress(const std::string& address, std::string* host,
   return absl::OkStatus();
 }
 
-// What one /probe request's batch delivers, filled on engine threads.
-struct ProbeRun {
+// A descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// A listening socket on host:port (port 0: a free one), and the port bound.
+absl::StatusOr<std::pair<Fd, int>> Listen(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+  addrinfo* found = nullptr;
+  const std::string service = absl::StrCat(port);
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(),
+                  &hints, &found) != 0 ||
+      found == nullptr) {
+    return absl::UnavailableError("the host does not resolve");
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found,
+                                                               &freeaddrinfo);
+  std::string last_error = "no address";
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    Fd fd(socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                 a->ai_protocol));
+    if (fd.get() < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    // No SO_REUSEPORT: a second server on the same port must fail, not
+    // silently share it.
+    const int yes = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 ||
+        listen(fd.get(), 1024) != 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    sockaddr_storage bound{};
+    socklen_t length = sizeof(bound);
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
+    const int bound_port =
+        bound.ss_family == AF_INET6
+            ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+            : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    return std::make_pair(std::move(fd), bound_port);
+  }
+  return absl::UnavailableError(last_error);
+}
+
+int SocketOf(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  return info == nullptr ? -1 : info->connect_fd;
+}
+
+std::string HeaderValue(MHD_Connection* connection, const char* name) {
+  const char* value =
+      MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+// Every value of query parameter `name`, in order.
+std::vector<std::string> QueryValues(MHD_Connection* connection,
+                                     absl::string_view name) {
+  struct Query {
+    absl::string_view name;
+    std::vector<std::string> values;
+  } query{name, {}};
+  MHD_get_connection_values(
+      connection, MHD_GET_ARGUMENT_KIND,
+      [](void* cls, MHD_ValueKind, const char* key,
+         const char* value) -> MHD_Result {
+        auto* q = static_cast<Query*>(cls);
+        if (key != nullptr && q->name == key) {
+          q->values.emplace_back(value == nullptr ? "" : value);
+        }
+        return MHD_YES;
+      },
+      &query);
+  return std::move(query.values);
+}
+
+std::string QueryValue(MHD_Connection* connection, absl::string_view name) {
+  std::vector<std::string> values = QueryValues(connection, name);
+  return values.empty() ? std::string() : std::move(values.front());
+}
+
+}  // namespace
+
+// One answer, built off libmicrohttpd's structures and queued by Send().
+struct HttpServer::Reply {
+  int status = 200;
+  std::string content_type = kPlainText;
+  std::string body;
+  std::string www_authenticate;
+
+  // Queues the answer on `connection`; only inside the request callback.
+  int Send(MHD_Connection* connection) const {
+    MHD_Response* response = MHD_create_response_from_buffer(
+        body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            content_type.c_str());
+    if (!www_authenticate.empty()) {
+      MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                              www_authenticate.c_str());
+    }
+    const MHD_Result queued =
+        MHD_queue_response(connection, static_cast<unsigned>(status), response);
+    MHD_destroy_response(response);
+    return queued;
+  }
+};
+
+// One /probe request while its batch runs.  Shared by the request's
+// callback state, the batch's callbacks and the hang-up watch.
+struct HttpServer::ProbeRequest {
+  // Constant once the batch is submitted.
+  MHD_Connection* connection = nullptr;
+  const BlackboxModule* module = nullptr;
+  std::vector<std::string> targets;
+  absl::Duration probe_timeout;
+  bool debug = false;
+  absl::Time start;
+  // Set by the batch's on_start, before any other callback runs.
+  std::shared_ptr<Batch> batch;
+  uint64_t watch = 0;  // the hang-up watch (0: none); set under mu
+
   absl::Mutex mu;
   std::vector<std::optional<ProbeResult>> results ABSL_GUARDED_BY(mu);
   std::optional<BatchSummary> summary ABSL_GUARDED_BY(mu);
+  // The connection is suspended and waits for the batch's end to resume.
+  bool suspended ABSL_GUARDED_BY(mu) = false;
+  bool client_gone ABSL_GUARDED_BY(mu) = false;
 };
 
-}  // namespace
+// Watches suspended /probe connections for the client hanging up
+// (EPOLLRDHUP: the peer closed its end) and calls the watch's callback
+// once, on the watcher's own thread.  The caller unwatches before the
+// connection may be resumed, so a watched descriptor is always open.
+class HttpServer::HangupWatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<HangupWatcher>> Create() {
+    Fd epoll(epoll_create1(EPOLL_CLOEXEC));
+    Fd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (epoll.get() < 0 || wake.get() < 0) {
+      return absl::InternalError(
+          absl::StrCat("hang-up watcher: ", std::strerror(errno)));
+    }
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = 0;
+    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &event) != 0) {
+      return absl::InternalError(
+          absl::StrCat("hang-up watcher: ", std::strerror(errno)));
+    }
+    std::unique_ptr<HangupWatcher> watcher(
+        new HangupWatcher(std::move(epoll), std::move(wake)));
+    watcher->thread_ = std::thread([w = watcher.get()] { w->Run(); });
+    return watcher;
+  }
+
+  ~HangupWatcher() {
+    const uint64_t one = 1;
+    stopping_ = true;
+    (void)!write(wake_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+
+  // Returns the watch's id (never 0), or 0 when `fd` cannot be watched.
+  uint64_t Watch(int fd, std::function<void()> on_hangup) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t id = ++last_id_;
+    epoll_event event{};
+    event.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLONESHOT;
+    event.data.u64 = id;
+    watches_[id] = {fd, std::move(on_hangup)};
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+      watches_.erase(id);
+      return 0;
+    }
+    return id;
+  }
+
+  // After this returns the watch's callback does not start; one that has
+  // started may still be running.
+  void Unwatch(uint64_t id) {
+    if (id == 0) return;
+    absl::MutexLock lock(&mu_);
+    auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.fd, nullptr);
+    watches_.erase(it);
+  }
+
+ private:
+  struct Watched {
+    int fd;
+    std::function<void()> on_hangup;
+  };
+
+  HangupWatcher(Fd epoll, Fd wake)
+      : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
+
+  void Run() {
+    epoll_event events[64];
+    while (!stopping_) {
+      const int n = epoll_wait(epoll_.get(), events, 64, -1);
+      for (int i = 0; i < n; ++i) {
+        const uint64_t id = events[i].data.u64;
+        if (id == 0) continue;  // woken to stop
+        std::function<void()> on_hangup;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = watches_.find(id);
+          if (it == watches_.end()) continue;  // unwatched meanwhile
+          on_hangup = std::move(it->second.on_hangup);
+          epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.fd, nullptr);
+          watches_.erase(it);
+        }
+        on_hangup();
+      }
+    }
+  }
+
+  const Fd epoll_;
+  const Fd wake_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  absl::Mutex mu_;
+  uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, Watched> watches_ ABSL_GUARDED_BY(mu_);
+};
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     HttpServerOptions options, Engine& engine, ServerMetrics& metrics,
@@ -107,77 +358,73 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   if (options.max_scrape_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_scrape_timeout: must be positive");
   }
+  if (options.header_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("header_timeout: must be positive");
+  }
+  if (options.max_connections == 0 || options.max_connections_per_client == 0) {
+    return absl::InvalidArgumentError(
+        "max_connections, max_connections_per_client: must be positive");
+  }
+  absl::StatusOr<std::pair<Fd, int>> listener = Listen(host, port);
+  if (!listener.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address,
+                     " for HTTP (address in use or not local?): ",
+                     listener.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<HangupWatcher>> hangups =
+      HangupWatcher::Create();
+  if (!hangups.ok()) return hangups.status();
+
   std::unique_ptr<HttpServer> server(new HttpServer(
       std::move(options), engine, metrics, std::move(readiness)));
-  httplib::Server& http = *server->http_;
-  const int threads = std::max(server->options_.threads, 1);
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http.set_keep_alive_timeout(std::max<time_t>(
-      1, absl::ToInt64Seconds(server->options_.keep_alive_timeout)));
-  http.set_payload_max_length(64 * 1024);
-  // cpp-httplib's default also sets SO_REUSEPORT, with which a second
-  // server on the same port would silently share it instead of failing.
-  http.set_socket_options([](int socket) {
-    const int yes = 1;
-    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-
-  HttpServer* self = server.get();
-  if (self->options_.authorize) {
-    http.set_pre_routing_handler(
-        [self](const httplib::Request& req, httplib::Response& res) {
-          using Handled = httplib::Server::HandlerResponse;
-          if (req.path == "/healthz" || req.path == "/readyz") {
-            return Handled::Unhandled;
-          }
-          const absl::Status status =
-              self->options_.authorize(req.get_header_value("Authorization"));
-          if (status.ok()) return Handled::Unhandled;
-          res.set_header("WWW-Authenticate", R"(Bearer realm="fanprobe")");
-          self->Reject(status.code(), std::string(status.message()), res);
-          return Handled::Handled;
-        });
-  }
-  http.Get("/metrics", [self](const httplib::Request&, httplib::Response& res) {
-    res.set_content(self->metrics_.Render(), kTextFormat);
-  });
-  http.Get("/probe",
-           [self](const httplib::Request& req, httplib::Response& res) {
-             self->HandleProbe(req, res);
-           });
-  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", kPlainText);
-  });
-  http.Get("/readyz", [self](const httplib::Request&, httplib::Response& res) {
-    self->HandleReady(res);
-  });
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(
-        "fanprobe\n\n"
-        "/metrics   fanprobe's metrics (Prometheus text format)\n"
-        "/probe     ?target=URL[&target=URL...]&module=NAME[&debug=true]: "
-        "blackbox_exporter-compatible probe\n"
-        "/healthz   liveness\n"
-        "/readyz    readiness: serving and not saturated\n",
-        kPlainText);
-  });
-
-  server->port_ = port == 0 ? http.bind_to_any_port(host)
-                            : (http.bind_to_port(host, port) ? port : -1);
-  if (server->port_ <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", server->options_.address,
-                     " for HTTP (address in use or not local?)"));
-  }
+  server->hangups_ = *std::move(hangups);
+  server->port_ = listener->second;
   const std::string& address = server->options_.address;
   server->address_ =
       absl::StrCat(address.substr(0, address.rfind(':')), ":", server->port_);
-  server->listener_ = std::thread([self] {
-    self->http_->listen_after_bind();
-    self->listener_done_.Notify();
-  });
-  // Requests are served once the listener thread runs; a client connecting
-  // before then waits in the accept queue, which the bind already opened.
+  server->listen_fd_ = listener->first.release();
+
+  const HttpServerOptions& o = server->options_;
+  const unsigned threads = static_cast<unsigned>(std::max(o.threads, 1));
+  const unsigned inactivity = static_cast<unsigned>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(o.keep_alive_timeout)));
+  MHD_AccessHandlerCallback on_request =
+      [](void* cls, MHD_Connection* connection, const char* url,
+         const char* method, const char*, const char*, size_t*,
+         void** request_state) -> MHD_Result {
+    return static_cast<MHD_Result>(
+        OnRequest(cls, connection, url, method, request_state));
+  };
+  MHD_NotifyConnectionCallback on_connection =
+      [](void* cls, MHD_Connection* connection, void**,
+         MHD_ConnectionNotificationCode code) {
+        OnConnection(cls, connection, code == MHD_CONNECTION_NOTIFY_STARTED);
+      };
+  MHD_RequestCompletedCallback on_request_done =
+      [](void* cls, MHD_Connection* connection, void** request_state,
+         MHD_RequestTerminationCode) {
+        OnRequestDone(cls, connection, request_state);
+      };
+  HttpServer* self = server.get();
+  server->daemon_ = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+          MHD_ALLOW_SUSPEND_RESUME,
+      0, nullptr, nullptr, on_request, self,                     //
+      MHD_OPTION_LISTEN_SOCKET, server->listen_fd_,              //
+      MHD_OPTION_THREAD_POOL_SIZE, threads,                      //
+      MHD_OPTION_CONNECTION_LIMIT, unsigned{o.max_connections},  //
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT,                        //
+      unsigned{o.max_connections_per_client},                    //
+      MHD_OPTION_CONNECTION_TIMEOUT, inactivity,                 //
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, self,         //
+      MHD_OPTION_NOTIFY_COMPLETED, on_request_done, self,        //
+      MHD_OPTION_END);
+  if (server->daemon_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve HTTP on ", server->address_, ": libmicrohttpd refused"));
+  }
+  server->reaper_ = std::thread([self] { self->ReapSlowHeaders(); });
   return server;
 }
 
@@ -186,10 +433,12 @@ HttpServer::HttpServer(HttpServerOptions options, Engine& engine,
     : options_(std::move(options)),
       engine_(engine),
       metrics_(metrics),
-      readiness_(std::move(readiness)),
-      http_(std::make_unique<httplib::Server>()) {}
+      readiness_(std::move(readiness)) {}
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
 
 void HttpServer::BeginShutdown() {
   absl::MutexLock lock(&mu_);
@@ -223,33 +472,179 @@ void HttpServer::Stop() {
     stopped_ = true;
   }
   CancelAll();
-  if (listener_.joinable()) {
-    // stop() does nothing until the listener thread has started listening,
-    // so it is repeated until that thread is done.  It closes the listener;
-    // the thread then finishes when the pool's threads have finished their
-    // connections (an idle keep-alive one within keep_alive_timeout).
-    do {
-      http_->stop();
-    } while (
-        !listener_done_.WaitForNotificationWithTimeout(absl::Milliseconds(10)));
-    listener_.join();
+  {
+    // Every /probe's batch has ended and resumed its connection before the
+    // daemon (and the connections) go: a resume after that would touch a
+    // freed connection.  Cancelled batches end promptly.
+    absl::MutexLock lock(&mu_);
+    const auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return active_requests_ == 0;
+    };
+    mu_.Await(absl::Condition(&idle));
   }
+  if (daemon_ != nullptr) {
+    // Quiesced first, so the daemon leaves the listening socket to us;
+    // if that fails, stopping closes it.
+    if (MHD_quiesce_daemon(daemon_) == MHD_INVALID_SOCKET) listen_fd_ = -1;
+    MHD_stop_daemon(daemon_);
+    daemon_ = nullptr;
+  }
+  if (reaper_.joinable()) {
+    stop_reaper_.Notify();
+    reaper_.join();
+  }
+  hangups_.reset();
 }
 
 HttpStats HttpServer::Stats() const {
-  absl::MutexLock lock(&mu_);
-  return {.probe_requests_active = active_requests_,
-          .pending_probes = pending_probes_};
+  HttpStats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.probe_requests_active = active_requests_;
+    stats.pending_probes = pending_probes_;
+    stats.scrapes_abandoned = scrapes_abandoned_;
+  }
+  absl::MutexLock lock(&conn_mu_);
+  stats.connections = connections_.size();
+  stats.header_timeouts = header_timeouts_;
+  return stats;
 }
 
-void HttpServer::Reject(absl::StatusCode code, const std::string& message,
-                        httplib::Response& response) {
+void HttpServer::OnConnection(void* cls, MHD_Connection* connection,
+                              bool opened) {
+  auto* self = static_cast<HttpServer*>(cls);
+  absl::MutexLock lock(&self->conn_mu_);
+  if (opened) {
+    self->connections_[connection] = {.fd = SocketOf(connection),
+                                      .since = absl::Now(),
+                                      .awaiting_headers = true};
+  } else {
+    self->connections_.erase(connection);
+  }
+}
+
+void HttpServer::OnRequestDone(void* cls, MHD_Connection* connection,
+                               void** request_state) {
+  auto* self = static_cast<HttpServer*>(cls);
+  // The request's state, handed to libmicrohttpd by Route(), comes back.
+  std::unique_ptr<std::shared_ptr<ProbeRequest>> probe(
+      static_cast<std::shared_ptr<ProbeRequest>*>(*request_state));
+  *request_state = nullptr;
+  absl::MutexLock lock(&self->conn_mu_);
+  auto it = self->connections_.find(connection);
+  if (it != self->connections_.end()) {
+    // The next request's headers are due from now.
+    it->second.since = absl::Now();
+    it->second.awaiting_headers = true;
+  }
+}
+
+void HttpServer::ReapSlowHeaders() {
+  while (!stop_reaper_.WaitForNotificationWithTimeout(kReapInterval)) {
+    const absl::Time late = absl::Now() - options_.header_timeout;
+    absl::MutexLock lock(&conn_mu_);
+    for (auto& [connection, state] : connections_) {
+      if (!state.awaiting_headers || state.since > late || state.fd < 0) {
+        continue;
+      }
+      // libmicrohttpd sees the end of the stream and closes the
+      // connection itself.
+      shutdown(state.fd, SHUT_RDWR);
+      state.awaiting_headers = false;
+      ++header_timeouts_;
+    }
+  }
+}
+
+int HttpServer::OnRequest(void* cls, MHD_Connection* connection,
+                          const char* url, const char* method,
+                          void** request_state) {
+  auto* self = static_cast<HttpServer*>(cls);
+  if (*request_state == nullptr) {
+    return self->Route(connection, url, method, request_state);
+  }
+  // A /probe whose batch has ended: its connection was resumed.
+  std::shared_ptr<ProbeRequest>& probe =
+      *static_cast<std::shared_ptr<ProbeRequest>*>(*request_state);
+  std::optional<Reply> reply = self->ProbeReply(*probe);
+  // No reply: the client has gone; MHD_NO closes the connection.
+  return reply.has_value() ? reply->Send(connection) : MHD_NO;
+}
+
+int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
+                      absl::string_view method, void** request_state) {
+  {
+    absl::MutexLock lock(&conn_mu_);
+    auto it = connections_.find(connection);
+    if (it != connections_.end()) it->second.awaiting_headers = false;
+  }
+  if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD) {
+    return Reply{.status = 405, .body = "only GET and HEAD\n"}.Send(connection);
+  }
+  if (options_.authorize && path != "/healthz" && path != "/readyz") {
+    const absl::Status status =
+        options_.authorize(HeaderValue(connection, "Authorization"));
+    if (!status.ok()) {
+      Reply reply = Reject(status.code(), std::string(status.message()));
+      reply.www_authenticate = R"(Bearer realm="fanprobe")";
+      return reply.Send(connection);
+    }
+  }
+  if (path == "/metrics") {
+    return Reply{.content_type = kTextFormat, .body = metrics_.Render()}.Send(
+        connection);
+  }
+  if (path == "/healthz") return Reply{.body = "ok\n"}.Send(connection);
+  if (path == "/readyz") return HandleReady().Send(connection);
+  if (path == "/") {
+    return Reply{.body =
+                     "fanprobe\n\n"
+                     "/metrics   fanprobe's metrics (Prometheus text format)\n"
+                     "/probe     ?target=URL[&target=URL...]&module=NAME"
+                     "[&debug=true]: blackbox_exporter-compatible probe\n"
+                     "/healthz   liveness\n"
+                     "/readyz    readiness: serving and not saturated\n"}
+        .Send(connection);
+  }
+  if (path != "/probe") {
+    return Reply{.status = 404, .body = "not found\n"}.Send(connection);
+  }
+
+  auto probe = std::make_shared<ProbeRequest>();
+  if (std::optional<Reply> refused = StartProbe(connection, probe)) {
+    return refused->Send(connection);
+  }
+  absl::MutexLock lock(&probe->mu);
+  if (probe->summary.has_value()) {
+    // The batch ended within Submit (every target refused at once).
+    return ProbeReply(*probe)->Send(connection);
+  }
+  // libmicrohttpd holds the request's state until OnRequestDone.
+  *request_state = new std::shared_ptr<ProbeRequest>(probe);
+  std::weak_ptr<Batch> batch = probe->batch;
+  probe->watch = hangups_->Watch(SocketOf(connection), [this, batch, probe] {
+    {
+      absl::MutexLock lock(&probe->mu);
+      probe->client_gone = true;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      ++scrapes_abandoned_;
+    }
+    if (std::shared_ptr<Batch> b = batch.lock()) b->Cancel();
+  });
+  probe->suspended = true;
+  MHD_suspend_connection(connection);
+  return MHD_YES;
+}
+
+HttpServer::Reply HttpServer::Reject(absl::StatusCode code,
+                                     const std::string& message) {
   metrics_.RequestRejected(MetricsApi::kHttp, code);
-  response.status = HttpStatusFor(code);
-  response.set_content(absl::StrCat(message, "\n"), kPlainText);
+  return {.status = HttpStatusFor(code), .body = absl::StrCat(message, "\n")};
 }
 
-void HttpServer::HandleReady(httplib::Response& response) {
+HttpServer::Reply HttpServer::HandleReady() {
   absl::Status ready;
   {
     absl::MutexLock lock(&mu_);
@@ -261,90 +656,78 @@ void HttpServer::HandleReady(httplib::Response& response) {
     }
   }
   if (ready.ok() && readiness_) ready = readiness_();
-  if (ready.ok()) {
-    response.set_content("ready\n", kPlainText);
-  } else {
-    response.status = 503;
-    response.set_content(absl::StrCat("not ready: ", ready.message(), "\n"),
-                         kPlainText);
-  }
+  if (ready.ok()) return {.body = "ready\n"};
+  return {.status = 503,
+          .body = absl::StrCat("not ready: ", ready.message(), "\n")};
 }
 
-void HttpServer::HandleProbe(const httplib::Request& request,
-                             httplib::Response& response) {
-  const absl::Time start = absl::Now();
+std::optional<HttpServer::Reply> HttpServer::StartProbe(
+    MHD_Connection* connection, std::shared_ptr<ProbeRequest>& probe) {
+  probe->connection = connection;
+  probe->start = absl::Now();
   // Distinct targets, in the order given.
-  std::vector<std::string> targets;
   {
     absl::flat_hash_set<std::string> seen;
-    const size_t count = request.get_param_value_count("target");
-    for (size_t i = 0; i < count; ++i) {
-      std::string target = request.get_param_value("target", i);
+    for (std::string& target : QueryValues(connection, "target")) {
       if (!target.empty() && seen.insert(target).second) {
-        targets.push_back(std::move(target));
+        probe->targets.push_back(std::move(target));
       }
     }
   }
+  const std::vector<std::string>& targets = probe->targets;
   if (targets.empty()) {
-    Reject(absl::StatusCode::kInvalidArgument, "Target parameter is missing",
-           response);
-    return;
+    return Reject(absl::StatusCode::kInvalidArgument,
+                  "Target parameter is missing");
   }
   if (targets.size() > options_.max_targets_per_request) {
-    Reject(absl::StatusCode::kInvalidArgument,
-           absl::StrCat("Too many targets: ", targets.size(), " (at most ",
-                        options_.max_targets_per_request, ")"),
-           response);
-    return;
+    return Reject(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("Too many targets: ", targets.size(), " (at most ",
+                     options_.max_targets_per_request, ")"));
   }
-  std::string module_name = request.get_param_value("module");
+  std::string module_name = QueryValue(connection, "module");
   if (module_name.empty()) module_name = std::string(kDefaultModuleName);
   const auto module_it = options_.modules.find(module_name);
   if (module_it == options_.modules.end()) {
-    Reject(absl::StatusCode::kInvalidArgument,
-           absl::StrCat("Unknown module \"", module_name, "\""), response);
-    return;
+    return Reject(absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("Unknown module \"", module_name, "\""));
   }
-  const BlackboxModule& module = module_it->second;
+  probe->module = &module_it->second;
   absl::StatusOr<absl::Duration> timeout = ProbeTimeout(
-      request.get_header_value("X-Prometheus-Scrape-Timeout-Seconds"),
-      module.timeout, options_.timeout_offset, options_.max_scrape_timeout);
+      HeaderValue(connection, "X-Prometheus-Scrape-Timeout-Seconds"),
+      probe->module->timeout, options_.timeout_offset,
+      options_.max_scrape_timeout);
   if (!timeout.ok()) {
-    Reject(absl::StatusCode::kInvalidArgument,
-           absl::StrCat("Failed to parse timeout from Prometheus header: ",
-                        timeout.status().message()),
-           response);
-    return;
+    return Reject(absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("Failed to parse timeout from Prometheus "
+                               "header: ",
+                               timeout.status().message()));
   }
   // The engine needs a positive timeout; a deadline already gone fails the
   // probes at once, as blackbox_exporter's expired context does.
-  const absl::Duration probe_timeout =
-      std::max(*timeout, absl::Milliseconds(1));
+  probe->probe_timeout = std::max(*timeout, absl::Milliseconds(1));
+  probe->debug = QueryValue(connection, "debug") == "true";
 
   const uint64_t probes = targets.size();
   {
     absl::MutexLock lock(&mu_);
-    // Reject() only counts and fills the response: fine under mu_.
     if (shutting_down_) {
-      Reject(absl::StatusCode::kUnavailable,
-             "fanprobe is shutting down; retry on another instance", response);
-      return;
+      return Reject(absl::StatusCode::kUnavailable,
+                    "fanprobe is shutting down; retry on another instance");
     }
     if (pending_probes_ + probes > options_.max_pending_probes) {
-      Reject(absl::StatusCode::kResourceExhausted,
-             absl::StrCat("Overloaded: ", pending_probes_,
-                          " /probe probes pending, ", probes,
-                          " more would exceed the limit of ",
-                          options_.max_pending_probes, "; retry later"),
-             response);
-      return;
+      return Reject(absl::StatusCode::kResourceExhausted,
+                    absl::StrCat("Overloaded: ", pending_probes_,
+                                 " /probe probes pending, ", probes,
+                                 " more would exceed the limit of ",
+                                 options_.max_pending_probes, "; retry later"));
     }
     pending_probes_ += probes;
     ++active_requests_;
   }
 
-  auto options = std::make_shared<ProbeOptions>(module.options);
-  options->timeout = probe_timeout;
+  auto options = std::make_shared<ProbeOptions>(probe->module->options);
+  options->timeout = probe->probe_timeout;
   // blackbox_exporter reads bodies of any size by default; here the
   // server's limit is the most a probe reads.
   options->max_body_bytes =
@@ -359,83 +742,100 @@ void HttpServer::HandleProbe(const httplib::Request& request,
     probe_targets.push_back({.url = target, .options = options});
   }
   BatchOptions batch_options;
-  batch_options.timeout = probe_timeout + kBatchSlack;
+  batch_options.timeout = probe->probe_timeout + kBatchSlack;
   batch_options.max_concurrency = 0;  // every target at once, within the cap
 
-  auto run = std::make_shared<ProbeRun>();
   {
-    absl::MutexLock lock(&run->mu);
-    run->results.resize(targets.size());
+    absl::MutexLock lock(&probe->mu);
+    probe->results.resize(targets.size());
   }
   std::shared_ptr<Batch> batch =
       engine_.Submit(std::move(probe_targets), batch_options,
-                     {.on_result =
-                          [run](ProbeResult result) {
-                            absl::MutexLock lock(&run->mu);
+                     {.on_start =
+                          [this, probe](std::shared_ptr<Batch> batch) {
+                            probe->batch = batch;
+                            absl::MutexLock lock(&mu_);
+                            batches_.insert(std::move(batch));
+                          },
+                      .on_result =
+                          [probe](ProbeResult result) {
+                            absl::MutexLock lock(&probe->mu);
                             const uint32_t index = result.index;
-                            if (index < run->results.size()) {
-                              run->results[index] = std::move(result);
+                            if (index < probe->results.size()) {
+                              probe->results[index] = std::move(result);
                             }
                           },
                       .on_done =
-                          [run](BatchSummary summary) {
-                            absl::MutexLock lock(&run->mu);
-                            run->summary = std::move(summary);
+                          [this, probe](BatchSummary summary) {
+                            ProbeDone(probe, std::move(summary));
                           }});
   bool cancel;
   {
     absl::MutexLock lock(&mu_);
     cancel = cancel_all_;
-    batches_.insert(batch);
   }
   if (cancel) batch->Cancel();
+  return std::nullopt;
+}
 
+void HttpServer::ProbeDone(const std::shared_ptr<ProbeRequest>& probe,
+                           BatchSummary summary) {
+  {
+    absl::MutexLock lock(&probe->mu);
+    probe->summary = std::move(summary);
+    if (probe->suspended) {
+      // Unwatched first: once resumed, the connection (and its descriptor)
+      // may go at any time.
+      hangups_->Unwatch(probe->watch);
+      probe->suspended = false;
+      MHD_resume_connection(probe->connection);
+    }
+  }
+  // Last: Stop() frees the connections once no request is active.
+  absl::MutexLock lock(&mu_);
+  batches_.erase(probe->batch);
+  pending_probes_ -= probe->targets.size();
+  --active_requests_;
+}
+
+std::optional<HttpServer::Reply> HttpServer::ProbeReply(ProbeRequest& probe) {
   std::vector<std::optional<ProbeResult>> results;
   BatchSummary summary;
+  bool client_gone;
   {
-    absl::MutexLock lock(&run->mu);
-    const auto done = [&run]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(run->mu) {
-      return run->summary.has_value();
-    };
-    run->mu.Await(absl::Condition(&done));
-    results = std::move(run->results);
-    summary = *run->summary;
+    absl::MutexLock lock(&probe.mu);
+    results = std::move(probe.results);
+    summary = *probe.summary;
+    client_gone = probe.client_gone;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    batches_.erase(batch);
-    pending_probes_ -= probes;
-    --active_requests_;
-  }
-
   if (summary.reason == EndReason::kCancelled) {
-    // Only shutdown cancels a /probe batch.  No metrics beat wrong ones: a
-    // failed scrape leaves probe_success unset instead of 0.
-    Reject(absl::StatusCode::kUnavailable,
-           "fanprobe is shutting down; the probe was cancelled", response);
-    return;
+    if (client_gone) return std::nullopt;
+    // Otherwise only shutdown cancels a /probe batch.  No metrics beat
+    // wrong ones: a failed scrape leaves probe_success unset instead of 0.
+    return Reject(absl::StatusCode::kUnavailable,
+                  "fanprobe is shutting down; the probe was cancelled");
   }
+  const std::vector<std::string>& targets = probe.targets;
   std::vector<ProbeReport> reports;
   reports.reserve(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {
     if (results[i].has_value()) {
-      reports.push_back(ReportProbe(module, targets[i], *results[i]));
+      reports.push_back(ReportProbe(*probe.module, targets[i], *results[i]));
     } else {
       reports.push_back(ReportUnfinished(
           targets[i], "TIMEOUT",
           absl::StrCat("did not complete within the probe deadline of ",
-                       absl::FormatDuration(probe_timeout)),
-          absl::Now() - start));
+                       absl::FormatDuration(probe.probe_timeout)),
+          absl::Now() - probe.start));
     }
   }
   MetricsWriter out;
   WriteProbeMetrics(reports, /*target_labels=*/targets.size() > 1, out);
-  if (request.get_param_value("debug") == "true") {
-    response.set_content(
-        ProbeDebugText(module, reports, probe_timeout, out.text()), kPlainText);
-  } else {
-    response.set_content(out.Release(), kTextFormat);
+  if (probe.debug) {
+    return Reply{.body = ProbeDebugText(*probe.module, reports,
+                                        probe.probe_timeout, out.text())};
   }
+  return Reply{.content_type = kTextFormat, .body = out.Release()};
 }
 
 }  // namespace fanprobe::monitoring

@@ -1,4 +1,4 @@
-// http_server.h: fanprobe's HTTP side, on cpp-httplib, for monitoring
+// http_server.h: fanprobe's HTTP side, on libmicrohttpd, for monitoring
 // pipelines that speak Prometheus:
 //
 //   /metrics   fanprobe's own metrics (metrics.h), Prometheus text format
@@ -29,11 +29,31 @@
 //   if (!http->WaitUntilIdle(deadline)) http->CancelAll();
 //   http->Stop();
 //
-// Threading: cpp-httplib serves each connection on a thread of its pool
-// (`threads`), and a /probe request holds its thread until its batch ends,
-// so `threads` bounds the scrapes served at once; more wait for a thread.
-// All methods may be called from any thread.  The engine and the metrics
-// must outlive the server.
+// Hostile clients (issue 13).  The side runs on libmicrohttpd's event loop
+// (`threads` epoll loops), not a thread per connection, so what a client
+// holds costs memory, not a thread:
+//   - connections are bounded per client address
+//     (max_connections_per_client: a connection beyond it is closed as
+//     soon as it is accepted) and in total (max_connections: beyond it the
+//     listener is not polled, and new connections wait in the kernel's
+//     accept queue until one closes);
+//   - a request's line and headers must arrive within header_timeout of
+//     the connection opening (or the previous answer): a client dripping
+//     its headers a byte a second is cut off then;
+//   - a /probe waits for its batch suspended, holding no thread, so
+//     /healthz and /metrics are never starved by probes;
+//   - a scraper that hangs up while its probes run (the connection's peer
+//     closes: EPOLLRDHUP) cancels them at once.  A client that half-closes
+//     its side after the request and still reads the answer is taken for
+//     gone too; HTTP/1.1 scrapers (Prometheus, curl) do not.
+// cpp-httplib 0.11 could not do this (tests/monitoring/http_hostile_test.cc
+// has the figures): its thread pool serves one connection per thread,
+// headers are read with a per-read timeout only, and a handler cannot see
+// its connection close.
+//
+// Threading: all methods may be called from any thread; the engine's
+// callbacks and the side's own threads never block on a request.  The
+// engine and the metrics must outlive the server.
 
 #ifndef FANPROBE_MONITORING_HTTP_SERVER_H_
 #define FANPROBE_MONITORING_HTTP_SERVER_H_
@@ -41,10 +61,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -56,11 +78,8 @@
 #include "monitoring/metrics.h"
 #include "probe/engine.h"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace fanprobe::monitoring {
 
@@ -78,17 +97,34 @@ struct HttpServerOptions {
   // larger X-Prometheus-Scrape-Timeout-Seconds, or a module's longer
   // timeout, is held to it, so no scrape holds its probes longer.
   absl::Duration max_scrape_timeout = kDefaultMaxScrapeTimeout;
-  // Distinct target= values one /probe may carry; more is a 400.  (The
-  // request line is at most 8 KiB anyway, cpp-httplib's limit: a longer
-  // one is a 414.)
+  // Distinct target= values one /probe may carry; more is a 400.  (A
+  // request's line and headers are at most 32 KiB anyway, libmicrohttpd's
+  // per-connection memory: a longer request line is a 414.)
   uint32_t max_targets_per_request = 100;
   // Probes of all /probe requests in progress together; a request beyond
   // it is a 503, and /readyz reports saturation at it.
   uint64_t max_pending_probes = 100000;
-  // Connections served at once (cpp-httplib's thread pool).
-  int threads = 64;
-  // An idle keep-alive connection is closed after this, which also bounds
-  // how long Stop() waits for idle connections.
+  // Event-loop threads serving the connections (libmicrohttpd's thread
+  // pool).  No request holds one for longer than it takes to parse it or
+  // render its answer.
+  int threads = 2;
+  // Connections open at once, in total and from one client address.  A
+  // connection beyond max_connections_per_client is closed as soon as it
+  // is accepted; beyond max_connections, new ones wait in the accept queue
+  // until one closes.  Each of the `threads` loops gets an equal share of
+  // max_connections.  One Prometheus scraping many targets through /probe
+  // opens a connection per concurrent scrape: keep
+  // max_connections_per_client above that.
+  uint32_t max_connections = 1024;
+  uint32_t max_connections_per_client = 256;
+  // A request's line and headers must have arrived this long after the
+  // connection opened (or its previous answer was sent); else the
+  // connection is closed.  Whole seconds are enough; the check runs every
+  // 100 ms.
+  absl::Duration header_timeout = absl::Seconds(5);
+  // A connection on which nothing moves (an idle keep-alive connection, a
+  // client that stopped reading) is closed after this; whole seconds, at
+  // least 1.
   absl::Duration keep_alive_timeout = absl::Seconds(2);
   // Checks the Authorization header's value (empty when absent) of every
   // request but /healthz and /readyz, which a kubelet calls without one;
@@ -101,6 +137,9 @@ struct HttpServerOptions {
 struct HttpStats {
   uint64_t probe_requests_active = 0;  // /probe requests being served
   uint64_t pending_probes = 0;         // their probes
+  uint64_t connections = 0;            // connections open
+  uint64_t header_timeouts = 0;        // connections closed for slow headers
+  uint64_t scrapes_abandoned = 0;      // /probe requests whose client left
 };
 
 class HttpServer {
@@ -140,23 +179,47 @@ class HttpServer {
   HttpStats Stats() const;
 
  private:
+  struct Reply;
+  struct ProbeRequest;
+  class HangupWatcher;
+
   HttpServer(HttpServerOptions options, Engine& engine, ServerMetrics& metrics,
              ReadinessCheck readiness);
 
-  void HandleProbe(const httplib::Request& request,
-                   httplib::Response& response);
-  void HandleReady(httplib::Response& response);
-  void Reject(absl::StatusCode code, const std::string& message,
-              httplib::Response& response);
+  // libmicrohttpd's callbacks; `cls` is the HttpServer.
+  static int OnRequest(void* cls, MHD_Connection* connection, const char* url,
+                       const char* method, void** request_state);
+  static void OnConnection(void* cls, MHD_Connection* connection, bool opened);
+  static void OnRequestDone(void* cls, MHD_Connection* connection,
+                            void** request_state);
+
+  // The first call for a request (its headers are in): answers at once,
+  // or starts a /probe and suspends the connection until its batch ends.
+  int Route(MHD_Connection* connection, absl::string_view path,
+            absl::string_view method, void** request_state);
+  Reply HandleReady();
+  // Starts the /probe batch; a Reply when the request is refused instead.
+  std::optional<Reply> StartProbe(MHD_Connection* connection,
+                                  std::shared_ptr<ProbeRequest>& probe);
+  void ProbeDone(const std::shared_ptr<ProbeRequest>& probe,
+                 BatchSummary summary);
+  // The answer for a /probe whose batch has ended; none when the client
+  // has gone (the connection is closed instead).
+  std::optional<Reply> ProbeReply(ProbeRequest& probe);
+  Reply Reject(absl::StatusCode code, const std::string& message);
+  // Closes connections whose headers are late, every 100 ms until Stop.
+  void ReapSlowHeaders();
 
   // Constant after Start().
   const HttpServerOptions options_;
   Engine& engine_;
   ServerMetrics& metrics_;
   const ReadinessCheck readiness_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread listener_;
-  absl::Notification listener_done_;  // listen_after_bind() has returned
+  int listen_fd_ = -1;  // owned; closed by Stop()
+  MHD_Daemon* daemon_ = nullptr;
+  std::unique_ptr<HangupWatcher> hangups_;
+  std::thread reaper_;
+  absl::Notification stop_reaper_;
   std::string address_;
   int port_ = 0;
 
@@ -168,6 +231,21 @@ class HttpServer {
   absl::flat_hash_set<std::shared_ptr<Batch>> batches_ ABSL_GUARDED_BY(mu_);
   uint64_t active_requests_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pending_probes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t scrapes_abandoned_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The open connections, for the header deadline.  Protected by conn_mu_:
+  // libmicrohttpd reports a connection closed before it closes the socket,
+  // so the reaper may shut a socket down under conn_mu_ without racing a
+  // reuse of its descriptor.
+  struct ConnectionState {
+    int fd = -1;
+    absl::Time since;  // opened, or its previous answer was sent
+    bool awaiting_headers = true;
+  };
+  mutable absl::Mutex conn_mu_;
+  absl::flat_hash_map<MHD_Connection*, ConnectionState> connections_
+      ABSL_GUARDED_BY(conn_mu_);
+  uint64_t header_timeouts_ ABSL_GUARDED_BY(conn_mu_) = 0;
 };
 
 }  // namespace fanprobe::monitoring

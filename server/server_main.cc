@@ -64,6 +64,17 @@ ABSL_FLAG(std::string, modules_file, "",
 ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
           "A /probe's deadline is the scrape's timeout "
           "(X-Prometheus-Scrape-Timeout-Seconds) less this.");
+// The HTTP side against hostile clients (monitoring/http_server.h).
+ABSL_FLAG(uint32_t, http_max_connections, 1024,
+          "HTTP connections open at once; beyond it new ones wait in the "
+          "accept queue.");
+ABSL_FLAG(uint32_t, http_max_connections_per_client, 256,
+          "HTTP connections one client address may hold; a connection beyond "
+          "it is closed at once. Keep it above the /probe scrapes one "
+          "Prometheus runs at once.");
+ABSL_FLAG(absl::Duration, http_header_timeout, absl::Seconds(5),
+          "An HTTP request's line and headers must arrive within this of the "
+          "connection opening (or its previous answer).");
 ABSL_FLAG(absl::Duration, http_max_scrape_timeout, absl::Seconds(120),
           "The longest scrape timeout a /probe honours: a larger "
           "X-Prometheus-Scrape-Timeout-Seconds (or module timeout) is held "
@@ -249,6 +260,10 @@ int main(int argc, char** argv) {
   options.http.timeout_offset = absl::GetFlag(FLAGS_probe_timeout_offset);
   options.http.max_scrape_timeout =
       absl::GetFlag(FLAGS_http_max_scrape_timeout);
+  options.http.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  options.http.max_connections_per_client =
+      absl::GetFlag(FLAGS_http_max_connections_per_client);
+  options.http.header_timeout = absl::GetFlag(FLAGS_http_header_timeout);
   if (const std::string path = absl::GetFlag(FLAGS_modules_file);
       !path.empty()) {
     absl::StatusOr<fanprobe::monitoring::BlackboxModules> modules =
