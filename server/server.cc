@@ -204,10 +204,18 @@ void Server::Shutdown() {
   if (health_server_ != nullptr) {
     health_server_->GetHealthCheckService()->SetServingStatus(false);
   }
-  // The tail of the grace period is for ending what still runs then: its
-  // UNAVAILABLE status must reach the client before the listener closes.
+  // The tail of the grace period is for ending what still runs then.  The
+  // contract: a batch ended by shutdown ends END_REASON_CANCELLED with its
+  // summary and pending list, so its batch is cancelled and the RPC ends
+  // as the batch does; the summaries' writes get most of the tail.  Only
+  // RPCs that cannot be written to (a client gone or not reading) are left
+  // then, and end UNAVAILABLE.
   const absl::Duration tail = std::min(shutdown_grace_ / 5, absl::Seconds(1));
-  const bool drained = service_->WaitUntilIdle(deadline - tail);
+  bool drained = service_->WaitUntilIdle(deadline - tail);
+  if (!drained) {
+    service_->CancelAll();
+    drained = service_->WaitUntilIdle(deadline - tail / 4);
+  }
   if (!drained) {
     service_->AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     "the server is shutting down"));

@@ -15,7 +15,10 @@
 // Shutdown: health turns NOT_SERVING (for every service name), new batch
 // RPCs fail with UNAVAILABLE while health keeps answering, running batches
 // get until the grace period ends to send their summaries, and those still
-// running then end with UNAVAILABLE.  Then the listener closes.
+// running shortly before it ends (min(grace/5, 1 s)) are cancelled: they end
+// END_REASON_CANCELLED with their summary, as the contract says; only calls
+// that cannot be written to by the end of the grace end UNAVAILABLE.  Then
+// the listener closes.
 //
 // Thread-safety: Shutdown() and the accessors may be called from any thread.
 

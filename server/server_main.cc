@@ -51,8 +51,9 @@ ABSL_FLAG(uint32_t, stream_queue, 256,
           "Results a StreamProbes stream queues for a slow reader before its "
           "batch stops starting new probes.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
-          "On SIGTERM/SIGINT, how long running batches may take to finish "
-          "before they end with UNAVAILABLE.");
+          "On SIGTERM/SIGINT, how long running batches may take to finish; "
+          "those still running shortly before it ends are cancelled and end "
+          "END_REASON_CANCELLED with their summary.");
 ABSL_FLAG(std::string, http_address, "127.0.0.1:9116",
           "host:port to serve HTTP on: /metrics, /probe (compatible with "
           "blackbox_exporter), /healthz, /readyz. Port 0 picks a free port; "

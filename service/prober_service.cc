@@ -58,8 +58,13 @@ class BatchCall {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // Cancels the batch and lets the RPC end as the batch does, with its
+  // summary: what the server's shutdown does first (CancelAll).
+  void Cancel() { CancelBatch(); }
+
   // Ends the RPC now with `status` and cancels the batch: what a client's
-  // cancel (OnCancel) and the server's shutdown (AbortAll) both do.
+  // cancel (OnCancel) and the server's shutdown, for what is left after
+  // CancelAll, (AbortAll) both do.
   void Abort(const grpc::Status& status) {
     {
       absl::MutexLock lock(&mu_);
@@ -463,6 +468,20 @@ bool ProberService::WaitUntilIdle(absl::Time deadline) {
     return calls_.empty();
   };
   return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+void ProberService::CancelAll() {
+  std::vector<internal::BatchCall*> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    calls.assign(calls_.begin(), calls_.end());
+    for (internal::BatchCall* call : calls) call->Ref();
+  }
+  // Outside mu_, as in AbortAll.
+  for (internal::BatchCall* call : calls) {
+    call->Cancel();
+    call->Unref();
+  }
 }
 
 void ProberService::AbortAll(const grpc::Status& status) {

@@ -21,7 +21,10 @@
 //   ...
 //   service.BeginShutdown();  // new RPCs: UNAVAILABLE
 //   if (!service.WaitUntilIdle(absl::Now() + grace)) {
-//     service.AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "..."));
+//     service.CancelAll();  // batches end CANCELLED, with their summaries
+//     if (!service.WaitUntilIdle(absl::Now() + margin)) {
+//       service.AbortAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "..."));
+//     }
 //   }
 //
 // Thread-safety: every method may be called from any thread.  The engine
@@ -118,6 +121,12 @@ class ProberService final : public v1::Prober::CallbackService {
   void BeginShutdown();
   // Blocks until no RPC is active or `deadline` passes; true when idle.
   bool WaitUntilIdle(absl::Time deadline);
+  // Cancels every running batch without ending its RPC: each RPC ends as
+  // its batch does, with its summary (END_REASON_CANCELLED and the pending
+  // list; StreamProbes writes what is queued first).  What shutdown
+  // promises; an RPC whose summary cannot be written (its client gone or
+  // not reading) stays active, for AbortAll.
+  void CancelAll();
   // Ends every active RPC now with `status` and cancels its batch.
   void AbortAll(const grpc::Status& status);
 

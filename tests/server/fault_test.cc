@@ -715,8 +715,13 @@ TEST_F(FaultClientTest, SigtermWithFaultStreamsRunningDrainsAndExitsZero) {
   EXPECT_EQ(exit.code, 0) << process.Stderr();
   EXPECT_LT(absl::Now() - signalled, kPrompt);
   for (const StreamOutcome& outcome : outcomes) {
-    // Ended by the drain: what was sent was sent once, then UNAVAILABLE.
-    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    // Ended by the drain: what was sent was sent once, then the summary of
+    // a cancelled batch listing the rest as pending (issue 13).
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+    ASSERT_EQ(outcome.summaries.size(), 1u);
+    const v1::BatchSummary& summary = outcome.summaries[0];
+    EXPECT_EQ(summary.reason(), v1::END_REASON_CANCELLED);
+    EXPECT_EQ(outcome.results.size() + summary.pending_indices_size(), 300u);
     std::vector<uint32_t> indices;
     for (const v1::ProbeResult& result : outcome.results) {
       indices.push_back(result.index());
@@ -724,9 +729,13 @@ TEST_F(FaultClientTest, SigtermWithFaultStreamsRunningDrainsAndExitsZero) {
           << FaultName(FaultOf(result.index())) << ": "
           << v1::Outcome_Name(result.outcome()) << " " << result.error();
     }
+    // Every probe reported or listed pending, once.
+    indices.insert(indices.end(), summary.pending_indices().begin(),
+                   summary.pending_indices().end());
     std::sort(indices.begin(), indices.end());
     EXPECT_EQ(std::adjacent_find(indices.begin(), indices.end()),
               indices.end());
+    EXPECT_EQ(indices.size(), 300u);
   }
   EXPECT_THAT(
       process.Stderr(),
