@@ -378,13 +378,15 @@ TEST(HttpHostileTest, AnAbandonedScrapeCancelsItsProbe) {
 }
 
 // A scrape that stays is answered as before: the hang-up watch does not
-// mistake a quiet client for a gone one.
+// mistake a quiet client for a gone one, and a probe longer than the
+// inactivity timeout is not cut off by it (the connection is suspended).
 TEST(HttpHostileTest, AScrapeThatStaysIsAnswered) {
   TargetServer target;
-  HttpSide side;
+  HttpSide side({.keep_alive_timeout = absl::Seconds(1)});
   HttpReply reply =
-      HttpGet(side.address(), ProbePath({target.url("/delay/300")}));
-  EXPECT_EQ(reply.status, 200);
+      HttpGet(side.address(), ProbePath({target.url("/delay/2500")}));
+  ASSERT_EQ(reply.status, 200);
+  EXPECT_THAT(reply.body, ::testing::HasSubstr("probe_success 1"));
   EXPECT_EQ(side.http().Stats().scrapes_abandoned, 0u);
 }
 
