@@ -22,7 +22,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # without the test, benchmark and formatting ones.
 ARG BUILD_PACKAGES="g++ make cmake pkg-config libcurl4-openssl-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto \
-  libabsl-dev libre2-dev libcpp-httplib-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev"
+  libabsl-dev libre2-dev libcpp-httplib-dev libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcli11-dev"
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ${BUILD_PACKAGES} \

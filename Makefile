@@ -13,6 +13,7 @@ BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev \
   protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev libmicrohttpd-dev \
+  libgnutls28-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
   libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

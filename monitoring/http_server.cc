@@ -1,5 +1,6 @@
 #include "monitoring/http_server.h"
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -149,6 +150,23 @@ int SocketOf(MHD_Connection* connection) {
   const MHD_ConnectionInfo* info =
       MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   return info == nullptr ? -1 : info->connect_fd;
+}
+
+// Whether the TLS client sent a certificate that the client CA (the
+// daemon's trust list) signed and that is valid now.
+bool ClientCertificateVerified(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (info == nullptr || info->tls_session == nullptr) return false;
+  auto session = static_cast<gnutls_session_t>(info->tls_session);
+  unsigned int peers = 0;
+  if (gnutls_certificate_get_peers(session, &peers) == nullptr || peers == 0) {
+    return false;
+  }
+  unsigned int status = 0;
+  return gnutls_certificate_verify_peers2(session, &status) ==
+             GNUTLS_E_SUCCESS &&
+         status == 0;
 }
 
 std::string HeaderValue(MHD_Connection* connection, const char* name) {
@@ -365,6 +383,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return absl::InvalidArgumentError(
         "max_connections, max_connections_per_client: must be positive");
   }
+  if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "HTTP TLS needs both a certificate and its key");
+  }
+  if (!options.client_ca_pem.empty() && options.tls_cert_pem.empty()) {
+    return absl::InvalidArgumentError("an HTTP client CA needs HTTP TLS");
+  }
   absl::StatusOr<std::pair<Fd, int>> listener = Listen(host, port);
   if (!listener.ok()) {
     return absl::UnavailableError(
@@ -407,10 +432,28 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         OnRequestDone(cls, connection, request_state);
       };
   HttpServer* self = server.get();
+  // TLS, when set, as an option array: libmicrohttpd reads the PEM text
+  // (which options_ keeps) at start.
+  const bool tls = !o.tls_cert_pem.empty();
+  std::vector<MHD_OptionItem> tls_options;
+  const auto pem = [](const std::string& text) {
+    return const_cast<char*>(text.c_str());
+  };
+  if (tls) {
+    tls_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, pem(o.tls_cert_pem)});
+    tls_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, pem(o.tls_key_pem)});
+    if (!o.client_ca_pem.empty()) {
+      // The handshake asks for a client certificate; Route() requires it.
+      tls_options.push_back(
+          {MHD_OPTION_HTTPS_MEM_TRUST, 0, pem(o.client_ca_pem)});
+    }
+  }
+  tls_options.push_back({MHD_OPTION_END, 0, nullptr});
   server->daemon_ = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-          MHD_ALLOW_SUSPEND_RESUME,
+          MHD_ALLOW_SUSPEND_RESUME | (tls ? MHD_USE_TLS : 0),
       0, nullptr, nullptr, on_request, self,                     //
+      MHD_OPTION_ARRAY, tls_options.data(),                      //
       MHD_OPTION_LISTEN_SOCKET, server->listen_fd_,              //
       MHD_OPTION_THREAD_POOL_SIZE, threads,                      //
       MHD_OPTION_CONNECTION_LIMIT, unsigned{o.max_connections},  //
@@ -421,6 +464,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       MHD_OPTION_NOTIFY_COMPLETED, on_request_done, self,        //
       MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
+    if (tls) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot serve HTTPS on ", server->address_,
+                       ": the certificate, key or client CA is not usable"));
+    }
     return absl::UnavailableError(absl::StrCat(
         "cannot serve HTTP on ", server->address_, ": libmicrohttpd refused"));
   }
@@ -580,6 +628,12 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
   }
   if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD) {
     return Reply{.status = 405, .body = "only GET and HEAD\n"}.Send(connection);
+  }
+  if (!options_.client_ca_pem.empty() && path != "/healthz" &&
+      path != "/readyz" && !ClientCertificateVerified(connection)) {
+    return Reject(absl::StatusCode::kPermissionDenied,
+                  "a client certificate signed by --http_client_ca is needed")
+        .Send(connection);
   }
   if (options_.authorize && path != "/healthz" && path != "/readyz") {
     const absl::Status status =

@@ -126,6 +126,17 @@ struct HttpServerOptions {
   // client that stopped reading) is closed after this; whole seconds, at
   // least 1.
   absl::Duration keep_alive_timeout = absl::Seconds(2);
+  // TLS on the HTTP side: the server's certificate chain and private key,
+  // PEM text (the server reads --http_tls_cert and --http_tls_key).  Both
+  // empty: plain HTTP.  Read once at Start(): a renewed certificate takes a
+  // restart (unlike the gRPC side's, which are re-read).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  // PEM text of the CAs whose client certificates are accepted
+  // (--http_client_ca).  Set: every request but /healthz and /readyz (a
+  // kubelet sends no certificate) must come with a client certificate one
+  // of them signed, else 403.  Needs TLS.
+  std::string client_ca_pem;
   // Checks the Authorization header's value (empty when absent) of every
   // request but /healthz and /readyz, which a kubelet calls without one;
   // not OK: 401 with the status's message.  Null: no check.  The server
@@ -149,7 +160,9 @@ class HttpServer {
   using ReadinessCheck = std::function<absl::Status()>;
 
   // Binds options.address and starts serving.  kUnavailable when it cannot
-  // listen there, kInvalidArgument for an empty or malformed address.
+  // listen there, kInvalidArgument for an empty or malformed address, a
+  // key without a certificate (or the other way round), a client CA
+  // without TLS, or a certificate and key TLS cannot use.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       HttpServerOptions options, Engine& engine, ServerMetrics& metrics,
       ReadinessCheck readiness);
@@ -215,7 +228,9 @@ class HttpServer {
   Engine& engine_;
   ServerMetrics& metrics_;
   const ReadinessCheck readiness_;
-  int listen_fd_ = -1;  // owned; closed by Stop()
+  // The listening socket, owned: libmicrohttpd only borrows it (Stop()
+  // quiesces the daemon first), and the destructor closes it.
+  int listen_fd_ = -1;
   MHD_Daemon* daemon_ = nullptr;
   std::unique_ptr<HangupWatcher> hangups_;
   std::thread reaper_;

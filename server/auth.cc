@@ -249,6 +249,11 @@ absl::Status TokenAuthenticator::CheckAuthorization(
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag,
+                                         const std::string& path) {
+  return ReadFile(flag, path);
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const SecurityOptions& options) {
   if (absl::Status status = CheckTlsFiles(options); !status.ok()) {

@@ -74,7 +74,19 @@ struct SecurityOptions {
   // Prometheus' scrape config sends with `authorization.credentials_file`).
   // /healthz and /readyz need none.  May name the same file.
   std::string http_auth_token_file;
+  // The HTTP side's TLS: PEM files of its certificate chain and key
+  // (--http_tls_cert, --http_tls_key; both empty: plain HTTP) and of the
+  // CAs whose client certificates it accepts (--http_client_ca).  Read at
+  // start only (monitoring/http_server.h).
+  std::string http_tls_cert_file;
+  std::string http_tls_key_file;
+  std::string http_client_ca_file;
 };
+
+// The content of the file `flag` names; kInvalidArgument
+// "--<flag>=<path>: cannot read the file" when it cannot be read.
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag,
+                                         const std::string& path);
 
 // The transport credentials `options` describe (tokens are not part of
 // them).  kInvalidArgument, naming the flag, when a file is missing,

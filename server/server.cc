@@ -100,6 +100,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
           return tokens->Check(context);
         };
   }
+  // The HTTP side's TLS files, read now so a bad file fails before
+  // anything listens.
+  if (!options.http.address.empty()) {
+    const struct {
+      const char* flag;
+      const std::string& path;
+      std::string& pem;
+    } files[] = {
+        {"http_tls_cert", options.security.http_tls_cert_file,
+         options.http.tls_cert_pem},
+        {"http_tls_key", options.security.http_tls_key_file,
+         options.http.tls_key_pem},
+        {"http_client_ca", options.security.http_client_ca_file,
+         options.http.client_ca_pem},
+    };
+    for (const auto& file : files) {
+      if (file.path.empty()) continue;
+      absl::StatusOr<std::string> pem = ReadFlagFile(file.flag, file.path);
+      if (!pem.ok()) return pem.status();
+      file.pem = *std::move(pem);
+    }
+  }
   // The HTTP side's tokens, read now so a bad file fails before anything
   // listens.
   if (!options.http.address.empty() &&

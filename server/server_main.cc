@@ -65,6 +65,16 @@ ABSL_FLAG(std::string, modules_file, "",
 ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
           "A /probe's deadline is the scrape's timeout "
           "(X-Prometheus-Scrape-Timeout-Seconds) less this.");
+// TLS on the HTTP side (monitoring/http_server.h).
+ABSL_FLAG(std::string, http_tls_cert, "",
+          "PEM file of the HTTP side's certificate chain; with --http_tls_key "
+          "the HTTP side serves HTTPS only. Read at start.");
+ABSL_FLAG(std::string, http_tls_key, "",
+          "PEM file of the private key for --http_tls_cert.");
+ABSL_FLAG(std::string, http_client_ca, "",
+          "PEM file of the CAs whose client certificates the HTTP side "
+          "accepts; set, every request but /healthz and /readyz needs one "
+          "(else 403). Needs --http_tls_cert.");
 // The HTTP side against hostile clients (monitoring/http_server.h).
 ABSL_FLAG(uint32_t, http_max_connections, 1024,
           "HTTP connections open at once; beyond it new ones wait in the "
@@ -292,6 +302,9 @@ int main(int argc, char** argv) {
   options.security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   options.security.http_auth_token_file =
       absl::GetFlag(FLAGS_http_auth_token_file);
+  options.security.http_tls_cert_file = absl::GetFlag(FLAGS_http_tls_cert);
+  options.security.http_tls_key_file = absl::GetFlag(FLAGS_http_tls_key);
+  options.security.http_client_ca_file = absl::GetFlag(FLAGS_http_client_ca);
   options.security.reload_interval =
       absl::GetFlag(FLAGS_credentials_reload_interval);
   options.health_address = absl::GetFlag(FLAGS_health_address);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -25,6 +26,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_certs.h"
 #include "tests/support/test_server.h"
 #include "tests/support/wait.h"
 
@@ -168,6 +170,32 @@ TEST(HttpSideAuthTest, TokensGuardMetricsAndProbeButNotHealth) {
                 .Value("fanprobe_requests_rejected_total",
                        {{"api", "http"}, {"reason", "UNAUTHENTICATED"}}),
             6);
+}
+
+// --http_tls_cert / --http_tls_key / --http_client_ca reach the HTTP side
+// (the HTTPS exchanges themselves: tests/monitoring/http_tls_test.cc).
+TEST(HttpSideTlsTest, TlsFilesAreReadAtStart) {
+  TempDir dir;
+  TestCa ca("fanprobe http test CA");
+  const KeyAndCert cert = ca.Issue("localhost", {.server = true});
+  server::ServerOptions options = WithHttp();
+  options.security.http_tls_cert_file = dir.Write("http.crt", cert.cert_pem);
+  options.security.http_tls_key_file = dir.Write("http.key", cert.key_pem);
+  options.security.http_client_ca_file = dir.File("missing-ca.pem");
+  absl::StatusOr<std::unique_ptr<server::Server>> refused =
+      server::Server::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("--http_client_ca=" + dir.File("missing-ca.pem")));
+
+  options.security.http_client_ca_file = dir.Write("ca.pem", ca.cert_pem());
+  TestServer server(options);
+  // The HTTP side speaks TLS only: a plain request gets no answer.
+  EXPECT_EQ(
+      HttpGet(server.server().http_address(), "/healthz", {}, absl::Seconds(5))
+          .status,
+      0);
 }
 
 TEST(HttpSideReadinessTest, NotReadyWhileTheEngineIsSaturated) {
