@@ -668,28 +668,33 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
   if (std::optional<Reply> refused = StartProbe(connection, probe)) {
     return refused->Send(connection);
   }
-  absl::MutexLock lock(&probe->mu);
-  if (probe->summary.has_value()) {
-    // The batch ended within Submit (every target refused at once).
-    return ProbeReply(*probe)->Send(connection);
+  {
+    absl::MutexLock lock(&probe->mu);
+    if (!probe->summary.has_value()) {
+      // libmicrohttpd holds the request's state until OnRequestDone.
+      *request_state = new std::shared_ptr<ProbeRequest>(probe);
+      std::weak_ptr<Batch> batch = probe->batch;
+      probe->watch =
+          hangups_->Watch(SocketOf(connection), [this, batch, probe] {
+            {
+              absl::MutexLock lock(&probe->mu);
+              probe->client_gone = true;
+            }
+            {
+              absl::MutexLock lock(&mu_);
+              ++scrapes_abandoned_;
+            }
+            if (std::shared_ptr<Batch> b = batch.lock()) b->Cancel();
+          });
+      probe->suspended = true;
+      MHD_suspend_connection(connection);
+      return MHD_YES;
+    }
   }
-  // libmicrohttpd holds the request's state until OnRequestDone.
-  *request_state = new std::shared_ptr<ProbeRequest>(probe);
-  std::weak_ptr<Batch> batch = probe->batch;
-  probe->watch = hangups_->Watch(SocketOf(connection), [this, batch, probe] {
-    {
-      absl::MutexLock lock(&probe->mu);
-      probe->client_gone = true;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      ++scrapes_abandoned_;
-    }
-    if (std::shared_ptr<Batch> b = batch.lock()) b->Cancel();
-  });
-  probe->suspended = true;
-  MHD_suspend_connection(connection);
-  return MHD_YES;
+  // The batch has ended already (within Submit, or since): answer now,
+  // outside probe->mu, which ProbeReply takes.
+  std::optional<Reply> reply = ProbeReply(*probe);
+  return reply.has_value() ? reply->Send(connection) : MHD_NO;
 }
 
 HttpServer::Reply HttpServer::Reject(absl::StatusCode code,

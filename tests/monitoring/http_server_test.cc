@@ -189,6 +189,17 @@ TEST(HttpServerAloneTest, AHugeScrapeTimeoutIsHeldToTheServersMaximum) {
       [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
 }
 
+// A batch can end before its request is suspended (an invalid target fails
+// at once): it is answered then, and not under the request's own lock (the
+// first libmicrohttpd version took that lock twice and hung).
+TEST_F(HttpServerTest, ABatchThatEndsAtOnceIsAnswered) {
+  for (int i = 0; i < 20; ++i) {
+    HttpReply reply = HttpGet(http(), ProbePath({"not a url"}));
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(ParseOrFail(reply.body).Value("probe_success"), 0);
+  }
+}
+
 TEST_F(HttpServerTest, DebugExplainsTheProbe) {
   HttpReply reply =
       HttpGet(http(), ProbePath({target_.url("/status/404")}) + "&debug=true");

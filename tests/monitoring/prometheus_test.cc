@@ -31,6 +31,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_certs.h"
 #include "tests/support/wait.h"
 #include "yaml-cpp/yaml.h"
 
@@ -158,6 +159,41 @@ void WriteConfig(const TempDir& dir, const std::string& fanprobe,
   dir.Write("rules/fanprobe.yml", text.str());
 }
 
+// Starts Prometheus on dir/prometheus.yml and a free port (`address`),
+// ready to answer; null, with the test failed, when it cannot.  A port
+// another process takes between FreePort() and Prometheus binding it makes
+// Prometheus exit at once; then it tries another.
+std::unique_ptr<Subprocess> StartPrometheus(const std::string& binary,
+                                            const TempDir& dir,
+                                            std::string* address) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    *address = absl::StrCat("127.0.0.1:", FreePort());
+    auto started = std::make_unique<Subprocess>(
+        std::vector<std::string>{
+            binary, "--config.file=" + dir.path() + "/prometheus.yml",
+            "--storage.tsdb.path=" + dir.path() + "/data",
+            "--web.listen-address=" + *address, "--log.level=warn"},
+        SubprocessOptions{.output_file = dir.File("prometheus.log")});
+    bool exited = false;
+    if (!WaitUntil(
+            [&] {
+              exited = started->TryWait(absl::ZeroDuration()).has_value();
+              return exited || HttpGet(*address, "/-/ready").status == 200;
+            },
+            kPrometheusPatience, kPoll)) {
+      ADD_FAILURE() << "Prometheus not ready: " << started->OutputFile();
+      return nullptr;
+    }
+    if (!exited) return started;
+    if (!absl::StrContains(started->OutputFile(), "address already in use")) {
+      ADD_FAILURE() << "Prometheus exited: " << started->OutputFile();
+      return nullptr;
+    }
+  }
+  ADD_FAILURE() << "no free port for Prometheus";
+  return nullptr;
+}
+
 TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
   std::optional<std::string> prometheus_binary = FindTool("prometheus");
   if (!prometheus_binary.has_value()) {
@@ -171,35 +207,9 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
 
   TempDir dir;
   WriteConfig(dir, fanprobe.address(), {good, failing}, {good, failing});
-  // A port another process takes between FreePort() and Prometheus binding
-  // it makes Prometheus exit at once; then try another.
-  std::unique_ptr<Subprocess> process;
   std::string address;
-  for (int attempt = 0; attempt < 3 && process == nullptr; ++attempt) {
-    address = absl::StrCat("127.0.0.1:", FreePort());
-    auto started = std::make_unique<Subprocess>(
-        std::vector<std::string>{
-            *prometheus_binary,
-            "--config.file=" + dir.path() + "/prometheus.yml",
-            "--storage.tsdb.path=" + dir.path() + "/data",
-            "--web.listen-address=" + address, "--log.level=warn"},
-        SubprocessOptions{.output_file = dir.File("prometheus.log")});
-    bool exited = false;
-    ASSERT_TRUE(WaitUntil(
-        [&] {
-          exited = started->TryWait(absl::ZeroDuration()).has_value();
-          return exited || HttpGet(address, "/-/ready").status == 200;
-        },
-        kPrometheusPatience, kPoll))
-        << started->OutputFile();
-    if (!exited) {
-      process = std::move(started);
-    } else {
-      ASSERT_THAT(started->OutputFile(),
-                  ::testing::HasSubstr("address already in use"))
-          << started->OutputFile();
-    }
-  }
+  std::unique_ptr<Subprocess> process =
+      StartPrometheus(*prometheus_binary, dir, &address);
   ASSERT_NE(process, nullptr);
 
   // Two blackbox-style series (instance = the target) and two from the
@@ -262,6 +272,70 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
       },
       kPrometheusPatience, kPoll))
       << batches;
+}
+
+// Issue 13: a real Prometheus scrapes the HTTP side over mutual TLS with a
+// tls_config; a job without a client certificate is refused (up 0).
+TEST(PrometheusTest, ScrapesTheHttpSideOverMutualTls) {
+  std::optional<std::string> prometheus_binary = FindTool("prometheus");
+  if (!prometheus_binary.has_value()) {
+    GTEST_SKIP() << "prometheus is not installed: apt-get install prometheus "
+                    "(make test installs it)";
+  }
+  TargetServer target;
+  TestCa ca("fanprobe http test CA");
+  const KeyAndCert server_cert = ca.Issue("localhost", {.server = true});
+  const KeyAndCert client = ca.Issue("prometheus", {.server = false});
+  HttpSide fanprobe({.tls_cert_pem = server_cert.cert_pem,
+                     .tls_key_pem = server_cert.key_pem,
+                     .client_ca_pem = ca.cert_pem()});
+
+  TempDir dir;
+  const std::string ca_file = dir.Write("ca.pem", ca.cert_pem());
+  const std::string cert_file = dir.Write("client.crt", client.cert_pem);
+  const std::string key_file = dir.Write("client.key", client.key_pem);
+  YAML::Node config;
+  config["global"]["scrape_interval"] = "1s";
+  config["global"]["scrape_timeout"] = "1s";
+  YAML::Node with_cert;
+  with_cert["job_name"] = "fanprobe_tls";
+  with_cert["scheme"] = "https";
+  with_cert["metrics_path"] = "/probe";
+  with_cert["params"]["target"].push_back(target.url("/status/200"));
+  with_cert["tls_config"]["ca_file"] = ca_file;
+  with_cert["tls_config"]["cert_file"] = cert_file;
+  with_cert["tls_config"]["key_file"] = key_file;
+  with_cert["static_configs"][0]["targets"].push_back(fanprobe.address());
+  YAML::Node without_cert;
+  without_cert["job_name"] = "fanprobe_no_cert";
+  without_cert["scheme"] = "https";
+  without_cert["tls_config"]["ca_file"] = ca_file;
+  without_cert["static_configs"][0]["targets"].push_back(fanprobe.address());
+  config["scrape_configs"].push_back(with_cert);
+  config["scrape_configs"].push_back(without_cert);
+  YAML::Emitter out;
+  out << config;
+  dir.Write("prometheus.yml", out.c_str());
+
+  std::string address;
+  std::unique_ptr<Subprocess> process =
+      StartPrometheus(*prometheus_binary, dir, &address);
+  ASSERT_NE(process, nullptr);
+  std::optional<double> success, refused;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        success = ValueWith(
+            Query(address, "probe_success").value_or(std::vector<Series>()),
+            {{"job", "fanprobe_tls"}});
+        refused =
+            ValueWith(Query(address, "up").value_or(std::vector<Series>()),
+                      {{"job", "fanprobe_no_cert"}});
+        return success.has_value() && refused.has_value();
+      },
+      kPrometheusPatience, kPoll))
+      << process->OutputFile();
+  EXPECT_EQ(success, 1);
+  EXPECT_EQ(refused, 0);
 }
 
 }  // namespace
