@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,20 +22,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "re2/re2.h"
 #include "yaml-cpp/yaml.h"
 
 namespace fanprobe::monitoring {
 namespace {
-
-constexpr absl::string_view kSupportedModuleKeys = "prober, timeout, http";
-constexpr absl::string_view kSupportedHttpKeys =
-    "valid_status_codes, method, headers, body, follow_redirects, "
-    "no_follow_redirects, fail_if_ssl, fail_if_not_ssl, "
-    "fail_if_body_matches_regexp, fail_if_body_not_matches_regexp, "
-    "tls_config.insecure_skip_verify, preferred_ip_protocol, "
-    "ip_protocol_fallback";
 
 // What the http prober's own defaults are where they differ from the
 // engine's.
@@ -98,146 +93,483 @@ absl::StatusOr<absl::Duration> ParsePrometheusDuration(absl::string_view text) {
   return total;
 }
 
-// yaml-cpp reports a wrong type by throwing; these turn it into a status.
-absl::StatusOr<std::string> Scalar(const YAML::Node& node,
-                                   absl::string_view path) {
-  if (!node.IsScalar()) return Invalid(path, "want a single value");
+// Every problem of a file, each with its YAML path, so a user fixes them
+// in one round.
+class Problems {
+ public:
+  void Add(absl::string_view path, absl::string_view message) {
+    lines_.push_back(absl::StrCat(path, ": ", message));
+  }
+  bool empty() const { return lines_.empty(); }
+  size_t size() const { return lines_.size(); }
+  absl::Status ToStatus() const {
+    if (lines_.size() == 1) return absl::InvalidArgumentError(lines_[0]);
+    return absl::InvalidArgumentError(absl::StrCat(
+        lines_.size(), " problems:\n  ", absl::StrJoin(lines_, "\n  ")));
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+std::string KeyOf(const YAML::Node& key) {
+  return key.IsScalar() ? key.Scalar() : std::string("(not a name)");
+}
+
+std::optional<std::string> Scalar(const YAML::Node& node,
+                                  absl::string_view path, Problems& problems) {
+  if (!node.IsScalar()) {
+    problems.Add(path, "want a single value");
+    return std::nullopt;
+  }
   return node.Scalar();
 }
 
-absl::StatusOr<bool> Bool(const YAML::Node& node, absl::string_view path) {
+std::optional<bool> Bool(const YAML::Node& node, absl::string_view path,
+                         Problems& problems) {
   bool value = false;
   if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-    return Invalid(path, "want true or false");
+    problems.Add(path, "want true or false");
+    return std::nullopt;
   }
   return value;
 }
 
-absl::StatusOr<std::vector<std::string>> Patterns(const YAML::Node& node,
-                                                  absl::string_view path) {
-  if (!node.IsSequence()) return Invalid(path, "want a list of regexps");
+bool CheckRegexp(const std::string& pattern, absl::string_view path,
+                 Problems& problems) {
+  RE2 re(pattern, RE2::Quiet);
+  if (re.ok()) return true;
+  problems.Add(path, absl::StrCat("not a valid regexp: ", re.error()));
+  return false;
+}
+
+std::vector<std::string> Patterns(const YAML::Node& node,
+                                  absl::string_view path, Problems& problems) {
   std::vector<std::string> patterns;
+  if (node.IsNull()) return patterns;
+  if (!node.IsSequence()) {
+    problems.Add(path, "want a list of regexps");
+    return patterns;
+  }
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string item_path = absl::StrCat(path, "[", i, "]");
-    absl::StatusOr<std::string> pattern = Scalar(node[i], item_path);
-    if (!pattern.ok()) return pattern.status();
-    RE2 re(*pattern, RE2::Quiet);
-    if (!re.ok()) {
-      return Invalid(item_path,
-                     absl::StrCat("not a valid regexp: ", re.error()));
+    std::optional<std::string> pattern = Scalar(node[i], item_path, problems);
+    if (pattern.has_value() && CheckRegexp(*pattern, item_path, problems)) {
+      patterns.push_back(*std::move(pattern));
     }
-    patterns.push_back(*std::move(pattern));
   }
   return patterns;
 }
 
-absl::Status ParseTlsConfig(const YAML::Node& node, absl::string_view path,
-                            ProbeOptions& options) {
-  if (!node.IsMap()) return Invalid(path, "want a map");
-  for (const auto& entry : node) {
-    const std::string key = entry.first.Scalar();
-    const std::string key_path = absl::StrCat(path, ".", key);
-    if (key != "insecure_skip_verify") {
-      return Invalid(key_path,
-                     "not supported by fanprobe (supported in tls_config: "
-                     "insecure_skip_verify)");
-    }
-    absl::StatusOr<bool> skip = Bool(entry.second, key_path);
-    if (!skip.ok()) return skip.status();
-    options.tls_verify = !*skip;
+// The whole file, or nullopt when it cannot be read or holds more than
+// kMaxFileBytes (a CA bundle or a request body, never /dev/zero).  Read at
+// load (and reload), as blackbox_exporter reads them when it builds a
+// probe's client.
+constexpr size_t kMaxFileBytes = 16 << 20;
+
+std::optional<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text;
+  char buffer[64 * 1024];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    text.append(buffer, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxFileBytes) return std::nullopt;
   }
-  return absl::OkStatus();
+  if (in.bad()) return std::nullopt;
+  return text;
 }
 
-absl::Status ParseHttp(const YAML::Node& node, absl::string_view path,
-                       BlackboxModule& module) {
-  if (node.IsNull()) return absl::OkStatus();
-  if (!node.IsMap()) return Invalid(path, "want a map");
+// A size as blackbox_exporter's body_size_limit takes it: a number of bytes
+// or one with a unit, B, KB, MB, GB, TB, PB, EB (powers of 1024, as Go's
+// units.Base2Bytes; KiB, MiB, ... too).
+std::optional<uint64_t> ParseSize(absl::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && absl::ascii_isdigit(text[digits])) ++digits;
+  uint64_t number = 0;
+  if (digits == 0 || !absl::SimpleAtoi(text.substr(0, digits), &number)) {
+    return std::nullopt;
+  }
+  std::string unit = absl::AsciiStrToUpper(text.substr(digits));
+  if (absl::EndsWith(unit, "IB")) unit.erase(unit.size() - 2, 1);  // KiB
+  static const std::vector<std::pair<absl::string_view, int>> kUnits = {
+      {"", 0},   {"B", 0},  {"KB", 1}, {"MB", 2},
+      {"GB", 3}, {"TB", 4}, {"PB", 5}, {"EB", 6}};
+  for (const auto& [name, power] : kUnits) {
+    if (unit != name) continue;
+    uint64_t bytes = number;
+    for (int i = 0; i < power; ++i) {
+      if (bytes > std::numeric_limits<uint64_t>::max() / 1024) {
+        return std::nullopt;
+      }
+      bytes *= 1024;
+    }
+    return bytes;
+  }
+  return std::nullopt;
+}
+
+// Checks a map's keys against `allowed`; each other key is a problem.
+void CheckKeys(const YAML::Node& node, absl::string_view path,
+               const std::vector<absl::string_view>& allowed,
+               Problems& problems) {
+  for (const auto& entry : node) {
+    const std::string key = KeyOf(entry.first);
+    bool known = false;
+    for (absl::string_view name : allowed) known = known || key == name;
+    if (!known) {
+      problems.Add(absl::StrCat(path, ".", key),
+                   absl::StrCat("unknown key (want one of: ",
+                                absl::StrJoin(allowed, ", "), ")"));
+    }
+  }
+}
+
+// An option the engine cannot honour yet: the module loads, its probes fail
+// naming it.
+void Unsupported(absl::string_view path, absl::string_view what,
+                 BlackboxModule& module) {
+  module.unsupported.push_back(
+      absl::StrCat(path, ": ", what, " is not supported by fanprobe yet"));
+}
+
+void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
+                    BlackboxModule& module, Problems& problems) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    problems.Add(path, "want a map");
+    return;
+  }
+  CheckKeys(node, path,
+            {"insecure_skip_verify", "ca_file", "ca", "cert_file", "cert",
+             "key_file", "key", "server_name", "min_version", "max_version"},
+            problems);
+  for (const auto& entry : node) {
+    const std::string key = KeyOf(entry.first);
+    const std::string key_path = absl::StrCat(path, ".", key);
+    if (key == "insecure_skip_verify") {
+      if (std::optional<bool> skip = Bool(entry.second, key_path, problems)) {
+        module.options.tls_verify = !*skip;
+      }
+    } else if (key == "ca_file" || key == "ca") {
+      std::optional<std::string> value =
+          Scalar(entry.second, key_path, problems);
+      if (!value.has_value() || value->empty()) continue;
+      if (key == "ca") {
+        module.options.ca_pem = *value;
+      } else if (std::optional<std::string> pem = ReadWholeFile(*value)) {
+        module.options.ca_pem = *std::move(pem);
+      } else {
+        module.unsupported.push_back(
+            absl::StrCat(key_path, ": cannot read \"", *value,
+                         "\" (missing, unreadable or over 16 MiB)"));
+      }
+    } else if (key == "min_version" || key == "max_version") {
+      std::optional<std::string> value =
+          Scalar(entry.second, key_path, problems);
+      if (!value.has_value()) continue;
+      if (*value != "TLS10" && *value != "TLS11" && *value != "TLS12" &&
+          *value != "TLS13") {
+        problems.Add(key_path, "want TLS10, TLS11, TLS12 or TLS13");
+      } else if (key == "max_version") {
+        Unsupported(key_path, "a TLS version cap", module);
+      }
+    } else {  // cert_file, cert, key_file, key, server_name
+      if (Scalar(entry.second, key_path, problems).has_value()) {
+        Unsupported(key_path,
+                    key == "server_name" ? "a TLS server name override"
+                                         : "a client certificate",
+                    module);
+      }
+    }
+  }
+}
+
+void ParseHeaderMatches(const YAML::Node& node, absl::string_view path,
+                        BlackboxModule& module, Problems& problems) {
+  if (node.IsNull()) return;
+  if (!node.IsSequence()) {
+    problems.Add(path, "want a list of {header, regexp, allow_missing}");
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string item_path = absl::StrCat(path, "[", i, "]");
+    const YAML::Node& item = node[i];
+    if (!item.IsMap()) {
+      problems.Add(item_path, "want a map {header, regexp, allow_missing}");
+      continue;
+    }
+    CheckKeys(item, item_path, {"header", "regexp", "allow_missing"}, problems);
+    std::string header, regexp;
+    for (const auto& entry : item) {
+      const std::string key = KeyOf(entry.first);
+      const std::string key_path = absl::StrCat(item_path, ".", key);
+      if (key == "allow_missing") {
+        Bool(entry.second, key_path, problems);
+      } else if (key == "header" || key == "regexp") {
+        if (std::optional<std::string> v =
+                Scalar(entry.second, key_path, problems)) {
+          (key == "header" ? header : regexp) = *v;
+        }
+      }
+    }
+    if (header.empty()) {
+      problems.Add(item_path, "header name must be set");
+    }
+    if (regexp.empty()) {
+      problems.Add(item_path, "regexp must be set");
+    } else {
+      CheckRegexp(regexp, absl::StrCat(item_path, ".regexp"), problems);
+    }
+  }
+  Unsupported(path, "matching response headers", module);
+}
+
+// An auth or proxy option of prometheus/common's HTTP client config: checked
+// for shape, then unsupported.
+void ParseUnsupportedMap(const YAML::Node& node, absl::string_view path,
+                         const std::vector<absl::string_view>& keys,
+                         absl::string_view what, BlackboxModule& module,
+                         Problems& problems) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    problems.Add(path, "want a map");
+    return;
+  }
+  CheckKeys(node, path, keys, problems);
+  Unsupported(path, what, module);
+}
+
+constexpr absl::string_view kHttpKeys[] = {
+    "valid_status_codes",
+    "valid_http_versions",
+    "method",
+    "headers",
+    "body",
+    "body_file",
+    "body_size_limit",
+    "compression",
+    "follow_redirects",
+    "no_follow_redirects",
+    "fail_if_ssl",
+    "fail_if_not_ssl",
+    "fail_if_body_matches_regexp",
+    "fail_if_body_not_matches_regexp",
+    "fail_if_body_json_matches_cel",
+    "fail_if_body_json_not_matches_cel",
+    "fail_if_header_matches",
+    "fail_if_header_not_matches",
+    "tls_config",
+    "basic_auth",
+    "authorization",
+    "bearer_token",
+    "bearer_token_file",
+    "oauth2",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "skip_resolve_phase_with_proxy",
+    "enable_http2",
+    "http_headers",
+    "preferred_ip_protocol",
+    "ip_protocol_fallback",
+};
+
+void ParseHttp(const YAML::Node& node, absl::string_view path,
+               BlackboxModule& module, Problems& problems) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    problems.Add(path, "want a map");
+    return;
+  }
+  CheckKeys(node, path,
+            std::vector<absl::string_view>(std::begin(kHttpKeys),
+                                           std::end(kHttpKeys)),
+            problems);
   ProbeOptions& options = module.options;
   std::string preferred_ip = "ip6";
   bool ip_fallback = true;
+  bool has_body = false, has_body_file = false;
   std::optional<bool> follow, no_follow;
   for (const auto& entry : node) {
-    const std::string key = entry.first.Scalar();
+    const std::string key = KeyOf(entry.first);
     const std::string key_path = absl::StrCat(path, ".", key);
     const YAML::Node& value = entry.second;
     if (key == "valid_status_codes") {
-      if (!value.IsSequence()) return Invalid(key_path, "want a list of codes");
+      if (value.IsNull()) continue;
+      if (!value.IsSequence()) {
+        problems.Add(key_path, "want a list of codes");
+        continue;
+      }
       options.valid_status.clear();
       for (size_t i = 0; i < value.size(); ++i) {
         int code = 0;
         if (!value[i].IsScalar() ||
             !absl::SimpleAtoi(value[i].Scalar(), &code) || code < 100 ||
             code > 999) {
-          return Invalid(absl::StrCat(key_path, "[", i, "]"),
-                         "want an HTTP status code, 100 to 999");
+          problems.Add(absl::StrCat(key_path, "[", i, "]"),
+                       "want an HTTP status code, 100 to 999");
+          continue;
         }
         options.valid_status.push_back({code, code});
       }
       if (options.valid_status.empty()) {
         options.valid_status = BlackboxDefaults().valid_status;
       }
+    } else if (key == "valid_http_versions") {
+      if (value.IsNull()) continue;
+      if (!value.IsSequence()) {
+        problems.Add(key_path, "want a list of versions, e.g. [HTTP/1.1]");
+        continue;
+      }
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (std::optional<std::string> version = Scalar(
+                value[i], absl::StrCat(key_path, "[", i, "]"), problems)) {
+          module.valid_http_versions.push_back(*std::move(version));
+        }
+      }
     } else if (key == "method") {
-      absl::StatusOr<std::string> method = Scalar(value, key_path);
-      if (!method.ok()) return method.status();
-      if (method->empty()) return Invalid(key_path, "must not be empty");
-      options.method = *std::move(method);
+      std::optional<std::string> method = Scalar(value, key_path, problems);
+      if (method.has_value() && !method->empty()) {
+        options.method = *std::move(method);
+      }
     } else if (key == "headers") {
-      if (!value.IsMap()) return Invalid(key_path, "want a map of headers");
+      if (value.IsNull()) continue;
+      if (!value.IsMap()) {
+        problems.Add(key_path, "want a map of headers");
+        continue;
+      }
       for (const auto& header : value) {
-        absl::StatusOr<std::string> text = Scalar(
-            header.second, absl::StrCat(key_path, ".", header.first.Scalar()));
-        if (!text.ok()) return text.status();
-        options.headers.emplace_back(header.first.Scalar(), *std::move(text));
+        const std::string name = KeyOf(header.first);
+        if (std::optional<std::string> text = Scalar(
+                header.second, absl::StrCat(key_path, ".", name), problems)) {
+          options.headers.emplace_back(name, *std::move(text));
+        }
       }
     } else if (key == "body") {
-      absl::StatusOr<std::string> body = Scalar(value, key_path);
-      if (!body.ok()) return body.status();
-      options.body = *std::move(body);
+      if (std::optional<std::string> body = Scalar(value, key_path, problems)) {
+        options.body = *std::move(body);
+        has_body = !options.body.empty();
+      }
+    } else if (key == "body_file") {
+      std::optional<std::string> file = Scalar(value, key_path, problems);
+      if (!file.has_value() || file->empty()) continue;
+      has_body_file = true;
+      if (std::optional<std::string> body = ReadWholeFile(*file)) {
+        options.body = *std::move(body);
+      } else {
+        module.unsupported.push_back(
+            absl::StrCat(key_path, ": cannot read \"", *file,
+                         "\" (missing, unreadable or over 16 MiB)"));
+      }
+    } else if (key == "body_size_limit") {
+      std::optional<std::string> text = Scalar(value, key_path, problems);
+      if (!text.has_value()) continue;
+      std::optional<uint64_t> bytes = ParseSize(*text);
+      if (!bytes.has_value()) {
+        problems.Add(key_path, "want a size, e.g. 10MB or 1024");
+      } else if (*bytes > 0) {
+        options.max_body_bytes = *bytes;
+      }
+    } else if (key == "compression") {
+      std::optional<std::string> text = Scalar(value, key_path, problems);
+      if (!text.has_value()) continue;
+      if (*text == "gzip" || *text == "br" || *text == "deflate") {
+        Unsupported(key_path, absl::StrCat("decoding ", *text), module);
+      } else if (*text != "identity" && !text->empty()) {
+        problems.Add(key_path, "want gzip, br, deflate or identity");
+      }
     } else if (key == "follow_redirects" || key == "no_follow_redirects") {
-      absl::StatusOr<bool> flag = Bool(value, key_path);
-      if (!flag.ok()) return flag.status();
-      (key == "follow_redirects" ? follow : no_follow) = *flag;
+      if (std::optional<bool> flag = Bool(value, key_path, problems)) {
+        (key == "follow_redirects" ? follow : no_follow) = *flag;
+      }
     } else if (key == "fail_if_ssl" || key == "fail_if_not_ssl") {
-      absl::StatusOr<bool> flag = Bool(value, key_path);
-      if (!flag.ok()) return flag.status();
-      (key == "fail_if_ssl" ? module.fail_if_ssl : module.fail_if_not_ssl) =
-          *flag;
+      if (std::optional<bool> flag = Bool(value, key_path, problems)) {
+        (key == "fail_if_ssl" ? module.fail_if_ssl : module.fail_if_not_ssl) =
+            *flag;
+      }
     } else if (key == "fail_if_body_matches_regexp" ||
                key == "fail_if_body_not_matches_regexp") {
-      absl::StatusOr<std::vector<std::string>> patterns =
-          Patterns(value, key_path);
-      if (!patterns.ok()) return patterns.status();
       (key == "fail_if_body_matches_regexp" ? options.body_must_not_match
                                             : options.body_must_match) =
-          *std::move(patterns);
+          Patterns(value, key_path, problems);
+    } else if (key == "fail_if_body_json_matches_cel" ||
+               key == "fail_if_body_json_not_matches_cel") {
+      if (Scalar(value, key_path, problems).has_value()) {
+        Unsupported(key_path, "CEL matching (no CEL library)", module);
+      }
+    } else if (key == "fail_if_header_matches" ||
+               key == "fail_if_header_not_matches") {
+      ParseHeaderMatches(value, key_path, module, problems);
     } else if (key == "tls_config") {
-      if (absl::Status status = ParseTlsConfig(value, key_path, options);
-          !status.ok()) {
-        return status;
+      ParseTlsConfig(value, key_path, module, problems);
+    } else if (key == "basic_auth") {
+      ParseUnsupportedMap(
+          value, key_path,
+          {"username", "username_file", "password", "password_file"},
+          "basic auth", module, problems);
+    } else if (key == "authorization") {
+      ParseUnsupportedMap(value, key_path,
+                          {"type", "credentials", "credentials_file"},
+                          "an Authorization credential", module, problems);
+    } else if (key == "oauth2") {
+      ParseUnsupportedMap(
+          value, key_path,
+          {"client_id", "client_secret", "client_secret_file", "scopes",
+           "token_url", "endpoint_params", "tls_config", "proxy_url",
+           "no_proxy", "proxy_from_environment", "proxy_connect_header"},
+          "OAuth 2.0", module, problems);
+    } else if (key == "bearer_token" || key == "bearer_token_file" ||
+               key == "proxy_url" || key == "no_proxy") {
+      std::optional<std::string> text = Scalar(value, key_path, problems);
+      if (text.has_value() && !text->empty()) {
+        Unsupported(
+            key_path,
+            absl::StartsWith(key, "bearer") ? "a bearer token" : "a proxy",
+            module);
+      }
+    } else if (key == "proxy_from_environment") {
+      std::optional<bool> flag = Bool(value, key_path, problems);
+      if (flag.value_or(false)) Unsupported(key_path, "a proxy", module);
+    } else if (key == "proxy_connect_header" || key == "http_headers") {
+      if (value.IsNull()) continue;
+      if (!value.IsMap()) {
+        problems.Add(key_path, "want a map of headers");
+        continue;
+      }
+      Unsupported(
+          key_path,
+          key == "http_headers" ? "http_headers (use headers)" : "a proxy",
+          module);
+    } else if (key == "skip_resolve_phase_with_proxy" ||
+               key == "enable_http2") {
+      std::optional<bool> flag = Bool(value, key_path, problems);
+      if (key == "enable_http2" && flag.has_value()) {
+        options.http_version =
+            *flag ? HttpVersion::kDefault : HttpVersion::kHttp1_1;
       }
     } else if (key == "preferred_ip_protocol") {
-      absl::StatusOr<std::string> protocol = Scalar(value, key_path);
-      if (!protocol.ok()) return protocol.status();
+      std::optional<std::string> protocol = Scalar(value, key_path, problems);
+      if (!protocol.has_value()) continue;
       if (*protocol != "ip4" && *protocol != "ip6" && !protocol->empty()) {
-        return Invalid(key_path, "want ip4 or ip6");
+        problems.Add(key_path, "want ip4 or ip6");
+      } else if (!protocol->empty()) {
+        preferred_ip = *protocol;
       }
-      if (!protocol->empty()) preferred_ip = *protocol;
     } else if (key == "ip_protocol_fallback") {
-      absl::StatusOr<bool> flag = Bool(value, key_path);
-      if (!flag.ok()) return flag.status();
-      ip_fallback = *flag;
-    } else {
-      return Invalid(key_path,
-                     absl::StrCat("not supported by fanprobe (supported http "
-                                  "options: ",
-                                  kSupportedHttpKeys, ")"));
+      if (std::optional<bool> flag = Bool(value, key_path, problems)) {
+        ip_fallback = *flag;
+      }
     }
   }
+  if (has_body && has_body_file) {
+    problems.Add(path, "body and body_file are mutually exclusive");
+  }
   if (follow.has_value() && no_follow.has_value() && *follow == *no_follow) {
-    return Invalid(path,
-                   "follow_redirects and no_follow_redirects contradict "
-                   "each other");
+    problems.Add(path,
+                 "follow_redirects and no_follow_redirects contradict "
+                 "each other");
   }
   if (follow.has_value()) options.follow_redirects = *follow;
   if (no_follow.has_value()) options.follow_redirects = !*no_follow;
@@ -250,80 +582,108 @@ absl::Status ParseHttp(const YAML::Node& node, absl::string_view path,
   } else {
     options.ip_family = ip_fallback ? IpFamily::kAny : IpFamily::kIpv6;
   }
-  return absl::OkStatus();
 }
 
-absl::StatusOr<BlackboxModule> ParseModule(const std::string& name,
-                                           const YAML::Node& node) {
+constexpr absl::string_view kOtherProbers[] = {"tcp", "icmp", "dns", "grpc"};
+
+bool IsOtherProber(absl::string_view prober) {
+  for (absl::string_view other : kOtherProbers) {
+    if (prober == other) return true;
+  }
+  return false;
+}
+
+std::optional<BlackboxModule> ParseModule(const std::string& name,
+                                          const YAML::Node& node,
+                                          Problems& problems,
+                                          std::vector<std::string>& warnings) {
   const std::string path = absl::StrCat("modules.", name);
-  if (!node.IsMap()) return Invalid(path, "want a map");
+  if (!node.IsMap()) {
+    problems.Add(path, "want a map");
+    return std::nullopt;
+  }
+  const size_t problems_before = problems.size();
   BlackboxModule module;
   module.name = name;
   module.options = BlackboxDefaults();
   YAML::Emitter emitter;
   emitter << node;
   module.config_yaml = emitter.c_str();
+  CheckKeys(node, path,
+            {"prober", "timeout", "http", "tcp", "icmp", "dns", "grpc"},
+            problems);
   std::optional<std::string> prober;
-  for (const auto& entry : node) {
-    const std::string key = entry.first.Scalar();
-    const std::string key_path = absl::StrCat(path, ".", key);
-    if (key == "prober") {
-      absl::StatusOr<std::string> value = Scalar(entry.second, key_path);
-      if (!value.ok()) return value.status();
-      prober = *value;
-    } else if (key == "timeout") {
-      absl::StatusOr<std::string> text = Scalar(entry.second, key_path);
-      if (!text.ok()) return text.status();
+  if (node["prober"]) {
+    prober = Scalar(node["prober"], absl::StrCat(path, ".prober"), problems);
+  } else {
+    problems.Add(path, "prober is missing (want http, tcp, icmp, dns or grpc)");
+  }
+  if (const YAML::Node timeout_node = node["timeout"]) {
+    const std::string key_path = absl::StrCat(path, ".timeout");
+    if (std::optional<std::string> text =
+            Scalar(timeout_node, key_path, problems)) {
       absl::StatusOr<absl::Duration> timeout = ParsePrometheusDuration(*text);
-      if (!timeout.ok()) return Invalid(key_path, timeout.status().message());
-      module.timeout = *timeout;
-    } else if (key == "http") {
-      if (absl::Status status = ParseHttp(entry.second, key_path, module);
-          !status.ok()) {
-        return status;
+      if (timeout.ok()) {
+        module.timeout = *timeout;
+      } else {
+        problems.Add(key_path, timeout.status().message());
       }
-    } else if (key == "tcp" || key == "dns" || key == "icmp" || key == "grpc") {
-      return Invalid(key_path,
-                     "not supported by fanprobe, which probes over HTTP only");
-    } else {
-      return Invalid(key_path,
-                     absl::StrCat("not a module option fanprobe supports (",
-                                  kSupportedModuleKeys, ")"));
     }
   }
-  if (!prober.has_value()) {
-    return Invalid(path, "prober is missing (fanprobe supports prober: http)");
+  if (prober.has_value()) {
+    module.prober = *prober;
+    if (*prober == "http") {
+      if (const YAML::Node http = node["http"]) {
+        ParseHttp(http, absl::StrCat(path, ".http"), module, problems);
+      }
+    } else if (IsOtherProber(*prober)) {
+      // Its own section is blackbox_exporter's to check; fanprobe only
+      // says it will not run it.
+      warnings.push_back(absl::StrCat(
+          path, ": prober \"", *prober,
+          "\" is not supported by fanprobe, which probes over HTTP only; "
+          "/probe with this module answers 400"));
+    } else {
+      problems.Add(absl::StrCat(path, ".prober"),
+                   absl::StrCat("unknown prober \"", *prober,
+                                "\" (want http, tcp, icmp, dns or grpc)"));
+    }
   }
-  if (*prober != "http") {
-    return Invalid(absl::StrCat(path, ".prober"),
-                   absl::StrCat("\"", *prober,
-                                "\" is not supported by fanprobe, which "
-                                "probes over HTTP only (prober: http)"));
-  }
+  if (problems.size() != problems_before) return std::nullopt;
   return module;
 }
 
-absl::StatusOr<BlackboxModules> ParseRoot(const YAML::Node& root) {
+absl::StatusOr<BlackboxConfig> ParseRoot(const YAML::Node& root) {
   if (root.IsNull()) return Invalid("modules", "the file is empty");
   if (!root.IsMap()) return Invalid("(top level)", "want a map with modules");
-  BlackboxModules modules;
+  BlackboxConfig config;
+  Problems problems;
   for (const auto& entry : root) {
-    const std::string key = entry.first.Scalar();
+    const std::string key = KeyOf(entry.first);
     if (key != "modules") {
-      return Invalid(key, "unknown key (a modules file has only `modules`)");
+      problems.Add(key, "unknown key (a modules file has only `modules`)");
+      continue;
     }
     const YAML::Node& list = entry.second;
     if (list.IsNull()) continue;
-    if (!list.IsMap()) return Invalid("modules", "want a map of modules");
+    if (!list.IsMap()) {
+      problems.Add("modules", "want a map of modules");
+      continue;
+    }
     for (const auto& module_entry : list) {
-      const std::string name = module_entry.first.Scalar();
-      absl::StatusOr<BlackboxModule> module =
-          ParseModule(name, module_entry.second);
-      if (!module.ok()) return module.status();
-      modules[name] = *std::move(module);
+      const std::string name = KeyOf(module_entry.first);
+      std::optional<BlackboxModule> module =
+          ParseModule(name, module_entry.second, problems, config.warnings);
+      if (module.has_value()) config.modules[name] = *std::move(module);
     }
   }
-  return modules;
+  if (!problems.empty()) return problems.ToStatus();
+  return config;
+}
+
+absl::Status Prefixed(const std::string& path, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat(path, ": ", status.message()));
 }
 
 }  // namespace
@@ -338,7 +698,7 @@ BlackboxModules DefaultBlackboxModules() {
   return modules;
 }
 
-absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml) {
+absl::StatusOr<BlackboxConfig> ParseBlackboxConfig(absl::string_view yaml) {
   try {
     return ParseRoot(YAML::Load(std::string(yaml)));
   } catch (const YAML::Exception& e) {
@@ -347,17 +707,81 @@ absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml) {
   }
 }
 
-absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<BlackboxModules> modules = ParseBlackboxModules(text.str());
-  if (!modules.ok()) {
-    return absl::Status(modules.status().code(),
-                        absl::StrCat(path, ": ", modules.status().message()));
+absl::StatusOr<BlackboxConfig> LoadBlackboxConfig(const std::string& path) {
+  std::optional<std::string> text = ReadWholeFile(path);
+  if (!text.has_value()) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
   }
-  return modules;
+  absl::StatusOr<BlackboxConfig> config = ParseBlackboxConfig(*text);
+  if (!config.ok()) return Prefixed(path, config.status());
+  for (std::string& warning : config->warnings) {
+    warning = absl::StrCat(path, ": ", warning);
+  }
+  return config;
+}
+
+absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml) {
+  absl::StatusOr<BlackboxConfig> config = ParseBlackboxConfig(yaml);
+  if (!config.ok()) return config.status();
+  return std::move(config->modules);
+}
+
+absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path) {
+  absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(path);
+  if (!config.ok()) return config.status();
+  return std::move(config->modules);
+}
+
+BlackboxModulesStore::BlackboxModulesStore(std::string path,
+                                           BlackboxModules modules)
+    : path_(std::move(path)),
+      modules_(std::make_shared<const BlackboxModules>(std::move(modules))),
+      state_{.last_successful = true, .last_success = absl::Now()} {}
+
+std::shared_ptr<const BlackboxModules> BlackboxModulesStore::Get() const {
+  absl::MutexLock lock(&mu_);
+  return modules_;
+}
+
+absl::StatusOr<std::vector<std::string>> BlackboxModulesStore::Reload() {
+  if (path_.empty()) {
+    absl::MutexLock lock(&mu_);
+    state_ = {.last_successful = true, .last_success = absl::Now()};
+    return std::vector<std::string>();
+  }
+  // Parsed outside the lock: /probe keeps reading the old modules meanwhile.
+  absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(path_);
+  auto fresh =
+      config.ok()
+          ? std::make_shared<const BlackboxModules>(std::move(config->modules))
+          : nullptr;
+  absl::MutexLock lock(&mu_);
+  if (!config.ok()) {
+    state_.last_successful = false;
+    return config.status();
+  }
+  modules_ = std::move(fresh);
+  state_ = {.last_successful = true, .last_success = absl::Now()};
+  return std::move(config->warnings);
+}
+
+BlackboxModulesStore::ReloadState BlackboxModulesStore::State() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+void BlackboxModulesStore::CountUnsupported(const BlackboxModule& module) {
+  if (module.unsupported.empty()) return;
+  const std::string& line = module.unsupported.front();
+  const std::string option = line.substr(0, line.find(": "));
+  absl::MutexLock lock(&mu_);
+  ++unsupported_[{module.name, option}];
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t>
+BlackboxModulesStore::UnsupportedCounts() const {
+  absl::MutexLock lock(&mu_);
+  return unsupported_;
 }
 
 absl::StatusOr<absl::Duration> ProbeTimeout(absl::string_view header,

@@ -1,9 +1,9 @@
-// blackbox_modules.h: the modules file of prometheus-blackbox-exporter's
-// http prober (--modules_file), so a scrape config written for
-// blackbox_exporter works unchanged against fanprobe's /probe: the file
-// format, what each module means in engine terms (ProbeOptions), and
-// blackbox_exporter's rule for a probe's deadline.  What a probe's result
-// looks like in blackbox_exporter's terms is blackbox_report.h's.
+// blackbox_modules.h: the modules file of prometheus-blackbox-exporter
+// (--modules_file), so a blackbox_exporter config works unchanged against
+// fanprobe's /probe: the file format, what each module means in engine terms
+// (ProbeOptions), blackbox_exporter's rule for a probe's deadline, and a
+// store that swaps the modules on reload.  What a probe's result looks like
+// in blackbox_exporter's terms is blackbox_report.h's.
 //
 // A modules file is blackbox_exporter's:
 //   modules:
@@ -12,32 +12,55 @@
 //       timeout: 5s
 //       http:
 //         valid_status_codes: [200, 204]
-//         method: GET
 //         headers: {Accept: text/html}
 //         fail_if_body_not_matches_regexp: ["ok"]
-// Supported: `prober: http` and `timeout` per module, and these http
-// options: valid_status_codes, method, headers, body, follow_redirects,
-// no_follow_redirects, fail_if_ssl, fail_if_not_ssl,
-// fail_if_body_matches_regexp, fail_if_body_not_matches_regexp,
-// tls_config.insecure_skip_verify, preferred_ip_protocol,
-// ip_protocol_fallback.  Anything else -- another prober, an unknown or
-// unsupported option -- is a kInvalidArgument naming it, so fanprobe-server
-// refuses to start rather than probe differently than the file says.
+// Every http-prober option of blackbox_exporter is parsed and checked with
+// its types.  Three kinds:
+//   honoured   valid_status_codes, valid_http_versions, method, headers,
+//              body, body_file, follow_redirects, no_follow_redirects,
+//              fail_if_ssl, fail_if_not_ssl, fail_if_body_matches_regexp,
+//              fail_if_body_not_matches_regexp, body_size_limit,
+//              enable_http2, preferred_ip_protocol, ip_protocol_fallback,
+//              compression: identity, skip_resolve_phase_with_proxy (no
+//              proxy here, so nothing to skip),
+//              tls_config.insecure_skip_verify, tls_config.ca_file,
+//              tls_config.min_version (checked only)
+//   loaded, but a probe with it fails naming it (BlackboxModule::unsupported)
+//              basic_auth, bearer_token(_file), authorization, oauth2,
+//              proxy_url, no_proxy, proxy_from_environment,
+//              proxy_connect_header, http_headers, compression other than
+//              identity, fail_if_header_(not_)matches,
+//              fail_if_body_json_(not_)matches_cel, tls_config.cert_file,
+//              key_file, server_name, max_version
+//   refused    an unknown key, a wrong type, a bad regexp or duration
+// Modules of the other probers (tcp, icmp, dns, grpc) load with one warning
+// each; /probe answers 400 for them.  Every problem of a file is reported at
+// once, one per line, each with its YAML path.
 //
 // Example:
-//   absl::StatusOr<BlackboxModules> modules = LoadBlackboxModules(path);
-//   if (!modules.ok()) { /* print modules.status(), exit 1 */ }
+//   absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(path);
+//   if (!config.ok()) { /* print config.status(), exit 1 */ }
+//   for (const std::string& w : config->warnings) { /* log it */ }
+//   BlackboxModulesStore store(path, config->modules);
+//   ... store.Reload() on SIGHUP; store.Get() per /probe ...
 //
-// Thread-safety: plain functions of their arguments.
+// Thread-safety: the functions are plain functions of their arguments;
+// BlackboxModulesStore is thread-safe.
 
 #ifndef FANPROBE_MONITORING_BLACKBOX_MODULES_H_
 #define FANPROBE_MONITORING_BLACKBOX_MODULES_H_
 
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "probe/probe.h"
 
@@ -45,6 +68,9 @@ namespace fanprobe::monitoring {
 
 struct BlackboxModule {
   std::string name;
+  // "http", or the other prober the file names (tcp, icmp, dns, grpc):
+  // such a module loads but /probe refuses it.
+  std::string prober = "http";
   // What each probe runs.  As blackbox_exporter's defaults where they differ
   // from the engine's: valid status 200-299, no body size limit.
   // options.timeout is set per request (ProbeTimeout).
@@ -54,6 +80,14 @@ struct BlackboxModule {
   absl::Duration timeout = absl::ZeroDuration();
   bool fail_if_ssl = false;      // fail when the final response came over TLS
   bool fail_if_not_ssl = false;  // fail when it did not
+  // valid_http_versions as blackbox_exporter writes them ("HTTP/1.1",
+  // "HTTP/2.0"); empty accepts any.
+  std::vector<std::string> valid_http_versions;
+  // Why a probe with this module cannot run as the file says, one line per
+  // option, each naming its YAML path: options the engine cannot honour yet,
+  // or a file it names (ca_file, body_file) that could not be read.  A
+  // probe with any fails at once, with these lines as its error.
+  std::vector<std::string> unsupported;
   // The module as the file writes it, shown by debug=true.
   std::string config_yaml;
 };
@@ -67,11 +101,70 @@ inline constexpr absl::string_view kDefaultModuleName = "http_2xx";
 // 2xx (blackbox_exporter's example module).
 BlackboxModules DefaultBlackboxModules();
 
-// Parses a modules file's text.  kInvalidArgument names the offending key,
-// e.g. "modules.api.http.basic_auth: not supported by fanprobe (...)".
-absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml);
+// A loaded file: its modules, and what deserves a warning (one line per
+// module of another prober).
+struct BlackboxConfig {
+  BlackboxModules modules;
+  std::vector<std::string> warnings;
+};
+
+// Parses a modules file's text.  kInvalidArgument lists every problem, one
+// per line, each starting with its path, e.g.
+// "modules.api.http.foo: unknown key (...)".  Files a module names
+// (ca_file, body_file) are read relative to the working directory.
+absl::StatusOr<BlackboxConfig> ParseBlackboxConfig(absl::string_view yaml);
 // Reads and parses `path`; the message starts with the path.
+absl::StatusOr<BlackboxConfig> LoadBlackboxConfig(const std::string& path);
+
+// The same, without the warnings.
+absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml);
 absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path);
+
+// The modules /probe serves, swapped whole by Reload() so a probe sees
+// either the old modules or the new, never a mix, and a bad file keeps the
+// old ones.  Also what /metrics reports about reloads (as
+// blackbox_exporter's config_last_reload_* gauges) and about probes refused
+// for an unsupported option.
+class BlackboxModulesStore {
+ public:
+  // `path` is what Reload() reads; empty means the modules are fixed and
+  // Reload() only confirms them.  The initial modules count as a successful
+  // load now.
+  BlackboxModulesStore(std::string path, BlackboxModules modules);
+
+  BlackboxModulesStore(const BlackboxModulesStore&) = delete;
+  BlackboxModulesStore& operator=(const BlackboxModulesStore&) = delete;
+
+  // The modules now; they stay valid while the caller holds them.
+  std::shared_ptr<const BlackboxModules> Get() const;
+
+  // Reads the file again.  On success the new modules replace the old ones
+  // and the warnings are returned; on failure the old ones stay and the
+  // status lists every problem.
+  absl::StatusOr<std::vector<std::string>> Reload();
+
+  struct ReloadState {
+    bool last_successful = true;
+    absl::Time last_success;
+  };
+  ReloadState State() const;
+
+  // A probe with `module` failed at once for its unsupported options.
+  void CountUnsupported(const BlackboxModule& module);
+  // Per (module, first unsupported option's path): how many probes.
+  std::map<std::pair<std::string, std::string>, uint64_t> UnsupportedCounts()
+      const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  const std::string path_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const BlackboxModules> modules_ ABSL_GUARDED_BY(mu_);
+  ReloadState state_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, uint64_t> unsupported_
+      ABSL_GUARDED_BY(mu_);
+};
 
 // The longest scrape timeout a /probe honours unless the server says
 // otherwise (--http_max_scrape_timeout): blackbox_exporter's default for a

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -118,6 +119,22 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.final_url = result.final_url;
   report.remote_ip = result.remote_ip;
   report.remote_port = result.remote_port;
+  if (report.success && !module.valid_http_versions.empty()) {
+    // blackbox_exporter compares Go's Proto, which spells HTTP/2 "HTTP/2.0".
+    const std::string proto =
+        result.http_version == ResponseVersion::kHttp2 ? "HTTP/2.0"
+        : result.http_version == ResponseVersion::kHttp3
+            ? "HTTP/3.0"
+            : std::string(ResponseVersionName(result.http_version));
+    if (std::find(module.valid_http_versions.begin(),
+                  module.valid_http_versions.end(),
+                  proto) == module.valid_http_versions.end()) {
+      report.success = false;
+      report.outcome = "INVALID_HTTP_VERSION";
+      report.error = absl::StrCat("the response's version ", proto,
+                                  " is not in valid_http_versions");
+    }
+  }
   if (report.success && module.fail_if_ssl && report.ssl) {
     report.success = false;
     report.outcome = "FAIL_IF_SSL";

@@ -34,8 +34,9 @@ struct ProbeReport {
   std::string target;  // as the request gave it
   bool success = false;
   // The engine's outcome name ("OK", "UNEXPECTED_STATUS", "TIMEOUT", ...),
-  // or "FAIL_IF_SSL" / "FAIL_IF_NOT_SSL" when the module's TLS rule failed a
-  // probe the engine found good.
+  // or "FAIL_IF_SSL" / "FAIL_IF_NOT_SSL" / "INVALID_HTTP_VERSION" when the
+  // module's TLS or version rule failed a probe the engine found good, or
+  // "UNSUPPORTED_OPTION" when the module asks what fanprobe cannot do.
   std::string outcome;
   std::string error;  // why, in words; empty on success
   absl::Duration duration = absl::ZeroDuration();

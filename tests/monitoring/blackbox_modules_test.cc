@@ -1,20 +1,26 @@
 // Unit tests of monitoring/blackbox_modules.h: the modules file (each
-// supported option and the start-up error for everything else) and
+// option honoured, each loaded but unsupported, every problem of a bad file
+// at once, Debian's own files whole), the store's reload, and
 // blackbox_exporter's deadline rule.
 
 #include "monitoring/blackbox_modules.h"
 
+#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace fanprobe::monitoring {
 namespace {
 
+using ::fanprobe::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
@@ -122,28 +128,23 @@ TEST(BlackboxModulesTest, RedirectsAndIpProtocolVariants) {
       absl::Milliseconds(500));
 }
 
-TEST(BlackboxModulesTest, UnsupportedOptionsAreStartUpErrorsNamingTheKey) {
+TEST(BlackboxModulesTest, BadFilesAreRefusedNamingThePath) {
   struct Case {
     std::string yaml;
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"modules: {m: {prober: http, http: {basic_auth: {username: u}}}}",
-       "modules.m.http.basic_auth: not supported by fanprobe"},
-      {"modules: {m: {prober: http, http: {valid_http_versions: "
-       "[HTTP/1.1]}}}",
-       "modules.m.http.valid_http_versions: not supported"},
-      {"modules: {m: {prober: http, http: {fail_if_header_matches: []}}}",
-       "modules.m.http.fail_if_header_matches: not supported"},
-      {"modules: {m: {prober: http, http: {tls_config: {ca_file: x.pem}}}}",
-       "modules.m.http.tls_config.ca_file: not supported"},
-      {"modules: {m: {prober: tcp}}",
-       "modules.m.prober: \"tcp\" is not supported by fanprobe"},
-      {"modules: {m: {prober: http, tcp: {}}}",
-       "modules.m.tcp: not supported by fanprobe, which probes over HTTP only"},
+      {"modules: {m: {prober: http, http: {foo: 1}}}",
+       "modules.m.http.foo: unknown key"},
+      {"modules: {m: {prober: http, http: {tls_config: {foo: 1}}}}",
+       "modules.m.http.tls_config.foo: unknown key"},
+      {"modules: {m: {prober: http, http: {basic_auth: {user: u}}}}",
+       "modules.m.http.basic_auth.user: unknown key"},
+      {"modules: {m: {prober: gopher}}",
+       "modules.m.prober: unknown prober \"gopher\""},
       {"modules: {m: {http: {}}}", "modules.m: prober is missing"},
       {"modules: {m: {prober: http, retries: 3}}",
-       "modules.m.retries: not a module option fanprobe supports"},
+       "modules.m.retries: unknown key"},
       {"modules: {m: {prober: http, timeout: 5}}",
        "modules.m.timeout: not a duration"},
       {"modules: {m: {prober: http, http: {valid_status_codes: [2xx]}}}",
@@ -151,10 +152,25 @@ TEST(BlackboxModulesTest, UnsupportedOptionsAreStartUpErrorsNamingTheKey) {
       {"modules: {m: {prober: http, http: {fail_if_body_matches_regexp: "
        "[\"(unclosed\"]}}}",
        "modules.m.http.fail_if_body_matches_regexp[0]: not a valid regexp"},
+      {"modules: {m: {prober: http, http: {fail_if_header_matches: "
+       "[{header: X, regexp: \"(\"}]}}}",
+       "modules.m.http.fail_if_header_matches[0].regexp: not a valid regexp"},
+      {"modules: {m: {prober: http, http: {fail_if_header_matches: "
+       "[{regexp: x}]}}}",
+       "modules.m.http.fail_if_header_matches[0]: header name must be set"},
       {"modules: {m: {prober: http, http: {preferred_ip_protocol: ip5}}}",
        "modules.m.http.preferred_ip_protocol: want ip4 or ip6"},
       {"modules: {m: {prober: http, http: {fail_if_ssl: maybe}}}",
        "modules.m.http.fail_if_ssl: want true or false"},
+      {"modules: {m: {prober: http, http: {body_size_limit: lots}}}",
+       "modules.m.http.body_size_limit: want a size"},
+      {"modules: {m: {prober: http, http: {compression: zip}}}",
+       "modules.m.http.compression: want gzip, br, deflate or identity"},
+      {"modules: {m: {prober: http, http: {tls_config: {min_version: "
+       "TLS14}}}}",
+       "modules.m.http.tls_config.min_version: want TLS10"},
+      {"modules: {m: {prober: http, http: {body: x, body_file: /dev/null}}}",
+       "modules.m.http: body and body_file are mutually exclusive"},
       {"modules: {m: {prober: http, http: {follow_redirects: true, "
        "no_follow_redirects: true}}}",
        "contradict"},
@@ -166,6 +182,221 @@ TEST(BlackboxModulesTest, UnsupportedOptionsAreStartUpErrorsNamingTheKey) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.yaml;
     EXPECT_THAT(status.message(), HasSubstr(c.message)) << c.yaml;
   }
+}
+
+TEST(BlackboxModulesTest, EveryProblemOfAFileIsReportedAtOnce) {
+  const absl::Status status = ParseError(R"(
+modules:
+  a:
+    prober: http
+    http:
+      foo: 1
+      fail_if_ssl: maybe
+      tls_config:
+        bar: true
+  b:
+    prober: http
+    timeout: soon
+  c:
+    prober: http
+)");
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("4 problems:"));
+  for (const char* line :
+       {"modules.a.http.foo: unknown key", "modules.a.http.fail_if_ssl: want",
+        "modules.a.http.tls_config.bar: unknown key",
+        "modules.b.timeout: not a duration"}) {
+    EXPECT_THAT(status.message(), HasSubstr(line));
+  }
+}
+
+TEST(BlackboxModulesTest, OtherProbersLoadWithOneWarningEach) {
+  absl::StatusOr<BlackboxConfig> config = ParseBlackboxConfig(R"(
+modules:
+  web: {prober: http}
+  ping: {prober: icmp, icmp: {ttl: 5}}
+  ssh: {prober: tcp, tcp: {query_response: [{expect: "^SSH-2.0-"}]}}
+  ns: {prober: dns, dns: {query_name: example.test}}
+  rpc: {prober: grpc, grpc: {tls: true}}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->modules.size(), 5u);
+  EXPECT_EQ(config->modules.at("ping").prober, "icmp");
+  EXPECT_EQ(config->modules.at("web").prober, "http");
+  ASSERT_EQ(config->warnings.size(), 4u);
+  EXPECT_THAT(config->warnings,
+              ::testing::Contains(HasSubstr(
+                  "modules.ssh: prober \"tcp\" is not supported by fanprobe")));
+}
+
+TEST(BlackboxModulesTest, OptionsFanprobeCannotHonourLoadAndAreListed) {
+  const BlackboxModule m = ParseOne(R"(
+modules:
+  m:
+    prober: http
+    http:
+      basic_auth: {username: u, password_file: /nonexistent}
+      bearer_token: t
+      authorization: {type: Bearer, credentials: c}
+      oauth2: {client_id: i, token_url: "http://127.0.0.1:1/token"}
+      proxy_url: "http://127.0.0.1:3128"
+      skip_resolve_phase_with_proxy: true
+      compression: gzip
+      http_headers: {X-A: {values: [a]}}
+      fail_if_header_matches:
+        - {header: Set-Cookie, regexp: '.*', allow_missing: true}
+      fail_if_body_json_matches_cel: 'body.ok == false'
+      tls_config: {cert_file: c.pem, key_file: k.pem, server_name: s.test}
+)",
+                                    "m");
+  EXPECT_THAT(
+      m.unsupported,
+      ElementsAre(HasSubstr("modules.m.http.basic_auth: basic auth"),
+                  HasSubstr("modules.m.http.bearer_token: a bearer token"),
+                  HasSubstr("modules.m.http.authorization:"),
+                  HasSubstr("modules.m.http.oauth2: OAuth 2.0"),
+                  HasSubstr("modules.m.http.proxy_url: a proxy"),
+                  HasSubstr("modules.m.http.compression: decoding gzip"),
+                  HasSubstr("modules.m.http.http_headers:"),
+                  HasSubstr("modules.m.http.fail_if_header_matches:"),
+                  HasSubstr("modules.m.http.fail_if_body_json_matches_cel:"),
+                  HasSubstr("modules.m.http.tls_config.cert_file:"),
+                  HasSubstr("modules.m.http.tls_config.key_file:"),
+                  HasSubstr("modules.m.http.tls_config.server_name:")));
+  // identity is no compression at all: nothing unsupported.
+  EXPECT_THAT(ParseOne("modules: {m: {prober: http, http: {compression: "
+                       "identity}}}",
+                       "m")
+                  .unsupported,
+              ::testing::IsEmpty());
+}
+
+TEST(BlackboxModulesTest, OptionsTheEngineHasAreHonoured) {
+  TempDir dir;
+  const std::string ca = dir.Write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  const std::string body = dir.Write("body.json", "{\"from\": \"file\"}");
+  const BlackboxModule m = ParseOne(absl::StrCat(R"(
+modules:
+  m:
+    prober: http
+    http:
+      valid_http_versions: ["HTTP/1.1", "HTTP/2.0"]
+      valid_status_codes: []
+      body_size_limit: 10MB
+      enable_http2: false
+      body_file: )",
+                                                 body, R"(
+      tls_config:
+        ca_file: )",
+                                                 ca, R"(
+        min_version: TLS12
+)"),
+                                    "m");
+  EXPECT_THAT(m.unsupported, ::testing::IsEmpty());
+  EXPECT_THAT(m.valid_http_versions, ElementsAre("HTTP/1.1", "HTTP/2.0"));
+  EXPECT_EQ(m.options.valid_status[0].min, 200);  // [] is the default, 2xx
+  EXPECT_EQ(m.options.valid_status[0].max, 299);
+  EXPECT_EQ(m.options.max_body_bytes, uint64_t{10} << 20);
+  EXPECT_EQ(m.options.http_version, HttpVersion::kHttp1_1);
+  EXPECT_EQ(m.options.body, "{\"from\": \"file\"}");
+  EXPECT_EQ(m.options.ca_pem, "-----BEGIN CERTIFICATE-----\n");
+  EXPECT_EQ(ParseOne("modules: {m: {prober: http, http: {body_size_limit: "
+                     "1024}}}",
+                     "m")
+                .options.max_body_bytes,
+            1024u);
+
+  // A file the module names that cannot be read fails its probes, as
+  // blackbox_exporter's probe fails when it cannot build its client; the
+  // file still loads.
+  const BlackboxModule missing = ParseOne(
+      "modules: {m: {prober: http, http: {tls_config: {ca_file: "
+      "/nonexistent/ca.pem}}}}",
+      "m");
+  EXPECT_THAT(missing.unsupported,
+              ElementsAre(HasSubstr("modules.m.http.tls_config.ca_file: cannot "
+                                    "read \"/nonexistent/ca.pem\"")));
+}
+
+// The files Debian's prometheus-blackbox-exporter ships (the Makefile
+// installs it), whole.
+constexpr char kDebianConfig[] = "/etc/prometheus/blackbox.yml";
+constexpr char kDebianExample[] =
+    "/usr/share/doc/prometheus-blackbox-exporter/examples/example.yml";
+
+TEST(BlackboxModulesTest, DebiansBlackboxYmlLoadsWhole) {
+  if (!std::ifstream(kDebianConfig)) {
+    GTEST_SKIP() << kDebianConfig
+                 << " is missing: apt-get install prometheus-blackbox-exporter";
+  }
+  absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(kDebianConfig);
+  ASSERT_TRUE(config.ok()) << config.status();
+  int http = 0, others = 0;
+  for (const auto& [name, module] : config->modules) {
+    (module.prober == "http" ? http : others)++;
+    EXPECT_THAT(module.unsupported, ::testing::IsEmpty()) << name;
+  }
+  EXPECT_GE(http, 2);  // http_2xx, http_post_2xx
+  EXPECT_EQ(config->modules.at("http_post_2xx").options.method, "POST");
+  EXPECT_EQ(static_cast<int>(config->warnings.size()), others);
+  EXPECT_GT(others, 0);
+}
+
+TEST(BlackboxModulesTest, DebiansExampleYmlLoadsWhole) {
+  if (!std::ifstream(kDebianExample)) {
+    GTEST_SKIP() << kDebianExample
+                 << " is missing: apt-get install prometheus-blackbox-exporter";
+  }
+  absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(kDebianExample);
+  ASSERT_TRUE(config.ok()) << config.status();
+  int others = 0;
+  for (const auto& [name, module] : config->modules) {
+    if (module.prober != "http") ++others;
+  }
+  EXPECT_EQ(static_cast<int>(config->warnings.size()), others);
+  EXPECT_GT(others, 0);
+  // What the example asks for is what each module carries.
+  const BlackboxModule& example = config->modules.at("http_2xx_example");
+  EXPECT_THAT(example.valid_http_versions, ElementsAre("HTTP/1.1", "HTTP/2.0"));
+  EXPECT_EQ(example.options.ip_family, IpFamily::kIpv4);
+  EXPECT_EQ(example.timeout, absl::Seconds(5));
+  EXPECT_THAT(example.unsupported,
+              ElementsAre(HasSubstr("fail_if_header_matches"),
+                          HasSubstr("fail_if_header_not_matches")));
+  EXPECT_EQ(config->modules.at("http_post_2xx").options.body, "{}");
+  EXPECT_THAT(config->modules.at("http_basic_auth_example").unsupported,
+              ElementsAre(HasSubstr("basic_auth")));
+  EXPECT_THAT(config->modules.at("http_with_proxy").unsupported,
+              ElementsAre(HasSubstr("proxy_url")));
+}
+
+TEST(BlackboxModulesStoreTest, AReloadSwapsTheModulesAndABadFileKeepsThem) {
+  TempDir dir;
+  const std::string path =
+      dir.Write("modules.yml", "modules: {one: {prober: http}}\n");
+  BlackboxModulesStore store(
+      path, *ParseBlackboxModules("modules: {one: {prober: http}}\n"));
+  const std::shared_ptr<const BlackboxModules> before = store.Get();
+  EXPECT_TRUE(store.State().last_successful);
+
+  dir.Write("modules.yml",
+            "modules: {two: {prober: http}, ping: {prober: icmp}}\n");
+  absl::StatusOr<std::vector<std::string>> good = store.Reload();
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_THAT(*good, ElementsAre(HasSubstr("modules.ping: prober \"icmp\"")));
+  EXPECT_TRUE(store.Get()->contains("two"));
+  EXPECT_FALSE(store.Get()->contains("one"));
+  EXPECT_TRUE(before->contains("one"));  // a holder keeps what it had
+  const absl::Time success = store.State().last_success;
+
+  dir.Write("modules.yml", "modules: {three: {prober: http, bad: 1}}\n");
+  absl::StatusOr<std::vector<std::string>> bad = store.Reload();
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr(path + ": modules.three.bad: unknown key"));
+  EXPECT_TRUE(store.Get()->contains("two"));
+  EXPECT_FALSE(store.State().last_successful);
+  EXPECT_EQ(store.State().last_success, success);
 }
 
 TEST(BlackboxModulesTest, LoadNamesTheFile) {

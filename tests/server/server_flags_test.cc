@@ -278,21 +278,25 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
   }
 }
 
-TEST(ServerBinaryFlagsTest, AModulesFileFanprobeCannotHonourStopsTheStart) {
+TEST(ServerBinaryFlagsTest, ABadModulesFileStopsTheStartListingEveryProblem) {
   // What the modules-file parser refuses (tests/monitoring/ checks what it
-  // refuses and why) stops the server before anything listens.
+  // refuses and why) stops the server before anything listens; a module of
+  // another prober does not (tests/server/modules_reload_test.cc).
   TempDir dir;
-  const std::string modules =
-      dir.Write("icmp.yml", "modules:\n  ping:\n    prober: icmp\n");
+  const std::string modules = dir.Write(
+      "bad.yml",
+      "modules:\n  ping:\n    prober: icmp\n  web:\n    prober: http\n"
+      "    retries: 3\n    http: {method: [GET]}\n");
   const testing::ProcessRun server = testing::RunToExit(
       {FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
        "--http_address=127.0.0.1:0", "--modules_file=" + modules},
       absl::Seconds(30));
   EXPECT_EQ(server.code, 2);
+  EXPECT_THAT(server.err, HasSubstr("fanprobe-server: --modules_file: " +
+                                    modules + ": 2 problems:"));
+  EXPECT_THAT(server.err, HasSubstr("modules.web.retries: unknown key"));
   EXPECT_THAT(server.err,
-              HasSubstr("fanprobe-server: --modules_file: " + modules +
-                        ": modules.ping.prober: \"icmp\" is not supported by "
-                        "fanprobe"));
+              HasSubstr("modules.web.http.method: want a single value"));
   EXPECT_THAT(server.out + server.err, Not(HasSubstr("listening")));
 }
 
