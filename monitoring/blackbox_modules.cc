@@ -1,5 +1,6 @@
 #include "monitoring/blackbox_modules.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -744,13 +745,20 @@ std::shared_ptr<const BlackboxModules> BlackboxModulesStore::Get() const {
 }
 
 absl::StatusOr<std::vector<std::string>> BlackboxModulesStore::Reload() {
+  absl::MutexLock reload_lock(&reload_mu_);
   if (path_.empty()) {
     absl::MutexLock lock(&mu_);
     state_ = {.last_successful = true, .last_success = absl::Now()};
     return std::vector<std::string>();
   }
-  // Parsed outside the lock: /probe keeps reading the old modules meanwhile.
+  // Parsed and checked outside mu_: /probe keeps reading the old modules
+  // meanwhile.
   absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(path_);
+  if (config.ok() && check_) {
+    if (absl::Status checked = check_(config->modules); !checked.ok()) {
+      config = Prefixed(path_, checked);
+    }
+  }
   auto fresh =
       config.ok()
           ? std::make_shared<const BlackboxModules>(std::move(config->modules))
@@ -763,6 +771,16 @@ absl::StatusOr<std::vector<std::string>> BlackboxModulesStore::Reload() {
   modules_ = std::move(fresh);
   state_ = {.last_successful = true, .last_success = absl::Now()};
   return std::move(config->warnings);
+}
+
+absl::Status BlackboxModulesStore::SetCheck(Check check) {
+  absl::MutexLock reload_lock(&reload_mu_);
+  if (check) {
+    // modules_ changes only under reload_mu_, which is held: no copy needed.
+    if (absl::Status status = check(*Get()); !status.ok()) return status;
+  }
+  check_ = std::move(check);
+  return absl::OkStatus();
 }
 
 BlackboxModulesStore::ReloadState BlackboxModulesStore::State() const {
@@ -782,6 +800,35 @@ std::map<std::pair<std::string, std::string>, uint64_t>
 BlackboxModulesStore::UnsupportedCounts() const {
   absl::MutexLock lock(&mu_);
   return unsupported_;
+}
+
+ProbeOptions ModuleProbeOptions(const BlackboxModule& module,
+                                const Engine& engine) {
+  ProbeOptions options = module.options;
+  options.max_body_bytes =
+      std::min(options.max_body_bytes, engine.Limits().max_body_bytes);
+  options.max_redirects =
+      std::min(options.max_redirects, engine.Limits().max_redirects);
+  return options;
+}
+
+absl::Status CheckModulesWithEngine(const BlackboxModules& modules,
+                                    const Engine& engine) {
+  std::vector<std::string> problems;
+  for (const auto& [name, module] : modules) {
+    if (module.prober != "http") continue;
+    ProbeOptions checked = ModuleProbeOptions(module, engine);
+    checked.timeout = absl::Seconds(1);  // set per /probe
+    if (absl::Status status = engine.CheckOptions(checked); !status.ok()) {
+      problems.push_back(
+          absl::StrCat("module \"", name, "\": ", status.message()));
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  if (problems.size() == 1) return absl::InvalidArgumentError(problems[0]);
+  return absl::InvalidArgumentError(
+      absl::StrCat(problems.size(), " modules the engine refuses:\n  ",
+                   absl::StrJoin(problems, "\n  ")));
 }
 
 absl::StatusOr<absl::Duration> ProbeTimeout(absl::string_view header,

@@ -51,6 +51,7 @@
 #define FANPROBE_MONITORING_BLACKBOX_MODULES_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,10 +59,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "probe/engine.h"
 #include "probe/probe.h"
 
 namespace fanprobe::monitoring {
@@ -120,13 +123,38 @@ absl::StatusOr<BlackboxConfig> LoadBlackboxConfig(const std::string& path);
 absl::StatusOr<BlackboxModules> ParseBlackboxModules(absl::string_view yaml);
 absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path);
 
+// The options a /probe with `module` submits to `engine`, but for the
+// deadline (set per request): the module's, held to the engine's limits.
+// blackbox_exporter reads bodies of any size and follows 10 redirects; here
+// the server's limits (--max_body_bytes, --max_redirects) are the most a
+// probe does.
+ProbeOptions ModuleProbeOptions(const BlackboxModule& module,
+                                const Engine& engine);
+
+// The engine's checks (Engine::CheckOptions) of every http module's
+// options.  A module the engine refuses (a header value with CR/LF, more
+// request headers than the server allows) would fail every probe as
+// INVALID_TARGET, so it is refused like a module that does not parse: OK,
+// or kInvalidArgument listing every such module, one per line,
+// "module \"NAME\": why".  Modules of other probers never reach the engine.
+absl::Status CheckModulesWithEngine(const BlackboxModules& modules,
+                                    const Engine& engine);
+
 // The modules /probe serves, swapped whole by Reload() so a probe sees
 // either the old modules or the new, never a mix, and a bad file keeps the
 // old ones.  Also what /metrics reports about reloads (as
 // blackbox_exporter's config_last_reload_* gauges) and about probes refused
 // for an unsupported option.
+//
+// Besides parsing, modules may have to pass a check of whoever runs them
+// (SetCheck: the HTTP side installs CheckModulesWithEngine), on the first
+// load as on every reload.
 class BlackboxModulesStore {
  public:
+  // OK when the modules can be served; else kInvalidArgument listing every
+  // module that cannot, one per line.
+  using Check = std::function<absl::Status(const BlackboxModules&)>;
+
   // `path` is what Reload() reads; empty means the modules are fixed and
   // Reload() only confirms them.  The initial modules count as a successful
   // load now.
@@ -138,10 +166,18 @@ class BlackboxModulesStore {
   // The modules now; they stay valid while the caller holds them.
   std::shared_ptr<const BlackboxModules> Get() const;
 
-  // Reads the file again.  On success the new modules replace the old ones
-  // and the warnings are returned; on failure the old ones stay and the
-  // status lists every problem.
+  // Reads the file again and checks it.  On success the new modules
+  // replace the old ones and the warnings are returned; on failure (the
+  // file does not parse, or the check refuses it) the old ones stay and the
+  // status, starting with the path, lists every problem.  Reloads run one
+  // at a time.
   absl::StatusOr<std::vector<std::string>> Reload();
+
+  // Checks the modules held now with `check` and, when they pass, keeps it
+  // for every Reload(); when they do not, returns why and keeps the check
+  // it had.  Null removes the check (what the check refers to is going
+  // away): after SetCheck returns, no Reload() calls the old one.
+  absl::Status SetCheck(Check check);
 
   struct ReloadState {
     bool last_successful = true;
@@ -159,6 +195,10 @@ class BlackboxModulesStore {
 
  private:
   const std::string path_;
+  // Held for a whole Reload() and by SetCheck(): reloads do not overlap,
+  // and a check is not removed while it runs.  Taken before mu_.
+  absl::Mutex reload_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  Check check_ ABSL_GUARDED_BY(reload_mu_);
   mutable absl::Mutex mu_;
   std::shared_ptr<const BlackboxModules> modules_ ABSL_GUARDED_BY(mu_);
   ReloadState state_ ABSL_GUARDED_BY(mu_);

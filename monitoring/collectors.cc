@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "monitoring/process_figures.h"
 #include "probe/probe.h"
 
@@ -89,6 +90,27 @@ ServerMetrics::Collector HttpStatsCollector(const HttpServer& http) {
     out.Gauge("fanprobe_http_pending_probes",
               "Probes of the /probe requests being served.",
               static_cast<double>(stats.pending_probes));
+  };
+}
+
+ServerMetrics::Collector ModulesCollector(const BlackboxModulesStore& store) {
+  return [&store](MetricsWriter& out) {
+    const BlackboxModulesStore::ReloadState state = store.State();
+    out.Gauge("fanprobe_config_last_reload_successful",
+              "1 when the last load of the modules file succeeded, as "
+              "blackbox_exporter's config_last_reload_successful.",
+              state.last_successful ? 1 : 0);
+    out.Gauge("fanprobe_config_last_reload_success_timestamp_seconds",
+              "When the modules file last loaded, in seconds since the epoch.",
+              absl::ToDoubleSeconds(state.last_success - absl::UnixEpoch()));
+    out.Family("fanprobe_http_probe_unsupported_option_total", "counter",
+               "/probe probes failed at once because their module sets an "
+               "option fanprobe cannot honour (the first one named).");
+    for (const auto& [key, count] : store.UnsupportedCounts()) {
+      out.Sample("fanprobe_http_probe_unsupported_option_total",
+                 {{"module", key.first}, {"option", key.second}},
+                 static_cast<double>(count));
+    }
   };
 }
 

@@ -16,6 +16,7 @@
 #ifndef FANPROBE_MONITORING_COLLECTORS_H_
 #define FANPROBE_MONITORING_COLLECTORS_H_
 
+#include "monitoring/blackbox_modules.h"
 #include "monitoring/http_server.h"
 #include "monitoring/metrics.h"
 #include "monitoring/prometheus_text.h"
@@ -34,6 +35,12 @@ ServerMetrics::Collector EngineStatsCollector(const Engine& engine);
 
 // fanprobe_http_probe_requests_active, fanprobe_http_pending_probes.
 ServerMetrics::Collector HttpStatsCollector(const HttpServer& http);
+
+// fanprobe_config_last_reload_successful,
+// fanprobe_config_last_reload_success_timestamp_seconds (blackbox_exporter's
+// reload gauges) and fanprobe_http_probe_unsupported_option_total{module,
+// option}.
+ServerMetrics::Collector ModulesCollector(const BlackboxModulesStore& store);
 
 // fanprobe_build_info{version, libcurl, <more>} 1: which fanprobe and which
 // libraries run.  `more` names what the caller links that this library

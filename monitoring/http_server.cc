@@ -26,8 +26,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -233,7 +235,9 @@ struct HttpServer::Reply {
 struct HttpServer::ProbeRequest {
   // Constant once the batch is submitted.
   MHD_Connection* connection = nullptr;
-  const BlackboxModule* module = nullptr;
+  // Held for the request: a reload meanwhile does not pull `module` away.
+  std::shared_ptr<const BlackboxModules> modules;
+  const BlackboxModule* module = nullptr;  // within `modules`
   std::vector<std::string> targets;
   absl::Duration probe_timeout;
   bool debug = false;
@@ -358,20 +362,18 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return status;
   }
   // A module whose options the engine refuses (a header value with CR/LF,
-  // more request headers than the server allows) would fail every probe
-  // as INVALID_TARGET: stop at start instead, as for a module fanprobe
-  // cannot honour.  The timeout and body cap are set per /probe, below.
-  for (const auto& [name, module] : options.modules) {
-    ProbeOptions checked = module.options;
-    checked.timeout = absl::Seconds(1);
-    checked.max_body_bytes =
-        std::min(checked.max_body_bytes, engine.Limits().max_body_bytes);
-    checked.max_redirects =
-        std::min(checked.max_redirects, engine.Limits().max_redirects);
-    if (absl::Status status = engine.CheckOptions(checked); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--modules_file: module \"", name, "\": ", status.message()));
-    }
+  // more request headers than the server allows) stops the start, as one
+  // fanprobe cannot parse does.  The server installs the same check in the
+  // store below, for every reload.
+  if (options.module_store == nullptr) {
+    options.module_store =
+        std::make_shared<BlackboxModulesStore>("", options.modules);
+  }
+  if (absl::Status status =
+          CheckModulesWithEngine(*options.module_store->Get(), engine);
+      !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--modules_file: ", status.message()));
   }
   if (options.max_scrape_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_scrape_timeout: must be positive");
@@ -403,6 +405,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
 
   std::unique_ptr<HttpServer> server(new HttpServer(
       std::move(options), engine, metrics, std::move(readiness)));
+  // From now until Stop() (which removes it), a reload is checked too.  It
+  // checks the modules once more, in case a reload came in between.
+  if (absl::Status status =
+          server->modules_->SetCheck([&engine](const BlackboxModules& modules) {
+            return CheckModulesWithEngine(modules, engine);
+          });
+      !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--modules_file: ", status.message()));
+  }
   server->hangups_ = *std::move(hangups);
   server->port_ = listener->second;
   const std::string& address = server->options_.address;
@@ -481,7 +493,8 @@ HttpServer::HttpServer(HttpServerOptions options, Engine& engine,
     : options_(std::move(options)),
       engine_(engine),
       metrics_(metrics),
-      readiness_(std::move(readiness)) {}
+      readiness_(std::move(readiness)),
+      modules_(options_.module_store) {}
 
 HttpServer::~HttpServer() {
   Stop();
@@ -542,6 +555,9 @@ void HttpServer::Stop() {
     reaper_.join();
   }
   hangups_.reset();
+  // The check refers to the engine, which may go once the server has; a
+  // reload (SIGHUP) that comes later only parses.
+  modules_->SetCheck(nullptr).IgnoreError();
 }
 
 HttpStats HttpServer::Stats() const {
@@ -626,7 +642,13 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
     auto it = connections_.find(connection);
     if (it != connections_.end()) it->second.awaiting_headers = false;
   }
-  if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD) {
+  if (path == "/-/reload") {
+    if (method != MHD_HTTP_METHOD_POST) {
+      // blackbox_exporter's answer.
+      const char* const kPostOnly = "This endpoint requires a POST request.\n";
+      return Reply{.status = 405, .body = kPostOnly}.Send(connection);
+    }
+  } else if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD) {
     return Reply{.status = 405, .body = "only GET and HEAD\n"}.Send(connection);
   }
   if (!options_.client_ca_pem.empty() && path != "/healthz" &&
@@ -650,6 +672,7 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
   }
   if (path == "/healthz") return Reply{.body = "ok\n"}.Send(connection);
   if (path == "/readyz") return HandleReady().Send(connection);
+  if (path == "/-/reload") return HandleReload().Send(connection);
   if (path == "/") {
     return Reply{.body =
                      "fanprobe\n\n"
@@ -657,7 +680,8 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
                      "/probe     ?target=URL[&target=URL...]&module=NAME"
                      "[&debug=true]: blackbox_exporter-compatible probe\n"
                      "/healthz   liveness\n"
-                     "/readyz    readiness: serving and not saturated\n"}
+                     "/readyz    readiness: serving and not saturated\n"
+                     "/-/reload  POST: reload the modules file\n"}
         .Send(connection);
   }
   if (path != "/probe") {
@@ -720,6 +744,21 @@ HttpServer::Reply HttpServer::HandleReady() {
           .body = absl::StrCat("not ready: ", ready.message(), "\n")};
 }
 
+HttpServer::Reply HttpServer::HandleReload() {
+  absl::StatusOr<std::vector<std::string>> reloaded = modules_->Reload();
+  if (!reloaded.ok()) {
+    // blackbox_exporter's answer to a file it cannot load.
+    return {.status = 500,
+            .body = absl::StrCat("failed to reload config: ",
+                                 reloaded.status().message(), "\n")};
+  }
+  std::string text = "reloaded\n";
+  for (const std::string& warning : *reloaded) {
+    absl::StrAppend(&text, "warning: ", warning, "\n");
+  }
+  return {.body = std::move(text)};
+}
+
 std::optional<HttpServer::Reply> HttpServer::StartProbe(
     MHD_Connection* connection, std::shared_ptr<ProbeRequest>& probe) {
   probe->connection = connection;
@@ -746,12 +785,20 @@ std::optional<HttpServer::Reply> HttpServer::StartProbe(
   }
   std::string module_name = QueryValue(connection, "module");
   if (module_name.empty()) module_name = std::string(kDefaultModuleName);
-  const auto module_it = options_.modules.find(module_name);
-  if (module_it == options_.modules.end()) {
+  probe->modules = modules_->Get();
+  const auto module_it = probe->modules->find(module_name);
+  if (module_it == probe->modules->end()) {
     return Reject(absl::StatusCode::kInvalidArgument,
                   absl::StrCat("Unknown module \"", module_name, "\""));
   }
   probe->module = &module_it->second;
+  if (probe->module->prober != "http") {
+    return Reject(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("Module \"", module_name, "\" uses prober \"",
+                     probe->module->prober,
+                     "\", which fanprobe does not support (http only)"));
+  }
   absl::StatusOr<absl::Duration> timeout = ProbeTimeout(
       HeaderValue(connection, "X-Prometheus-Scrape-Timeout-Seconds"),
       probe->module->timeout, options_.timeout_offset,
@@ -767,6 +814,25 @@ std::optional<HttpServer::Reply> HttpServer::StartProbe(
   probe->probe_timeout = std::max(*timeout, absl::Milliseconds(1));
   probe->debug = QueryValue(connection, "debug") == "true";
 
+  auto options = std::make_shared<ProbeOptions>(
+      ModuleProbeOptions(*probe->module, engine_));
+  options->timeout = probe->probe_timeout;
+  // blackbox_exporter's hostname= sets the request's Host header (over the
+  // module's own).  The module passed the engine's checks at load; the
+  // header is this request's, so it is checked here: a value that would
+  // inject a header line is the client's mistake, a 400.
+  if (const std::string hostname = QueryValue(connection, "hostname");
+      !hostname.empty()) {
+    std::erase_if(options->headers, [](const auto& header) {
+      return absl::EqualsIgnoreCase(header.first, "Host");
+    });
+    options->headers.emplace_back("Host", hostname);
+    if (absl::Status status = engine_.CheckOptions(*options); !status.ok()) {
+      return Reject(absl::StatusCode::kInvalidArgument,
+                    absl::StrCat("hostname: ", status.message()));
+    }
+  }
+
   const uint64_t probes = targets.size();
   {
     absl::MutexLock lock(&mu_);
@@ -781,20 +847,33 @@ std::optional<HttpServer::Reply> HttpServer::StartProbe(
                                  " more would exceed the limit of ",
                                  options_.max_pending_probes, "; retry later"));
     }
-    pending_probes_ += probes;
-    ++active_requests_;
+    if (probe->module->unsupported.empty()) {
+      pending_probes_ += probes;
+      ++active_requests_;
+    }
   }
 
-  auto options = std::make_shared<ProbeOptions>(probe->module->options);
-  options->timeout = probe->probe_timeout;
-  // blackbox_exporter reads bodies of any size by default; here the
-  // server's limit is the most a probe reads.
-  options->max_body_bytes =
-      std::min(options->max_body_bytes, engine_.Limits().max_body_bytes);
-  // Nor may it follow more redirects than the server allows (blackbox
-  // modules follow 10, which --max_redirects may be below).
-  options->max_redirects =
-      std::min(options->max_redirects, engine_.Limits().max_redirects);
+  if (!probe->module->unsupported.empty()) {
+    // Probing without the option would answer a different question than
+    // the module asks; a failed probe that says why is the honest answer.
+    // Nothing is sent, so nothing is pending.
+    modules_->CountUnsupported(*probe->module);
+    const std::string why = absl::StrJoin(probe->module->unsupported, "; ");
+    std::vector<ProbeReport> reports;
+    reports.reserve(targets.size());
+    for (const std::string& target : targets) {
+      reports.push_back(ReportUnfinished(target, "UNSUPPORTED_OPTION", why,
+                                         absl::Now() - probe->start));
+    }
+    MetricsWriter out;
+    WriteProbeMetrics(reports, /*target_labels=*/targets.size() > 1, out);
+    if (probe->debug) {
+      return Reply{.body = ProbeDebugText(*probe->module, reports,
+                                          probe->probe_timeout, out.text())};
+    }
+    return Reply{.content_type = kTextFormat, .body = out.Release()};
+  }
+
   std::vector<ProbeTarget> probe_targets;
   probe_targets.reserve(targets.size());
   for (const std::string& target : targets) {

@@ -9,6 +9,9 @@
 //              probe instead
 //   /healthz   200 while the process serves HTTP at all (liveness)
 //   /readyz    200 when serving and not saturated, else 503 and why
+//   /-/reload  POST: reads the modules file again (blackbox_exporter's
+//              route); 200, or 500 listing every problem, the old modules
+//              kept; another method is a 405
 //
 // /probe runs its probes through the Engine it is given -- the server passes
 // a MeteredEngine over the same engine the gRPC service uses -- so both APIs
@@ -17,9 +20,20 @@
 // module's timeout when shorter.  Answers:
 //   200  the metrics (probe_success 0 for a failed probe: a failed probe is
 //        data, not an HTTP error)
-//   400  no target, an unknown module, too many targets, a timeout header
-//        that is not a finite positive number
+//   400  no target, an unknown module, a module of another prober (tcp,
+//        icmp, dns, grpc), too many targets, a timeout header that is not a
+//        finite positive number
 //   503  shutting down, or more pending /probe probes than max_pending_probes
+//
+// A module with an option fanprobe cannot honour (BlackboxModule::
+// unsupported) is answered at once, each probe failed UNSUPPORTED_OPTION,
+// without sending anything.  hostname= sets the Host header, over the
+// module's, as blackbox_exporter's does.
+//
+// Modules the engine refuses (Engine::CheckOptions: a header value with
+// CR/LF, more headers than the server allows) would fail every probe: Start
+// refuses them, and a reload (POST /-/reload, or SIGHUP through the same
+// store) of a file with one keeps the modules in use and says why.
 //
 // Example (server/server.cc does this):
 //   auto http = HttpServer::Start(options, metered_engine, metrics,
@@ -88,8 +102,14 @@ struct HttpServerOptions {
   // free port; address() tells which.  Empty: the server runs no HTTP side
   // (Server::Start skips it; HttpServer::Start refuses it).
   std::string address;
-  // The /probe modules (--modules_file); by default http_2xx only.
+  // The /probe modules (--modules_file); by default http_2xx only.  Used
+  // when `module_store` is null.
   BlackboxModules modules = DefaultBlackboxModules();
+  // Where /probe reads its modules and what POST /-/reload reloads; the
+  // server shares it with SIGHUP and /metrics.  Null: a store holding
+  // `modules`, with no file to reload.  The server checks its modules with
+  // the engine from Start() until Stop(), on every reload too.
+  std::shared_ptr<BlackboxModulesStore> module_store;
   // Taken off the scrape's timeout so the answer reaches Prometheus in time
   // (--probe_timeout_offset; blackbox_exporter's --timeout-offset).
   absl::Duration timeout_offset = absl::Milliseconds(500);
@@ -160,9 +180,11 @@ class HttpServer {
   using ReadinessCheck = std::function<absl::Status()>;
 
   // Binds options.address and starts serving.  kUnavailable when it cannot
-  // listen there, kInvalidArgument for an empty or malformed address, a
-  // key without a certificate (or the other way round), a client CA
-  // without TLS, or a certificate and key TLS cannot use.
+  // listen there, kInvalidArgument for a module the engine refuses
+  // ("--modules_file: module \"NAME\": why", every such module), an empty
+  // or malformed address, a key without a certificate (or the other way
+  // round), a client CA without TLS, or a certificate and key TLS cannot
+  // use.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       HttpServerOptions options, Engine& engine, ServerMetrics& metrics,
       ReadinessCheck readiness);
@@ -191,6 +213,9 @@ class HttpServer {
 
   HttpStats Stats() const;
 
+  // The modules /probe serves.
+  BlackboxModulesStore& modules() const { return *modules_; }
+
  private:
   struct Reply;
   struct ProbeRequest;
@@ -211,7 +236,12 @@ class HttpServer {
   int Route(MHD_Connection* connection, absl::string_view path,
             absl::string_view method, void** request_state);
   Reply HandleReady();
-  // Starts the /probe batch; a Reply when the request is refused instead.
+  // POST /-/reload.  Runs on the event loop: reading a modules file (and
+  // the files it names, each bounded) takes about as long as rendering
+  // /metrics.
+  Reply HandleReload();
+  // Starts the /probe batch; a Reply when the request is answered at once
+  // instead (refused, or its module cannot run).
   std::optional<Reply> StartProbe(MHD_Connection* connection,
                                   std::shared_ptr<ProbeRequest>& probe);
   void ProbeDone(const std::shared_ptr<ProbeRequest>& probe,
@@ -228,6 +258,7 @@ class HttpServer {
   Engine& engine_;
   ServerMetrics& metrics_;
   const ReadinessCheck readiness_;
+  const std::shared_ptr<BlackboxModulesStore> modules_;
   // The listening socket, owned: libmicrohttpd only borrows it (Stop()
   // quiesces the daemon first), and the destructor closes it.
   int listen_fd_ = -1;

@@ -207,6 +207,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     server->http_ = *std::move(http);
     server->http_address_ = server->http_->address();
     metrics.AddCollector(monitoring::HttpStatsCollector(*server->http_));
+    metrics.AddCollector(
+        monitoring::ModulesCollector(server->http_->modules()));
   }
   return server;
 }

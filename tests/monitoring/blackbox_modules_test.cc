@@ -399,6 +399,43 @@ TEST(BlackboxModulesStoreTest, AReloadSwapsTheModulesAndABadFileKeepsThem) {
   EXPECT_EQ(store.State().last_success, success);
 }
 
+TEST(BlackboxModulesStoreTest, TheCheckGuardsEveryReloadUntilRemoved) {
+  TempDir dir;
+  const std::string path =
+      dir.Write("modules.yml", "modules: {one: {prober: http}}\n");
+  BlackboxModulesStore store(
+      path, *ParseBlackboxModules("modules: {one: {prober: http}}\n"));
+  // A check that refuses any module named "bad", as the engine refuses a
+  // module it cannot run.
+  const auto no_bad = [](const BlackboxModules& modules) {
+    return modules.contains("bad")
+               ? absl::InvalidArgumentError("module \"bad\": refused")
+               : absl::OkStatus();
+  };
+  const auto refuse_all = [](const BlackboxModules&) {
+    return absl::InvalidArgumentError("refused");
+  };
+  // Installed only when what is held passes it.
+  EXPECT_EQ(store.SetCheck(refuse_all).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store.SetCheck(no_bad).ok());
+
+  dir.Write("modules.yml",
+            "modules: {two: {prober: http}, bad: {prober: http}}\n");
+  absl::StatusOr<std::vector<std::string>> refused = store.Reload();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(), path + ": module \"bad\": refused");
+  EXPECT_TRUE(store.Get()->contains("one"));
+  EXPECT_FALSE(store.Get()->contains("two"));
+  EXPECT_FALSE(store.State().last_successful);
+
+  // Removed, the same file loads: only parsing judges it.
+  ASSERT_TRUE(store.SetCheck(nullptr).ok());
+  ASSERT_TRUE(store.Reload().ok());
+  EXPECT_TRUE(store.Get()->contains("bad"));
+  EXPECT_TRUE(store.State().last_successful);
+}
+
 TEST(BlackboxModulesTest, LoadNamesTheFile) {
   absl::StatusOr<BlackboxModules> missing =
       LoadBlackboxModules("/nonexistent/modules.yml");

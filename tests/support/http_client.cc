@@ -43,6 +43,23 @@ HttpReply HttpGet(
   return reply;
 }
 
+HttpReply HttpPost(const std::string& host_port, const std::string& path,
+                   absl::Duration timeout) {
+  const size_t colon = host_port.rfind(':');
+  httplib::Client client(host_port.substr(0, colon),
+                         std::stoi(host_port.substr(colon + 1)));
+  const auto seconds = absl::ToChronoSeconds(timeout);
+  client.set_connection_timeout(seconds);
+  client.set_read_timeout(seconds);
+  httplib::Result result = client.Post(path, "", "text/plain");
+  HttpReply reply;
+  if (!result) return reply;
+  reply.status = result->status;
+  reply.body = result->body;
+  reply.content_type = result->get_header_value("Content-Type");
+  return reply;
+}
+
 std::string UrlEncode(absl::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

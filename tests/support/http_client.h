@@ -1,5 +1,5 @@
 // http_client.h: what the tests need to talk HTTP to loopback servers --
-// fanprobe's HTTP side, Prometheus, blackbox_exporter: GETs, query
+// fanprobe's HTTP side, Prometheus, blackbox_exporter: GETs, POSTs, query
 // encoding, and a free port for a tool that cannot be given port 0.
 //
 // Example:
@@ -32,6 +32,10 @@ HttpReply HttpGet(
     const std::string& host_port, const std::string& path_and_query,
     const std::vector<std::pair<std::string, std::string>>& headers = {},
     absl::Duration timeout = absl::Seconds(10));
+
+// POST http://<host_port><path> with an empty body (/-/reload).
+HttpReply HttpPost(const std::string& host_port, const std::string& path,
+                   absl::Duration timeout = absl::Seconds(10));
 
 // Percent-encodes a query parameter value.
 std::string UrlEncode(absl::string_view text);
