@@ -1,9 +1,11 @@
 // fanprobe-server: serves fanprobe.v1.Prober, grpc.health.v1.Health and
 // server reflection on --grpc_address until SIGTERM or SIGINT, then drains
-// within --shutdown_grace and exits 0.  Logs are JSON lines on stderr
-// (log/logger.h): one when listening, one per batch, one when stopped.  A
-// flag value that makes no sense (a bad CIDR, an unreadable certificate)
-// exits 2 at start-up, with a plain message.
+// within --shutdown_grace and exits 0.  SIGHUP reloads --modules_file (as
+// POST /-/reload does; a bad file keeps the modules in use), and
+// --config.check checks that file and exits 0 or 1 without serving.  Logs are
+// JSON lines on stderr (log/logger.h): one when listening, one per batch, one
+// when stopped.  A flag value that makes no sense (a bad CIDR, an unreadable
+// certificate) exits 2 at start-up, with a plain message.
 
 #include <malloc.h>
 #include <pthread.h>
@@ -27,6 +29,7 @@
 #include "absl/time/time.h"
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
+#include "probe/engine.h"
 #include "probe/probe.h"
 #include "server/descriptors.h"
 #include "server/memory_trimmer.h"
@@ -59,9 +62,18 @@ ABSL_FLAG(std::string, http_address, "127.0.0.1:9116",
           "blackbox_exporter), /healthz, /readyz. Port 0 picks a free port; "
           "empty disables the HTTP side.");
 ABSL_FLAG(std::string, modules_file, "",
-          "blackbox_exporter modules file for /probe (the http prober options "
-          "fanprobe supports; anything else stops the server at start-up). "
-          "Empty: the one module http_2xx.");
+          "blackbox_exporter modules file for /probe. Modules of other "
+          "probers load with a warning (/probe answers 400 for them); "
+          "options fanprobe cannot honour load, and their probes fail "
+          "naming them; an unknown key or a bad value stops the start. "
+          "SIGHUP or POST /-/reload reloads it. Empty: the one module "
+          "http_2xx.");
+ABSL_FLAG(bool, config_check, false,
+          "Check --modules_file (and its modules against the engine's "
+          "limits the other flags set), print every problem and exit 1, or "
+          "0 when it loads, without serving. --config.check is the same "
+          "(blackbox_exporter's spelling), and --config.file=F is "
+          "--modules_file=F.");
 ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
           "A /probe's deadline is the scrape's timeout "
           "(X-Prometheus-Scrape-Timeout-Seconds) less this.");
@@ -189,6 +201,85 @@ int ConfigError(const absl::Status& status) {
   return 2;
 }
 
+// blackbox_exporter's flag spellings, which absl flags cannot name (a dot),
+// so a command line written for it works here.
+std::vector<std::string> BlackboxSpellings(std::vector<std::string> args) {
+  for (std::string& arg : args) {
+    if (arg == "--config.check" || absl::StartsWith(arg, "--config.check=")) {
+      arg.replace(0, 14, "--config_check");
+    } else if (absl::StartsWith(arg, "--config.file=")) {
+      arg.replace(0, 14, "--modules_file=");
+    }
+  }
+  return args;
+}
+
+// What a probe may ask for, from the flags: the engine's limits.
+fanprobe::ProbeLimits LimitsFromFlags() {
+  fanprobe::ProbeLimits limits;
+  limits.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
+  limits.max_request_header_bytes =
+      absl::GetFlag(FLAGS_max_request_header_bytes);
+  limits.max_request_body_bytes = absl::GetFlag(FLAGS_max_request_body_bytes);
+  limits.max_redirects = static_cast<int>(
+      std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
+  return limits;
+}
+
+// --config.check: every problem of the modules file, then 0 or 1.  The
+// engine's checks of the modules run too, with the limits the flags give,
+// so a file this passes is one the server starts with.
+int CheckModulesFile(const std::string& path,
+                     const fanprobe::ProbeLimits& limits) {
+  if (path.empty()) {
+    std::printf("fanprobe-server: no --modules_file: the built-in module %s\n",
+                std::string(fanprobe::monitoring::kDefaultModuleName).c_str());
+    return 0;
+  }
+  absl::StatusOr<fanprobe::monitoring::BlackboxConfig> config =
+      fanprobe::monitoring::LoadBlackboxConfig(path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "fanprobe-server: --modules_file: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 1;
+  }
+  fanprobe::EngineOptions engine_options;
+  engine_options.workers = 1;  // never probes: it only checks options
+  engine_options.limits = limits;
+  absl::StatusOr<std::unique_ptr<fanprobe::Engine>> engine =
+      fanprobe::Engine::Create(std::move(engine_options));
+  if (!engine.ok()) {
+    std::fprintf(stderr, "fanprobe-server: %s\n",
+                 engine.status().ToString().c_str());
+    return 1;
+  }
+  if (absl::Status checked = fanprobe::monitoring::CheckModulesWithEngine(
+          config->modules, **engine);
+      !checked.ok()) {
+    std::fprintf(stderr, "fanprobe-server: --modules_file: %s: %s\n",
+                 path.c_str(), std::string(checked.message()).c_str());
+    return 1;
+  }
+  for (const std::string& warning : config->warnings) {
+    std::printf("warning: %s\n", warning.c_str());
+  }
+  size_t http = 0, unsupported = 0;
+  for (const auto& [name, module] : config->modules) {
+    if (module.prober != "http") continue;
+    ++http;
+    for (const std::string& line : module.unsupported) {
+      ++unsupported;
+      std::printf("warning: %s: %s (its probes fail)\n", path.c_str(),
+                  line.c_str());
+    }
+  }
+  std::printf(
+      "%s: OK: %zu modules, %zu http, %zu options fanprobe cannot "
+      "honour\n",
+      path.c_str(), config->modules.size(), http, unsupported);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,7 +300,7 @@ int main(int argc, char** argv) {
   // Repeated list flags accumulate, on the command line and in flag files.
   absl::StatusOr<std::vector<std::string>> args =
       fanprobe::server::ExpandCommandLine(
-          std::vector<std::string>(argv, argv + argc),
+          BlackboxSpellings(std::vector<std::string>(argv, argv + argc)),
           {"allow_cidr", "deny_cidr", "dns_server"});
   if (!args.ok()) return ConfigError(args.status());
   std::vector<char*> arg_pointers;
@@ -229,6 +320,11 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_dns_timeout) <= absl::ZeroDuration()) {
     return ConfigError(
         absl::InvalidArgumentError("--dns_timeout must be positive"));
+  }
+
+  if (absl::GetFlag(FLAGS_config_check)) {
+    return CheckModulesFile(absl::GetFlag(FLAGS_modules_file),
+                            LimitsFromFlags());
   }
 
   // Large blocks (a body kept for pattern matching, a request of
@@ -256,6 +352,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reload, not stop
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   fanprobe::server::ServerOptions options;
@@ -275,27 +372,31 @@ int main(int argc, char** argv) {
   options.http.max_connections_per_client =
       absl::GetFlag(FLAGS_http_max_connections_per_client);
   options.http.header_timeout = absl::GetFlag(FLAGS_http_header_timeout);
-  if (const std::string path = absl::GetFlag(FLAGS_modules_file);
-      !path.empty()) {
-    absl::StatusOr<fanprobe::monitoring::BlackboxModules> modules =
-        fanprobe::monitoring::LoadBlackboxModules(path);
-    if (!modules.ok()) {
+  std::vector<std::string> module_warnings;
+  const std::string modules_path = absl::GetFlag(FLAGS_modules_file);
+  if (!modules_path.empty()) {
+    absl::StatusOr<fanprobe::monitoring::BlackboxConfig> config =
+        fanprobe::monitoring::LoadBlackboxConfig(modules_path);
+    if (!config.ok()) {
       std::fprintf(stderr, "fanprobe-server: --modules_file: %s\n",
-                   std::string(modules.status().message()).c_str());
+                   std::string(config.status().message()).c_str());
       return 2;
     }
-    options.http.modules = *std::move(modules);
+    module_warnings = std::move(config->warnings);
+    options.http.module_store =
+        std::make_shared<fanprobe::monitoring::BlackboxModulesStore>(
+            modules_path, std::move(config->modules));
+  } else {
+    options.http.module_store =
+        std::make_shared<fanprobe::monitoring::BlackboxModulesStore>(
+            "", options.http.modules);
   }
+  const std::shared_ptr<fanprobe::monitoring::BlackboxModulesStore>
+      module_store = options.http.module_store;
   options.engine.destination_policy = *policy;
   options.engine.dns_servers = *std::move(dns_servers);
   options.engine.dns_timeout = absl::GetFlag(FLAGS_dns_timeout);
-  options.engine.limits.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
-  options.engine.limits.max_request_header_bytes =
-      absl::GetFlag(FLAGS_max_request_header_bytes);
-  options.engine.limits.max_request_body_bytes =
-      absl::GetFlag(FLAGS_max_request_body_bytes);
-  options.engine.limits.max_redirects = static_cast<int>(
-      std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
+  options.engine.limits = LimitsFromFlags();
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.security.client_ca_file = absl::GetFlag(FLAGS_client_ca);
@@ -354,8 +455,25 @@ int main(int argc, char** argv) {
     logger.Log(fanprobe::log::Line("warning").Add("message", warning));
   }
 
+  for (const std::string& warning : module_warnings) {
+    logger.Log(fanprobe::log::Line("warning").Add("message", warning));
+  }
+
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&stop_signals, &signal_number) == 0 &&
+         signal_number == SIGHUP) {
+    absl::StatusOr<std::vector<std::string>> reloaded = module_store->Reload();
+    if (!reloaded.ok()) {
+      logger.Log(fanprobe::log::Line("modules_reload_failed")
+                     .Add("error", std::string(reloaded.status().message())));
+      continue;
+    }
+    logger.Log(fanprobe::log::Line("modules_reloaded")
+                   .Add("modules_file", modules_path));
+    for (const std::string& warning : *reloaded) {
+      logger.Log(fanprobe::log::Line("warning").Add("message", warning));
+    }
+  }
   logger.Log(
       fanprobe::log::Line("draining")
           .Add("signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM")
