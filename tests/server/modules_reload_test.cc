@@ -240,9 +240,18 @@ TEST_F(ServerModulesTest, ServesDebiansExampleAndCountsUnsupportedProbes) {
   }
   const std::string http = Start(kDebianExample);
   ASSERT_FALSE(http.empty());
-  EXPECT_THAT(server_->Stderr(),
-              HasSubstr("modules.icmp_example: prober \\\"icmp\\\" is not "
-                        "supported"));
+  // The warnings come after the listening line: waited for, not assumed.
+  EXPECT_TRUE(server_
+                  ->WaitForStderrLine(
+                      [](absl::string_view line) {
+                        return absl::StrContains(
+                            line,
+                            R"(modules.icmp_example: prober \"icmp\" is not )"
+                            "supported");
+                      },
+                      kPatience)
+                  .has_value())
+      << server_->Stderr();
   const std::string target = target_.url("/status/200");
   // An http module fanprobe honours probes.
   Exposition post = ParseOrFail(
