@@ -8,14 +8,16 @@ GRPC_ADDRESS ?= 127.0.0.1:50051
 DEMO_ADDRESS ?= 127.0.0.1:8081
 
 # Everything a build and the test suite need, by Debian 12 package name
-# (curl: the README's /probe examples, which the suite runs).
+# (curl: the README's /probe examples, which the suite runs; python3-grpcio
+# and python3-protobuf: the Python interop test, tests/interop/).
 BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libcurl4-openssl-dev libc-ares-dev libssl-dev libgrpc++-dev libprotobuf-dev \
   protobuf-compiler \
   protobuf-compiler-grpc libabsl-dev libre2-dev libcpp-httplib-dev libmicrohttpd-dev \
   libgnutls28-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
-  libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl
+  libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl \
+  python3-grpcio python3-protobuf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs those of the Debian packages $(1) that are missing, so a machine
