@@ -33,10 +33,35 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps build build-run test run demo format format-check clean
+.PHONY: deps interop-deps interop-node build build-run test run demo format format-check clean
 
 deps:
 	$(call install_missing,$(BUILD_PACKAGES))
+
+# The Node interop test's npm packages (tests/interop/node: @grpc/grpc-js and
+# @grpc/proto-loader, pinned by its package-lock.json), installed into its
+# git-ignored node_modules with `npm ci` when missing or older than the lock
+# file.  No install scripts run: the packages need none.
+INTEROP_NODE_DIR := tests/interop/node
+INTEROP_NODE_STAMP := $(INTEROP_NODE_DIR)/node_modules/.package-lock.json
+
+interop-deps: $(INTEROP_NODE_STAMP)
+
+# node and npm from Debian (nodejs, npm), only if the commands are missing:
+# a machine may have them from elsewhere.  Checked on every run, not only
+# when node_modules is stale.
+interop-node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "Installing Debian packages: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends nodejs npm; \
+	fi
+
+$(INTEROP_NODE_STAMP): $(INTEROP_NODE_DIR)/package.json \
+    $(INTEROP_NODE_DIR)/package-lock.json | interop-node
+	cd $(INTEROP_NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 $(BUILD_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
@@ -44,7 +69,7 @@ $(BUILD_DIR)/CMakeCache.txt: | deps
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-test: build
+test: build interop-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
 # What `run` and `demo` need, and nothing else: no test, benchmark or soak.
@@ -178,7 +203,7 @@ sanitizer-deps:
 	@test -x $(SYMBOLIZER) || \
 	  (echo "$(SYMBOLIZER) is missing: sanitizer reports would not match the suppressions"; exit 1)
 
-test-asan: deps sanitizer-deps
+test-asan: deps sanitizer-deps interop-deps
 	cmake -S . -B $(ASAN_BUILD_DIR) $(SANITIZER_CMAKE) \
 	  -DFANPROBE_SANITIZE=address,undefined
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
