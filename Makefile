@@ -189,7 +189,10 @@ TSAN_TESTS := ^(Engine(Dns|Tls|Input)?Test|HttpServer(Alone)?Test|HttpHostileTes
 # TSan slows everything 5-15x.  The timed tests leave seconds of margin
 # for that (all pass under TSan on a loaded 2-core machine); a failed test
 # is still retried (twice), but any TSan report fails the run, retried or
-# not.
+# not.  The one test whose subject is a latency bound (a normal client
+# answered within 2 s beside 400 hostile connections) runs under gcc and
+# ASan, not here: under TSan at load 20 it took 2.1 s.
+TSAN_EXCLUDE := ^HttpHostileTest.SlowHeadersAndAbandonedScrapesDoNotStarveANormalClient$$
 TSAN_TARGETS := probe_engine_test probe_engine_dns_test probe_engine_tls_test \
   probe_engine_input_test probe_engine_reuse_matrix_test probe_admission_test \
   probe_load_meter_test probe_destination_policy_test service_prober_test \
@@ -215,7 +218,8 @@ test-tsan: deps sanitizer-deps
 	  -DFANPROBE_SANITIZE=thread
 	cmake --build $(TSAN_BUILD_DIR) -j$(JOBS) --target $(TSAN_TARGETS)
 	cd $(TSAN_BUILD_DIR) && $(SANITIZER_ENV) ctest --output-on-failure \
-	  -j$(JOBS) --timeout 600 -R '$(TSAN_TESTS)' --repeat until-pass:3
+	  -j$(JOBS) --timeout 600 -R '$(TSAN_TESTS)' -E '$(TSAN_EXCLUDE)' \
+	  --repeat until-pass:3
 	@! grep -a -A12 'WARNING: ThreadSanitizer' \
 	    $(TSAN_BUILD_DIR)/Testing/Temporary/LastTest.log || \
 	  (echo "ThreadSanitizer reported the above, even if a retry passed"; exit 1)
