@@ -16,7 +16,6 @@
 #include <atomic>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -279,13 +278,6 @@ uint64_t OpenFdCount() {
 }  // namespace
 
 absl::Status EngineImpl::Init() {
-  static std::once_flag curl_once;
-  static CURLcode curl_init = CURLE_OK;
-  std::call_once(curl_once,
-                 [] { curl_init = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (curl_init != CURLE_OK) {
-    return absl::InternalError(curl_easy_strerror(curl_init));
-  }
   // Parsed once per process; done here so the first https probe does not
   // pay for it.
   TrustStore::System();
@@ -309,14 +301,7 @@ absl::Status EngineImpl::Init() {
   }
   std::shared_ptr<TransportFactory> factory = options_.transport;
   if (factory == nullptr) {
-    CurlTransportOptions curl;
-    curl.policy = &options_.destination_policy;
-    curl.resolver.servers = options_.dns_servers;
-    curl.resolver.resolv_conf = options_.resolv_conf;
-    curl.resolver.hosts_file = options_.hosts_file;
-    curl.resolver.timeout = options_.dns_timeout;
-    curl.resolver.max_outstanding = options_.dns_max_outstanding;
-    factory = NewCurlTransportFactory(std::move(curl));
+    factory = NewCurlTransportFactory(CurlTransportOptionsFor(options_));
   }
   absl::StatusOr<std::unique_ptr<Transport>> transport =
       factory->Create(workers, this);

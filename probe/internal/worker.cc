@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,15 @@ class CurlTransportFactory final : public TransportFactory {
 
   absl::StatusOr<std::unique_ptr<Transport>> Create(
       int lanes, TaskListener* listener) override {
+    // libcurl wants curl_global_init before any other call: once per
+    // process, here, before any lane's thread touches libcurl.
+    static std::once_flag curl_once;
+    static CURLcode curl_init = CURLE_OK;
+    std::call_once(curl_once,
+                   [] { curl_init = curl_global_init(CURL_GLOBAL_DEFAULT); });
+    if (curl_init != CURLE_OK) {
+      return absl::InternalError(curl_easy_strerror(curl_init));
+    }
     std::vector<std::unique_ptr<Worker>> workers;
     for (int i = 0; i < lanes; ++i) {
       workers.push_back(std::make_unique<Worker>(i, listener, options_));
@@ -113,6 +123,17 @@ class CurlTransportFactory final : public TransportFactory {
 std::unique_ptr<TransportFactory> NewCurlTransportFactory(
     CurlTransportOptions options) {
   return std::make_unique<CurlTransportFactory>(std::move(options));
+}
+
+CurlTransportOptions CurlTransportOptionsFor(const EngineOptions& options) {
+  CurlTransportOptions curl;
+  curl.policy = &options.destination_policy;
+  curl.resolver.servers = options.dns_servers;
+  curl.resolver.resolv_conf = options.resolv_conf;
+  curl.resolver.hosts_file = options.hosts_file;
+  curl.resolver.timeout = options.dns_timeout;
+  curl.resolver.max_outstanding = options.dns_max_outstanding;
+  return curl;
 }
 
 ProbeResult NewResult(const ProbeTarget& target, uint32_t index) {

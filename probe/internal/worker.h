@@ -55,9 +55,16 @@ struct CurlTransportOptions {
   ResolverOptions resolver;
 };
 
-// The libcurl transport: one Worker per lane.
+// The libcurl transport: one Worker per lane.  Its Create() sets libcurl
+// up for the process (curl_global_init, once) before any lane starts.
 std::unique_ptr<TransportFactory> NewCurlTransportFactory(
     CurlTransportOptions options);
+
+// What EngineOptions ask of the libcurl transport: the engine's default
+// transport, and what the transfer tests run.  The result points at
+// options.destination_policy, so `options` must outlive every transport
+// made from it.
+CurlTransportOptions CurlTransportOptionsFor(const EngineOptions& options);
 
 class Worker final : public Lane, private ResolverHost {
  public:
