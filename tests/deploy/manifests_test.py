@@ -5,14 +5,21 @@ generator makes) and asserts what a deployment of fanprobe relies on: native
 gRPC probes, resources, a hardened security context, a termination grace
 above the server's --shutdown_grace, both Services, the autoscaler, the
 disruption budget, a NetworkPolicy that keeps probes away from the cloud
-metadata address, and a flags file the real server accepts.
+metadata address, and a flags file the real server accepts; the six
+app.kubernetes.io labels on every object and one selector everywhere; and
+the Prometheus Operator component (components/prometheus-operator): its
+ServiceMonitor selects one Service's metrics port, its Probe names a
+shipped module and the Service's port, its PrometheusRule is
+deploy/prometheus/rules/fanprobe.yml and promtool accepts it.
 
 Run by ctest (tests/deploy/CMakeLists.txt) with Debian's python3 and
 python3-yaml:
   FANPROBE_REPO=. FANPROBE_SERVER=build/fanprobe-server \
     /usr/bin/python3 tests/deploy/manifests_test.py
 FANPROBE_SERVER is optional (the flag checks are skipped without it); so is
-kubectl (the `kubectl kustomize` cross-check is skipped without it).
+kubectl (the `kubectl kustomize` cross-checks are skipped without it; Debian
+12's kubernetes-client is kubectl 1.20, whose kustomize predates components,
+so it needs a newer kubectl); so is promtool (Debian's prometheus).
 """
 
 import ipaddress
@@ -23,6 +30,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -31,6 +39,8 @@ import yaml
 REPO = pathlib.Path(
     os.environ.get("FANPROBE_REPO", pathlib.Path(__file__).resolve().parents[2]))
 K8S = REPO / "deploy" / "kubernetes"
+OPERATOR = K8S / "components" / "prometheus-operator"
+RULES = REPO / "deploy" / "prometheus" / "rules" / "fanprobe.yml"
 SERVER = os.environ.get("FANPROBE_SERVER", "")
 
 GRPC_PORT = 50051
@@ -48,6 +58,22 @@ def kustomization():
     return k
 
 
+def apply_labels(k, objects):
+    """The kustomization's `labels:` transformer, as kustomize applies it
+    with includeSelectors: false: to metadata, and to pod templates when
+    includeTemplates is set."""
+    for entry in k.get("labels", []):
+        assert entry.get("includeSelectors") is False, \
+            "selectors are written out in the manifests"
+        for o in objects:
+            o["metadata"].setdefault("labels", {}).update(entry["pairs"])
+            template = o.get("spec", {}).get("template")
+            if entry.get("includeTemplates") and template is not None:
+                template["metadata"].setdefault("labels", {}).update(
+                    entry["pairs"])
+    return objects
+
+
 def render():
     """The objects `kubectl apply -k` creates, without the hash suffixes."""
     k = kustomization()
@@ -61,9 +87,32 @@ def render():
             if not path:
                 key, path = pathlib.Path(key).name, key
             data[key] = (K8S / path).read_text(encoding="utf-8")
+        labels = dict(gen.get("options", {}).get("labels", {}))
         objects.append({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": gen["name"]}, "data": data})
-    return objects
+                        "metadata": {"name": gen["name"], "labels": labels},
+                        "data": data})
+    return apply_labels(k, objects)
+
+
+def component():
+    (k,) = load_yaml(OPERATOR / "kustomization.yaml")
+    return k
+
+
+def render_component():
+    """The Prometheus Operator component's own objects, as an overlay that
+    adds it to deploy/kubernetes creates them."""
+    k = component()
+    objects = []
+    for resource in k["resources"]:
+        objects.extend(load_yaml(OPERATOR / resource))
+    return apply_labels(k, objects)
+
+
+def project_version():
+    m = re.search(r"^project\(fanprobe VERSION (\S+)",
+                  (REPO / "CMakeLists.txt").read_text(), re.M)
+    return m.group(1)
 
 
 def duration_seconds(text):
@@ -91,6 +140,21 @@ def server_flags():
         assert m, f"server.flags: not --name=value: {line!r}"
         flags[m.group(1)] = m.group(2)
     return flags
+
+
+# What every selector of deploy/kubernetes matches on.
+SELECTOR = {"app.kubernetes.io/name": "fanprobe",
+            "app.kubernetes.io/instance": "fanprobe"}
+
+
+def check_recommended_labels(test, labels, component):
+    """The six app.kubernetes.io labels, with this project's values."""
+    test.assertEqual(labels.get("app.kubernetes.io/name"), "fanprobe")
+    test.assertEqual(labels.get("app.kubernetes.io/instance"), "fanprobe")
+    test.assertEqual(labels.get("app.kubernetes.io/component"), component)
+    test.assertEqual(labels.get("app.kubernetes.io/part-of"), "fanprobe")
+    test.assertEqual(labels.get("app.kubernetes.io/version"), project_version())
+    test.assertEqual(labels.get("app.kubernetes.io/managed-by"), "kustomize")
 
 
 class ManifestsTest(unittest.TestCase):
@@ -127,6 +191,33 @@ class ManifestsTest(unittest.TestCase):
 
     def test_deployment_selects_its_pods(self):
         self.selects_pods(self.deployment["spec"]["selector"]["matchLabels"])
+
+    def test_every_object_and_the_pods_carry_the_recommended_labels(self):
+        for o in self.objects:
+            with self.subTest(kind=o["kind"], name=o["metadata"]["name"]):
+                check_recommended_labels(self, o["metadata"]["labels"], "server")
+        check_recommended_labels(self, self.pod_labels, "server")
+
+    def test_every_selector_is_name_and_instance(self):
+        """One selector everywhere: a second instance (another
+        app.kubernetes.io/instance) shares none of its pods with this one."""
+        (service, headless) = sorted(self.by_kind["Service"],
+                                     key=lambda s: s["metadata"]["name"])
+        (pdb,) = self.by_kind["PodDisruptionBudget"]
+        (np,) = self.by_kind["NetworkPolicy"]
+        selectors = {
+            "Deployment": self.deployment["spec"]["selector"]["matchLabels"],
+            "Service fanprobe": service["spec"]["selector"],
+            "Service fanprobe-headless": headless["spec"]["selector"],
+            "PodDisruptionBudget": pdb["spec"]["selector"]["matchLabels"],
+            "NetworkPolicy": np["spec"]["podSelector"]["matchLabels"],
+        }
+        for i, spread in enumerate(self.pod["topologySpreadConstraints"]):
+            selectors[f"topologySpreadConstraints[{i}]"] = \
+                spread["labelSelector"]["matchLabels"]
+        for where, selector in selectors.items():
+            with self.subTest(selector=where):
+                self.assertEqual(selector, SELECTOR)
 
     def test_native_grpc_probes(self):
         for probe in ("livenessProbe", "readinessProbe"):
@@ -280,6 +371,143 @@ class ManifestsTest(unittest.TestCase):
         volumes = deployment["spec"]["template"]["spec"]["volumes"]
         self.assertIn(cm["metadata"]["name"],
                       [v["configMap"]["name"] for v in volumes if "configMap" in v])
+
+
+class PrometheusOperatorComponentTest(unittest.TestCase):
+    """components/prometheus-operator: a ServiceMonitor, a Probe and a
+    PrometheusRule that match the base they are added to."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = render()
+        cls.objects = render_component()
+        cls.by_kind = {o["kind"]: o for o in cls.objects}
+        cls.services = {o["metadata"]["name"]: o for o in cls.base
+                        if o["kind"] == "Service"}
+
+    def test_a_component_listing_every_manifest(self):
+        k = component()
+        self.assertEqual(k["kind"], "Component")
+        self.assertEqual(k["apiVersion"], "kustomize.config.k8s.io/v1alpha1")
+        on_disk = {p.name for p in OPERATOR.glob("*.yaml")} - {"kustomization.yaml"}
+        self.assertEqual(set(k["resources"]), on_disk)
+        self.assertEqual(sorted(self.by_kind),
+                         ["Probe", "PrometheusRule", "ServiceMonitor"])
+        self.assertEqual(len(self.objects), 3)
+        for o in self.objects:
+            self.assertEqual(o["apiVersion"], "monitoring.coreos.com/v1")
+        # The same shared labels as the base, so an overlay's objects agree.
+        self.assertEqual(k["labels"], kustomization()["labels"])
+
+    def test_every_object_carries_the_recommended_labels(self):
+        for o in self.objects:
+            with self.subTest(kind=o["kind"]):
+                check_recommended_labels(self, o["metadata"]["labels"],
+                                         "monitoring")
+
+    def test_service_monitor_selects_one_service_per_replica(self):
+        spec = self.by_kind["ServiceMonitor"]["spec"]
+        selector = spec["selector"]["matchLabels"]
+        self.assertLessEqual(SELECTOR.items(), selector.items())
+        selected = [name for name, s in self.services.items()
+                    if selector.items() <= s["metadata"]["labels"].items()]
+        # Both Services have the same endpoints: two would scrape every pod
+        # twice.  The headless one has no virtual IP to hide replicas behind.
+        self.assertEqual(selected, ["fanprobe-headless"])
+        service = self.services["fanprobe-headless"]
+        (endpoint,) = spec["endpoints"]
+        self.assertIn(endpoint["port"],
+                      [p["name"] for p in service["spec"]["ports"]])
+        self.assertEqual(endpoint["path"], "/metrics")
+        self.assertEqual(endpoint.get("scheme", "http"), "http")
+        # job = the value of the Service's jobLabel: the rules' "fanprobe".
+        self.assertEqual(service["metadata"]["labels"][spec["jobLabel"]],
+                         "fanprobe")
+        self.assertIn('up{job="fanprobe"}', RULES.read_text())
+
+    def test_probe_asks_fanprobe_with_a_shipped_module(self):
+        spec = self.by_kind["Probe"]["spec"]
+        m = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)",
+                         spec["prober"]["url"])
+        self.assertTrue(m, spec["prober"]["url"])
+        service = self.services[m.group(1)]
+        ports = {p["port"]: p["name"] for p in service["spec"]["ports"]}
+        self.assertEqual(ports.get(int(m.group(3))), "http-metrics")
+        self.assertEqual(self.flags_http_port(), int(m.group(3)))
+        self.assertEqual(spec["prober"].get("path", "/probe"), "/probe")
+        self.assertEqual(spec["prober"].get("scheme", "http"), "http")
+        modules = yaml.safe_load((K8S / "config" / "modules.yaml").read_text())
+        self.assertIn(spec["module"], modules["modules"])
+        # ProbeNotAnswered covers the job.
+        self.assertRegex(spec["jobName"], r"^fanprobe_.+$")
+        static = spec["targets"]["staticConfig"]["static"]
+        self.assertTrue(static)
+        for target in static:
+            self.assertRegex(target, r"^https?://")
+
+    def flags_http_port(self):
+        return int(server_flags()["http_address"].rsplit(":", 1)[1])
+
+    def test_prometheus_rule_is_the_rules_file(self):
+        spec = self.by_kind["PrometheusRule"]["spec"]
+        (rules,) = load_yaml(RULES)
+        self.assertEqual(spec, rules)
+        alerts = [r["alert"] for g in spec["groups"] for r in g["rules"]]
+        for alert in ("ProbeFailing", "ProbeNotAnswered", "FanprobeDown"):
+            self.assertIn(alert, alerts)
+
+    @unittest.skipUnless(shutil.which("promtool"),
+                         "promtool not installed (apt-get install prometheus)")
+    def test_promtool_accepts_the_prometheus_rule_groups(self):
+        spec = self.by_kind["PrometheusRule"]["spec"]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = pathlib.Path(tmp) / "fanprobe.rules.yml"
+            path.write_text(yaml.safe_dump({"groups": spec["groups"]}))
+            run = subprocess.run(["promtool", "check", "rules", str(path)],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        count = sum(len(g["rules"]) for g in spec["groups"])
+        self.assertIn(f"SUCCESS: {count} rules found", run.stdout + run.stderr)
+
+    @unittest.skipUnless(shutil.which("kubectl"), "kubectl not installed")
+    def test_kubectl_kustomize_renders_base_and_component(self):
+        """Both ways to use the component: an overlay with a namespace, and
+        `kustomize edit add component` in deploy/kubernetes itself."""
+        with tempfile.TemporaryDirectory() as tmp:
+            base = pathlib.Path(tmp) / "kubernetes"
+            shutil.copytree(K8S, base)
+            overlay = pathlib.Path(tmp) / "overlay"
+            overlay.mkdir()
+            (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+                "namespace": "probes",
+                "resources": ["../kubernetes"],
+                "components": ["../kubernetes/components/prometheus-operator"],
+            }))
+            in_overlay = self.kustomize(overlay)
+            k = yaml.safe_load((base / "kustomization.yaml").read_text())
+            k["components"] = ["components/prometheus-operator"]
+            (base / "kustomization.yaml").write_text(yaml.safe_dump(k))
+            in_base = self.kustomize(base)
+        for rendered, where in ((in_overlay, "overlay"), (in_base, "base")):
+            with self.subTest(where=where):
+                kinds = sorted(o["kind"] for o in rendered)
+                self.assertEqual(kinds, sorted(
+                    [o["kind"] for o in self.base] + list(self.by_kind)))
+                for o in rendered:
+                    component = ("monitoring" if o["kind"] in self.by_kind
+                                 else "server")
+                    check_recommended_labels(self, o["metadata"]["labels"],
+                                             component)
+        for o in in_overlay:
+            self.assertEqual(o["metadata"]["namespace"], "probes")
+        (rule,) = [o for o in in_overlay if o["kind"] == "PrometheusRule"]
+        self.assertEqual(rule["spec"], self.by_kind["PrometheusRule"]["spec"])
+
+    @staticmethod
+    def kustomize(path):
+        out = subprocess.run(["kubectl", "kustomize", str(path)], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+        return [o for o in yaml.safe_load_all(out) if o]
 
 
 class DockerfileTest(unittest.TestCase):
