@@ -80,7 +80,9 @@ TEST_F(PromtoolTest, AlertsFireOnWhatTheyDescribe) {
   TempDir dir;
   const std::string rules =
       FANPROBE_SOURCE_DIR "/deploy/prometheus/rules/fanprobe.yml";
-  // A probe failing for 6 minutes and a saturated fanprobe for 11.
+  // A probe failing for 6 minutes and a saturated fanprobe for 11; a /probe
+  // scrape failing for 6 minutes; a certificate 7 days from expiry for an
+  // hour (and one 100 days away); 90% of the descriptors for 11 minutes.
   const std::string test =
       dir.Write("fanprobe_test.yml", absl::StrCat(R"(
 rule_files: [)",
@@ -99,6 +101,18 @@ tests:
         values: '10x11'
       - series: 'fanprobe_probes_queued{instance="f:9116"}'
         values: '5x11'
+      - series: 'up{job="fanprobe_http_2xx",instance="https://a/"}'
+        values: '1 0x6'
+      - series: 'up{job="fanprobe_http_2xx",instance="https://b/"}'
+        values: '1x6'
+      - series: 'probe_ssl_earliest_cert_expiry{job="fanprobe_http_2xx",instance="https://a/"}'
+        values: '604800x70'
+      - series: 'probe_ssl_earliest_cert_expiry{job="fanprobe_http_2xx",instance="https://b/"}'
+        values: '8640000x70'
+      - series: 'process_open_fds{job="fanprobe",instance="f:9116"}'
+        values: '900x11'
+      - series: 'process_max_fds{job="fanprobe",instance="f:9116"}'
+        values: '1000x11'
     alert_rule_test:
       - eval_time: 6m
         alertname: ProbeFailing
@@ -123,6 +137,42 @@ tests:
               summary: >-
                 fanprobe f:9116 has had probes queued for 10m; add replicas or
                 raise --max_in_flight
+      - eval_time: 6m
+        alertname: ProbeNotAnswered
+        exp_alerts:
+          - exp_labels:
+              severity: page
+              job: fanprobe_http_2xx
+              instance: https://a/
+            exp_annotations:
+              summary: >-
+                fanprobe does not answer fanprobe_http_2xx's /probe for
+                https://a/
+              description: >-
+                Prometheus got no /probe answer from fanprobe (down,
+                unreachable, a token it lacks, or slower than the scrape
+                timeout): the target's own state is unknown.
+      - eval_time: 59m
+        alertname: ProbeCertificateExpiresSoon
+        exp_alerts: []
+      - eval_time: 61m
+        alertname: ProbeCertificateExpiresSoon
+        exp_alerts:
+          - exp_labels:
+              severity: ticket
+              job: fanprobe_http_2xx
+              instance: https://a/
+            exp_annotations:
+              summary: https://a/'s TLS certificate expires in 6d 22h 59m 0s
+      - eval_time: 11m
+        alertname: FanprobeFileDescriptorsNearLimit
+        exp_alerts:
+          - exp_labels:
+              severity: ticket
+              job: fanprobe
+              instance: f:9116
+            exp_annotations:
+              summary: fanprobe f:9116 uses 90% of its descriptors
 )"));
   ProcessRun result =
       RunToExit({promtool_, "test", "rules", test}, kToolTimeout);
