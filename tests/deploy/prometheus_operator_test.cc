@@ -54,7 +54,7 @@ constexpr char kConfig[] = FANPROBE_SOURCE_DIR "/deploy/kubernetes/config";
 constexpr char kNamespace[] = "probes";
 // Prometheus starts, scrapes every second and evaluates rules every second;
 // on a loaded 2-core machine all of it is well within this.
-constexpr absl::Duration kPatience = absl::Seconds(60);
+constexpr absl::Duration kPrometheusPatience = absl::Seconds(60);
 constexpr absl::Duration kPoll = absl::Milliseconds(100);
 
 YAML::Node LoadObject(const std::string& file) {
@@ -184,11 +184,11 @@ class FanprobeServer {
                      &http_address_) ||
                  process_.TryWait(absl::ZeroDuration()).has_value();
         },
-        kPatience, kPoll);
+        kPrometheusPatience, kPoll);
   }
   ~FanprobeServer() {
     process_.Signal(SIGTERM);
-    process_.Wait(kPatience);
+    process_.Wait(kPrometheusPatience);
   }
 
   // host:port of /metrics and /probe; empty if it did not start.
@@ -248,7 +248,7 @@ TEST(PrometheusOperatorTest,
   dir.Write("fanprobe.rules.yml", rule_text.c_str());
 
   std::unique_ptr<Prometheus> prometheus =
-      Prometheus::Start(*prometheus_binary, dir, kPatience);
+      Prometheus::Start(*prometheus_binary, dir, kPrometheusPatience);
   ASSERT_NE(prometheus, nullptr);
 
   // probe_success under the Probe's job, one series per target, labelled
@@ -262,7 +262,7 @@ TEST(PrometheusOperatorTest,
                 .value_or(success);
         return success.size() == 2;
       },
-      kPatience, kPoll))
+      kPrometheusPatience, kPoll))
       << success.size() << " series\n"
       << prometheus->Log() << "\n"
       << fanprobe.Log();
@@ -281,7 +281,7 @@ TEST(PrometheusOperatorTest,
         up = prometheus->Query("up{job=\"fanprobe\"}").value_or(up);
         return up.size() == 1;
       },
-      kPatience, kPoll))
+      kPrometheusPatience, kPoll))
       << prometheus->Log();
   EXPECT_EQ(up[0].value, 1);
 
@@ -330,7 +330,7 @@ TEST(PrometheusOperatorTest,
         }
         return !unhealthy.empty() || evaluated == shipped_rules;
       },
-      kPatience, kPoll))
+      kPrometheusPatience, kPoll))
       << evaluated << " of " << shipped_rules << " rules evaluated\n"
       << prometheus->Log();
   EXPECT_THAT(unhealthy, ::testing::IsEmpty());
@@ -361,7 +361,7 @@ TEST(PrometheusOperatorTest,
         }
         return !pending.empty();
       },
-      kPatience, kPoll));
+      kPrometheusPatience, kPoll));
   EXPECT_THAT(pending, ::testing::ElementsAre(
                            absl::StrCat("ProbeFailing ", failing, " pending")));
 
