@@ -801,13 +801,12 @@ TEST_F(EngineTest, ExactlyOnceOnAThousandProbesWithMixedOutcomes) {
                                   Pair(Outcome::kConnectError, 100),
                                   Pair(Outcome::kTimeout, 100),
                                   Pair(Outcome::kInvalidTarget, 100)));
-  // The target counts a request when it reads it; on a loaded machine it
-  // reads the last of the never-answered ones after their probes timed out.
-  EXPECT_TRUE(server_.WaitFor(
-      [](const TargetStats& s) { return s.raw.requests >= 100; }, kPatience));
   TargetStats stats = server_.Stats();
   EXPECT_EQ(stats.http.requests, 700);
-  EXPECT_EQ(stats.raw.requests, 100);
+  // None sent twice.  Not all 100 need arrive: on a loaded machine a probe
+  // may time out while still connecting (under ASan at load 20, 99 of 100
+  // reached the never-answering target, and no more did in 10 s after).
+  EXPECT_LE(stats.raw.requests, 100);
 }
 
 TEST_F(EngineTest, ExactlyOnceWhenABigBatchEndsEarly) {
