@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,11 +22,6 @@
 
 namespace fanprobe::server {
 namespace {
-
-// "host:0" with the port actually bound.
-std::string WithPort(const std::string& address, int port) {
-  return absl::StrCat(address.substr(0, address.rfind(':')), ":", port);
-}
 
 int ToMillis(absl::Duration duration) {
   if (duration == absl::InfiniteDuration()) return INT_MAX;
@@ -58,6 +54,30 @@ void ApplyConnectionOptions(const ConnectionOptions& options,
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                ToMillis(options.max_connection_age_grace));
   }
+}
+
+// fanprobe_listener_accepting and fanprobe_listener_exhaustions_total for
+// each listener there is.
+monitoring::ServerMetrics::Collector ListenerCollector(
+    std::vector<const Listener*> listeners) {
+  return [listeners = std::move(listeners)](monitoring::MetricsWriter& out) {
+    out.Family("fanprobe_listener_accepting", "gauge",
+               "1 while the listener accepts connections, 0 while it cannot "
+               "(the process is out of descriptors).");
+    for (const Listener* listener : listeners) {
+      out.Sample("fanprobe_listener_accepting",
+                 {{"listener", listener->name()}},
+                 listener->Accepting().ok() ? 1 : 0);
+    }
+    out.Family("fanprobe_listener_exhaustions_total", "counter",
+               "Times the listener could not accept for lack of descriptors "
+               "or memory.");
+    for (const Listener* listener : listeners) {
+      out.Sample("fanprobe_listener_exhaustions_total",
+                 {{"listener", listener->name()}},
+                 static_cast<double>(listener->Stats().exhaustions));
+    }
+  };
 }
 
 }  // namespace
@@ -150,38 +170,75 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   // Both are process-wide switches that take effect in the next builder.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // The server listens itself (listener.h) and gives gRPC each connection
+  // it accepts, with the same credentials a listening port would have.
+  absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(
+      options.grpc_address, {.name = "grpc", .log = options.log});
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, *credentials, &server->port_);
+  server->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+      *credentials);
   builder.RegisterService(server->service_.get());
   ApplyConnectionOptions(options.connection, builder);
   server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
+  if (server->server_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.grpc_address,
-                     " (address in use or not local?)"));
+        absl::StrCat("cannot serve gRPC on ", server->listener_->address()));
   }
-  server->address_ = WithPort(options.grpc_address, server->port_);
+  server->address_ = server->listener_->address();
+  server->port_ = server->listener_->port();
   server->server_->GetHealthCheckService()->SetServingStatus(
       v1::Prober::service_full_name(), true);
 
   if (!options.health_address.empty()) {
     // Its own server, so it has its own credentials (none) and only the
     // health service (and reflection, which the plugin adds everywhere).
+    absl::StatusOr<std::unique_ptr<Listener>> health_listener = Listener::Bind(
+        options.health_address, {.name = "health", .log = options.log});
+    if (!health_listener.ok()) {
+      return absl::Status(health_listener.status().code(),
+                          absl::StrCat("--health_address: ",
+                                       health_listener.status().message()));
+    }
+    server->health_listener_ = *std::move(health_listener);
     grpc::ServerBuilder health_builder;
-    int health_port = 0;
-    health_builder.AddListeningPort(options.health_address,
-                                    grpc::InsecureServerCredentials(),
-                                    &health_port);
+    server->health_acceptor_ =
+        health_builder.experimental().AddExternalConnectionAcceptor(
+            grpc::ServerBuilder::experimental_type::ExternalConnectionType::
+                FROM_FD,
+            grpc::InsecureServerCredentials());
     ApplyConnectionOptions(options.connection, health_builder);
     server->health_server_ = health_builder.BuildAndStart();
-    if (server->health_server_ == nullptr || health_port == 0) {
+    if (server->health_server_ == nullptr) {
       return absl::UnavailableError(absl::StrCat(
-          "cannot listen on --health_address=", options.health_address,
-          " (address in use or not local?)"));
+          "cannot serve gRPC health on ", server->health_listener_->address()));
     }
-    server->health_address_ = WithPort(options.health_address, health_port);
+    server->health_address_ = server->health_listener_->address();
     server->health_server_->GetHealthCheckService()->SetServingStatus(
         v1::Prober::service_full_name(), true);
+  }
+  // Accepting starts once both servers run: an acceptor hands a
+  // connection only to a started server, and a listener's state change
+  // touches both.
+  Server* self = server.get();
+  const auto start =
+      [self](Listener& listener,
+             grpc::experimental::ExternalConnectionAcceptor& acceptor) {
+        listener.Start(
+            [&acceptor](int fd, int listen_fd) {
+              grpc::experimental::ExternalConnectionAcceptor::
+                  NewConnectionParameters connection;
+              connection.listener_fd = listen_fd;
+              connection.fd = fd;
+              acceptor.HandleNewConnection(&connection);
+            },
+            [self] { self->UpdateServingStatus(); });
+      };
+  start(*server->listener_, *server->acceptor_);
+  if (server->health_listener_ != nullptr) {
+    start(*server->health_listener_, *server->health_acceptor_);
   }
   monitoring::ServerMetrics& metrics = *server->metrics_;
   metrics.AddCollector(monitoring::EngineStatsCollector(*server->engine_));
@@ -190,6 +247,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   metrics.AddCollector(
       monitoring::BuildInfoCollector({{"grpc", grpc::Version()}}));
   metrics.AddCollector(monitoring::ProcessCollector());
+  std::vector<const Listener*> listeners = {server->listener_.get()};
+  if (server->health_listener_ != nullptr) {
+    listeners.push_back(server->health_listener_.get());
+  }
+  metrics.AddCollector(ListenerCollector(std::move(listeners)));
   if (!options.http.address.empty()) {
     server->http_engine_ = std::make_unique<monitoring::MeteredEngine>(
         *server->engine_, metrics, monitoring::MetricsApi::kHttp);
@@ -197,12 +259,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     const service::ProberService* service = server->service_.get();
     const uint64_t max_pending = options.service.max_pending_probes;
     absl::StatusOr<std::unique_ptr<monitoring::HttpServer>> http =
-        monitoring::HttpServer::Start(options.http, *server->http_engine_,
-                                      metrics, [engine, service, max_pending] {
-                                        return SaturationStatus(
-                                            engine->Stats(), service->Stats(),
-                                            max_pending);
-                                      });
+        monitoring::HttpServer::Start(
+            options.http, *server->http_engine_, metrics,
+            [self, engine, service, max_pending] {
+              if (absl::Status accepting = self->Accepting(); !accepting.ok()) {
+                return accepting;
+              }
+              return SaturationStatus(engine->Stats(), service->Stats(),
+                                      max_pending);
+            });
     if (!http.ok()) return http.status();
     server->http_ = *std::move(http);
     server->http_address_ = server->http_->address();
@@ -224,10 +289,11 @@ void Server::Shutdown() {
   // from then on.
   service_->BeginShutdown();
   if (http_ != nullptr) http_->BeginShutdown();
-  server_->GetHealthCheckService()->SetServingStatus(false);
-  if (health_server_ != nullptr) {
-    health_server_->GetHealthCheckService()->SetServingStatus(false);
+  {
+    absl::MutexLock serving_lock(&serving_mu_);
+    draining_ = true;
   }
+  UpdateServingStatus();
   // The tail of the grace period is for ending what still runs then.  The
   // contract: a batch ended by shutdown ends END_REASON_CANCELLED with its
   // summary and pending list, so its batch is cancelled and the RPC ends
@@ -249,6 +315,8 @@ void Server::Shutdown() {
   if (http_ != nullptr && !http_->WaitUntilIdle(deadline - tail)) {
     http_->CancelAll();
   }
+  // Connections accepted from here on would reach a server shutting down.
+  listener_->Stop();
   // Waits for RPCs to complete until the given time, then cancels them.
   // Once every batch is over, what remains never ends by itself (health
   // Watch streams) and is cancelled at once; aborted batches get the rest
@@ -257,9 +325,29 @@ void Server::Shutdown() {
   server_->Wait();
   if (http_ != nullptr) http_->Stop();
   if (health_server_ != nullptr) {
+    health_listener_->Stop();
     // Only health Watch streams can still run here; end them at once.
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
     health_server_->Wait();
+  }
+}
+
+absl::Status Server::Accepting() const {
+  for (const Listener* listener : {listener_.get(), health_listener_.get()}) {
+    if (listener == nullptr) continue;
+    if (absl::Status accepting = listener->Accepting(); !accepting.ok()) {
+      return accepting;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Server::UpdateServingStatus() {
+  absl::MutexLock lock(&serving_mu_);
+  const bool serving = !draining_ && Accepting().ok();
+  server_->GetHealthCheckService()->SetServingStatus(serving);
+  if (health_server_ != nullptr) {
+    health_server_->GetHealthCheckService()->SetServingStatus(serving);
   }
 }
 

@@ -20,6 +20,15 @@
 // that cannot be written to by the end of the grace end UNAVAILABLE.  Then
 // the listener closes.
 //
+// Descriptors: the server accepts connections on its own sockets
+// (listener.h) and hands them to gRPC, because gRPC 1.51's own listener
+// stops for good after one accept() fails with EMFILE.  While a listener
+// cannot accept (the process is out of descriptors), health says
+// NOT_SERVING (every service name, both gRPC ports) and /readyz answers 503
+// saying why; both come back by themselves once descriptors are free.  The
+// engine keeps descriptors back for incoming connections: its fd_reserve
+// plus the HTTP side's max_connections.
+//
 // Thread-safety: Shutdown() and the accessors may be called from any thread.
 
 #ifndef FANPROBE_SERVER_SERVER_H_
@@ -28,16 +37,20 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "log/logger.h"
 #include "monitoring/http_server.h"
 #include "monitoring/metered_engine.h"
 #include "monitoring/metrics.h"
 #include "probe/engine.h"
 #include "server/auth.h"
+#include "server/listener.h"
 #include "service/prober_service.h"
 
 namespace fanprobe::server {
@@ -129,12 +142,20 @@ class Server {
   // there is none.
   const std::string& http_address() const { return http_address_; }
 
+  // OK while every gRPC listener accepts connections; else kUnavailable
+  // saying which cannot, and why.
+  absl::Status Accepting() const;
+
   // Drains as described at the top of this file and blocks until the
   // server has stopped, at most about shutdown_grace.  Idempotent.
   void Shutdown();
 
  private:
   Server() = default;
+
+  // Health SERVING while not draining and every listener accepts, else
+  // NOT_SERVING; called when either changes.
+  void UpdateServingStatus() ABSL_LOCKS_EXCLUDED(serving_mu_);
 
   // Constant after Start().  Declared in the order they are built; the
   // destructor tears them down in reverse: the gRPC server, then the
@@ -159,6 +180,17 @@ class Server {
   // answers (NOT_SERVING) for as long as the drain lasts.
   std::unique_ptr<grpc::Server> health_server_;
   std::string health_address_;
+  // The sockets both gRPC servers are served on, and where their
+  // connections go.  Declared after the servers so they are destroyed
+  // first; Shutdown() stops each before its server.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor>
+      health_acceptor_;
+  std::unique_ptr<Listener> health_listener_;
+
+  absl::Mutex serving_mu_;  // orders the health status's updates
+  bool draining_ ABSL_GUARDED_BY(serving_mu_) = false;
 
   absl::Mutex shutdown_mu_;  // serializes Shutdown()
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

@@ -1,0 +1,359 @@
+#include "server/listener.h"
+
+#include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace fanprobe::server {
+namespace {
+
+// Connections accepted in one turn before the thread looks at Stop() again.
+constexpr int kAcceptsPerTurn = 256;
+
+// Descriptors the process may still open: the soft RLIMIT_NOFILE less
+// those open.  0 when it cannot tell (it needs one descriptor to count).
+uint64_t FreeDescriptors() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  uint64_t open = 0;
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') ++open;
+  }
+  closedir(dir);  // counted among the open ones: one more is free now
+  if (limit.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return limit.rlim_cur > open - 1 ? limit.rlim_cur - (open - 1) : 0;
+}
+
+bool OutOfResources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS ||
+         error == ENOMEM;
+}
+
+// The connection failed before it was accepted (accept(2) passes on the
+// network's errors): take the next one.
+bool ConnectionGone(int error) {
+  switch (error) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:  // a firewall rule refused it
+      return true;
+    default:
+      return false;
+  }
+}
+
+// "host:port", "[v6]:port", ":port".  The host is returned without brackets.
+absl::Status SplitAddress(const std::string& address, std::string* host,
+                          int* port) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
+      *port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\": want host:port"));
+  }
+  *host = address.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  return absl::OkStatus();
+}
+
+// A descriptor closed when it goes out of scope, until released.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+int BoundPort(int fd) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+    return 0;
+  }
+  if (bound.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+}
+
+void SetPort(sockaddr* address, int port) {
+  if (address->sa_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(address)->sin6_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in*>(address)->sin_port = htons(port);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
+    const std::string& address, ListenerOptions options) {
+  std::string host;
+  int port = 0;
+  if (absl::Status status = SplitAddress(address, &host, &port); !status.ok()) {
+    return status;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = absl::StrCat(port);
+  // "[::]:port" and ":port" are every address, both families (gRPC's
+  // wildcard): one dual-stack socket.
+  const bool wildcard = host.empty() || host == "::";
+  if (host == "::" || host.empty()) hints.ai_family = AF_INET6;
+  if (const int error = getaddrinfo(host.empty() ? "::" : host.c_str(),
+                                    service.c_str(), &hints, &found);
+      error != 0 || found == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", gai_strerror(error)));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found,
+                                                               &freeaddrinfo);
+  std::unique_ptr<Listener> listener(new Listener(std::move(options)));
+  std::vector<Fd> fds;
+  std::string last_error = "no address";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    // Port 0: the first bind picks one, the others take the same.
+    if (port == 0 && listener->port_ != 0) SetPort(a->ai_addr, listener->port_);
+    Fd fd(socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                 a->ai_protocol));
+    if (fd.get() < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    const int yes = 1;
+    const int no = 0;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+    if (wildcard && a->ai_family == AF_INET6) {
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
+    }
+    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 ||
+        listen(fd.get(), SOMAXCONN) != 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    if (listener->port_ == 0) listener->port_ = BoundPort(fd.get());
+    fds.push_back(std::move(fd));
+  }
+  if (fds.empty() || listener->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", last_error));
+  }
+  listener->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (listener->wake_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  }
+  for (Fd& fd : fds) listener->listen_fds_.push_back(fd.release());
+  listener->address_ =
+      absl::StrCat(address.substr(0, address.rfind(':')), ":", listener->port_);
+  return listener;
+}
+
+Listener::Listener(ListenerOptions options)
+    : options_(std::move(options)), logger_(options_.log) {}
+
+Listener::~Listener() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Listener::Start(OnConnection on_connection,
+                     OnStateChange on_state_change) {
+  on_connection_ = std::move(on_connection);
+  on_state_change_ = std::move(on_state_change);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Listener::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    while (write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    thread_.join();
+  }
+  for (const int fd : listen_fds_) close(fd);
+  listen_fds_.clear();
+}
+
+absl::Status Listener::Accepting() const {
+  absl::MutexLock lock(&mu_);
+  if (error_ == 0) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "the ", options_.name, " listener on ", address_,
+      " cannot accept connections: ", std::strerror(error_), " (for ",
+      absl::FormatDuration(
+          absl::Trunc(absl::Now() - exhausted_since_, absl::Milliseconds(1))),
+      "); it accepts again once descriptors are free"));
+}
+
+ListenerStats Listener::Stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void Listener::Run() {
+  std::vector<pollfd> polled;
+  polled.push_back({.fd = wake_fd_, .events = POLLIN, .revents = 0});
+  for (const int fd : listen_fds_) {
+    polled.push_back({.fd = fd, .events = POLLIN, .revents = 0});
+  }
+  const int retry_ms = static_cast<int>(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.retry_interval)));
+  for (;;) {
+    bool exhausted;
+    {
+      absl::MutexLock lock(&mu_);
+      exhausted = error_ != 0;
+    }
+    // Exhausted, the listening sockets stay readable (their connections
+    // wait) and would spin the loop: only the wake-up is polled then, and
+    // every listener is tried after each interval.
+    const nfds_t count = exhausted ? 1 : polled.size();
+    for (pollfd& p : polled) p.revents = 0;
+    if (poll(polled.data(), count, exhausted ? retry_ms : -1) < 0 &&
+        errno != EINTR) {
+      // Only EINVAL/ENOMEM are possible: wait as if exhausted and retry.
+      SetExhausted(errno);
+      absl::SleepFor(options_.retry_interval);
+      continue;
+    }
+    if (polled[0].revents != 0) return;  // Stop()
+    bool failed = false;
+    for (size_t i = 1; i < polled.size(); ++i) {
+      if (exhausted || polled[i].revents != 0) {
+        failed |= !AcceptAll(polled[i].fd);
+      }
+    }
+    if (exhausted && !failed &&
+        FreeDescriptors() >= options_.free_fds_to_resume) {
+      SetRecovered();
+    }
+  }
+}
+
+bool Listener::AcceptAll(int listen_fd) {
+  for (int n = 0; n < kAcceptsPerTurn; ++n) {
+    const int fd =
+        accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == EINTR || ConnectionGone(error)) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) return true;
+      // Out of descriptors or memory -- or anything else, which is retried
+      // the same way rather than giving the listener up.
+      SetExhausted(error);
+      return false;
+    }
+    const int yes = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.accepted;
+      if (error_ != 0) ++accepted_while_exhausted_;
+    }
+    on_connection_(fd, listen_fd);
+  }
+  return true;
+}
+
+void Listener::SetExhausted(int error) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (error_ != 0) return;
+    error_ = error;
+    exhausted_since_ = absl::Now();
+    accepted_while_exhausted_ = 0;
+    ++stats_.exhaustions;
+  }
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  logger_.Log(
+      log::Line("listener_exhausted")
+          .Add("listener", options_.name)
+          .Add("address", address_)
+          .Add("error", std::strerror(error))
+          .Add("fd_limit", static_cast<uint64_t>(limit.rlim_cur))
+          .Add(
+              "message",
+              absl::StrCat(
+                  "the ", options_.name,
+                  " listener cannot accept connections (", std::strerror(error),
+                  "): health is NOT_SERVING until it can; it retries every ",
+                  absl::FormatDuration(options_.retry_interval),
+                  OutOfResources(error)
+                      ? " and accepts again once descriptors are free "
+                        "(raise the descriptor limit, or find who holds "
+                        "them: many idle connections?)"
+                      : "")));
+  if (on_state_change_) on_state_change_();
+}
+
+void Listener::SetRecovered() {
+  absl::Duration exhausted_for;
+  uint64_t accepted = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (error_ == 0) return;
+    error_ = 0;
+    exhausted_for = absl::Now() - exhausted_since_;
+    accepted = accepted_while_exhausted_;
+  }
+  logger_.Log(log::Line("listener_recovered")
+                  .Add("listener", options_.name)
+                  .Add("address", address_)
+                  .AddMilliseconds("exhausted_ms", exhausted_for)
+                  .Add("accepted_while_exhausted", accepted));
+  if (on_state_change_) on_state_change_();
+}
+
+}  // namespace fanprobe::server
