@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,16 +46,23 @@ absl::StatusOr<FdLimits> RaiseFdLimit() {
 
 std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                                              const EngineStats& stats,
-                                             uint64_t requested_max_in_flight) {
+                                             uint64_t requested_max_in_flight,
+                                             uint64_t http_connections) {
   std::vector<log::Line> lines;
-  lines.push_back(log::Line("descriptor_budget")
-                      .Add("fd_limit", stats.fd_limit)
-                      .Add("fd_limit_at_start", limits.soft_before)
-                      .Add("fd_hard_limit", limits.hard)
-                      .Add("fd_open_at_start", stats.fd_open_at_start)
-                      .Add("fd_reserve", stats.fd_reserve)
-                      .Add("max_in_flight", stats.max_in_flight)
-                      .Add("max_in_flight_flag", requested_max_in_flight));
+  log::Line budget("descriptor_budget");
+  budget.Add("fd_limit", stats.fd_limit)
+      .Add("fd_limit_at_start", limits.soft_before)
+      .Add("fd_hard_limit", limits.hard)
+      .Add("fd_open_at_start", stats.fd_open_at_start)
+      .Add("fd_reserve", stats.fd_reserve);
+  // The rest of the reserve is for gRPC connections, which gRPC 1.51
+  // cannot bound, and the server's own files.
+  if (http_connections > 0) {
+    budget.Add("fd_reserve_http_connections", http_connections);
+  }
+  budget.Add("max_in_flight", stats.max_in_flight)
+      .Add("max_in_flight_flag", requested_max_in_flight);
+  lines.push_back(std::move(budget));
   if (stats.max_in_flight < requested_max_in_flight) {
     lines.push_back(
         log::Line("warning")
@@ -66,9 +74,11 @@ std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                      stats.fd_limit, " (hard limit ", limits.hard, "), ",
                      stats.fd_open_at_start, " were open at start and ",
                      stats.fd_reserve,
-                     " are kept for the server; raise the hard limit "
-                     "(ulimit -Hn, LimitNOFILE=, the container's nofile) "
-                     "or lower --max_in_flight"))
+                     " are kept for incoming connections and the server's "
+                     "own files; raise the hard limit (ulimit -Hn, "
+                     "LimitNOFILE=, the container's nofile), lower "
+                     "--http_max_connections (one each) or lower "
+                     "--max_in_flight"))
             .Add("fd_limit", stats.fd_limit)
             .Add("fd_reserve", stats.fd_reserve)
             .Add("max_in_flight", stats.max_in_flight)

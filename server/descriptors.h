@@ -11,7 +11,8 @@
 //   absl::StatusOr<FdLimits> limits = RaiseFdLimit();  // before any thread
 //   ... start the server ...
 //   for (const log::Line& line : DescriptorBudgetLines(
-//            *limits, server->engine().Stats(), flag_max_in_flight)) {
+//            *limits, server->engine().Stats(), flag_max_in_flight,
+//            flag_http_max_connections)) {
 //     logger.Log(line);
 //   }
 //
@@ -45,12 +46,15 @@ struct FdLimits {
 absl::StatusOr<FdLimits> RaiseFdLimit();
 
 // The start-up log lines of the budget: one "descriptor_budget" line with
-// the limits, the descriptors open at the engine's start, its reserve and
-// the effective max in flight, and a "warning" line when that is below
+// the limits, the descriptors open at the engine's start, its reserve (and
+// how much of it is for HTTP connections: `http_connections`, the HTTP
+// side's max_connections, which the server adds to the engine's reserve)
+// and the effective max in flight, and a "warning" line when that is below
 // `requested_max_in_flight` (--max_in_flight).
 std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                                              const EngineStats& stats,
-                                             uint64_t requested_max_in_flight);
+                                             uint64_t requested_max_in_flight,
+                                             uint64_t http_connections = 0);
 
 }  // namespace fanprobe::server
 

@@ -83,6 +83,16 @@ monitoring::ServerMetrics::Collector ListenerCollector(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  // Incoming connections hold descriptors too: the HTTP side's are bounded
+  // (max_connections), so the engine keeps them back on top of its
+  // reserve, which is left for gRPC's connections (gRPC 1.51 has no bound
+  // for them) and the server's own files.  Probes then never take the
+  // descriptors the listeners need.
+  // fanprobe-server logs the sum (descriptors.h).
+  const uint64_t reserve_http =
+      options.http.address.empty() ? 0 : options.http.max_connections;
+  options.engine.fd_reserve = static_cast<uint32_t>(
+      std::min<uint64_t>(options.engine.fd_reserve + reserve_http, UINT32_MAX));
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options.engine);
   if (!engine.ok()) return engine.status();

@@ -446,7 +446,8 @@ int main(int argc, char** argv) {
   for (const fanprobe::log::Line& line :
        fanprobe::server::DescriptorBudgetLines(
            *fd_limits, (*server)->engine().Stats(),
-           absl::GetFlag(FLAGS_max_in_flight))) {
+           absl::GetFlag(FLAGS_max_in_flight),
+           options.http.address.empty() ? 0 : options.http.max_connections)) {
     logger.Log(line);
   }
   logger.Log(fanprobe::log::Line("destination_policy")

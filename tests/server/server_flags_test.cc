@@ -249,6 +249,11 @@ TEST(DescriptorBudgetTest, SaysWhatTheBudgetAllowsAndWarnsBelowTheFlag) {
               HasSubstr(R"("fd_limit":400,"fd_reserve":256,)"
                         R"("max_in_flight":130,"max_in_flight_flag":10000})"));
   EXPECT_TRUE(ParseJsonLines({lines[0].text(), lines[1].text()}).ok());
+  // The share of the reserve kept for HTTP connections, when there is one.
+  lines = DescriptorBudgetLines(limits, stats, 100, 64);
+  EXPECT_THAT(lines[0].text(),
+              HasSubstr(R"("fd_reserve":256,"fd_reserve_http_connections":64,)"
+                        R"("max_in_flight":130,)"));
 }
 
 // fanprobe-server itself: a bad flag value stops it at start with exit 2.
@@ -544,15 +549,16 @@ TEST(ServerBinaryFlagsTest, ResolvesThroughDnsServerAndCapsRequests) {
 }
 
 // Under a low descriptor limit the server raises its soft limit to the
-// hard one, says what that leaves for probes, and warns that it is less
-// than --max_in_flight.
+// hard one, says what that leaves for probes -- keeping 256 descriptors
+// back for gRPC connections and its own files plus one per HTTP connection
+// allowed -- and warns that it is less than --max_in_flight.
 TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
   const std::optional<std::string> prlimit = testing::FindTool("prlimit");
   if (!prlimit.has_value()) GTEST_SKIP() << "needs prlimit (util-linux)";
   ServerProcess server({*prlimit, "--nofile=300:400", "--",
                         FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                         "--http_address=127.0.0.1:0", "--workers=1",
-                        "--max_in_flight=5000"});
+                        "--http_max_connections=16", "--max_in_flight=5000"});
   ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
   const std::optional<std::string> warning = server.process().WaitForStderrLine(
       [](absl::string_view line) {
@@ -565,14 +571,15 @@ TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
   ASSERT_TRUE(RE2::PartialMatch(
       server.process().Stderr(),
       R"re("event":"descriptor_budget","fd_limit":400,"fd_limit_at_start":300,)re"
-      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":256,)re"
+      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":272,)re"
+      R"re("fd_reserve_http_connections":16,)re"
       R"re("max_in_flight":(\d+),"max_in_flight_flag":5000})re",
       &open_at_start, &max_in_flight))
       << server.process().Stderr();
   EXPECT_GT(open_at_start, 2);
-  EXPECT_EQ(max_in_flight, 400 - open_at_start - 256);
+  EXPECT_EQ(max_in_flight, 400 - open_at_start - 272);
   EXPECT_THAT(*warning,
-              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":256,)",
+              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":272,)",
                                      R"("max_in_flight":)", max_in_flight,
                                      R"(,"max_in_flight_flag":5000})")));
   EXPECT_THAT(*warning, HasSubstr("--max_in_flight=5000"));
@@ -585,7 +592,7 @@ TEST(ServerBinaryFlagsTest, NoDescriptorWarningWhenTheBudgetSuffices) {
   ServerProcess server({*prlimit, "--nofile=300:400", "--",
                         FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                         "--http_address=127.0.0.1:0", "--workers=1",
-                        "--max_in_flight=20"});
+                        "--http_max_connections=16", "--max_in_flight=20"});
   ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
   // The policy line comes after the budget and its warning, if any.
   ASSERT_TRUE(server.process()
