@@ -158,7 +158,7 @@ class HealthWatch {
       : channel_(
             grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
         stub_(Health::NewStub(channel_)),
-        reader_(stub_->Watch(&context_, HealthCheckRequest())) {}
+        reader_(StartWatch(stub_.get(), context_)) {}
   ~HealthWatch() { context_.TryCancel(); }
 
   // The next status, or UNKNOWN when the stream ended.
@@ -169,6 +169,14 @@ class HealthWatch {
   }
 
  private:
+  // A stream that never gets a status (its connection never accepted)
+  // ends with the test's patience.
+  static std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> StartWatch(
+      Health::Stub* stub, grpc::ClientContext& context) {
+    context.set_deadline(absl::ToChronoTime(absl::Now() + 3 * kPatience));
+    return stub->Watch(&context, HealthCheckRequest());
+  }
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Health::Stub> stub_;
   grpc::ClientContext context_;
@@ -179,12 +187,9 @@ class HealthWatch {
 // HTTP on free loopback ports.
 class LimitedServer {
  public:
-  LimitedServer()
-      : process_({*FindTool("prlimit"),
-                  absl::StrCat("--nofile=", kFdLimit, ":", kFdLimit), "--",
-                  FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
-                  "--http_address=127.0.0.1:0", "--health_address=127.0.0.1:0",
-                  "--workers=1"}) {
+  explicit LimitedServer(int fd_limit = kFdLimit,
+                         std::vector<std::string> more_flags = {})
+      : process_(Argv(fd_limit, std::move(more_flags))) {
     std::optional<std::string> listening = process_.WaitForStderrLine(
         [](absl::string_view line) {
           return absl::StrContains(line, R"("event":"listening")");
@@ -229,6 +234,21 @@ class LimitedServer {
   }
 
  private:
+  static std::vector<std::string> Argv(int fd_limit,
+                                       std::vector<std::string> more_flags) {
+    std::vector<std::string> argv = {
+        *FindTool("prlimit"),
+        absl::StrCat("--nofile=", fd_limit, ":", fd_limit),
+        "--",
+        FANPROBE_SERVER_BINARY,
+        "--grpc_address=127.0.0.1:0",
+        "--http_address=127.0.0.1:0",
+        "--health_address=127.0.0.1:0",
+        "--workers=1"};
+    argv.insert(argv.end(), more_flags.begin(), more_flags.end());
+    return argv;
+  }
+
   Subprocess process_;
   std::string address_;
   std::string http_address_;
@@ -378,6 +398,87 @@ TEST_F(DescriptorExhaustionTest, IdleGrpcConnectionsThenBothPortsRecover) {
 
 TEST_F(DescriptorExhaustionTest, IdleHttpConnectionsThenBothPortsRecover) {
   ExhaustAndRecover(PortOf(server_->http_address()));
+}
+
+// fanprobe never runs itself out: with its engine running all the probes
+// its descriptor budget allows, the HTTP side's --http_max_connections and
+// 200 gRPC connections still fit.  Before the engine's reserve counted the
+// HTTP side's connections (256 for everything), probes took 100 more
+// descriptors here and the process ran out.
+TEST(DescriptorReserveTest, ABusyEngineLeavesRoomForIncomingConnections) {
+  if (!FindTool("prlimit").has_value()) {
+    GTEST_SKIP() << "needs prlimit (package util-linux)";
+  }
+  constexpr int kHttpConnections = 100;
+  constexpr int kGrpcConnections = 200;
+  LimitedServer server(
+      500, {absl::StrCat("--http_max_connections=", kHttpConnections)});
+  ASSERT_TRUE(server.ok()) << server.process().Stderr();
+  const std::optional<std::string> budget = server.process().WaitForStderrLine(
+      [](absl::string_view line) {
+        return absl::StrContains(line, R"("event":"descriptor_budget")");
+      },
+      kPatience);
+  ASSERT_TRUE(budget.has_value()) << server.process().Stderr();
+  int max_in_flight = 0;
+  ASSERT_TRUE(RE2::PartialMatch(*budget, R"re("max_in_flight":(\d+),)re",
+                                &max_in_flight))
+      << *budget;
+  ASSERT_GT(max_in_flight, 0);
+
+  // Probes that hang, more than may run: the engine runs max_in_flight of
+  // them, each holding a socket.
+  TargetServer target;
+  std::vector<std::string> urls(max_in_flight + 20, target.raw_url("/hang"));
+  v1::ProbeBatchRequest request = BatchRequest(urls);
+  request.set_max_concurrency(max_in_flight + 20);
+  for (v1::ProbeTarget& one : *request.mutable_targets()) {
+    one.mutable_options()->mutable_timeout()->set_seconds(120);
+  }
+  auto prober = v1::Prober::NewStub(grpc::CreateChannel(
+      server.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext batch;
+  auto stream = prober->StreamProbes(&batch, request);
+  ASSERT_TRUE(target.WaitFor(
+      [&](const TargetStats& stats) {
+        return stats.raw.open_connections == max_in_flight;
+      },
+      kPatience))
+      << target.Stats().raw.open_connections << " of " << max_in_flight;
+
+  std::vector<std::unique_ptr<Connection>> idle;
+  ASSERT_TRUE(OpenIdle(PortOf(server.http_address()), kHttpConnections, idle));
+  ASSERT_TRUE(OpenIdle(PortOf(server.address()), kGrpcConnections, idle));
+  // The server takes every one: its accept queues drain (they would not
+  // if it ran out of descriptors).
+  const auto queued = [&] {
+    return AcceptQueueLength(PortOf(server.http_address())) +
+           AcceptQueueLength(PortOf(server.address()));
+  };
+  for (const absl::Time deadline = absl::Now() + kPatience;
+       queued() != 0 && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(AcceptQueueLength(PortOf(server.http_address())), 0);
+  EXPECT_EQ(AcceptQueueLength(PortOf(server.address())), 0);
+  // Both gRPC ports still accept: health on new connections.
+  HealthWatch health(server.health_address());
+  EXPECT_EQ(health.Next(), HealthCheckResponse::SERVING);
+  HealthWatch main_health(server.address());
+  EXPECT_EQ(main_health.Next(), HealthCheckResponse::SERVING);
+  EXPECT_EQ(target.Stats().raw.open_connections, max_in_flight);
+  batch.TryCancel();
+  // The HTTP side had all its connections: it answers once they close, and
+  // no listener ever ran out.
+  idle.clear();
+  const Exposition metrics =
+      ParseOrFail(HttpGet(server.http_address(), "/metrics").body);
+  EXPECT_EQ(metrics.Value("fanprobe_listener_exhaustions_total",
+                          {{"listener", "grpc"}}),
+            0);
+  EXPECT_EQ(metrics.Value("fanprobe_listener_exhaustions_total",
+                          {{"listener", "health"}}),
+            0);
 }
 
 }  // namespace
