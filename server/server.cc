@@ -184,7 +184,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   // it accepts, with the same credentials a listening port would have.
   absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(
       options.grpc_address, {.name = "grpc", .log = options.log});
-  if (!listener.ok()) return listener.status();
+  if (!listener.ok()) {
+    return absl::Status(
+        listener.status().code(),
+        absl::StrCat("--grpc_address: ", listener.status().message()));
+  }
   server->listener_ = *std::move(listener);
   grpc::ServerBuilder builder;
   server->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(

@@ -9,6 +9,10 @@
 // Health is read while the process has no descriptor left over connections
 // opened before (a Watch on each gRPC port); /readyz after freeing a few,
 // fewer than the listener waits for before it says it accepts again.
+//
+// And the server does not run itself out: with the engine running every
+// probe its budget allows, the HTTP side's --http_max_connections and 200
+// gRPC connections still fit in what the engine keeps back.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
