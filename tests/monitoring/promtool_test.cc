@@ -113,6 +113,8 @@ tests:
         values: '900x11'
       - series: 'process_max_fds{job="fanprobe",instance="f:9116"}'
         values: '1000x11'
+      - series: 'fanprobe_config_last_reload_successful{job="fanprobe",instance="f:9116"}'
+        values: '1 0x6'
     alert_rule_test:
       - eval_time: 6m
         alertname: ProbeFailing
@@ -173,6 +175,20 @@ tests:
               instance: f:9116
             exp_annotations:
               summary: fanprobe f:9116 uses 90% of its descriptors
+      - eval_time: 5m
+        alertname: FanprobeModulesReloadFailed
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: FanprobeModulesReloadFailed
+        exp_alerts:
+          - exp_labels:
+              severity: ticket
+              job: fanprobe
+              instance: f:9116
+            exp_annotations:
+              summary: >-
+                fanprobe f:9116 cannot reload its modules file; it still uses
+                the last one that loaded
 )"));
   ProcessRun result =
       RunToExit({promtool_, "test", "rules", test}, kToolTimeout);
