@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "monitoring/blackbox_report.h"
 #include "monitoring/prometheus_text.h"
+#include "probe/unique_fd.h"
 
 namespace fanprobe::monitoring {
 namespace {
@@ -85,27 +86,9 @@ absl::Status SplitAddress(const std::string& address, std::string* host,
   return absl::OkStatus();
 }
 
-// A descriptor closed when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 // A listening socket on host:port (port 0: a free one), and the port bound.
-absl::StatusOr<std::pair<Fd, int>> Listen(const std::string& host, int port) {
+absl::StatusOr<std::pair<UniqueFd, int>> Listen(const std::string& host,
+                                                int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -121,8 +104,9 @@ absl::StatusOr<std::pair<Fd, int>> Listen(const std::string& host, int port) {
                                                                &freeaddrinfo);
   std::string last_error = "no address";
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    Fd fd(socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                 a->ai_protocol));
+    UniqueFd fd(socket(a->ai_family,
+                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                       a->ai_protocol));
     if (fd.get() < 0) {
       last_error = std::strerror(errno);
       continue;
@@ -261,8 +245,8 @@ struct HttpServer::ProbeRequest {
 class HttpServer::HangupWatcher {
  public:
   static absl::StatusOr<std::unique_ptr<HangupWatcher>> Create() {
-    Fd epoll(epoll_create1(EPOLL_CLOEXEC));
-    Fd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+    UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (epoll.get() < 0 || wake.get() < 0) {
       return absl::InternalError(
           absl::StrCat("hang-up watcher: ", std::strerror(errno)));
@@ -319,7 +303,7 @@ class HttpServer::HangupWatcher {
     std::function<void()> on_hangup;
   };
 
-  HangupWatcher(Fd epoll, Fd wake)
+  HangupWatcher(UniqueFd epoll, UniqueFd wake)
       : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
 
   void Run() {
@@ -343,8 +327,8 @@ class HttpServer::HangupWatcher {
     }
   }
 
-  const Fd epoll_;
-  const Fd wake_;
+  const UniqueFd epoll_;
+  const UniqueFd wake_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   absl::Mutex mu_;
@@ -392,7 +376,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   if (!options.client_ca_pem.empty() && options.tls_cert_pem.empty()) {
     return absl::InvalidArgumentError("an HTTP client CA needs HTTP TLS");
   }
-  absl::StatusOr<std::pair<Fd, int>> listener = Listen(host, port);
+  absl::StatusOr<std::pair<UniqueFd, int>> listener = Listen(host, port);
   if (!listener.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address,

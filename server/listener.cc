@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "probe/unique_fd.h"
 
 namespace fanprobe::server {
 namespace {
@@ -90,25 +91,6 @@ absl::Status SplitAddress(const std::string& address, std::string* host,
   return absl::OkStatus();
 }
 
-// A descriptor closed when it goes out of scope, until released.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 int BoundPort(int fd) {
   sockaddr_storage bound{};
   socklen_t length = sizeof(bound);
@@ -157,13 +139,14 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found,
                                                                &freeaddrinfo);
   std::unique_ptr<Listener> listener(new Listener(std::move(options)));
-  std::vector<Fd> fds;
+  std::vector<UniqueFd> fds;
   std::string last_error = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     // Port 0: the first bind picks one, the others take the same.
     if (port == 0 && listener->port_ != 0) SetPort(a->ai_addr, listener->port_);
-    Fd fd(socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                 a->ai_protocol));
+    UniqueFd fd(socket(a->ai_family,
+                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                       a->ai_protocol));
     if (fd.get() < 0) {
       last_error = std::strerror(errno);
       continue;
@@ -191,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
   if (listener->wake_fd_ < 0) {
     return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
-  for (Fd& fd : fds) listener->listen_fds_.push_back(fd.release());
+  for (UniqueFd& fd : fds) listener->listen_fds_.push_back(fd.release());
   listener->address_ =
       absl::StrCat(address.substr(0, address.rfind(':')), ":", listener->port_);
   return listener;

@@ -45,7 +45,7 @@
 #include "probe/internal/monotonic.h"
 #include "probe/internal/resolver.h"
 #include "probe/internal/transport.h"
-#include "probe/internal/unique_fd.h"
+#include "probe/unique_fd.h"
 
 namespace fanprobe::internal {
 

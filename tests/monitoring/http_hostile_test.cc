@@ -28,7 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "monitoring/http_server.h"
-#include "probe/internal/unique_fd.h"
+#include "probe/unique_fd.h"
 #include "tests/monitoring/http_side.h"
 #include "tests/support/http_client.h"
 #include "tests/support/target_server.h"
@@ -37,7 +37,7 @@
 namespace fanprobe::testing {
 namespace {
 
-using ::fanprobe::internal::UniqueFd;
+using ::fanprobe::UniqueFd;
 
 // A blocking TCP connection to 127.0.0.1:`port` from `source` (a loopback
 // address), or an invalid fd when the connect fails.

@@ -37,7 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "probe/internal/unique_fd.h"
+#include "probe/unique_fd.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -83,7 +83,7 @@ constexpr uint64_t kFirstConnectionId = 16;
 
 // The engine's descriptor owner; header-only, so the test server links no
 // engine code.
-using ::fanprobe::internal::UniqueFd;
+using ::fanprobe::UniqueFd;
 
 std::string NormalizeName(absl::string_view name) {
   if (absl::EndsWith(name, ".")) name.remove_suffix(1);

@@ -27,6 +27,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "httplib.h"
+#include "probe/unique_fd.h"
 #include "tests/support/httplib_target.h"
 
 namespace fanprobe::testing {
@@ -40,30 +41,6 @@ constexpr size_t kHttpThreads = 256;
   std::fprintf(stderr, "target_server: %s: %s\n", what, std::strerror(errno));
   std::abort();
 }
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-
- private:
-  int fd_ = -1;
-};
 
 int LocalPort(int fd) {
   sockaddr_in addr{};
@@ -378,7 +355,7 @@ class TargetServer::RawListener {
 
   void Close(Connection& c, bool by_client) {
     owner_->RecordRawClosed(by_client, c.request_pending());
-    c.fd.Reset();
+    c.fd.reset();
     c.dead = true;
   }
 
@@ -495,7 +472,7 @@ RefusedPort::RefusedPort() {
   port_ = LocalPort(fd.get());
   // Bound but never listening: the port stays ours, and a SYN to it is
   // answered with an RST.
-  fd_ = fd.Release();
+  fd_ = fd.release();
 }
 
 RefusedPort::~RefusedPort() {
@@ -514,7 +491,7 @@ UnresponsivePort::UnresponsivePort() {
   // the queue is full the kernel drops further SYNs.
   if (::listen(listener.get(), 0) != 0) Die("listen");
   port_ = LocalPort(listener.get());
-  listen_fd_ = listener.Release();
+  listen_fd_ = listener.release();
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -531,7 +508,7 @@ UnresponsivePort::UnresponsivePort() {
     // does not complete within 200 ms had its SYN dropped: the queue is
     // full.
     const bool connected = rc == 0 || ::poll(&p, 1, 200) == 1;
-    fillers_.push_back(fd.Release());
+    fillers_.push_back(fd.release());
     if (!connected) return;
   }
   std::fprintf(stderr, "UnresponsivePort: the accept queue never filled\n");

@@ -1,5 +1,6 @@
 // unique_fd.h: ownership of a file descriptor (epoll, eventfd, timerfd,
-// socket), closed by the destructor.  Internal to probe/ and its tests.
+// socket), closed by the destructor.  The engine's, and the servers'
+// listening sockets' (server/listener.cc, monitoring/http_server.cc).
 //
 // Example:
 //   UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
@@ -8,14 +9,14 @@
 //
 // Thread-safety: a value type; one owner at a time.
 
-#ifndef FANPROBE_PROBE_INTERNAL_UNIQUE_FD_H_
-#define FANPROBE_PROBE_INTERNAL_UNIQUE_FD_H_
+#ifndef FANPROBE_PROBE_UNIQUE_FD_H_
+#define FANPROBE_PROBE_UNIQUE_FD_H_
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace fanprobe::internal {
+namespace fanprobe {
 
 class UniqueFd {
  public:
@@ -32,6 +33,8 @@ class UniqueFd {
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  // Gives the descriptor up: the caller closes it.
+  int release() { return std::exchange(fd_, -1); }
   void reset(int fd = -1) {
     if (fd_ >= 0) close(fd_);
     fd_ = fd;
@@ -41,6 +44,6 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace fanprobe::internal
+}  // namespace fanprobe
 
-#endif  // FANPROBE_PROBE_INTERNAL_UNIQUE_FD_H_
+#endif  // FANPROBE_PROBE_UNIQUE_FD_H_
