@@ -169,8 +169,8 @@ SOAK_SECONDS ?= 600
 # The sanitizer builds (clang) are optimised less than the release build:
 # -O1 and line tables are what ASan's and TSan's reports need (frames with
 # file:line, which tests/tsan.supp matches), and compile in about 3/4 of
-# -O2 -g's time; in the ASan build the tests' own files build at -O0
-# (tests/CMakeLists.txt says why not under TSan).
+# -O2 -g's time; the tests' own files build at -O0 in every build but TSan's
+# (tests/CMakeLists.txt says why), with one precompiled header.
 SANITIZER_CMAKE := -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DCMAKE_CXX_COMPILER=clang++
