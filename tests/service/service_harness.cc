@@ -29,8 +29,21 @@ ServiceHarness::ServiceHarness(service::ServiceOptions options,
     std::abort();
   }
   address_ = absl::StrCat("127.0.0.1:", port);
-  stub_ = v1::Prober::NewStub(
-      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  // Connected before any test uses it: a test's first RPC is not
+  // wait_for_ready, so a first connection attempt that fails (seen once in
+  // a fresh-machine ASan run at load 10: "failed to connect to all
+  // addresses ... No such file or directory") would fail a test whose
+  // subject is the service, not the channel.  The channel retries with its
+  // backoff until then.
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(
+          absl::ToChronoTime(absl::Now() + absl::Seconds(60)))) {
+    std::fprintf(stderr, "cannot connect to the service on %s\n",
+                 address_.c_str());
+    std::abort();
+  }
+  stub_ = v1::Prober::NewStub(std::move(channel));
 }
 
 ServiceHarness::~ServiceHarness() {
