@@ -5,9 +5,13 @@
 // would keep a resident set sized for its worst minute.  A MemoryTrimmer
 // looks every `interval` at how much the arenas hold free and, past
 // `min_free_bytes`, calls malloc_trim(0), which returns every whole free
-// page of every arena.  Together with a fixed mmap threshold (server_main.cc)
-// this brings RSS back within 20% of its level before such batches
-// (tests/server/memory_test.cc).
+// page on the free lists of every arena (the free top of a thread's arena
+// glibc trims itself, on free).  It cannot return blocks still in use, not
+// even the unwritten part of a buffer whose pages malloc took, still dirty,
+// from blocks freed a moment before: hence gRPC's small read buffers
+// (server_main.cc, KeepGrpcReadBuffersSmall).  Together with those and a
+// fixed mmap threshold (server_main.cc) this brings RSS back within 20% of
+// its level before such batches (tests/server/memory_test.cc).
 //
 // Example:
 //   MemoryTrimmer trimmer({.interval = absl::Seconds(1)});
