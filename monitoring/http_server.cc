@@ -27,7 +27,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -37,6 +36,7 @@
 #include "absl/time/time.h"
 #include "monitoring/blackbox_report.h"
 #include "monitoring/prometheus_text.h"
+#include "probe/socket_address.h"
 #include "probe/unique_fd.h"
 
 namespace fanprobe::monitoring {
@@ -69,19 +69,17 @@ int HttpStatusFor(absl::StatusCode code) {
   }
 }
 
-// "host:port", "[v6]:port".  The host is returned without brackets.
-absl::Status SplitAddress(const std::string& address, std::string* host,
-                          int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("http address \"", address, "\": want host:port"));
+// "host:port" or "[v6]:port": SplitHostPort, with a host required (one
+// socket on one address, unlike the gRPC side's ":port").
+absl::Status SplitHttpAddress(const std::string& address, std::string* host,
+                              int* port) {
+  absl::Status status = SplitHostPort(address, host, port);
+  if (status.ok() && address.front() == ':') {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\": want host:port"));
   }
-  *host = address.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("http ", status.message()));
   }
   return absl::OkStatus();
 }
@@ -120,13 +118,7 @@ absl::StatusOr<std::pair<UniqueFd, int>> Listen(const std::string& host,
       last_error = std::strerror(errno);
       continue;
     }
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
-    const int bound_port =
-        bound.ss_family == AF_INET6
-            ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-            : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    const int bound_port = BoundPort(fd.get());
     return std::make_pair(std::move(fd), bound_port);
   }
   return absl::UnavailableError(last_error);
@@ -341,7 +333,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     ReadinessCheck readiness) {
   std::string host;
   int port = 0;
-  if (absl::Status status = SplitAddress(options.address, &host, &port);
+  if (absl::Status status = SplitHttpAddress(options.address, &host, &port);
       !status.ok()) {
     return status;
   }

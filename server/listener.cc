@@ -21,10 +21,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "probe/socket_address.h"
 #include "probe/unique_fd.h"
 
 namespace fanprobe::server {
@@ -74,35 +74,6 @@ bool ConnectionGone(int error) {
   }
 }
 
-// "host:port", "[v6]:port", ":port".  The host is returned without brackets.
-absl::Status SplitAddress(const std::string& address, std::string* host,
-                          int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address \"", address, "\": want host:port"));
-  }
-  *host = address.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  return absl::OkStatus();
-}
-
-int BoundPort(int fd) {
-  sockaddr_storage bound{};
-  socklen_t length = sizeof(bound);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
-    return 0;
-  }
-  if (bound.ss_family == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
-}
-
 void SetPort(sockaddr* address, int port) {
   if (address->sa_family == AF_INET6) {
     reinterpret_cast<sockaddr_in6*>(address)->sin6_port = htons(port);
@@ -117,7 +88,8 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
     const std::string& address, ListenerOptions options) {
   std::string host;
   int port = 0;
-  if (absl::Status status = SplitAddress(address, &host, &port); !status.ok()) {
+  if (absl::Status status = SplitHostPort(address, &host, &port);
+      !status.ok()) {
     return status;
   }
   addrinfo hints{};
