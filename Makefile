@@ -17,7 +17,7 @@ BUILD_PACKAGES := g++ make cmake pkg-config clang-format \
   libgnutls28-dev \
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml grpc-proto \
   libyaml-cpp-dev libcli11-dev prometheus prometheus-blackbox-exporter curl \
-  python3-grpcio python3-protobuf
+  python3-grpcio python3-protobuf zlib1g-dev libbrotli-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs those of the Debian packages $(1) that are missing, so a machine

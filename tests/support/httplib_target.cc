@@ -9,11 +9,17 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/support/target_server.h"
+#include "zlib.h"
+
+#ifdef FANPROBE_TEST_BROTLI
+#include "brotli/encode.h"
+#endif
 
 namespace fanprobe::testing {
 namespace {
@@ -23,6 +29,42 @@ constexpr uint64_t kMaxBytesBody = 64 << 20;
 [[noreturn]] void Die(const char* what) {
   std::fprintf(stderr, "httplib_target: %s: %s\n", what, std::strerror(errno));
   std::abort();
+}
+
+// `data` compressed as Content-Encoding `coding` names it: "gzip" (RFC
+// 1952), "deflate" (zlib, RFC 1950, as HTTP means it) or "br".
+std::string Compress(absl::string_view coding, const std::string& data) {
+  if (coding == "br") {
+#ifdef FANPROBE_TEST_BROTLI
+    size_t size = BrotliEncoderMaxCompressedSize(data.size());
+    std::string out(size, '\0');
+    if (BrotliEncoderCompress(
+            BROTLI_DEFAULT_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC,
+            data.size(), reinterpret_cast<const uint8_t*>(data.data()), &size,
+            reinterpret_cast<uint8_t*>(out.data())) != BROTLI_TRUE) {
+      Die("BrotliEncoderCompress");
+    }
+    out.resize(size);
+    return out;
+#else
+    Die("built without brotli");
+#endif
+  }
+  z_stream z{};
+  const int window_bits = coding == "gzip" ? 15 + 16 : 15;
+  if (deflateInit2(&z, 9, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    Die("deflateInit2");
+  }
+  std::string out(deflateBound(&z, data.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) Die("deflate");
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
 }
 
 }  // namespace
@@ -138,6 +180,62 @@ void AddTargetRoutes(httplib::Server& server,
   });
   route("/match", [](const auto& req, auto& res) {
     res.set_content(std::string(kMatchBody), "text/plain");
+  });
+  route("/headers", [](const auto& req, auto& res) {
+    for (const auto& [name, value] : req.params) res.set_header(name, value);
+    res.set_content("headers\n", "text/plain");
+  });
+  route(R"(/many_headers/(\d+))", [](const auto& req, auto& res) {
+    int n = 0;
+    if (!absl::SimpleAtoi(req.matches[1].str(), &n) || n > 10000) {
+      res.status = 400;
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      res.set_header(absl::StrCat("X-Many-", i), "v");
+    }
+    res.set_content("many headers\n", "text/plain");
+  });
+  route(R"(/(gzip|deflate|br)/(\d+))", [](const auto& req, auto& res) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(req.matches[2].str(), &n) || n > kMaxBytesBody) {
+      res.status = 400;
+      return;
+    }
+    const std::string coding = req.matches[1].str();
+    // Compressible, and recognisable once decoded.
+    std::string body;
+    while (body.size() < n) absl::StrAppend(&body, "fanprobe ");
+    body.resize(n);
+    res.set_header("Content-Encoding", coding);
+    // Not text/*: cpp-httplib would compress that again itself for a
+    // client that accepts gzip or br.
+    res.set_content(Compress(coding, body), "application/octet-stream");
+  });
+  route(R"(/basic_auth/([^/]+)/([^/]+))", [](const auto& req, auto& res) {
+    const std::string expected = absl::StrCat(
+        "Basic ", absl::Base64Escape(absl::StrCat(req.matches[1].str(), ":",
+                                                  req.matches[2].str())));
+    if (req.get_header_value("Authorization") != expected) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"fanprobe\"");
+      return;
+    }
+    res.set_content(absl::StrCat("hello ", req.matches[1].str(), "\n"),
+                    "text/plain");
+  });
+  route(R"(/bearer/([^/]+))", [](const auto& req, auto& res) {
+    if (req.get_header_value("Authorization") !=
+        absl::StrCat("Bearer ", req.matches[1].str())) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer");
+      return;
+    }
+    res.set_content("hello bearer\n", "text/plain");
+  });
+  route("/last_modified", [](const auto& req, auto& res) {
+    res.set_header("Last-Modified", std::string(kLastModified));
+    res.set_content("old news\n", "text/plain");
   });
   route("/echo_headers", [](const auto& req, auto& res) {
     std::string body = absl::StrCat(req.method, " ", req.path, "\n");

@@ -16,6 +16,18 @@
 //     /redirect_to?url=<url>  302 to <url>, whatever its scheme or host
 //     /body/<text>       200 with <text> (URL-decoded) as the body
 //     /match             200 with kMatchBody as the body
+//     /headers?<name>=<value>&...  200 with each query parameter as a
+//                        response header (a name given twice: two lines)
+//     /many_headers/<n>  200 with n headers X-Many-0 .. X-Many-<n-1>
+//     /gzip/<n>, /deflate/<n>, /br/<n>  200 whose body, n bytes of
+//                        "fanprobe fanprobe ...", is sent compressed with
+//                        that Content-Encoding, whatever the request asked
+//                        (/br/ only where HasBrotliTarget())
+//     /basic_auth/<user>/<password>  200 when the request carries that
+//                        basic authentication, else 401
+//     /bearer/<token>    200 when the request carries "Authorization:
+//                        Bearer <token>", else 401
+//     /last_modified     200 with "Last-Modified: " kLastModified
 //     /echo_headers      200; the body is "<METHOD> <path>\n", one
 //                        "<Name>: <value>\n" line per request header, a
 //                        blank line and the request body
@@ -51,6 +63,7 @@
 #ifndef FANPROBE_TESTS_SUPPORT_TARGET_SERVER_H_
 #define FANPROBE_TESTS_SUPPORT_TARGET_SERVER_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,6 +82,21 @@ namespace fanprobe::testing {
 // The body /match serves.
 inline constexpr absl::string_view kMatchBody =
     "fanprobe target server: the quick brown fox jumps over the lazy dog\n";
+
+// What /last_modified sends as Last-Modified, and the same as a Unix time.
+inline constexpr absl::string_view kLastModified =
+    "Wed, 21 Oct 2015 07:28:00 GMT";
+inline constexpr int64_t kLastModifiedUnix = 1445412480;
+
+// Whether /br/<n> is served (the test support was built with brotli's
+// encoder).
+constexpr bool HasBrotliTarget() {
+#ifdef FANPROBE_TEST_BROTLI
+  return true;
+#else
+  return false;
+#endif
+}
 
 // One request as the HTTP listener received it.
 struct RecordedRequest {

@@ -235,6 +235,20 @@ class TlsTargetServer::Listener {
       SSL_CTX_set_session_cache_mode(&ctx, SSL_SESS_CACHE_OFF);
       SSL_CTX_set_num_tickets(&ctx, 0);
     }
+    if (!options.client_ca_pem.empty()) {
+      X509_STORE* store = SSL_CTX_get_cert_store(&ctx);
+      BioPtr bio = MemoryBio(options.client_ca_pem);
+      int added = 0;
+      while (X509* ca =
+                 PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+        if (X509_STORE_add_cert(store, ca) == 1) ++added;
+        X509_free(ca);
+      }
+      ERR_clear_error();  // the end of the PEM text reads as an error
+      if (added == 0) return false;
+      SSL_CTX_set_verify(
+          &ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
     SSL_CTX_set_app_data(&ctx, this);
     SSL_CTX_set_info_callback(&ctx, &Listener::OnInfo);
     SSL_CTX_set_tlsext_servername_callback(&ctx, &Listener::OnServerName);
@@ -247,7 +261,8 @@ class TlsTargetServer::Listener {
         static_cast<Listener*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
     if ((where & SSL_CB_HANDSHAKE_DONE) != 0 &&
         !TestAndSetMark(ssl, kHandshakeCounted)) {
-      self->HandshakeDone(SSL_session_reused(ssl) == 1, SSL_get_version(ssl));
+      self->HandshakeDone(SSL_session_reused(ssl) == 1, SSL_get_version(ssl),
+                          PeerSubject(ssl));
     }
     if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT &&
         (ret >> 8) == SSL3_AL_FATAL) {
@@ -272,11 +287,27 @@ class TlsTargetServer::Listener {
     absl::MutexLock lock(&owner_->mu_);
     ++owner_->stats_.connections_closed;
   }
-  void HandshakeDone(bool resumed, const char* protocol) {
+  // The subject of the client's certificate; empty when it sent none.
+  static std::optional<std::string> PeerSubject(const SSL* ssl) {
+    X509* peer = SSL_get0_peer_certificate(ssl);
+    if (peer == nullptr) return std::nullopt;
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), X509_get_subject_name(peer), 0,
+                       XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const long length = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, length > 0 ? static_cast<size_t>(length) : 0);
+  }
+
+  void HandshakeDone(bool resumed, const char* protocol,
+                     std::optional<std::string> client_subject) {
     absl::MutexLock lock(&owner_->mu_);
     ++owner_->stats_.handshakes;
     if (resumed) ++owner_->stats_.resumed_handshakes;
     owner_->stats_.last_protocol = protocol;
+    if (client_subject.has_value()) {
+      owner_->stats_.client_subjects.push_back(*std::move(client_subject));
+    }
   }
   void AlertReceived(const char* description) {
     absl::MutexLock lock(&owner_->mu_);

@@ -66,6 +66,9 @@ struct TlsTargetOptions {
   // Connections served at once (each holds a pool thread for its lifetime,
   // handshake included); more wait in the accept queue.
   int threads = 64;
+  // Non-empty: mutual TLS.  A client must present a certificate that these
+  // CAs (PEM) issued, or the handshake fails.
+  std::string client_ca_pem;
 };
 
 // What a TlsTargetServer has seen since it started.
@@ -90,6 +93,9 @@ struct TlsTargetStats {
   // "certificate expired", ...), in arrival order: a client that rejects the
   // certificate during the handshake says why here.
   std::vector<std::string> alerts_received;
+  // With client_ca_pem: the subject (RFC 2253) of the certificate each
+  // completed handshake's client presented, in order.
+  std::vector<std::string> client_subjects;
   // Requests handled, in total and by path (without the query); counted
   // before the response is sent, so a client holding its response sees
   // its request counted.
