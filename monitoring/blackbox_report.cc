@@ -95,7 +95,9 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.http_version = HttpVersionNumber(result.http_version);
   report.phases = PhasesOf(result.timings);
   report.dns_lookup = result.timings.dns;
-  report.failed_due_to_regex = result.outcome == Outcome::kBodyMismatch;
+  // blackbox_exporter sets it for its header rules as for its body ones.
+  report.failed_due_to_regex = result.outcome == Outcome::kBodyMismatch ||
+                               result.outcome == Outcome::kHeaderMismatch;
   // blackbox_exporter reports the address it resolved, even when the
   // connection then failed.  The engine knows the address only once it
   // connected; before that, only when the URL names one.

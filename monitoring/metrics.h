@@ -108,7 +108,7 @@ class ServerMetrics {
   static constexpr int kApis = 2;
   static constexpr int kReturnWhens = 3;
   static constexpr int kEndReasons = 5;
-  static constexpr int kOutcomes = 13;
+  static constexpr int kOutcomes = kNumOutcomes;
   static constexpr int kStatusCodes = 17;  // absl::StatusCode 0..16
   static constexpr int kPhases = 5;
 

@@ -14,6 +14,21 @@ absl::string_view TransportVersion() {
   return curl_version_info(CURLVERSION_NOW)->version;
 }
 
+const std::vector<std::string>& SupportedEncodings() {
+  static const std::vector<std::string>* encodings = [] {
+    const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+    auto* list = new std::vector<std::string>{"identity"};
+    if (curl->features & CURL_VERSION_LIBZ) {
+      list->push_back("gzip");
+      list->push_back("deflate");
+    }
+    if (curl->features & CURL_VERSION_BROTLI) list->push_back("br");
+    if (curl->features & CURL_VERSION_ZSTD) list->push_back("zstd");
+    return list;
+  }();
+  return *encodings;
+}
+
 absl::string_view ResponseVersionName(ResponseVersion version) {
   switch (version) {
     case ResponseVersion::kNone:
@@ -56,6 +71,8 @@ absl::string_view OutcomeName(Outcome outcome) {
       return "DENIED";
     case Outcome::kInvalidTarget:
       return "INVALID_TARGET";
+    case Outcome::kHeaderMismatch:
+      return "HEADER_MISMATCH";
   }
   return "UNKNOWN";
 }

@@ -54,9 +54,11 @@ enum class Outcome {
   kInvalidTarget,     // the URL or the options are unusable (nothing was
                       // sent), or a redirect led to a scheme other than
                       // http or https (not followed)
+  kHeaderMismatch,    // a response header rule failed (added last: the
+                      // values above are counted by number)
 };
 inline constexpr int kNumOutcomes =
-    static_cast<int>(Outcome::kInvalidTarget) + 1;
+    static_cast<int>(Outcome::kHeaderMismatch) + 1;
 
 // "OK", "UNEXPECTED_STATUS", ..., the names the proto enum uses without its
 // "OUTCOME_" prefix.
@@ -113,6 +115,28 @@ enum class IpFamily {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 using Labels = std::map<std::string, std::string>;
 
+// A rule on one response header (blackbox_exporter's
+// fail_if_header_matches / fail_if_header_not_matches entries).
+struct HeaderPattern {
+  std::string name;     // compared without regard to case; an HTTP token
+  std::string pattern;  // RE2, matched anywhere in a value
+  // A response without the header passes the rule (true) or fails it
+  // (false, in either list, as blackbox_exporter does).
+  bool allow_missing = false;
+};
+
+// HTTP basic authentication (RFC 7617).
+struct BasicAuth {
+  std::string username;  // no ':'
+  std::string password;
+};
+
+// A client certificate for mutual TLS, as PEM text.
+struct ClientCertificate {
+  std::string cert_pem;  // the certificate, then any intermediates
+  std::string key_pem;   // its private key (unencrypted)
+};
+
 // How to probe a target.  Every field has the default a user of a mature
 // prober expects (blackbox_exporter's http module, curl).
 struct ProbeOptions {
@@ -158,7 +182,40 @@ struct ProbeOptions {
   bool reuse_connections = false;
   // Sent as User-Agent; empty means DefaultUserAgent().
   std::string user_agent;
+  // Rules on the final response's headers, judged after the status and
+  // before the body patterns; a failed rule is kHeaderMismatch.  "must":
+  // the header has a value that matches; "must not": none of its values
+  // matches.  A header sent on several lines has one value per line.
+  std::vector<HeaderPattern> header_must_match;
+  std::vector<HeaderPattern> header_must_not_match;
+  // Return the final response's headers in ProbeResult::response_headers.
+  // Off by default so that results stay small.
+  bool keep_response_headers = false;
+  // When headers are kept or matched: a final response with more header
+  // lines, or more bytes of names and values, fails as kIoError and the
+  // transfer stops there.
+  int max_response_headers = 100;
+  uint64_t max_response_header_bytes = 64 * 1024;
+  // Sends "Authorization: Basic ...".  Not with bearer_token, nor with an
+  // Authorization header in `headers`.  Credentials (these, and an
+  // Authorization or Cookie header) are not sent past a redirect to another
+  // host, and never appear in a result or an error.
+  std::optional<BasicAuth> basic_auth;
+  // Sends "Authorization: Bearer <token>" when non-empty.
+  std::string bearer_token;
+  // Sent as Accept-Encoding when non-empty: a comma-separated list of gzip,
+  // deflate, br, zstd and identity, each one the transport can decode
+  // (SupportedEncodings()).  The body is then decoded per the response's
+  // Content-Encoding before patterns see it, and max_body_bytes bounds the
+  // decoded body.  Not with an Accept-Encoding header in `headers`.
+  std::string accept_encoding;
+  // Presented to https targets that ask for a client certificate.
+  std::optional<ClientCertificate> client_certificate;
 };
+
+// The content codings this build's transport decodes, e.g.
+// {"identity", "gzip", "deflate", "br", "zstd"}.
+const std::vector<std::string>& SupportedEncodings();
 
 // What a server lets a probe ask for (EngineOptions::limits); a probe whose
 // options ask for more is kInvalidTarget, and Engine::CheckOptions() says
@@ -174,6 +231,10 @@ struct ProbeLimits {
   uint64_t max_request_body_bytes = 1024 * 1024;
   // ProbeOptions::max_redirects at most.
   int max_redirects = 30;
+  // ProbeOptions::max_response_headers and max_response_header_bytes at
+  // most.
+  int max_response_headers = 1000;
+  uint64_t max_response_header_bytes = 256 * 1024;
 };
 
 // One probe of a batch: the URL plus options.  `id` and `labels` are echoed
@@ -249,8 +310,20 @@ struct ProbeResult {
   // was not valid, the pattern that failed.  Empty for kOk.
   std::string error;
   Timings timings;
-  uint64_t body_bytes = 0;  // body bytes received (before any cut-off)
-  int redirects = 0;        // redirects followed
+  // Body bytes received over the wire (before any cut-off, and before a
+  // Content-Encoding is decoded).
+  uint64_t body_bytes = 0;
+  // The body's length once decoded (ProbeOptions::accept_encoding), as far
+  // as it was read; equal to body_bytes when nothing was decoded.
+  uint64_t decoded_body_bytes = 0;
+  // The final response's Content-Length, when it sent one.
+  std::optional<uint64_t> content_length;
+  // The final response's Last-Modified, when it sent one that parses.
+  std::optional<absl::Time> last_modified;
+  // The final response's headers, in order, names as sent; only with
+  // ProbeOptions::keep_response_headers.
+  Headers response_headers;
+  int redirects = 0;  // redirects followed
   // https only: the earliest notAfter of the certificate chain presented.
   std::optional<absl::Time> cert_expiry;
   // kDnsError only: how the lookup failed.

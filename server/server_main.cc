@@ -141,6 +141,14 @@ ABSL_FLAG(uint64_t, max_request_body_bytes,
           "Most request body bytes one probe may send.");
 ABSL_FLAG(uint32_t, max_redirects, fanprobe::ProbeLimits().max_redirects,
           "Most a probe's max_redirects may be.");
+ABSL_FLAG(uint32_t, max_response_headers,
+          fanprobe::ProbeLimits().max_response_headers,
+          "Most a probe's max_response_headers may be: the response header "
+          "lines one probe keeps or matches.");
+ABSL_FLAG(uint64_t, max_response_header_bytes,
+          fanprobe::ProbeLimits().max_response_header_bytes,
+          "Most a probe's max_response_header_bytes may be: the response "
+          "header bytes (names and values) one probe keeps or matches.");
 
 // Who may call (auth.h).
 ABSL_FLAG(std::string, tls_cert, "",
@@ -253,6 +261,10 @@ fanprobe::ProbeLimits LimitsFromFlags() {
   limits.max_request_body_bytes = absl::GetFlag(FLAGS_max_request_body_bytes);
   limits.max_redirects = static_cast<int>(
       std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
+  limits.max_response_headers = static_cast<int>(
+      std::min<uint32_t>(absl::GetFlag(FLAGS_max_response_headers), INT_MAX));
+  limits.max_response_header_bytes =
+      absl::GetFlag(FLAGS_max_response_header_bytes);
   return limits;
 }
 

@@ -96,6 +96,18 @@ absl::StatusOr<IpFamily> IpFamilyFromProto(v1::IpFamily proto,
   }
 }
 
+std::vector<HeaderPattern> HeaderPatternsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::HeaderPattern>& protos) {
+  std::vector<HeaderPattern> patterns;
+  patterns.reserve(protos.size());
+  for (const v1::HeaderPattern& proto : protos) {
+    patterns.push_back({.name = proto.name(),
+                        .pattern = proto.pattern(),
+                        .allow_missing = proto.allow_missing()});
+  }
+  return patterns;
+}
+
 // Overrides the fields of `options` that `proto` sets.
 absl::Status ApplyOptions(const v1::ProbeOptions& proto,
                           const OptionsPath& path, ProbeOptions& options) {
@@ -177,6 +189,47 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
     options.reuse_connections = proto.reuse_connections();
   }
   if (proto.has_user_agent()) options.user_agent = proto.user_agent();
+  if (proto.has_header_must_match()) {
+    options.header_must_match =
+        HeaderPatternsFromProto(proto.header_must_match().patterns());
+  }
+  if (proto.has_header_must_not_match()) {
+    options.header_must_not_match =
+        HeaderPatternsFromProto(proto.header_must_not_match().patterns());
+  }
+  if (proto.has_keep_response_headers()) {
+    options.keep_response_headers = proto.keep_response_headers();
+  }
+  if (proto.has_max_response_headers()) {
+    options.max_response_headers = static_cast<int>(
+        std::min<uint32_t>(proto.max_response_headers(), INT_MAX));
+  }
+  if (proto.has_max_response_header_bytes()) {
+    options.max_response_header_bytes = proto.max_response_header_bytes();
+  }
+  // An empty message means none, so that a target can drop what it
+  // inherits.
+  if (proto.has_basic_auth()) {
+    options.basic_auth.reset();
+    if (!proto.basic_auth().username().empty() ||
+        !proto.basic_auth().password().empty()) {
+      options.basic_auth = BasicAuth{.username = proto.basic_auth().username(),
+                                     .password = proto.basic_auth().password()};
+    }
+  }
+  if (proto.has_bearer_token()) options.bearer_token = proto.bearer_token();
+  if (proto.has_accept_encoding()) {
+    options.accept_encoding = proto.accept_encoding();
+  }
+  if (proto.has_client_certificate()) {
+    options.client_certificate.reset();
+    if (!proto.client_certificate().cert_pem().empty() ||
+        !proto.client_certificate().key_pem().empty()) {
+      options.client_certificate =
+          ClientCertificate{.cert_pem = proto.client_certificate().cert_pem(),
+                            .key_pem = proto.client_certificate().key_pem()};
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -202,7 +255,8 @@ std::string ProtoFieldPath(absl::string_view engine_field) {
     element = "headers";
   } else if (list == "valid_status") {
     element = "ranges";
-  } else if (list == "body_must_match" || list == "body_must_not_match") {
+  } else if (list == "body_must_match" || list == "body_must_not_match" ||
+             list == "header_must_match" || list == "header_must_not_match") {
     element = "patterns";
   } else {
     return std::string(engine_field);
@@ -272,6 +326,10 @@ absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
         std::min(defaults->max_body_bytes, caps.max_body_bytes);
     defaults->max_redirects =
         std::min(defaults->max_redirects, caps.max_redirects);
+    defaults->max_response_headers =
+        std::min(defaults->max_response_headers, caps.max_response_headers);
+    defaults->max_response_header_bytes = std::min(
+        defaults->max_response_header_bytes, caps.max_response_header_bytes);
   }
   if (absl::Status status = ApplyOptions(request.defaults(), {}, *defaults);
       !status.ok()) {
@@ -361,6 +419,8 @@ v1::Outcome OutcomeToProto(Outcome outcome) {
       return v1::OUTCOME_DENIED;
     case Outcome::kInvalidTarget:
       return v1::OUTCOME_INVALID_TARGET;
+    case Outcome::kHeaderMismatch:
+      return v1::OUTCOME_HEADER_MISMATCH;
   }
   return v1::OUTCOME_UNSPECIFIED;
 }
@@ -451,6 +511,20 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   }
   if (result.prober_lag > absl::ZeroDuration()) {
     DurationToProto(result.prober_lag, proto.mutable_prober_lag());
+  }
+  proto.mutable_response_headers()->Reserve(
+      static_cast<int>(result.response_headers.size()));
+  for (auto& [name, value] : result.response_headers) {
+    v1::Header* out = proto.add_response_headers();
+    out->set_name(std::move(name));
+    out->set_value(std::move(value));
+  }
+  proto.set_decoded_body_bytes(result.decoded_body_bytes);
+  if (result.content_length.has_value()) {
+    proto.set_content_length(*result.content_length);
+  }
+  if (result.last_modified.has_value()) {
+    TimeToProto(*result.last_modified, proto.mutable_last_modified());
   }
   return proto;
 }

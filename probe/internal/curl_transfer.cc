@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -118,6 +119,53 @@ size_t CurlTransfer::WriteCallback(char* data, size_t size, size_t count,
   return n;
 }
 
+size_t CurlTransfer::HeaderCallback(char* data, size_t size, size_t count,
+                                    void* self_ptr) {
+  auto* self = static_cast<CurlTransfer*>(self_ptr);
+  const size_t n = size * count;
+  absl::string_view line(data, n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+    line.remove_suffix(1);
+  }
+  if (absl::StartsWith(line, "HTTP/")) {
+    // A new response (after a 1xx, the final one): only its headers count.
+    self->response_headers_.clear();
+    self->response_header_bytes_ = 0;
+    self->headers_ended_ = false;
+    return n;
+  }
+  if (line.empty()) {
+    self->headers_ended_ = true;
+    return n;
+  }
+  if (self->headers_ended_) return n;  // a trailer: not the response's
+  if (line.front() == ' ' || line.front() == '\t') {
+    // An obsolete line folding continues the last value (RFC 9112 5.2).
+    if (self->response_headers_.empty()) return n;
+    line = absl::StripAsciiWhitespace(line);
+    self->response_header_bytes_ += line.size() + 1;
+    if (self->response_header_bytes_ > self->max_response_header_bytes_) {
+      self->headers_too_large_ = true;
+      return 0;  // makes libcurl stop with CURLE_WRITE_ERROR
+    }
+    absl::StrAppend(&self->response_headers_.back().second, " ", line);
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos) return n;  // not a header: libcurl's
+  const absl::string_view name = line.substr(0, colon);
+  const absl::string_view value =
+      absl::StripAsciiWhitespace(line.substr(colon + 1));
+  self->response_header_bytes_ += name.size() + value.size();
+  if (self->response_headers_.size() >= self->max_response_headers_ ||
+      self->response_header_bytes_ > self->max_response_header_bytes_) {
+    self->headers_too_large_ = true;
+    return 0;
+  }
+  self->response_headers_.emplace_back(std::string(name), std::string(value));
+  return n;
+}
+
 curl_socket_t CurlTransfer::OpenSocketCallback(void* self_ptr,
                                                curlsocktype purpose,
                                                curl_sockaddr* address) {
@@ -157,6 +205,7 @@ void CurlTransfer::Discard() {
 
 void CurlTransfer::Trim() {
   if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+  Headers().swap(response_headers_);
 }
 
 absl::StatusOr<bool> CurlTransfer::Configure(
@@ -208,17 +257,29 @@ absl::StatusOr<bool> CurlTransfer::Configure(
   set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(o.max_body_bytes));
   set(CURLOPT_USERAGENT,
       o.user_agent.empty() ? DefaultUserAgent().data() : o.user_agent.c_str());
+  if (prepared.watch_headers) {
+    set(CURLOPT_HEADERFUNCTION, &CurlTransfer::HeaderCallback);
+    set(CURLOPT_HEADERDATA, static_cast<void*>(this));
+  }
+  // libcurl parses Last-Modified itself (only when a response has one).
+  set(CURLOPT_FILETIME, 1L);
+  if (!o.accept_encoding.empty()) {
+    // Sends the header and decodes what the response's Content-Encoding
+    // names, before WriteCallback: the body cap applies to decoded bytes.
+    set(CURLOPT_ACCEPT_ENCODING, o.accept_encoding.c_str());
+  }
   set(CURLOPT_SSL_VERIFYPEER, o.tls_verify ? 1L : 0L);
   set(CURLOPT_SSL_VERIFYHOST, o.tls_verify ? 2L : 0L);
   // No CA file or path for libcurl to parse per connection: the engine's
-  // own store, parsed once, goes into each connection's context.
+  // own store, parsed once, goes into each connection's context (and the
+  // client certificate, parsed once, too).
   set(CURLOPT_CAINFO, static_cast<char*>(nullptr));
   set(CURLOPT_CAPATH, static_cast<char*>(nullptr));
   set(CURLOPT_CA_CACHE_TIMEOUT, 0L);
-  if (o.tls_verify) {
-    set(CURLOPT_SSL_CTX_FUNCTION, &InstallTrustStore);
+  if (o.tls_verify || prepared.identity != nullptr) {
+    set(CURLOPT_SSL_CTX_FUNCTION, &SetUpSslContext);
     set(CURLOPT_SSL_CTX_DATA,
-        const_cast<void*>(static_cast<const void*>(prepared.trust.get())));
+        const_cast<void*>(static_cast<const void*>(&prepared.ssl_setup)));
   }
   switch (o.http_version) {
     case HttpVersion::kHttp1_1:
@@ -266,6 +327,12 @@ absl::Status CurlTransfer::Prepare(const HopRequest& request) {
   body_.clear();
   keep_body_ = prepared.keep_body;
   max_body_bytes_ = o.max_body_bytes;
+  response_headers_.clear();
+  response_header_bytes_ = 0;
+  headers_ended_ = false;
+  headers_too_large_ = false;
+  max_response_headers_ = static_cast<size_t>(o.max_response_headers);
+  max_response_header_bytes_ = o.max_response_header_bytes;
   error_[0] = '\0';
   denied_.clear();
   tls_.reset();
@@ -359,7 +426,34 @@ void CurlTransfer::ReadResponse(CURLcode code, absl::Duration dns, Hop* hop,
   r->http_version = ResponseVersionOf(version);
   r->remote_ip = hop->remote_ip;
   r->remote_port = hop->remote_port;
+  r->decoded_body_bytes = body_bytes_;
   r->body_bytes = body_bytes_;
+  if (!configured_for_->options->accept_encoding.empty()) {
+    // WriteCallback saw the decoded body; libcurl counts what came in.
+    curl_off_t wire = 0;
+    if (curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &wire) == CURLE_OK) {
+      r->body_bytes = static_cast<uint64_t>(std::max<curl_off_t>(wire, 0));
+    }
+  }
+  curl_off_t length = -1;
+  r->content_length.reset();
+  if (hop->status_code > 0 &&
+      curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) ==
+          CURLE_OK &&
+      length >= 0) {
+    r->content_length = static_cast<uint64_t>(length);
+  }
+  curl_off_t modified = -1;
+  r->last_modified.reset();
+  if (hop->status_code > 0 &&
+      curl_easy_getinfo(e, CURLINFO_FILETIME_T, &modified) == CURLE_OK &&
+      modified >= 0) {
+    r->last_modified = absl::FromUnixSeconds(modified);
+  }
+  r->response_headers.clear();
+  if (configured_for_->options->keep_response_headers && !headers_too_large_) {
+    r->response_headers = response_headers_;
+  }
   r->tls = std::move(tls_);
   tls_.reset();
   r->cert_expiry.reset();
@@ -372,13 +466,67 @@ void CurlTransfer::ReadResponse(CURLcode code, absl::Duration dns, Hop* hop,
   }
 }
 
+std::vector<absl::string_view> CurlTransfer::HeaderValues(
+    absl::string_view name) const {
+  std::vector<absl::string_view> values;
+  for (const auto& [header, value] : response_headers_) {
+    if (absl::EqualsIgnoreCase(header, name)) values.push_back(value);
+  }
+  return values;
+}
+
+std::optional<std::string> CurlTransfer::HeaderMismatch() const {
+  // As blackbox_exporter judges them: a missing header fails a rule of
+  // either kind unless the rule allows it.
+  const PreparedOptions& prepared = *configured_for_;
+  for (const HeaderRule& rule : prepared.header_must_match) {
+    const std::vector<absl::string_view> values = HeaderValues(rule.name);
+    if (values.empty()) {
+      if (rule.allow_missing) continue;
+      return absl::StrCat("the response has no ", rule.name, " header");
+    }
+    if (std::none_of(values.begin(), values.end(),
+                     [&rule](absl::string_view v) {
+                       return re2::RE2::PartialMatch(
+                           re2::StringPiece(v.data(), v.size()), *rule.re);
+                     })) {
+      return absl::StrCat("no value of the ", rule.name, " header matches \"",
+                          rule.re->pattern(), "\"");
+    }
+  }
+  for (const HeaderRule& rule : prepared.header_must_not_match) {
+    const std::vector<absl::string_view> values = HeaderValues(rule.name);
+    if (values.empty()) {
+      if (rule.allow_missing) continue;
+      return absl::StrCat("the response has no ", rule.name, " header");
+    }
+    if (std::any_of(values.begin(), values.end(), [&rule](absl::string_view v) {
+          return re2::RE2::PartialMatch(re2::StringPiece(v.data(), v.size()),
+                                        *rule.re);
+        })) {
+      return absl::StrCat("the ", rule.name, " header matches \"",
+                          rule.re->pattern(), "\"");
+    }
+  }
+  return std::nullopt;
+}
+
 void CurlTransfer::Judge(CURLcode code, ProbeResult* r) const {
   const PreparedOptions& prepared = *configured_for_;
   const ProbeOptions& o = *prepared.options;
   if (code == CURLE_WRITE_ERROR && body_too_large_) {
     r->outcome = Outcome::kBodyTooLarge;
-    r->error = absl::StrCat("the body exceeds max_body_bytes (",
-                            o.max_body_bytes, " bytes)");
+    r->error = absl::StrCat(
+        o.accept_encoding.empty() ? "the body" : "the decoded body",
+        " exceeds max_body_bytes (", o.max_body_bytes, " bytes)");
+    return;
+  }
+  if (code == CURLE_WRITE_ERROR && headers_too_large_) {
+    r->outcome = Outcome::kIoError;
+    r->error =
+        absl::StrCat("the response headers exceed max_response_headers (",
+                     o.max_response_headers, ") or max_response_header_bytes (",
+                     o.max_response_header_bytes, " bytes)");
     return;
   }
   if (code != CURLE_OK && !denied_.empty()) {
@@ -400,6 +548,11 @@ void CurlTransfer::Judge(CURLcode code, ProbeResult* r) const {
     r->outcome = Outcome::kUnexpectedStatus;
     r->error =
         absl::StrCat("status ", r->status_code, " is not a valid status");
+    return;
+  }
+  if (std::optional<std::string> mismatch = HeaderMismatch()) {
+    r->outcome = Outcome::kHeaderMismatch;
+    r->error = *std::move(mismatch);
     return;
   }
   for (const auto& re : prepared.must_match) {

@@ -120,6 +120,12 @@ class CurlTransfer {
  private:
   static size_t WriteCallback(char* data, size_t size, size_t count,
                               void* self);
+  static size_t HeaderCallback(char* data, size_t size, size_t count,
+                               void* self);
+  // The values of the response header `name` (any case), in order.
+  std::vector<absl::string_view> HeaderValues(absl::string_view name) const;
+  // Why the response fails the header rules, if it does.
+  std::optional<std::string> HeaderMismatch() const;
   static curl_socket_t OpenSocketCallback(void* self, curlsocktype purpose,
                                           curl_sockaddr* address);
   static int PrereqCallback(void* self, char* primary_ip, char* local_ip,
@@ -141,6 +147,13 @@ class CurlTransfer {
   bool body_too_large_ = false;
   bool https_ = false;
   std::string body_;
+  // The response headers, when the options watch them.
+  Headers response_headers_;
+  uint64_t response_header_bytes_ = 0;
+  size_t max_response_headers_ = 0;
+  uint64_t max_response_header_bytes_ = 0;
+  bool headers_ended_ = false;      // past the blank line: trailers follow
+  bool headers_too_large_ = false;  // past a cap: the transfer was stopped
   std::string denied_;  // why the policy refused a connection, if it did
   std::optional<TlsInfo> tls_;
   std::function<void()> on_connected_;

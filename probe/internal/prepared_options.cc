@@ -7,6 +7,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace fanprobe::internal {
 namespace {
@@ -49,6 +51,51 @@ absl::Status CompilePatterns(const std::vector<std::string>& patterns,
   return absl::OkStatus();
 }
 
+absl::Status CompileHeaderPatterns(const std::vector<HeaderPattern>& patterns,
+                                   absl::string_view field,
+                                   std::vector<HeaderRule>* out) {
+  re2::RE2::Options re2_options;
+  re2_options.set_log_errors(false);
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    const HeaderPattern& p = patterns[i];
+    if (!IsToken(p.name)) {
+      return FieldError(absl::StrCat(field, "[", i, "].name"),
+                        absl::StrCat("\"", absl::CHexEscape(p.name),
+                                     "\" is not a valid HTTP header name"));
+    }
+    auto re = std::make_unique<re2::RE2>(p.pattern, re2_options);
+    if (!re->ok()) {
+      return FieldError(absl::StrCat(field, "[", i, "].pattern"),
+                        absl::StrCat("not a valid RE2 pattern: ", re->error()));
+    }
+    out->push_back({.name = p.name,
+                    .re = std::move(re),
+                    .allow_missing = p.allow_missing});
+  }
+  return absl::OkStatus();
+}
+
+// accept_encoding: a list of codings the transport decodes.  q-values and
+// "*" are not taken: the engine must know what it may receive.
+absl::Status CheckAcceptEncoding(absl::string_view list) {
+  const std::vector<std::string>& supported = SupportedEncodings();
+  for (absl::string_view coding : absl::StrSplit(list, ',')) {
+    coding = absl::StripAsciiWhitespace(coding);
+    const bool known = std::any_of(supported.begin(), supported.end(),
+                                   [coding](const std::string& s) {
+                                     return absl::EqualsIgnoreCase(s, coding);
+                                   });
+    if (!known) {
+      return FieldError(
+          "accept_encoding",
+          absl::StrCat("\"", absl::CHexEscape(coding),
+                       "\" is not a content coding this server decodes (",
+                       absl::StrJoin(supported, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckScalars(const ProbeOptions& o, const ProbeLimits& limits) {
   if (!IsToken(o.method)) {
     return FieldError("method", absl::StrCat("\"", absl::CHexEscape(o.method),
@@ -85,6 +132,28 @@ absl::Status CheckScalars(const ProbeOptions& o, const ProbeLimits& limits) {
                                            "limit of ",
                                            limits.max_request_body_bytes));
   }
+  if (o.max_response_headers <= 0) {
+    return FieldError("max_response_headers", "must be positive");
+  }
+  if (o.max_response_headers > limits.max_response_headers) {
+    return FieldError("max_response_headers",
+                      absl::StrCat(o.max_response_headers,
+                                   " is above this server's limit of ",
+                                   limits.max_response_headers));
+  }
+  if (o.max_response_header_bytes == 0) {
+    return FieldError("max_response_header_bytes", "must be positive");
+  }
+  if (o.max_response_header_bytes > limits.max_response_header_bytes) {
+    return FieldError("max_response_header_bytes",
+                      absl::StrCat(o.max_response_header_bytes,
+                                   " is above this server's limit of ",
+                                   limits.max_response_header_bytes));
+  }
+  if (!o.accept_encoding.empty()) {
+    absl::Status status = CheckAcceptEncoding(o.accept_encoding);
+    if (!status.ok()) return status;
+  }
   for (size_t i = 0; i < o.valid_status.size(); ++i) {
     const StatusRange& r = o.valid_status[i];
     if (r.min < 100 || r.max > 999 || r.min > r.max) {
@@ -115,9 +184,46 @@ bool IsCredential(absl::string_view name) {
          absl::EqualsIgnoreCase(name, "Proxy-Authorization");
 }
 
+// The Authorization header basic_auth or bearer_token make, or "" for
+// none.  Errors name the field, never the value.
+absl::StatusOr<std::string> AuthorizationValue(const ProbeOptions& o) {
+  if (o.basic_auth.has_value() && !o.bearer_token.empty()) {
+    return FieldError("bearer_token",
+                      "not with basic_auth: both are an Authorization header");
+  }
+  if (o.basic_auth.has_value()) {
+    const BasicAuth& auth = *o.basic_auth;
+    if (absl::StrContains(auth.username, ':')) {
+      // RFC 7617: the first colon ends the user-id.
+      return FieldError("basic_auth.username", "holds ':'");
+    }
+    if (!IsFieldValue(auth.username)) {
+      return FieldError("basic_auth.username",
+                        "holds CR, LF, NUL or another control character");
+    }
+    if (!IsFieldValue(auth.password)) {
+      return FieldError("basic_auth.password",
+                        "holds CR, LF, NUL or another control character");
+    }
+    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(
+                                      auth.username, ":", auth.password)));
+  }
+  if (!o.bearer_token.empty()) {
+    if (!IsFieldValue(o.bearer_token)) {
+      return FieldError("bearer_token",
+                        "holds CR, LF, NUL or another control character");
+    }
+    return absl::StrCat("Bearer ", o.bearer_token);
+  }
+  return std::string();
+}
+
 absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
                           PreparedOptions* prepared) {
-  uint64_t bytes = o.method.size() + o.user_agent.size();
+  absl::StatusOr<std::string> authorization = AuthorizationValue(o);
+  if (!authorization.ok()) return authorization.status();
+  uint64_t bytes = o.method.size() + o.user_agent.size() +
+                   o.accept_encoding.size() + authorization->size();
   for (size_t i = 0; i < o.headers.size(); ++i) {
     const auto& [name, value] = o.headers[i];
     if (!IsToken(name)) {
@@ -139,6 +245,20 @@ absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
           absl::StrCat("headers[", i, "].name"),
           absl::StrCat(name, " is set by the engine from the body"));
     }
+    if (!authorization->empty() &&
+        absl::EqualsIgnoreCase(name, "Authorization")) {
+      return FieldError(
+          absl::StrCat("headers[", i, "].name"),
+          o.basic_auth.has_value()
+              ? "Authorization is set by the engine from basic_auth"
+              : "Authorization is set by the engine from bearer_token");
+    }
+    if (!o.accept_encoding.empty() &&
+        absl::EqualsIgnoreCase(name, "Accept-Encoding")) {
+      return FieldError(
+          absl::StrCat("headers[", i, "].name"),
+          "Accept-Encoding is set by the engine from accept_encoding");
+    }
     bytes += name.size() + value.size() + 4;
     if (bytes > limits.max_request_header_bytes) {
       return FieldError(
@@ -150,6 +270,15 @@ absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
       status = AppendHeader(name, value, &prepared->cross_host_headers);
     }
     if (!status.ok()) return status;
+  }
+  if (bytes > limits.max_request_header_bytes) {
+    return FieldError("headers",
+                      absl::StrCat("more than this server's limit of ",
+                                   limits.max_request_header_bytes, " bytes"));
+  }
+  // Not in cross_host_headers: credentials stay with the host they are for.
+  if (!authorization->empty()) {
+    return AppendHeader("Authorization", *authorization, &prepared->headers);
   }
   return absl::OkStatus();
 }
@@ -177,14 +306,39 @@ absl::StatusOr<std::shared_ptr<const PreparedOptions>> PrepareOptions(
   status = CompilePatterns(o.body_must_not_match, "body_must_not_match",
                            &prepared->must_not_match);
   if (!status.ok()) return status;
+  status = CompileHeaderPatterns(o.header_must_match, "header_must_match",
+                                 &prepared->header_must_match);
+  if (!status.ok()) return status;
+  status =
+      CompileHeaderPatterns(o.header_must_not_match, "header_must_not_match",
+                            &prepared->header_must_not_match);
+  if (!status.ok()) return status;
   prepared->keep_body =
       !prepared->must_match.empty() || !prepared->must_not_match.empty();
+  prepared->watch_headers = o.keep_response_headers ||
+                            !prepared->header_must_match.empty() ||
+                            !prepared->header_must_not_match.empty();
   if (!o.ca_pem.empty()) {
     absl::StatusOr<std::shared_ptr<const TrustStore>> trust =
         TrustStore::FromPem(o.ca_pem);
     if (!trust.ok()) return FieldError("ca_pem", trust.status().message());
     prepared->trust = *std::move(trust);
   }
+  if (o.client_certificate.has_value()) {
+    absl::StatusOr<std::shared_ptr<const ClientIdentity>> identity =
+        ClientIdentity::FromPem(o.client_certificate->cert_pem,
+                                o.client_certificate->key_pem);
+    if (!identity.ok()) {
+      // The message names the field ("key_pem: ..."), never the PEM.
+      return absl::Status(
+          identity.status().code(),
+          absl::StrCat("client_certificate.", identity.status().message()));
+    }
+    prepared->identity = *std::move(identity);
+  }
+  prepared->ssl_setup = {.verify = o.tls_verify,
+                         .trust = prepared->trust.get(),
+                         .identity = prepared->identity.get()};
   prepared->options = std::move(options);
   return std::shared_ptr<const PreparedOptions>(std::move(prepared));
 }

@@ -5,8 +5,9 @@
 //
 // Every string that reaches the request is checked here, before anything is
 // sent: the method is an RFC 9110 token, header names are tokens, header
-// values and the user agent hold no CR, LF, NUL or other control character
-// (which would let a caller inject headers or a whole second request).
+// values, the user agent and credentials hold no CR, LF, NUL or other
+// control character (which would let a caller inject headers or a whole
+// second request).  Errors name the field, never a credential's value.
 //
 // Example:
 //   absl::StatusOr<std::shared_ptr<const PreparedOptions>> prepared =
@@ -37,19 +38,36 @@ struct CurlSlistDeleter {
 };
 using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
+// A HeaderPattern with its pattern compiled.
+struct HeaderRule {
+  std::string name;
+  std::unique_ptr<re2::RE2> re;
+  bool allow_missing = false;
+};
+
 struct PreparedOptions {
   std::shared_ptr<const ProbeOptions> options;
   std::vector<std::unique_ptr<re2::RE2>> must_match;
   std::vector<std::unique_ptr<re2::RE2>> must_not_match;
+  std::vector<HeaderRule> header_must_match;
+  std::vector<HeaderRule> header_must_not_match;
+  // The response headers are read (kept, or matched against rules).
+  bool watch_headers = false;
   // The request headers, read-only once built (curl never modifies them):
   // all of them, and those that may follow a redirect to another host
   // (without Authorization and Cookie, as browsers and Go's client do).
+  // basic_auth and bearer_token become an Authorization header here, so the
+  // one rule on credentials and redirects covers them too.
   CurlSlistPtr headers;
   CurlSlistPtr cross_host_headers;
   bool keep_body = false;  // a pattern needs the body's text
   // What https probes verify against when ca_pem names CAs; null: the
   // system's (parsed on the first https connection, not here).
   std::shared_ptr<const TrustStore> trust;
+  // The client certificate, parsed once; null when none.
+  std::shared_ptr<const ClientIdentity> identity;
+  // What each https connection's SSL_CTX gets (points into this object).
+  SslContextSetup ssl_setup;
 };
 
 // OK, or kInvalidArgument whose message starts with the offending field

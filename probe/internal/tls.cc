@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -136,10 +137,76 @@ absl::StatusOr<std::shared_ptr<const TrustStore>> TrustStore::FromPem(
   return trust;
 }
 
-CURLcode InstallTrustStore(CURL* easy, void* ssl_ctx, void* trust_store) {
-  auto* trust = static_cast<const TrustStore*>(trust_store);
-  if (trust == nullptr) trust = TrustStore::System().get();
-  SSL_CTX_set1_cert_store(static_cast<SSL_CTX*>(ssl_ctx), trust->get());
+absl::StatusOr<std::shared_ptr<const ClientIdentity>> ClientIdentity::FromPem(
+    absl::string_view cert_pem, absl::string_view key_pem) {
+  // Whatever fails below leaves errors on this thread's OpenSSL queue, where
+  // a later TLS call on the same thread would find them.
+  struct ClearErrors {
+    ~ClearErrors() { ERR_clear_error(); }
+  } clear_errors;
+  // Never prompt on a terminal for a pass phrase: an encrypted key fails.
+  pem_password_cb* no_pass_phrase = [](char*, int, int, void*) { return 0; };
+  BIO* bio =
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  if (bio == nullptr) return absl::ResourceExhaustedError("out of memory");
+  X509* cert = PEM_read_bio_X509(bio, nullptr, no_pass_phrase, nullptr);
+  STACK_OF(X509)* chain = sk_X509_new_null();
+  while (cert != nullptr && chain != nullptr) {
+    X509* next = PEM_read_bio_X509(bio, nullptr, no_pass_phrase, nullptr);
+    if (next == nullptr) break;
+    sk_X509_push(chain, next);
+  }
+  BIO_free(bio);
+  ClientIdentity* identity = nullptr;
+  EVP_PKEY* key = nullptr;
+  if (cert == nullptr || chain == nullptr) {
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    return absl::InvalidArgumentError(
+        "cert_pem: holds no PEM certificate that parses");
+  }
+  bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  if (bio != nullptr) {
+    key = PEM_read_bio_PrivateKey(bio, nullptr, no_pass_phrase, nullptr);
+    BIO_free(bio);
+  }
+  // Owns all three from here.
+  identity = new ClientIdentity(cert, chain, key);
+  std::shared_ptr<const ClientIdentity> owned(identity);
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(
+        "key_pem: holds no unencrypted PEM private key that parses");
+  }
+  if (X509_check_private_key(cert, key) != 1) {
+    return absl::InvalidArgumentError(
+        "key_pem: does not match the certificate of cert_pem");
+  }
+  return owned;
+}
+
+ClientIdentity::~ClientIdentity() {
+  X509_free(cert_);
+  sk_X509_pop_free(chain_, X509_free);
+  EVP_PKEY_free(key_);
+}
+
+bool ClientIdentity::InstallIn(SSL_CTX* ssl_ctx) const {
+  return SSL_CTX_use_cert_and_key(ssl_ctx, cert_, key_, chain_,
+                                  /*override=*/1) == 1;
+}
+
+CURLcode SetUpSslContext(CURL* easy, void* ssl_ctx, void* setup_ptr) {
+  auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+  const auto* setup = static_cast<const SslContextSetup*>(setup_ptr);
+  if (setup->verify) {
+    const TrustStore* trust =
+        setup->trust != nullptr ? setup->trust : TrustStore::System().get();
+    SSL_CTX_set1_cert_store(ctx, trust->get());
+  }
+  if (setup->identity != nullptr && !setup->identity->InstallIn(ctx)) {
+    ERR_clear_error();
+    return CURLE_SSL_CERTPROBLEM;
+  }
   return CURLE_OK;
 }
 

@@ -9,6 +9,8 @@
 // store it parsed once (CURLOPT_SSL_CTX_FUNCTION): the system's, or one per
 // distinct CA PEM, shared by reference.
 //
+// A client certificate is installed the same way, parsed once per options.
+//
 // It also reads what a probe reports of the handshake (version, cipher,
 // resumption, the certificate chain) from the live connection, instead of
 // libcurl's CURLOPT_CERTINFO, which prints every certificate to text.
@@ -17,8 +19,9 @@
 //   std::shared_ptr<const TrustStore> trust = TrustStore::System();
 //   curl_easy_setopt(easy, CURLOPT_CAINFO, nullptr);
 //   curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
-//   curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &InstallTrustStore);
-//   curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, trust.get());
+//   SslContextSetup setup{.trust = trust.get()};
+//   curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &SetUpSslContext);
+//   curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, &setup);
 //   ... once connected (CURLOPT_PREREQFUNCTION): ReadTlsInfo(easy)
 //
 // Thread-safety: a TrustStore is immutable once built and may be shared by
@@ -38,6 +41,10 @@
 #include "probe/probe.h"
 
 typedef struct x509_store_st X509_STORE;
+typedef struct x509_st X509;
+typedef struct evp_pkey_st EVP_PKEY;
+typedef struct ssl_ctx_st SSL_CTX;
+struct stack_st_X509;
 
 namespace fanprobe::internal {
 
@@ -64,10 +71,43 @@ class TrustStore {
   X509_STORE* const store_;
 };
 
-// A CURLOPT_SSL_CTX_FUNCTION: installs the TrustStore passed as its data
-// (CURLOPT_SSL_CTX_DATA) in the connection's SSL_CTX; null data means
-// TrustStore::System().
-CURLcode InstallTrustStore(CURL* easy, void* ssl_ctx, void* trust_store);
+// A client certificate (with any intermediates) and its private key,
+// parsed once per probe options and installed in each connection's SSL_CTX,
+// instead of libcurl parsing PEM per connection.
+class ClientIdentity {
+ public:
+  // kInvalidArgument naming the part ("cert_pem: ...", "key_pem: ...") when
+  // one does not parse, the key is encrypted, or the two do not match.  The
+  // messages never quote the PEM.
+  static absl::StatusOr<std::shared_ptr<const ClientIdentity>> FromPem(
+      absl::string_view cert_pem, absl::string_view key_pem);
+
+  ~ClientIdentity();
+  ClientIdentity(const ClientIdentity&) = delete;
+  ClientIdentity& operator=(const ClientIdentity&) = delete;
+
+  // Makes `ssl_ctx` present this identity; false if OpenSSL refused.
+  bool InstallIn(SSL_CTX* ssl_ctx) const;
+
+ private:
+  ClientIdentity(X509* cert, stack_st_X509* chain, EVP_PKEY* key)
+      : cert_(cert), chain_(chain), key_(key) {}
+  X509* const cert_;
+  stack_st_X509* const chain_;  // the intermediates; may be empty
+  EVP_PKEY* const key_;
+};
+
+// What each TLS connection of a probe gets, passed as CURLOPT_SSL_CTX_DATA
+// to SetUpSslContext.  The pointees outlive the handle.
+struct SslContextSetup {
+  bool verify = true;                        // install `trust`
+  const TrustStore* trust = nullptr;         // null: TrustStore::System()
+  const ClientIdentity* identity = nullptr;  // null: no client certificate
+};
+
+// A CURLOPT_SSL_CTX_FUNCTION: sets the connection's SSL_CTX up as the
+// SslContextSetup passed as its data says.
+CURLcode SetUpSslContext(CURL* easy, void* ssl_ctx, void* setup);
 
 // The TLS details of `easy`'s connection, which must be up (call it from
 // CURLOPT_PREREQFUNCTION or a header callback); nullopt for plain http.

@@ -686,6 +686,11 @@ void Worker::OnRequestDone(Transfer* t, CURLcode code) {
   }
   if (next->host != t->url.host) t->cross_host = true;
   ++t->result.redirects;
+  // What the result says of the response is the final one's: a next hop
+  // that gets none must not show this one's.
+  t->result.response_headers.clear();
+  t->result.content_length.reset();
+  t->result.last_modified.reset();
   t->url = *std::move(next);
   BeginHop(t);
 }

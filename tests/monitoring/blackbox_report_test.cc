@@ -61,6 +61,11 @@ TEST(ReportTest, CompletedProbeInBlackboxTerms) {
       ReportProbe(module, "t", Completed(Outcome::kBodyMismatch, 200));
   EXPECT_FALSE(mismatch.success);
   EXPECT_TRUE(mismatch.failed_due_to_regex);
+  ProbeReport header_mismatch =
+      ReportProbe(module, "t", Completed(Outcome::kHeaderMismatch, 200));
+  EXPECT_FALSE(header_mismatch.success);
+  EXPECT_EQ(header_mismatch.outcome, "HEADER_MISMATCH");
+  EXPECT_TRUE(header_mismatch.failed_due_to_regex);
 
   ProbeResult v6 = Completed(Outcome::kOk, 200);
   v6.remote_ip = "::1";

@@ -9,6 +9,7 @@
 
 #include <limits>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,26 @@ TEST(PhasesOfTest, SplitsCurlMarksIntoSpans) {
   EXPECT_EQ(p.connect, absl::ZeroDuration());
   EXPECT_EQ(p.processing, absl::ZeroDuration());
   EXPECT_EQ(p.transfer, absl::ZeroDuration());
+}
+
+TEST(ServerMetricsTest, EveryOutcomeHasItsSeriesAndNoOther) {
+  ServerMetrics metrics;
+  ProbeResult header;
+  header.outcome = Outcome::kHeaderMismatch;
+  metrics.ProbeCompleted(MetricsApi::kHttp, header);
+  Exposition m = ParseOrFail(metrics.Render());
+  EXPECT_EQ(m.Value("fanprobe_probes_total",
+                    {{"api", "http"}, {"outcome", "HEADER_MISMATCH"}}),
+            1);
+  std::set<std::string> outcomes;
+  for (const Sample& sample : m.Samples("fanprobe_probes_total")) {
+    outcomes.insert(sample.labels.at("outcome"));
+  }
+  std::set<std::string> expected;
+  for (int i = 0; i < kNumOutcomes; ++i) {
+    expected.insert(std::string(OutcomeName(static_cast<Outcome>(i))));
+  }
+  EXPECT_EQ(outcomes, expected);
 }
 
 TEST(ServerMetricsTest, CountsBatchesProbesRejectionsAndStreams) {

@@ -45,6 +45,20 @@ std::vector<InjectionCase> InjectionCases() {
        [](ProbeOptions& o, const std::string& evil) {
          o.headers = {{"X-Fine", "fine"}, {"X-Evil", evil}};
        }},
+      {"BasicAuthUsername", "basic_auth.username",
+       [](ProbeOptions& o, const std::string& evil) {
+         o.basic_auth = BasicAuth{.username = evil, .password = "secret"};
+       }},
+      {"BasicAuthPassword", "basic_auth.password",
+       [](ProbeOptions& o, const std::string& evil) {
+         o.basic_auth = BasicAuth{.username = "user", .password = evil};
+       }},
+      {"BearerToken", "bearer_token",
+       [](ProbeOptions& o, const std::string& evil) { o.bearer_token = evil; }},
+      {"HeaderRuleName", "header_must_match[0].name",
+       [](ProbeOptions& o, const std::string& evil) {
+         o.header_must_match = {{.name = evil, .pattern = "x"}};
+       }},
   };
 }
 

@@ -36,6 +36,7 @@ using ::fanprobe::testing::TlsTargetServer;
 using ::fanprobe::testing::TlsTargetStats;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 
@@ -209,6 +210,95 @@ TEST_F(EngineTlsTest, Tls12ServerIsReportedAsSuch) {
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
   ASSERT_TRUE(r.tls.has_value());
   EXPECT_EQ(r.tls->version, "TLSv1.2");
+}
+
+// A mutual-TLS target: it asks for a certificate issued by `client_ca`.
+TlsTargetOptions MutualTls(
+    const TestCa& client_ca,
+    testing::TlsVersion max_version = testing::TlsVersion::kTls13) {
+  TlsTargetOptions options;
+  options.client_ca_pem = client_ca.cert_pem();
+  options.max_version = max_version;
+  return options;
+}
+
+TEST_F(EngineTlsTest, ClientCertificateIsPresented) {
+  TestCa client_ca("fanprobe client CA");
+  TlsTargetServer server(ca_, MutualTls(client_ca));
+  const KeyAndCert client = client_ca.Issue("probe-client", {.server = false});
+  ProbeResult r = RunOne(
+      Target(server.url("/status/200"), Trusting(ca_, [&](ProbeOptions& o) {
+               o.client_certificate = ClientCertificate{
+                   .cert_pem = client.cert_pem, .key_pem = client.key_pem};
+             })));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(server.Stats().client_subjects,
+            std::vector<std::string>{"CN=probe-client,O=fanprobe"});
+
+  // Without verifying the server, the certificate is still presented.
+  ProbeResult unverified =
+      RunOne(Target(server.url("/status/200"), Options([&](ProbeOptions& o) {
+                      o.tls_verify = false;
+                      o.client_certificate =
+                          ClientCertificate{.cert_pem = client.cert_pem,
+                                            .key_pem = client.key_pem};
+                    })));
+  EXPECT_EQ(unverified.outcome, Outcome::kOk) << unverified.error;
+}
+
+TEST_F(EngineTlsTest, WithoutTheClientCertificateTheHandshakeFails) {
+  TestCa client_ca("fanprobe client CA");
+  TestCa stranger("a stranger's CA");
+  const KeyAndCert unknown = stranger.Issue("probe-client", {.server = false});
+  // TLS 1.2: the server refuses inside the handshake.
+  TlsTargetServer tls12(ca_, MutualTls(client_ca, testing::TlsVersion::kTls12));
+  ProbeResult none = RunOne(Target(tls12.url("/status/200"), Trusting(ca_)));
+  EXPECT_EQ(none.outcome, Outcome::kTlsError) << none.error;
+  EXPECT_EQ(none.status_code, 0);
+  ProbeResult wrong = RunOne(
+      Target(tls12.url("/status/200"), Trusting(ca_, [&](ProbeOptions& o) {
+               o.client_certificate = ClientCertificate{
+                   .cert_pem = unknown.cert_pem, .key_pem = unknown.key_pem};
+             })));
+  EXPECT_EQ(wrong.outcome, Outcome::kTlsError) << wrong.error;
+  EXPECT_EQ(tls12.Stats().requests, 0);
+  // TLS 1.3: the client's handshake is done before the server looks at its
+  // certificate; the server's alert (or its closing the connection) ends
+  // the request instead, which libcurl reports as a failed read: an I/O
+  // error, or a TLS one when the alert is read in time.
+  TlsTargetServer tls13(ca_, MutualTls(client_ca));
+  ProbeResult late = RunOne(Target(tls13.url("/status/200"), Trusting(ca_)));
+  EXPECT_THAT(late.outcome,
+              ::testing::AnyOf(Outcome::kIoError, Outcome::kTlsError))
+      << late.error;
+  EXPECT_EQ(late.status_code, 0);
+  EXPECT_EQ(tls13.Stats().requests, 0);
+}
+
+TEST_F(EngineTlsTest, ClientCertificateIsCheckedBeforeAnythingIsSent) {
+  TestCa client_ca("fanprobe client CA");
+  const KeyAndCert a = client_ca.Issue("a", {.server = false});
+  const KeyAndCert b = client_ca.Issue("b", {.server = false});
+  ProbeOptions options;
+  options.client_certificate =
+      ClientCertificate{.cert_pem = a.cert_pem, .key_pem = b.key_pem};
+  absl::Status status = engine_->CheckOptions(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "client_certificate.key_pem: does not match the certificate of "
+            "cert_pem");
+  options.client_certificate =
+      ClientCertificate{.cert_pem = "not a certificate", .key_pem = a.key_pem};
+  EXPECT_EQ(engine_->CheckOptions(options).message(),
+            "client_certificate.cert_pem: holds no PEM certificate that "
+            "parses");
+  options.client_certificate =
+      ClientCertificate{.cert_pem = a.cert_pem, .key_pem = "-----BEGIN x"};
+  status = engine_->CheckOptions(options);
+  EXPECT_THAT(std::string(status.message()),
+              StartsWith("client_certificate.key_pem: holds no unencrypted"));
+  // The key never shows in a message.
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("BEGIN")));
 }
 
 }  // namespace

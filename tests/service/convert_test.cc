@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "gmock/gmock.h"
@@ -257,13 +259,56 @@ TEST(BatchFromProtoTest, OptionsTheEngineRefusesNameTheRequestField) {
        },
        "targets[0].options.body_must_match.patterns[1]: not a valid RE2 "
        "pattern: missing ): (unclosed"},
+      {"a header rule that does not compile",
+       [](v1::ProbeBatchRequest& r) {
+         auto* patterns = r.mutable_targets(1)
+                              ->mutable_options()
+                              ->mutable_header_must_not_match();
+         patterns->add_patterns()->set_name("X-Ok");
+         v1::HeaderPattern* bad = patterns->add_patterns();
+         bad->set_name("X-Bad");
+         bad->set_pattern("[z-a]");
+       },
+       "targets[1].options.header_must_not_match.patterns[1].pattern: not a "
+       "valid RE2 pattern: invalid character class range: z-a"},
+      {"response header cap",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->set_max_response_headers(11);
+       },
+       "defaults.max_response_headers: 11 is above this server's limit of "
+       "10"},
+      {"LF in a basic auth password",
+       [](v1::ProbeBatchRequest& r) {
+         v1::BasicAuth* auth =
+             r.mutable_targets(0)->mutable_options()->mutable_basic_auth();
+         auth->set_username("u");
+         auth->set_password("pass\nword");
+       },
+       "targets[0].options.basic_auth.password: holds CR, LF, NUL or another "
+       "control character"},
+      {"a coding the server cannot decode",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(2)->mutable_options()->set_accept_encoding("lzma");
+       },
+       absl::StrCat("targets[2].options.accept_encoding: \"lzma\" is not a "
+                    "content coding this server decodes (",
+                    absl::StrJoin(SupportedEncodings(), ", "), ")")},
+      {"a client key that is not PEM",
+       [](v1::ProbeBatchRequest& r) {
+         auto* certificate = r.mutable_defaults()->mutable_client_certificate();
+         certificate->set_cert_pem("garbage");
+         certificate->set_key_pem("garbage");
+       },
+       "defaults.client_certificate.cert_pem: holds no PEM certificate that "
+       "parses"},
   };
   const std::unique_ptr<Engine> engine =
       Engine::Create({.workers = 1,
                       .limits = {.max_body_bytes = 1000,
                                  .max_request_header_bytes = 256,
                                  .max_request_body_bytes = 100,
-                                 .max_redirects = 3}})
+                                 .max_redirects = 3,
+                                 .max_response_headers = 10}})
           .value();
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -404,6 +449,79 @@ TEST(ResultToProtoTest, CarriesEveryField) {
 
   result.cert_expiry.reset();
   EXPECT_FALSE(ResultToProto(result).has_cert_expiry());
+}
+
+TEST(BatchFromProtoTest, ResponseCredentialAndEncodingOptions) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  v1::ProbeOptions* defaults = request.mutable_defaults();
+  v1::HeaderPattern* must =
+      defaults->mutable_header_must_match()->add_patterns();
+  must->set_name("Content-Type");
+  must->set_pattern("json");
+  v1::HeaderPattern* must_not =
+      defaults->mutable_header_must_not_match()->add_patterns();
+  must_not->set_name("X-Degraded");
+  must_not->set_pattern(".");
+  must_not->set_allow_missing(true);
+  defaults->set_keep_response_headers(true);
+  defaults->set_max_response_headers(7);
+  defaults->set_max_response_header_bytes(999);
+  defaults->mutable_basic_auth()->set_username("alice");
+  defaults->mutable_basic_auth()->set_password("s3cret");
+  defaults->set_accept_encoding("gzip");
+  // Target 1 swaps basic auth for a token (an empty basic_auth drops the
+  // inherited one) and drops the header rules.
+  v1::ProbeOptions* one = request.mutable_targets(1)->mutable_options();
+  one->mutable_basic_auth();
+  one->set_bearer_token("tok");
+  one->mutable_header_must_match();
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const ProbeOptions& o = *batch->targets[0].options;
+  ASSERT_EQ(o.header_must_match.size(), 1u);
+  EXPECT_EQ(o.header_must_match[0].name, "Content-Type");
+  EXPECT_EQ(o.header_must_match[0].pattern, "json");
+  EXPECT_FALSE(o.header_must_match[0].allow_missing);
+  ASSERT_EQ(o.header_must_not_match.size(), 1u);
+  EXPECT_TRUE(o.header_must_not_match[0].allow_missing);
+  EXPECT_TRUE(o.keep_response_headers);
+  EXPECT_EQ(o.max_response_headers, 7);
+  EXPECT_EQ(o.max_response_header_bytes, 999u);
+  ASSERT_TRUE(o.basic_auth.has_value());
+  EXPECT_EQ(o.basic_auth->username, "alice");
+  EXPECT_EQ(o.basic_auth->password, "s3cret");
+  EXPECT_EQ(o.accept_encoding, "gzip");
+  EXPECT_FALSE(o.client_certificate.has_value());
+  const ProbeOptions& o1 = *batch->targets[1].options;
+  EXPECT_FALSE(o1.basic_auth.has_value());
+  EXPECT_EQ(o1.bearer_token, "tok");
+  EXPECT_TRUE(o1.header_must_match.empty());
+  EXPECT_EQ(o1.header_must_not_match.size(), 1u);
+}
+
+TEST(ResultToProtoTest, CarriesResponseHeadersLengthsAndLastModified) {
+  ProbeResult result;
+  result.outcome = Outcome::kHeaderMismatch;
+  result.response_headers = {{"Content-Type", "text/plain"}, {"X-Build", "42"}};
+  result.body_bytes = 100;
+  result.decoded_body_bytes = 4000;
+  result.content_length = 100;
+  result.last_modified = absl::FromUnixSeconds(1445412480);
+  v1::ProbeResult proto = ResultToProto(result);
+  EXPECT_EQ(proto.outcome(), v1::OUTCOME_HEADER_MISMATCH);
+  ASSERT_EQ(proto.response_headers_size(), 2);
+  EXPECT_EQ(proto.response_headers(1).name(), "X-Build");
+  EXPECT_EQ(proto.response_headers(1).value(), "42");
+  EXPECT_EQ(proto.body_bytes(), 100u);
+  EXPECT_EQ(proto.decoded_body_bytes(), 4000u);
+  ASSERT_TRUE(proto.has_content_length());
+  EXPECT_EQ(proto.content_length(), 100u);
+  EXPECT_EQ(proto.last_modified().seconds(), 1445412480);
+  // Not sent: not set.
+  proto = ResultToProto(ProbeResult{});
+  EXPECT_FALSE(proto.has_content_length());
+  EXPECT_FALSE(proto.has_last_modified());
+  EXPECT_EQ(proto.response_headers_size(), 0);
 }
 
 TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {
