@@ -393,6 +393,11 @@ absl::Duration EffectiveTimeout(absl::Duration requested, absl::Time deadline,
   return std::max(std::min(requested, left - margin), absl::ZeroDuration());
 }
 
+// The proto has every engine outcome, plus UNSPECIFIED and CANCELLED (which
+// the engine never reports): an outcome added on one side only fails here.
+static_assert(v1::Outcome_ARRAYSIZE == kNumOutcomes + 2,
+              "fanprobe.v1.Outcome and fanprobe::Outcome disagree");
+
 v1::Outcome OutcomeToProto(Outcome outcome) {
   switch (outcome) {
     case Outcome::kOk:
