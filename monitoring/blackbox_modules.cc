@@ -585,6 +585,66 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
   }
 }
 
+// What debug=true shows of a module: the file's text with every secret
+// (prometheus/common's Secret fields, credentials in headers, a proxy
+// URL's user info) shown as blackbox_exporter shows them, "<secret>".
+constexpr absl::string_view kSecret = "<secret>";
+
+bool IsSecretKey(absl::string_view key) {
+  for (absl::string_view secret :
+       {"password", "credentials", "bearer_token", "client_secret", "key",
+        "secrets", "proxy_connect_header", "Authorization",
+        "Proxy-Authorization", "Cookie"}) {
+    if (absl::EqualsIgnoreCase(key, secret)) return true;
+  }
+  return false;
+}
+
+void RedactAll(YAML::Node node) {
+  if (node.IsScalar()) {
+    node = std::string(kSecret);
+    return;
+  }
+  for (auto entry : node) {
+    RedactAll(node.IsMap() ? entry.second : YAML::Node(entry));
+  }
+}
+
+void RedactSecrets(YAML::Node node) {
+  if (node.IsSequence()) {
+    for (YAML::Node item : node) RedactSecrets(item);
+    return;
+  }
+  if (!node.IsMap()) return;
+  for (auto entry : node) {
+    const std::string key = KeyOf(entry.first);
+    YAML::Node value = entry.second;
+    if (IsSecretKey(key)) {
+      RedactAll(value);
+    } else if (key == "proxy_url" && value.IsScalar()) {
+      // scheme://user:password@host: the user info goes.
+      const std::string url = value.Scalar();
+      const size_t at = url.rfind('@');
+      const size_t scheme = url.find("://");
+      if (at != std::string::npos) {
+        value = absl::StrCat(
+            scheme == std::string::npos ? "" : url.substr(0, scheme + 3),
+            kSecret, url.substr(at));
+      }
+    } else {
+      RedactSecrets(value);
+    }
+  }
+}
+
+std::string RedactedYaml(const YAML::Node& node) {
+  YAML::Node copy = YAML::Clone(node);
+  RedactSecrets(copy);
+  YAML::Emitter emitter;
+  emitter << copy;
+  return emitter.c_str();
+}
+
 constexpr absl::string_view kOtherProbers[] = {"tcp", "icmp", "dns", "grpc"};
 
 bool IsOtherProber(absl::string_view prober) {
@@ -607,9 +667,7 @@ std::optional<BlackboxModule> ParseModule(const std::string& name,
   BlackboxModule module;
   module.name = name;
   module.options = BlackboxDefaults();
-  YAML::Emitter emitter;
-  emitter << node;
-  module.config_yaml = emitter.c_str();
+  module.config_yaml = RedactedYaml(node);
   CheckKeys(node, path,
             {"prober", "timeout", "http", "tcp", "icmp", "dns", "grpc"},
             problems);

@@ -33,6 +33,8 @@
 //              fail_if_body_json_(not_)matches_cel, tls_config.cert_file,
 //              key_file, server_name, max_version
 //   refused    an unknown key, a wrong type, a bad regexp or duration
+// Secrets (passwords, tokens, credentials, keys) are never shown:
+// config_yaml has them as "<secret>", and no message quotes one.
 // Modules of the other probers (tcp, icmp, dns, grpc) load with one warning
 // each; /probe answers 400 for them.  Every problem of a file is reported at
 // once, one per line, each with its YAML path.
@@ -91,7 +93,8 @@ struct BlackboxModule {
   // or a file it names (ca_file, body_file) that could not be read.  A
   // probe with any fails at once, with these lines as its error.
   std::vector<std::string> unsupported;
-  // The module as the file writes it, shown by debug=true.
+  // The module as the file writes it, secrets shown as "<secret>", for
+  // debug=true.
   std::string config_yaml;
 };
 

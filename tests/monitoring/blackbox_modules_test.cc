@@ -23,6 +23,7 @@ namespace {
 using ::fanprobe::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
 
 BlackboxModule ParseOne(const std::string& yaml, const std::string& name) {
@@ -316,6 +317,44 @@ modules:
   EXPECT_THAT(missing.unsupported,
               ElementsAre(HasSubstr("modules.m.http.tls_config.ca_file: cannot "
                                     "read \"/nonexistent/ca.pem\"")));
+}
+
+TEST(BlackboxModulesTest, ConfigYamlShowsNoSecret) {
+  const BlackboxModules modules = *ParseBlackboxModules(R"(
+modules:
+  m:
+    prober: http
+    http:
+      headers: {Authorization: hdr-secret-1, X-Visible: shown-value}
+      basic_auth: {username: alice, password: pw-secret-2}
+      tls_config: {cert: CERT, key: key-secret-3}
+      proxy_url: "http://user:proxy-secret-4@127.0.0.1:3128"
+  n:
+    prober: http
+    http:
+      oauth2:
+        client_id: id
+        client_secret: oauth-secret-6
+        token_url: "http://127.0.0.1:1/token"
+      http_headers:
+        X-Token: {secrets: [hh-secret-7]}
+  o:
+    prober: http
+    http:
+      bearer_token: bearer-secret-5
+)");
+  const std::string shown = modules.at("m").config_yaml +
+                            modules.at("n").config_yaml +
+                            modules.at("o").config_yaml;
+  for (const char* secret :
+       {"hdr-secret-1", "pw-secret-2", "key-secret-3", "proxy-secret-4",
+        "bearer-secret-5", "oauth-secret-6", "hh-secret-7"}) {
+    EXPECT_THAT(shown, Not(HasSubstr(secret))) << shown;
+  }
+  EXPECT_THAT(shown, HasSubstr("<secret>"));
+  EXPECT_THAT(shown, HasSubstr("shown-value"));
+  EXPECT_THAT(shown, HasSubstr("alice"));
+  EXPECT_THAT(shown, HasSubstr("127.0.0.1:3128"));
 }
 
 // The files Debian's prometheus-blackbox-exporter ships (the Makefile
