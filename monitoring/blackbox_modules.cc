@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -234,6 +235,65 @@ void Unsupported(absl::string_view path, absl::string_view what,
       absl::StrCat(path, ": ", what, " is not supported by fanprobe yet"));
 }
 
+// The client certificate and key, inline (cert, key) or as files
+// (cert_file, key_file): both or neither, as prometheus/common's TLS
+// config wants.  Files are read at load (and reload), as ca_file is.
+void ApplyClientCertificate(const std::map<std::string, std::string>& given,
+                            absl::string_view path, BlackboxModule& module,
+                            Problems& problems) {
+  const auto value_of = [&given](const std::string& key) {
+    const auto it = given.find(key);
+    return it == given.end() ? std::string() : it->second;
+  };
+  bool complete = true;
+  for (const auto& [inline_key, file_key] :
+       {std::pair<std::string, std::string>{"ca", "ca_file"},
+        {"cert", "cert_file"},
+        {"key", "key_file"}}) {
+    if (!value_of(inline_key).empty() && !value_of(file_key).empty()) {
+      problems.Add(path, absl::StrCat("at most one of ", inline_key, " & ",
+                                      file_key, " must be configured"));
+      complete = false;
+    }
+  }
+  const bool has_cert =
+      !value_of("cert").empty() || !value_of("cert_file").empty();
+  const bool has_key =
+      !value_of("key").empty() || !value_of("key_file").empty();
+  if (has_cert != has_key) {
+    problems.Add(path, has_cert ? "a client certificate (cert or cert_file) "
+                                  "needs its key (key or key_file)"
+                                : "a client key (key or key_file) needs its "
+                                  "certificate (cert or cert_file)");
+    complete = false;
+  }
+  if (!complete || !has_cert) return;
+  // Each PEM as given, or the file's content; a file that cannot be read
+  // fails the module's probes, as an unreadable ca_file does.
+  const auto pem =
+      [&](const std::string& inline_key,
+          const std::string& file_key) -> std::optional<std::string> {
+    if (!value_of(inline_key).empty()) return value_of(inline_key);
+    const std::string file = value_of(file_key);
+    std::optional<std::string> text = ReadWholeFile(file);
+    if (!text.has_value()) {
+      module.unsupported.push_back(
+          absl::StrCat(path, ".", file_key, ": cannot read \"", file,
+                       "\" (missing, unreadable or over 16 MiB)"));
+    }
+    return text;
+  };
+  std::optional<std::string> cert = pem("cert", "cert_file");
+  std::optional<std::string> key = pem("key", "key_file");
+  if (cert.has_value() && key.has_value()) {
+    // Whether they parse and match is the engine's check
+    // (CheckModulesWithEngine), which refuses the file as blackbox_exporter
+    // refuses one whose key does not load.
+    module.options.client_certificate = ClientCertificate{
+        .cert_pem = *std::move(cert), .key_pem = *std::move(key)};
+  }
+}
+
 void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
                     BlackboxModule& module, Problems& problems) {
   if (node.IsNull()) return;
@@ -245,6 +305,8 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
             {"insecure_skip_verify", "ca_file", "ca", "cert_file", "cert",
              "key_file", "key", "server_name", "min_version", "max_version"},
             problems);
+  // ca, cert, key and their *_file keys as given, judged together below.
+  std::map<std::string, std::string> given;
   for (const auto& entry : node) {
     const std::string key = KeyOf(entry.first);
     const std::string key_path = absl::StrCat(path, ".", key);
@@ -256,6 +318,7 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
       std::optional<std::string> value =
           Scalar(entry.second, key_path, problems);
       if (!value.has_value() || value->empty()) continue;
+      given[key] = *value;
       if (key == "ca") {
         module.options.ca_pem = *value;
       } else if (std::optional<std::string> pem = ReadWholeFile(*value)) {
@@ -264,6 +327,12 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
         module.unsupported.push_back(
             absl::StrCat(key_path, ": cannot read \"", *value,
                          "\" (missing, unreadable or over 16 MiB)"));
+      }
+    } else if (key == "cert_file" || key == "cert" || key == "key_file" ||
+               key == "key") {
+      if (std::optional<std::string> value =
+              Scalar(entry.second, key_path, problems)) {
+        given[key] = *std::move(value);
       }
     } else if (key == "min_version" || key == "max_version") {
       std::optional<std::string> value =
@@ -275,23 +344,27 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
       } else if (key == "max_version") {
         Unsupported(key_path, "a TLS version cap", module);
       }
-    } else {  // cert_file, cert, key_file, key, server_name
+    } else if (key == "server_name") {
       if (Scalar(entry.second, key_path, problems).has_value()) {
-        Unsupported(key_path,
-                    key == "server_name" ? "a TLS server name override"
-                                         : "a client certificate",
-                    module);
+        Unsupported(key_path, "a TLS server name override", module);
       }
     }
   }
+  ApplyClientCertificate(given, path, module, problems);
 }
 
-void ParseHeaderMatches(const YAML::Node& node, absl::string_view path,
-                        BlackboxModule& module, Problems& problems) {
-  if (node.IsNull()) return;
+// fail_if_header_matches / fail_if_header_not_matches: the engine's header
+// rules, with blackbox_exporter's meaning (a missing header fails either
+// kind unless allow_missing).  Whether a name is an HTTP token is the
+// engine's check.
+std::vector<HeaderPattern> ParseHeaderMatches(const YAML::Node& node,
+                                              absl::string_view path,
+                                              Problems& problems) {
+  std::vector<HeaderPattern> rules;
+  if (node.IsNull()) return rules;
   if (!node.IsSequence()) {
     problems.Add(path, "want a list of {header, regexp, allow_missing}");
-    return;
+    return rules;
   }
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string item_path = absl::StrCat(path, "[", i, "]");
@@ -301,29 +374,36 @@ void ParseHeaderMatches(const YAML::Node& node, absl::string_view path,
       continue;
     }
     CheckKeys(item, item_path, {"header", "regexp", "allow_missing"}, problems);
-    std::string header, regexp;
+    HeaderPattern rule;
     for (const auto& entry : item) {
       const std::string key = KeyOf(entry.first);
       const std::string key_path = absl::StrCat(item_path, ".", key);
       if (key == "allow_missing") {
-        Bool(entry.second, key_path, problems);
+        rule.allow_missing =
+            Bool(entry.second, key_path, problems).value_or(false);
       } else if (key == "header" || key == "regexp") {
         if (std::optional<std::string> v =
                 Scalar(entry.second, key_path, problems)) {
-          (key == "header" ? header : regexp) = *v;
+          (key == "header" ? rule.name : rule.pattern) = *v;
         }
       }
     }
-    if (header.empty()) {
+    bool valid = true;
+    if (rule.name.empty()) {
       problems.Add(item_path, "header name must be set");
+      valid = false;
     }
-    if (regexp.empty()) {
+    if (rule.pattern.empty()) {
       problems.Add(item_path, "regexp must be set");
+      valid = false;
     } else {
-      CheckRegexp(regexp, absl::StrCat(item_path, ".regexp"), problems);
+      valid = CheckRegexp(rule.pattern, absl::StrCat(item_path, ".regexp"),
+                          problems) &&
+              valid;
     }
+    if (valid) rules.push_back(std::move(rule));
   }
-  Unsupported(path, "matching response headers", module);
+  return rules;
 }
 
 // An auth or proxy option of prometheus/common's HTTP client config: checked
@@ -339,6 +419,248 @@ void ParseUnsupportedMap(const YAML::Node& node, absl::string_view path,
   }
   CheckKeys(node, path, keys, problems);
   Unsupported(path, what, module);
+}
+
+// A credential of prometheus/common's HTTP client config: inline (e.g.
+// password) or the path of a file holding it (password_file).
+struct Credential {
+  std::string value;
+  std::string file;
+  std::string file_path;  // the *_file key's YAML path, for messages
+  bool set() const { return !value.empty() || !file.empty(); }
+};
+
+// The auth options of a module, gathered before they are judged together.
+struct AuthOptions {
+  bool basic_auth = false;
+  Credential username;
+  Credential password;
+  Credential bearer_token;  // bearer_token or bearer_token_file
+  bool authorization = false;
+  std::string authorization_type;
+  Credential credentials;
+  bool oauth2 = false;
+};
+
+// Reads `name` and `name_file` of a map into `out`; both set is a problem,
+// as prometheus/common says.
+void ParseCredential(const YAML::Node& node, absl::string_view path,
+                     absl::string_view name, Credential& out,
+                     Problems& problems) {
+  const std::string file_key = absl::StrCat(name, "_file");
+  for (const auto& entry : node) {
+    const std::string key = KeyOf(entry.first);
+    if (key != name && key != file_key) continue;
+    const std::string key_path = absl::StrCat(path, ".", key);
+    std::optional<std::string> text = Scalar(entry.second, key_path, problems);
+    if (!text.has_value()) continue;
+    if (key == name) {
+      out.value = *std::move(text);
+    } else {
+      out.file = *std::move(text);
+      out.file_path = key_path;
+    }
+  }
+  if (!out.value.empty() && !out.file.empty()) {
+    problems.Add(path, absl::StrCat("at most one of ", name, " & ", file_key,
+                                    " must be configured"));
+  }
+}
+
+// The credential's text: as written, or the file's content less the
+// whitespace around it (as prometheus/common reads a *_file).  Read at
+// load and reload; prometheus/common reads the file for every request, so
+// here a rotated secret takes a reload.  nullopt when the file cannot be
+// read: the module's probes then fail naming it, as with ca_file.
+std::optional<std::string> ResolveCredential(const Credential& credential,
+                                             BlackboxModule& module) {
+  if (credential.file.empty()) return credential.value;
+  std::optional<std::string> text = ReadWholeFile(credential.file);
+  if (!text.has_value()) {
+    module.unsupported.push_back(
+        absl::StrCat(credential.file_path, ": cannot read \"", credential.file,
+                     "\" (missing, unreadable or over 16 MiB)"));
+    return std::nullopt;
+  }
+  return std::string(absl::StripAsciiWhitespace(*text));
+}
+
+bool HasHeader(const Headers& headers, absl::string_view name) {
+  return std::any_of(headers.begin(), headers.end(), [name](const auto& h) {
+    return absl::EqualsIgnoreCase(h.first, name);
+  });
+}
+
+// basic_auth, bearer_token(_file) and authorization onto the engine's
+// basic_auth, bearer_token or an Authorization header.  Combinations
+// prometheus/common refuses are problems (blackbox_exporter refuses such a
+// file).  The engine's checks (no CR/LF, no ':' in a username) run when the
+// file is loaded (CheckModulesWithEngine); their messages name the field,
+// never the value.
+void ApplyAuth(const AuthOptions& auth, absl::string_view path,
+               BlackboxModule& module, Problems& problems) {
+  const size_t problems_before = problems.size();
+  if ((auth.basic_auth || auth.oauth2) && auth.bearer_token.set()) {
+    problems.Add(path,
+                 "at most one of basic_auth, oauth2, bearer_token & "
+                 "bearer_token_file must be configured");
+  }
+  if (auth.authorization) {
+    if (auth.bearer_token.set()) {
+      problems.Add(path,
+                   "authorization is not compatible with bearer_token & "
+                   "bearer_token_file");
+    }
+    if (auth.basic_auth || auth.oauth2) {
+      problems.Add(path,
+                   "at most one of basic_auth, oauth2 & authorization must be "
+                   "configured");
+    }
+    if (absl::EqualsIgnoreCase(auth.authorization_type, "basic")) {
+      problems.Add(absl::StrCat(path, ".authorization.type"),
+                   "cannot be \"basic\", use basic_auth instead");
+    }
+  } else if (auth.oauth2 && auth.basic_auth) {
+    problems.Add(path,
+                 "at most one of basic_auth, oauth2 & authorization must be "
+                 "configured");
+  }
+  if (problems.size() != problems_before) return;
+  // prometheus/common adds its credentials only to a request that has no
+  // Authorization header: a module's own header wins.
+  if (HasHeader(module.options.headers, "Authorization")) return;
+  ProbeOptions& options = module.options;
+  if (auth.basic_auth) {
+    std::optional<std::string> username =
+        ResolveCredential(auth.username, module);
+    std::optional<std::string> password =
+        ResolveCredential(auth.password, module);
+    if (username.has_value() && password.has_value()) {
+      options.basic_auth = BasicAuth{.username = *std::move(username),
+                                     .password = *std::move(password)};
+    }
+  } else if (auth.bearer_token.set()) {
+    if (std::optional<std::string> token =
+            ResolveCredential(auth.bearer_token, module)) {
+      options.bearer_token = *std::move(token);
+    }
+  } else if (auth.authorization) {
+    std::optional<std::string> credentials =
+        ResolveCredential(auth.credentials, module);
+    if (!credentials.has_value()) return;
+    // "<type> <credentials>", the type "Bearer" unless the file says.
+    const std::string type =
+        auth.authorization_type.empty() ? "Bearer" : auth.authorization_type;
+    if (type == "Bearer" && !credentials->empty()) {
+      options.bearer_token = *std::move(credentials);
+    } else {
+      options.headers.emplace_back("Authorization",
+                                   absl::StrCat(type, " ", *credentials));
+    }
+  }
+}
+
+// One entry of an Accept-Encoding header: "gzip", "br;q=0.9".
+struct AcceptedCoding {
+  std::string coding;
+  double quality = 1;  // a q-value that does not parse counts as 0
+};
+
+// Parsed as blackbox_exporter parses it.
+std::vector<AcceptedCoding> ParseAcceptEncoding(absl::string_view header) {
+  std::vector<AcceptedCoding> entries;
+  for (absl::string_view part : absl::StrSplit(header, ',')) {
+    AcceptedCoding entry;
+    const size_t semicolon = part.rfind(';');
+    entry.coding =
+        std::string(absl::StripAsciiWhitespace(part.substr(0, semicolon)));
+    if (semicolon != absl::string_view::npos) {
+      absl::string_view q =
+          absl::StripAsciiWhitespace(part.substr(semicolon + 1));
+      absl::ConsumePrefix(&q, "q=");
+      if (!absl::SimpleAtod(q, &entry.quality)) entry.quality = 0;
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+// blackbox_exporter's check of `compression` against the module's
+// Accept-Encoding header: among the entries, most preferred first, the
+// first that names the coding (or "*") must accept it (q > 0).
+bool CompressionAcceptable(absl::string_view compression,
+                           std::vector<AcceptedCoding> entries) {
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const AcceptedCoding& a, const AcceptedCoding& b) {
+                     return a.quality > b.quality;
+                   });
+  for (const AcceptedCoding& entry : entries) {
+    if (entry.coding == compression || entry.coding == "*") {
+      return entry.quality > 0;
+    }
+  }
+  return false;
+}
+
+// compression onto the engine's accept_encoding: the coding is asked for
+// and the body decoded before the body patterns see it.  With the module's
+// own Accept-Encoding header, that header's codings (q > 0, without their
+// q-values) become accept_encoding, as the engine sets the header itself.
+void ApplyCompression(const std::string& compression, absl::string_view path,
+                      BlackboxModule& module, Problems& problems) {
+  if (compression.empty()) return;
+  ProbeOptions& options = module.options;
+  const auto header = std::find_if(
+      options.headers.begin(), options.headers.end(), [](const auto& h) {
+        return absl::EqualsIgnoreCase(h.first, "Accept-Encoding");
+      });
+  std::vector<AcceptedCoding> entries;
+  if (header != options.headers.end()) {
+    entries = ParseAcceptEncoding(header->second);
+    if (!CompressionAcceptable(compression, entries)) {
+      problems.Add(path, absl::StrCat("\"", compression,
+                                      "\" is not acceptable to the module's "
+                                      "Accept-Encoding header \"",
+                                      header->second, "\""));
+      return;
+    }
+  }
+  // identity decodes nothing: the module's header, if any, goes as it is.
+  if (compression == "identity") return;
+  const std::vector<std::string>& decodable = SupportedEncodings();
+  const auto decodes = [&decodable](absl::string_view coding) {
+    return std::any_of(decodable.begin(), decodable.end(),
+                       [coding](const std::string& known) {
+                         return absl::EqualsIgnoreCase(known, coding);
+                       });
+  };
+  if (header == options.headers.end()) {
+    if (!decodes(compression)) {
+      Unsupported(path,
+                  absl::StrCat("decoding ", compression,
+                               " (this build's libcurl cannot)"),
+                  module);
+      return;
+    }
+    options.accept_encoding = compression;
+    return;
+  }
+  std::vector<std::string> codings;
+  for (const AcceptedCoding& entry : entries) {
+    // "Not acceptable" is not asked for; an empty entry is nothing.
+    if (entry.quality <= 0 || entry.coding.empty()) continue;
+    if (!decodes(entry.coding)) {
+      Unsupported(path,
+                  absl::StrCat("compression with Accept-Encoding \"",
+                               header->second, "\" (\"", entry.coding,
+                               "\" is not a coding fanprobe decodes)"),
+                  module);
+      return;
+    }
+    codings.push_back(entry.coding);
+  }
+  options.headers.erase(header);
+  options.accept_encoding = absl::StrJoin(codings, ", ");
 }
 
 constexpr absl::string_view kHttpKeys[] = {
@@ -393,6 +715,8 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
   bool ip_fallback = true;
   bool has_body = false, has_body_file = false;
   std::optional<bool> follow, no_follow;
+  AuthOptions auth;
+  std::string compression;
   for (const auto& entry : node) {
     const std::string key = KeyOf(entry.first);
     const std::string key_path = absl::StrCat(path, ".", key);
@@ -476,9 +800,10 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
     } else if (key == "compression") {
       std::optional<std::string> text = Scalar(value, key_path, problems);
       if (!text.has_value()) continue;
-      if (*text == "gzip" || *text == "br" || *text == "deflate") {
-        Unsupported(key_path, absl::StrCat("decoding ", *text), module);
-      } else if (*text != "identity" && !text->empty()) {
+      if (*text == "gzip" || *text == "br" || *text == "deflate" ||
+          *text == "identity" || text->empty()) {
+        compression = *std::move(text);
+      } else {
         problems.Add(key_path, "want gzip, br, deflate or identity");
       }
     } else if (key == "follow_redirects" || key == "no_follow_redirects") {
@@ -502,33 +827,60 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
       }
     } else if (key == "fail_if_header_matches" ||
                key == "fail_if_header_not_matches") {
-      ParseHeaderMatches(value, key_path, module, problems);
+      (key == "fail_if_header_matches" ? options.header_must_not_match
+                                       : options.header_must_match) =
+          ParseHeaderMatches(value, key_path, problems);
     } else if (key == "tls_config") {
       ParseTlsConfig(value, key_path, module, problems);
     } else if (key == "basic_auth") {
-      ParseUnsupportedMap(
-          value, key_path,
-          {"username", "username_file", "password", "password_file"},
-          "basic auth", module, problems);
+      if (value.IsNull()) continue;
+      if (!value.IsMap()) {
+        problems.Add(key_path, "want a map");
+        continue;
+      }
+      CheckKeys(value, key_path,
+                {"username", "username_file", "password", "password_file"},
+                problems);
+      auth.basic_auth = true;
+      ParseCredential(value, key_path, "username", auth.username, problems);
+      ParseCredential(value, key_path, "password", auth.password, problems);
     } else if (key == "authorization") {
-      ParseUnsupportedMap(value, key_path,
-                          {"type", "credentials", "credentials_file"},
-                          "an Authorization credential", module, problems);
+      if (value.IsNull()) continue;
+      if (!value.IsMap()) {
+        problems.Add(key_path, "want a map");
+        continue;
+      }
+      CheckKeys(value, key_path, {"type", "credentials", "credentials_file"},
+                problems);
+      auth.authorization = true;
+      if (const YAML::Node type = value["type"]) {
+        auth.authorization_type = std::string(absl::StripAsciiWhitespace(
+            Scalar(type, absl::StrCat(key_path, ".type"), problems)
+                .value_or("")));
+      }
+      ParseCredential(value, key_path, "credentials", auth.credentials,
+                      problems);
     } else if (key == "oauth2") {
+      if (!value.IsNull()) auth.oauth2 = true;
       ParseUnsupportedMap(
           value, key_path,
           {"client_id", "client_secret", "client_secret_file", "scopes",
            "token_url", "endpoint_params", "tls_config", "proxy_url",
            "no_proxy", "proxy_from_environment", "proxy_connect_header"},
           "OAuth 2.0", module, problems);
-    } else if (key == "bearer_token" || key == "bearer_token_file" ||
-               key == "proxy_url" || key == "no_proxy") {
+    } else if (key == "bearer_token" || key == "bearer_token_file") {
+      std::optional<std::string> text = Scalar(value, key_path, problems);
+      if (!text.has_value()) continue;
+      if (key == "bearer_token") {
+        auth.bearer_token.value = *std::move(text);
+      } else {
+        auth.bearer_token.file = *std::move(text);
+        auth.bearer_token.file_path = key_path;
+      }
+    } else if (key == "proxy_url" || key == "no_proxy") {
       std::optional<std::string> text = Scalar(value, key_path, problems);
       if (text.has_value() && !text->empty()) {
-        Unsupported(
-            key_path,
-            absl::StartsWith(key, "bearer") ? "a bearer token" : "a proxy",
-            module);
+        Unsupported(key_path, "a proxy", module);
       }
     } else if (key == "proxy_from_environment") {
       std::optional<bool> flag = Bool(value, key_path, problems);
@@ -567,6 +919,15 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
   if (has_body && has_body_file) {
     problems.Add(path, "body and body_file are mutually exclusive");
   }
+  if (auth.bearer_token.set() && !auth.bearer_token.value.empty() &&
+      !auth.bearer_token.file.empty()) {
+    problems.Add(path,
+                 "at most one of bearer_token & bearer_token_file must be "
+                 "configured");
+  }
+  ApplyAuth(auth, path, module, problems);
+  ApplyCompression(compression, absl::StrCat(path, ".compression"), module,
+                   problems);
   if (follow.has_value() && no_follow.has_value() && *follow == *no_follow) {
     problems.Add(path,
                  "follow_redirects and no_follow_redirects contradict "
@@ -867,6 +1228,10 @@ ProbeOptions ModuleProbeOptions(const BlackboxModule& module,
       std::min(options.max_body_bytes, engine.Limits().max_body_bytes);
   options.max_redirects =
       std::min(options.max_redirects, engine.Limits().max_redirects);
+  // blackbox_exporter matches headers of any number; the server's limits
+  // (--max_response_headers, --max_response_header_bytes) are the most.
+  options.max_response_headers = engine.Limits().max_response_headers;
+  options.max_response_header_bytes = engine.Limits().max_response_header_bytes;
   return options;
 }
 

@@ -19,20 +19,27 @@
 //   honoured   valid_status_codes, valid_http_versions, method, headers,
 //              body, body_file, follow_redirects, no_follow_redirects,
 //              fail_if_ssl, fail_if_not_ssl, fail_if_body_matches_regexp,
-//              fail_if_body_not_matches_regexp, body_size_limit,
-//              enable_http2, preferred_ip_protocol, ip_protocol_fallback,
-//              compression: identity, skip_resolve_phase_with_proxy (no
-//              proxy here, so nothing to skip),
-//              tls_config.insecure_skip_verify, tls_config.ca_file,
-//              tls_config.min_version (checked only)
+//              fail_if_body_not_matches_regexp, fail_if_header_matches,
+//              fail_if_header_not_matches, body_size_limit, enable_http2,
+//              preferred_ip_protocol, ip_protocol_fallback, compression
+//              (asked for with Accept-Encoding and decoded),
+//              skip_resolve_phase_with_proxy (no proxy here, so nothing to
+//              skip), basic_auth, bearer_token(_file), authorization,
+//              tls_config.insecure_skip_verify, ca_file, cert_file,
+//              key_file, min_version (checked only).  Files (ca_file,
+//              body_file, cert_file, key_file, *password_file,
+//              bearer_token_file, credentials_file) are read at load and
+//              reload.
 //   loaded, but a probe with it fails naming it (BlackboxModule::unsupported)
-//              basic_auth, bearer_token(_file), authorization, oauth2,
-//              proxy_url, no_proxy, proxy_from_environment,
-//              proxy_connect_header, http_headers, compression other than
-//              identity, fail_if_header_(not_)matches,
-//              fail_if_body_json_(not_)matches_cel, tls_config.cert_file,
-//              key_file, server_name, max_version
-//   refused    an unknown key, a wrong type, a bad regexp or duration
+//              oauth2, proxy_url, no_proxy, proxy_from_environment,
+//              proxy_connect_header, http_headers,
+//              fail_if_body_json_(not_)matches_cel, tls_config.server_name,
+//              max_version; a file above that cannot be read
+//   refused    an unknown key, a wrong type, a bad regexp or duration,
+//              combinations prometheus/common refuses (basic_auth with
+//              bearer_token, password with password_file, a cert without
+//              its key, ...), a compression the module's Accept-Encoding
+//              header does not accept
 // Secrets (passwords, tokens, credentials, keys) are never shown:
 // config_yaml has them as "<secret>", and no message quotes one.
 // Modules of the other probers (tcp, icmp, dns, grpc) load with one warning
@@ -117,7 +124,8 @@ struct BlackboxConfig {
 // Parses a modules file's text.  kInvalidArgument lists every problem, one
 // per line, each starting with its path, e.g.
 // "modules.api.http.foo: unknown key (...)".  Files a module names
-// (ca_file, body_file) are read relative to the working directory.
+// (ca_file, body_file, cert_file, password_file, ...) are read relative to
+// the working directory.
 absl::StatusOr<BlackboxConfig> ParseBlackboxConfig(absl::string_view yaml);
 // Reads and parses `path`; the message starts with the path.
 absl::StatusOr<BlackboxConfig> LoadBlackboxConfig(const std::string& path);

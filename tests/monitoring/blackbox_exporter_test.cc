@@ -251,18 +251,16 @@ TEST_F(BlackboxExporterTest, DebiansFilesLoadInBothAndAgreeOnTheModules) {
 }
 
 TEST_F(BlackboxExporterTest, AnUnsupportedOptionLoadsAndItsProbeFailsNamingIt) {
-  // Valid for blackbox_exporter; fanprobe cannot honour basic_auth yet, so
+  // Valid for blackbox_exporter; fanprobe cannot honour proxy_url yet, so
   // the module loads and its probe fails, saying why, instead of probing
-  // without the credentials.
+  // without the proxy.
   const std::string modules = dir_.Write("unsupported.yml", R"(modules:
   http_2xx:
     prober: http
   private:
     prober: http
     http:
-      basic_auth:
-        username: u
-        password: p
+      proxy_url: "http://127.0.0.1:3128"
 )");
   ProcessRun check = RunToExit(
       {exporter_binary_, "--config.check", "--config.file=" + modules},
@@ -274,7 +272,7 @@ TEST_F(BlackboxExporterTest, AnUnsupportedOptionLoadsAndItsProbeFailsNamingIt) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_THAT(loaded->at("private").unsupported,
               ::testing::ElementsAre(
-                  HasSubstr("modules.private.http.basic_auth: basic auth is "
+                  HasSubstr("modules.private.http.proxy_url: a proxy is "
                             "not supported by fanprobe yet")));
 }
 

@@ -175,6 +175,29 @@ TEST(BlackboxModulesTest, BadFilesAreRefusedNamingThePath) {
       {"modules: {m: {prober: http, http: {follow_redirects: true, "
        "no_follow_redirects: true}}}",
        "contradict"},
+      {"modules: {m: {prober: http, http: {basic_auth: {username: u}, "
+       "bearer_token: t}}}",
+       "modules.m.http: at most one of basic_auth, oauth2, bearer_token"},
+      {"modules: {m: {prober: http, http: {bearer_token: t, "
+       "bearer_token_file: f}}}",
+       "at most one of bearer_token & bearer_token_file"},
+      {"modules: {m: {prober: http, http: {authorization: {credentials: c}, "
+       "basic_auth: {username: u}}}}",
+       "at most one of basic_auth, oauth2 & authorization"},
+      {"modules: {m: {prober: http, http: {authorization: {type: Basic}}}}",
+       "modules.m.http.authorization.type: cannot be \"basic\""},
+      {"modules: {m: {prober: http, http: {basic_auth: {password: p, "
+       "password_file: f}}}}",
+       "modules.m.http.basic_auth: at most one of password & password_file"},
+      {"modules: {m: {prober: http, http: {tls_config: {cert_file: c}}}}",
+       "modules.m.http.tls_config: a client certificate (cert or cert_file) "
+       "needs its key"},
+      {"modules: {m: {prober: http, http: {tls_config: {key: k}}}}",
+       "needs its certificate"},
+      {"modules: {m: {prober: http, http: {compression: gzip, headers: "
+       "{Accept-Encoding: \"br, identity\"}}}}",
+       "modules.m.http.compression: \"gzip\" is not acceptable to the "
+       "module's Accept-Encoding header"},
       {"probers: {}", "probers: unknown key"},
       {"modules: [", "not valid YAML"},
   };
@@ -236,34 +259,22 @@ modules:
   m:
     prober: http
     http:
-      basic_auth: {username: u, password_file: /nonexistent}
-      bearer_token: t
-      authorization: {type: Bearer, credentials: c}
       oauth2: {client_id: i, token_url: "http://127.0.0.1:1/token"}
       proxy_url: "http://127.0.0.1:3128"
       skip_resolve_phase_with_proxy: true
-      compression: gzip
       http_headers: {X-A: {values: [a]}}
-      fail_if_header_matches:
-        - {header: Set-Cookie, regexp: '.*', allow_missing: true}
       fail_if_body_json_matches_cel: 'body.ok == false'
-      tls_config: {cert_file: c.pem, key_file: k.pem, server_name: s.test}
+      tls_config: {server_name: s.test, max_version: TLS12}
 )",
                                     "m");
   EXPECT_THAT(
       m.unsupported,
-      ElementsAre(HasSubstr("modules.m.http.basic_auth: basic auth"),
-                  HasSubstr("modules.m.http.bearer_token: a bearer token"),
-                  HasSubstr("modules.m.http.authorization:"),
-                  HasSubstr("modules.m.http.oauth2: OAuth 2.0"),
+      ElementsAre(HasSubstr("modules.m.http.oauth2: OAuth 2.0"),
                   HasSubstr("modules.m.http.proxy_url: a proxy"),
-                  HasSubstr("modules.m.http.compression: decoding gzip"),
                   HasSubstr("modules.m.http.http_headers:"),
-                  HasSubstr("modules.m.http.fail_if_header_matches:"),
                   HasSubstr("modules.m.http.fail_if_body_json_matches_cel:"),
-                  HasSubstr("modules.m.http.tls_config.cert_file:"),
-                  HasSubstr("modules.m.http.tls_config.key_file:"),
-                  HasSubstr("modules.m.http.tls_config.server_name:")));
+                  HasSubstr("modules.m.http.tls_config.server_name:"),
+                  HasSubstr("modules.m.http.tls_config.max_version:")));
   // identity is no compression at all: nothing unsupported.
   EXPECT_THAT(ParseOne("modules: {m: {prober: http, http: {compression: "
                        "identity}}}",
@@ -272,51 +283,146 @@ modules:
               ::testing::IsEmpty());
 }
 
-TEST(BlackboxModulesTest, OptionsTheEngineHasAreHonoured) {
-  TempDir dir;
-  const std::string ca = dir.Write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
-  const std::string body = dir.Write("body.json", "{\"from\": \"file\"}");
-  const BlackboxModule m = ParseOne(absl::StrCat(R"(
+TEST(BlackboxModulesTest, HeaderRulesAreTheEnginesHeaderRules) {
+  const BlackboxModule m = ParseOne(R"(
 modules:
   m:
     prober: http
     http:
-      valid_http_versions: ["HTTP/1.1", "HTTP/2.0"]
-      valid_status_codes: []
-      body_size_limit: 10MB
-      enable_http2: false
-      body_file: )",
-                                                 body, R"(
-      tls_config:
-        ca_file: )",
-                                                 ca, R"(
-        min_version: TLS12
-)"),
+      fail_if_header_matches:
+        - {header: Set-Cookie, regexp: '.*', allow_missing: true}
+      fail_if_header_not_matches:
+        - {header: Access-Control-Allow-Origin, regexp: '(\*|example\.com)'}
+)",
                                     "m");
   EXPECT_THAT(m.unsupported, ::testing::IsEmpty());
-  EXPECT_THAT(m.valid_http_versions, ElementsAre("HTTP/1.1", "HTTP/2.0"));
-  EXPECT_EQ(m.options.valid_status[0].min, 200);  // [] is the default, 2xx
-  EXPECT_EQ(m.options.valid_status[0].max, 299);
-  EXPECT_EQ(m.options.max_body_bytes, uint64_t{10} << 20);
-  EXPECT_EQ(m.options.http_version, HttpVersion::kHttp1_1);
-  EXPECT_EQ(m.options.body, "{\"from\": \"file\"}");
-  EXPECT_EQ(m.options.ca_pem, "-----BEGIN CERTIFICATE-----\n");
-  EXPECT_EQ(ParseOne("modules: {m: {prober: http, http: {body_size_limit: "
-                     "1024}}}",
-                     "m")
-                .options.max_body_bytes,
-            1024u);
+  ASSERT_EQ(m.options.header_must_not_match.size(), 1u);
+  EXPECT_EQ(m.options.header_must_not_match[0].name, "Set-Cookie");
+  EXPECT_EQ(m.options.header_must_not_match[0].pattern, ".*");
+  EXPECT_TRUE(m.options.header_must_not_match[0].allow_missing);
+  ASSERT_EQ(m.options.header_must_match.size(), 1u);
+  EXPECT_EQ(m.options.header_must_match[0].name, "Access-Control-Allow-Origin");
+  EXPECT_EQ(m.options.header_must_match[0].pattern, "(\\*|example\\.com)");
+  EXPECT_FALSE(m.options.header_must_match[0].allow_missing);
+}
 
-  // A file the module names that cannot be read fails its probes, as
-  // blackbox_exporter's probe fails when it cannot build its client; the
-  // file still loads.
-  const BlackboxModule missing = ParseOne(
-      "modules: {m: {prober: http, http: {tls_config: {ca_file: "
-      "/nonexistent/ca.pem}}}}",
+TEST(BlackboxModulesTest, AuthOptionsBecomeTheEnginesCredentials) {
+  TempDir dir;
+  const std::string user = dir.Write("user", "bob\n");
+  const std::string password = dir.Write("password", "  pw-from-file \n");
+  const std::string token = dir.Write("token", "tok-from-file\n");
+  const BlackboxModules modules = *ParseBlackboxModules(absl::StrCat(
+      "modules:\n"
+      "  basic: {prober: http, http: {basic_auth: {username: alice, "
+      "password: pw}}}\n"
+      "  basic_files: {prober: http, http: {basic_auth: {username_file: ",
+      user, ", password_file: ", password,
+      "}}}\n"
+      "  bearer: {prober: http, http: {bearer_token: tok}}\n"
+      "  bearer_file: {prober: http, http: {bearer_token_file: ",
+      token,
+      "}}\n"
+      "  authorization: {prober: http, http: {authorization: {credentials: "
+      "c1}}}\n"
+      "  token_type: {prober: http, http: {authorization: {type: Token, "
+      "credentials_file: ",
+      token,
+      "}}}\n"
+      "  own_header: {prober: http, http: {headers: {authorization: mine}, "
+      "basic_auth: {username: u, password: p}}}\n"));
+  const auto& basic = modules.at("basic").options;
+  ASSERT_TRUE(basic.basic_auth.has_value());
+  EXPECT_EQ(basic.basic_auth->username, "alice");
+  EXPECT_EQ(basic.basic_auth->password, "pw");
+  // Files are read at load, trimmed as prometheus/common trims them.
+  const auto& files = modules.at("basic_files").options;
+  ASSERT_TRUE(files.basic_auth.has_value());
+  EXPECT_EQ(files.basic_auth->username, "bob");
+  EXPECT_EQ(files.basic_auth->password, "pw-from-file");
+  EXPECT_EQ(modules.at("bearer").options.bearer_token, "tok");
+  EXPECT_EQ(modules.at("bearer_file").options.bearer_token, "tok-from-file");
+  EXPECT_EQ(modules.at("authorization").options.bearer_token, "c1");
+  const auto& token_type = modules.at("token_type").options;
+  EXPECT_TRUE(token_type.bearer_token.empty());
+  EXPECT_THAT(token_type.headers,
+              ElementsAre(Pair("Authorization", "Token tok-from-file")));
+  const auto& own = modules.at("own_header").options;
+  EXPECT_FALSE(own.basic_auth.has_value());
+  EXPECT_THAT(own.headers, ElementsAre(Pair("authorization", "mine")));
+  for (const auto& [name, module] : modules) {
+    EXPECT_THAT(module.unsupported, ::testing::IsEmpty()) << name;
+  }
+
+  // A file that cannot be read: the probes fail naming it.
+  const BlackboxModule lost = ParseOne(
+      "modules: {m: {prober: http, http: {basic_auth: {username: u, "
+      "password_file: /nonexistent/pw}}}}",
       "m");
-  EXPECT_THAT(missing.unsupported,
-              ElementsAre(HasSubstr("modules.m.http.tls_config.ca_file: cannot "
-                                    "read \"/nonexistent/ca.pem\"")));
+  EXPECT_FALSE(lost.options.basic_auth.has_value());
+  EXPECT_THAT(lost.unsupported,
+              ElementsAre(HasSubstr("modules.m.http.basic_auth.password_file: "
+                                    "cannot read \"/nonexistent/pw\"")));
+}
+
+TEST(BlackboxModulesTest, CompressionIsTheEnginesAcceptEncoding) {
+  EXPECT_EQ(
+      ParseOne("modules: {m: {prober: http, http: {compression: gzip}}}", "m")
+          .options.accept_encoding,
+      "gzip");
+  EXPECT_EQ(ParseOne("modules: {m: {prober: http, http: {compression: "
+                     "deflate}}}",
+                     "m")
+                .options.accept_encoding,
+            "deflate");
+  // The module's own header: its acceptable codings, without q-values (the
+  // engine sets the header itself); identity;q=0 is not asked for.
+  const BlackboxModule with_header = ParseOne(
+      "modules: {m: {prober: http, http: {compression: gzip, headers: "
+      "{Accept-Encoding: \"gzip;q=0.9, deflate, identity;q=0\", X-A: b}}}}",
+      "m");
+  EXPECT_THAT(with_header.unsupported, ::testing::IsEmpty());
+  EXPECT_EQ(with_header.options.accept_encoding, "gzip, deflate");
+  EXPECT_THAT(with_header.options.headers, ElementsAre(Pair("X-A", "b")));
+  // A coding the transport cannot decode is not asked for.
+  const BlackboxModule star = ParseOne(
+      "modules: {m: {prober: http, http: {compression: gzip, headers: "
+      "{Accept-Encoding: \"*\"}}}}",
+      "m");
+  EXPECT_THAT(star.unsupported,
+              ElementsAre(HasSubstr("modules.m.http.compression: compression "
+                                    "with Accept-Encoding \"*\"")));
+  // Without compression the header is the module's to send, undecoded.
+  const BlackboxModule header_only = ParseOne(
+      "modules: {m: {prober: http, http: {headers: {Accept-Encoding: br}}}}",
+      "m");
+  EXPECT_TRUE(header_only.options.accept_encoding.empty());
+  EXPECT_THAT(header_only.options.headers,
+              ElementsAre(Pair("Accept-Encoding", "br")));
+}
+
+TEST(BlackboxModulesTest, ClientCertificateFilesAreRead) {
+  TempDir dir;
+  const std::string cert = dir.Write("client.pem", "CERT PEM\n");
+  const std::string key = dir.Write("client.key", "KEY PEM\n");
+  const BlackboxModule m =
+      ParseOne(absl::StrCat("modules: {m: {prober: http, http: {tls_config: "
+                            "{cert_file: ",
+                            cert, ", key_file: ", key, "}}}}"),
+               "m");
+  EXPECT_THAT(m.unsupported, ::testing::IsEmpty());
+  ASSERT_TRUE(m.options.client_certificate.has_value());
+  EXPECT_EQ(m.options.client_certificate->cert_pem, "CERT PEM\n");
+  EXPECT_EQ(m.options.client_certificate->key_pem, "KEY PEM\n");
+  const BlackboxModule missing =
+      ParseOne(absl::StrCat("modules: {m: {prober: http, http: {tls_config: "
+                            "{cert_file: ",
+                            cert, ", key_file: /nonexistent/client.key}}}}"),
+               "m");
+  EXPECT_FALSE(missing.options.client_certificate.has_value());
+  EXPECT_THAT(
+      missing.unsupported,
+      ElementsAre(HasSubstr("modules.m.http.tls_config.key_file: "
+                            "cannot read \"/nonexistent/client.key\"")));
 }
 
 TEST(BlackboxModulesTest, ConfigYamlShowsNoSecret) {
@@ -399,12 +505,19 @@ TEST(BlackboxModulesTest, DebiansExampleYmlLoadsWhole) {
   EXPECT_THAT(example.valid_http_versions, ElementsAre("HTTP/1.1", "HTTP/2.0"));
   EXPECT_EQ(example.options.ip_family, IpFamily::kIpv4);
   EXPECT_EQ(example.timeout, absl::Seconds(5));
-  EXPECT_THAT(example.unsupported,
-              ElementsAre(HasSubstr("fail_if_header_matches"),
-                          HasSubstr("fail_if_header_not_matches")));
+  EXPECT_THAT(example.unsupported, ::testing::IsEmpty());
+  EXPECT_EQ(example.options.header_must_not_match.size(), 1u);
+  EXPECT_EQ(example.options.header_must_match.size(), 1u);
   EXPECT_EQ(config->modules.at("http_post_2xx").options.body, "{}");
-  EXPECT_THAT(config->modules.at("http_basic_auth_example").unsupported,
-              ElementsAre(HasSubstr("basic_auth")));
+  const BlackboxModule& basic = config->modules.at("http_basic_auth_example");
+  EXPECT_THAT(basic.unsupported, ::testing::IsEmpty());
+  ASSERT_TRUE(basic.options.basic_auth.has_value());
+  EXPECT_EQ(basic.options.basic_auth->username, "username");
+  EXPECT_THAT(basic.config_yaml, Not(HasSubstr("mysecret")));
+  EXPECT_EQ(config->modules.at("http_gzip").options.accept_encoding, "gzip");
+  EXPECT_EQ(config->modules.at("http_gzip_with_accept_encoding")
+                .options.accept_encoding,
+            "gzip");
   EXPECT_THAT(config->modules.at("http_with_proxy").unsupported,
               ElementsAre(HasSubstr("proxy_url")));
 }

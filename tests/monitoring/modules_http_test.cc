@@ -38,12 +38,10 @@ constexpr char kModules[] = R"(modules:
         Host: module.test
   ping:
     prober: icmp
-  with_auth:
+  with_proxy:
     prober: http
     http:
-      basic_auth:
-        username: u
-        password: p
+      proxy_url: "http://127.0.0.1:3128"
   http1_only:
     prober: http
     http:
@@ -97,27 +95,27 @@ TEST_F(ModulesHttpTest, AModuleOfAnotherProberIs400NamingTheProber) {
 
 TEST_F(ModulesHttpTest, AnUnsupportedOptionFailsTheProbeNamingIt) {
   HttpReply reply = HttpGet(
-      side_.address(), ProbePath({target_.url("/status/200")}, "with_auth"));
+      side_.address(), ProbePath({target_.url("/status/200")}, "with_proxy"));
   ASSERT_EQ(reply.status, 200) << reply.body;
   Exposition m = ParseOrFail(reply.body);
   EXPECT_EQ(m.Value("probe_success"), 0);
   EXPECT_EQ(m.Value("probe_fanprobe_outcome_info",
                     {{"outcome", "UNSUPPORTED_OPTION"}}),
             1);
-  // Nothing was sent: without its credentials the request would ask
-  // something else than the module does.
+  // Nothing was sent: without its proxy the request would ask something
+  // else than the module does.
   EXPECT_EQ(RequestsTo("/status/200"), 0);
 
   HttpReply debug = HttpGet(
       side_.address(),
-      ProbePath({target_.url("/status/200")}, "with_auth") + "&debug=true");
+      ProbePath({target_.url("/status/200")}, "with_proxy") + "&debug=true");
   EXPECT_THAT(debug.body,
-              HasSubstr("modules.with_auth.http.basic_auth: basic auth is not "
+              HasSubstr("modules.with_proxy.http.proxy_url: a proxy is not "
                         "supported by fanprobe yet"));
   const auto counts = side_.http().modules().UnsupportedCounts();
   ASSERT_EQ(counts.size(), 1u);
-  EXPECT_EQ(counts.begin()->first.first, "with_auth");
-  EXPECT_EQ(counts.begin()->first.second, "modules.with_auth.http.basic_auth");
+  EXPECT_EQ(counts.begin()->first.first, "with_proxy");
+  EXPECT_EQ(counts.begin()->first.second, "modules.with_proxy.http.proxy_url");
   EXPECT_EQ(counts.begin()->second, 2u);
 }
 
@@ -179,7 +177,7 @@ TEST_F(ModulesHttpTest, PostReloadSwapsTheModulesAndABadFileKeepsThem) {
               HasSubstr("warning: " + path_ + ": modules.tcp: prober \"tcp\""));
   EXPECT_EQ(HttpGet(side_.address(), probe_new).status, 200);
   EXPECT_EQ(HttpGet(side_.address(),
-                    ProbePath({target_.url("/status/200")}, "with_auth"))
+                    ProbePath({target_.url("/status/200")}, "with_proxy"))
                 .status,
             400);  // gone with the old file
   EXPECT_TRUE(side_.http().modules().State().last_successful);

@@ -118,8 +118,7 @@ TEST(ConfigCheckTest, DebiansFilesPassWithAWarningPerOtherProber) {
   EXPECT_THAT(example.out,
               HasSubstr("modules.dns_soa: prober \"dns\" is not supported"));
   // What fanprobe cannot honour is listed, not refused.
-  EXPECT_THAT(example.out,
-              HasSubstr("modules.http_basic_auth_example.http.basic_auth"));
+  EXPECT_THAT(example.out, HasSubstr("modules.http_with_proxy.http.proxy_url"));
   EXPECT_THAT(example.out, HasSubstr("(its probes fail)"));
 }
 
@@ -262,15 +261,14 @@ TEST_F(ServerModulesTest, ServesDebiansExampleAndCountsUnsupportedProbes) {
   HttpReply tcp = HttpGet(http, ProbePath({target}, "tcp_connect_example"));
   EXPECT_EQ(tcp.status, 400);
   EXPECT_THAT(tcp.body, HasSubstr("prober \"tcp\""));
-  // One with basic_auth fails, and is counted.
-  Exposition auth = ParseOrFail(
-      HttpGet(http, ProbePath({target}, "http_basic_auth_example")).body);
-  EXPECT_EQ(auth.Value("probe_success"), 0);
+  // One with a proxy fails, and is counted.
+  Exposition proxied =
+      ParseOrFail(HttpGet(http, ProbePath({target}, "http_with_proxy")).body);
+  EXPECT_EQ(proxied.Value("probe_success"), 0);
   EXPECT_EQ(ParseOrFail(HttpGet(http, "/metrics").body)
                 .Value("fanprobe_http_probe_unsupported_option_total",
-                       {{"module", "http_basic_auth_example"},
-                        {"option",
-                         "modules.http_basic_auth_example.http.basic_auth"}}),
+                       {{"module", "http_with_proxy"},
+                        {"option", "modules.http_with_proxy.http.proxy_url"}}),
             1);
   server_->Signal(SIGTERM);
   EXPECT_EQ(server_->Wait(kPatience).code, 0) << server_->Stderr();
