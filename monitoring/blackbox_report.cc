@@ -78,6 +78,24 @@ double HttpVersionNumber(ResponseVersion version) {
   return 0;
 }
 
+// Go's Response.ContentLength, which blackbox_exporter reports: what the
+// final response announced, as net/http reads it.
+double GoContentLength(const std::string& method, const ProbeResult& result) {
+  const int status = result.status_code;
+  if (status == 0) return 0;  // no response: an empty http.Response
+  const double announced = result.content_length.has_value()
+                               ? static_cast<double>(*result.content_length)
+                               : -1;
+  if (method == "HEAD") return announced;
+  if (status / 100 == 1 || status == 204 || status == 304) return 0;
+  return announced;
+}
+
+bool IsRedirectStatus(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 ||
+         status == 308;
+}
+
 }  // namespace
 
 ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
@@ -90,6 +108,9 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.duration = result.timings.total;
   report.status_code = result.status_code;
   report.body_bytes = result.body_bytes;
+  report.content_length = GoContentLength(module.options.method, result);
+  report.uncompressed_body_bytes = result.decoded_body_bytes;
+  report.last_modified = result.last_modified;
   report.redirects = result.redirects;
   report.ssl = result.status_code > 0 && result.tls.has_value();
   report.http_version = HttpVersionNumber(result.http_version);
@@ -108,14 +129,20 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
     report.ip_protocol = absl::StrContains(address, ':') ? 6 : 4;
     report.ip_addr_hash = AddressHash(address);
   }
-  // A redirect the module does not follow still counts as one, as in
-  // blackbox_exporter (which counts it before refusing to follow it).
-  // Without the response headers this counts a 3xx without Location too.
-  const int status = result.status_code;
-  if (!module.options.follow_redirects && report.redirects == 0 &&
-      (status == 301 || status == 302 || status == 303 || status == 307 ||
-       status == 308)) {
-    report.redirects = 1;
+  // A redirect the probe did not follow (the module says not to, or it was
+  // one too many) still counts, as in blackbox_exporter, which counts it
+  // before refusing to follow it -- and then reads no body.  A 3xx without
+  // Location is no redirect to Go's client: counted in neither.
+  const bool unfollowed_redirect =
+      IsRedirectStatus(result.status_code) && !result.hops.empty() &&
+      !result.hops.back().location.empty() &&
+      (!module.options.follow_redirects ||
+       result.outcome == Outcome::kTooManyRedirects);
+  if (unfollowed_redirect) {
+    if (!module.options.follow_redirects && report.redirects == 0) {
+      report.redirects = 1;
+    }
+    report.uncompressed_body_bytes = 0;
   }
   report.cert_expiry = result.cert_expiry;
   report.final_url = result.final_url;
@@ -177,6 +204,24 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
       out.Sample(name, labels(report), value_of(report));
     }
   };
+  // A time, as Unix seconds, in a family of its own only when some report
+  // has it: blackbox_exporter registers such a gauge (Last-Modified, a
+  // certificate's expiry) only when it has a value.
+  auto timestamp_gauge = [&](absl::string_view name, absl::string_view help,
+                             auto time_of) {
+    bool any = false;
+    for (const ProbeReport& report : reports) {
+      any = any || time_of(report).has_value();
+    }
+    if (!any) return;
+    out.Family(name, "gauge", help);
+    for (const ProbeReport& report : reports) {
+      const std::optional<absl::Time> time = time_of(report);
+      if (!time.has_value()) continue;
+      out.Sample(name, labels(report),
+                 static_cast<double>(absl::ToUnixSeconds(*time)));
+    }
+  };
   gauge(
       "probe_dns_lookup_time_seconds",
       "Returns the time taken for probe dns lookup in seconds",
@@ -196,7 +241,7 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
   }
 
   gauge("probe_http_content_length", "Length of http content response",
-        [](const ProbeReport& r) { return static_cast<double>(r.body_bytes); });
+        [](const ProbeReport& r) { return r.content_length; });
 
   out.Family("probe_http_duration_seconds", "gauge",
              "Duration of http request by phase, summed over all redirects");
@@ -214,6 +259,10 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
     }
   }
 
+  timestamp_gauge("probe_http_last_modified_timestamp_seconds",
+                  "Returns the Last-Modified HTTP response header in unixtime",
+                  [](const ProbeReport& r) { return r.last_modified; });
+
   gauge("probe_http_redirects", "The number of redirects",
         [](const ProbeReport& r) { return static_cast<double>(r.redirects); });
   gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect",
@@ -222,8 +271,9 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
       "probe_http_status_code", "Response HTTP status code",
       [](const ProbeReport& r) { return static_cast<double>(r.status_code); });
   gauge("probe_http_uncompressed_body_length",
-        "Length of uncompressed response body",
-        [](const ProbeReport& r) { return static_cast<double>(r.body_bytes); });
+        "Length of uncompressed response body", [](const ProbeReport& r) {
+          return static_cast<double>(r.uncompressed_body_bytes);
+        });
   gauge("probe_http_version",
         "Returns the version of HTTP of the probe response",
         [](const ProbeReport& r) { return r.http_version; });
@@ -236,19 +286,9 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
       "probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6",
       [](const ProbeReport& r) { return static_cast<double>(r.ip_protocol); });
 
-  bool any_cert = false;
-  for (const ProbeReport& report : reports) {
-    any_cert = any_cert || report.cert_expiry.has_value();
-  }
-  if (any_cert) {
-    out.Family("probe_ssl_earliest_cert_expiry", "gauge",
-               "Returns earliest SSL cert expiry in unixtime");
-    for (const ProbeReport& report : reports) {
-      if (!report.cert_expiry.has_value()) continue;
-      out.Sample("probe_ssl_earliest_cert_expiry", labels(report),
-                 static_cast<double>(absl::ToUnixSeconds(*report.cert_expiry)));
-    }
-  }
+  timestamp_gauge("probe_ssl_earliest_cert_expiry",
+                  "Returns earliest SSL cert expiry in unixtime",
+                  [](const ProbeReport& r) { return r.cert_expiry; });
 
   gauge("probe_success", "Displays whether or not the probe was a success",
         [](const ProbeReport& r) { return r.success ? 1.0 : 0.0; });

@@ -41,7 +41,19 @@ struct ProbeReport {
   std::string error;  // why, in words; empty on success
   absl::Duration duration = absl::ZeroDuration();
   int status_code = 0;
-  uint64_t body_bytes = 0;
+  uint64_t body_bytes = 0;  // over the wire, for debug=true
+  // probe_http_content_length as blackbox_exporter sets it from Go's
+  // Response.ContentLength: the Content-Length header, 0 for a status
+  // without a body (1xx, 204, 304) and without a response, -1 when the
+  // length was not announced (chunked, or a HEAD without the header).
+  double content_length = 0;
+  // probe_http_uncompressed_body_length: the body once decoded (compression),
+  // as far as it was read; 0 when the response was a redirect the probe did
+  // not follow (blackbox_exporter does not read that body).
+  uint64_t uncompressed_body_bytes = 0;
+  // probe_http_last_modified_timestamp_seconds, when the final response
+  // sent a Last-Modified that parses.
+  std::optional<absl::Time> last_modified;
   int redirects = 0;
   bool ssl = false;         // the final response came over TLS
   double http_version = 0;  // 1, 1.1, 2; 0 without a response

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,6 +21,7 @@ namespace {
 
 using ::fanprobe::testing::Exposition;
 using ::fanprobe::testing::ParseExposition;
+using ::fanprobe::testing::ParseOrFail;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
@@ -36,6 +38,8 @@ ProbeResult Completed(Outcome outcome, int status) {
   r.remote_port = 8080;
   r.redirects = 1;
   r.body_bytes = 42;
+  r.decoded_body_bytes = 42;
+  r.content_length = 42;
   r.timings.dns = absl::Microseconds(10);
   r.timings.connect = absl::Microseconds(40);
   r.timings.first_byte = absl::Milliseconds(2);
@@ -90,17 +94,83 @@ TEST(ReportTest, AddressOfAFailedConnectionComesFromTheUrl) {
   EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 0);
 }
 
-TEST(ReportTest, AnUnfollowedRedirectCountsAsOne) {
+// The last request of `result` answered `status`, with `location` (empty:
+// no Location header).
+void LastHop(ProbeResult& result, int status, std::string location) {
+  Hop hop;
+  hop.status_code = status;
+  hop.location = std::move(location);
+  result.hops.push_back(std::move(hop));
+}
+
+TEST(ReportTest, AnUnfollowedRedirectCountsAsOneAndItsBodyAsNothing) {
   BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
   module.options.follow_redirects = false;
   ProbeResult moved = Completed(Outcome::kUnexpectedStatus, 302);
   moved.redirects = 0;
-  EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 1);
+  LastHop(moved, 302, "http://127.0.0.1:8080/y");
+  const ProbeReport report = ReportProbe(module, "t", moved);
+  EXPECT_EQ(report.redirects, 1);
+  // blackbox_exporter does not read the body of a redirect it refused.
+  EXPECT_EQ(report.uncompressed_body_bytes, 0u);
+  EXPECT_EQ(report.content_length, 42);
   ProbeResult not_a_redirect = Completed(Outcome::kUnexpectedStatus, 304);
   not_a_redirect.redirects = 0;
+  LastHop(not_a_redirect, 304, "");
   EXPECT_EQ(ReportProbe(module, "t", not_a_redirect).redirects, 0);
+  // A 302 without Location is no redirect to Go's client either.
+  ProbeResult nowhere = Completed(Outcome::kUnexpectedStatus, 302);
+  nowhere.redirects = 0;
+  LastHop(nowhere, 302, "");
+  EXPECT_EQ(ReportProbe(module, "t", nowhere).redirects, 0);
+  EXPECT_EQ(ReportProbe(module, "t", nowhere).uncompressed_body_bytes, 42u);
   module.options.follow_redirects = true;  // followed ones are the engine's
   EXPECT_EQ(ReportProbe(module, "t", moved).redirects, 0);
+  EXPECT_EQ(ReportProbe(module, "t", moved).uncompressed_body_bytes, 42u);
+}
+
+TEST(ReportTest, ContentLengthAsGoReadsIt) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult chunked = Completed(Outcome::kOk, 200);
+  chunked.content_length.reset();
+  EXPECT_EQ(ReportProbe(module, "t", chunked).content_length, -1);
+  ProbeResult no_content = Completed(Outcome::kOk, 204);
+  no_content.content_length.reset();
+  EXPECT_EQ(ReportProbe(module, "t", no_content).content_length, 0);
+  ProbeResult none = Completed(Outcome::kConnectError, 0);
+  none.content_length.reset();
+  EXPECT_EQ(ReportProbe(module, "t", none).content_length, 0);
+  // HEAD: what the header announced, though no body came.
+  module.options.method = "HEAD";
+  ProbeResult head = Completed(Outcome::kOk, 200);
+  head.content_length = 1234;
+  head.decoded_body_bytes = 0;
+  EXPECT_EQ(ReportProbe(module, "t", head).content_length, 1234);
+  EXPECT_EQ(ReportProbe(module, "t", head).uncompressed_body_bytes, 0u);
+  head.content_length.reset();
+  EXPECT_EQ(ReportProbe(module, "t", head).content_length, -1);
+}
+
+TEST(WriteProbeMetricsTest, DecodedLengthAndLastModified) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  ProbeResult gzip = Completed(Outcome::kOk, 200);
+  gzip.decoded_body_bytes = 4000;
+  gzip.last_modified = absl::FromUnixSeconds(1445412480);
+  MetricsWriter out;
+  WriteProbeMetrics({ReportProbe(module, "t", gzip)},
+                    /*target_labels=*/false, out);
+  absl::StatusOr<Exposition> m = ParseExposition(out.text());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Value("probe_http_content_length"), 42);
+  EXPECT_EQ(m->Value("probe_http_uncompressed_body_length"), 4000);
+  EXPECT_EQ(m->Value("probe_http_last_modified_timestamp_seconds"), 1445412480);
+  // Without a Last-Modified the family is absent, as in blackbox_exporter.
+  MetricsWriter plain;
+  WriteProbeMetrics({ReportProbe(module, "t", Completed(Outcome::kOk, 200))},
+                    /*target_labels=*/false, plain);
+  EXPECT_FALSE(ParseOrFail(plain.text())
+                   .FamilyNames()
+                   .contains("probe_http_last_modified_timestamp_seconds"));
 }
 
 TEST(ReportTest, TlsRulesOverrideAGoodOutcome) {
