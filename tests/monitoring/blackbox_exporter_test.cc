@@ -2,7 +2,9 @@
 // prometheus-blackbox-exporter and fanprobe's HTTP side (http_side.h) run
 // with the same modules file, probe the same loopback targets, and must
 // answer with the same metric families and the same success, status code,
-// redirects, regex flag, TLS flag, HTTP version and address figures.  Also:
+// redirects, regex flag, TLS flag, HTTP version, address, content length,
+// decoded body length and Last-Modified figures -- header rules, basic,
+// bearer and authorization credentials and gzip included.  Also:
 // the modules file is one blackbox_exporter itself accepts, Debian's own
 // files load in both with the same modules, and an option fanprobe cannot
 // honour loads and fails its probes naming it.
@@ -77,6 +79,30 @@ constexpr char kModules[] = R"(modules:
         insecure_skip_verify: true
       preferred_ip_protocol: ip4
       ip_protocol_fallback: false
+  api_v2:
+    prober: http
+    http:
+      fail_if_header_not_matches:
+        - {header: X-Api-Version, regexp: '^2\.'}
+      fail_if_header_matches:
+        - {header: Set-Cookie, regexp: '.*', allow_missing: true}
+  basic:
+    prober: http
+    http:
+      basic_auth: {username: alice, password: s3cret}
+  bearer:
+    prober: http
+    http:
+      bearer_token: tok
+  token:
+    prober: http
+    http:
+      authorization: {credentials: tok}
+  gzip:
+    prober: http
+    http:
+      compression: gzip
+      fail_if_body_not_matches_regexp: ["^fanprobe fanprobe"]
 )";
 
 class BlackboxExporterTest : public ::testing::Test {
@@ -173,6 +199,17 @@ TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
       {"body_forbidden", target.url("/status/200"), 1},
       {"require_tls", target.url("/status/200"), 0},
       {"forbid_tls", target.url("/status/200"), 1},
+      {"api_v2", target.url("/headers?X-Api-Version=2.1"), 1},
+      {"api_v2", target.url("/headers?X-Api-Version=1.9"), 0},
+      {"api_v2", target.url("/status/200"), 0},  // missing
+      {"api_v2", target.url("/headers?X-Api-Version=2.0&Set-Cookie=a"), 0},
+      {"basic", target.url("/basic_auth/alice/s3cret"), 1},
+      {"basic", target.url("/basic_auth/alice/other"), 0},
+      {"bearer", target.url("/bearer/tok"), 1},
+      {"token", target.url("/bearer/tok"), 1},
+      {"bearer", target.url("/bearer/other"), 0},
+      {"gzip", target.url("/gzip/4000"), 1},
+      {"http_2xx", target.url("/last_modified"), 1},
   };
   // Compared exactly; the phase timings, the duration and (for bodies
   // that echo the request) the lengths legitimately differ.
@@ -197,7 +234,11 @@ TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
     if (c.module != "post_echo") {
       EXPECT_EQ(ours.Value("probe_http_content_length"),
                 theirs.Value("probe_http_content_length"));
+      EXPECT_EQ(ours.Value("probe_http_uncompressed_body_length"),
+                theirs.Value("probe_http_uncompressed_body_length"));
     }
+    EXPECT_EQ(ours.Value("probe_http_last_modified_timestamp_seconds"),
+              theirs.Value("probe_http_last_modified_timestamp_seconds"));
     // Both split the probe into the same five phases.
     for (const char* phase :
          {"resolve", "connect", "tls", "processing", "transfer"}) {
