@@ -282,12 +282,14 @@ struct CertificateInfo {
   std::string sha256_fingerprint;  // lower-case hex of the DER
   absl::Time not_before;
   absl::Time not_after;
+  // The DNS names among its subject alternative names, in certificate order.
+  std::vector<std::string> dns_names;
 };
 
 // The TLS session of the last request.
 struct TlsInfo {
   std::string version;   // "TLSv1.3", "TLSv1.2", ...
-  std::string cipher;    // e.g. "TLS_AES_256_GCM_SHA384"
+  std::string cipher;    // as IANA names it, e.g. "TLS_AES_256_GCM_SHA384"
   bool resumed = false;  // an earlier session was resumed (no full handshake)
   // The chain that verified, leaf first; the chain the server sent when
   // verification is off.

@@ -512,6 +512,9 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
       out->set_sha256_fingerprint(std::move(certificate.sha256_fingerprint));
       TimeToProto(certificate.not_before, out->mutable_not_before());
       TimeToProto(certificate.not_after, out->mutable_not_after());
+      for (std::string& name : certificate.dns_names) {
+        out->add_dns_names(std::move(name));
+      }
     }
   }
   if (result.prober_lag > absl::ZeroDuration()) {

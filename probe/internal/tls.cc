@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <time.h>
 
 #include <string>
@@ -70,6 +71,17 @@ CertificateInfo Describe(X509* cert) {
   }
   info.not_before = AsnTime(X509_get0_notBefore(cert));
   info.not_after = AsnTime(X509_get0_notAfter(cert));
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    info.dns_names.emplace_back(
+        reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+        static_cast<size_t>(ASN1_STRING_length(dns)));
+  }
+  GENERAL_NAMES_free(names);
   return info;
 }
 
@@ -221,7 +233,10 @@ std::optional<TlsInfo> ReadTlsInfo(CURL* easy) {
   TlsInfo info;
   info.version = SSL_get_version(ssl);
   if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl)) {
-    info.cipher = SSL_CIPHER_get_name(cipher);
+    // The IANA name, as other languages' TLS libraries name suites (OpenSSL's
+    // own names differ for TLS 1.2: "ECDHE-ECDSA-AES128-GCM-SHA256").
+    const char* name = SSL_CIPHER_standard_name(cipher);
+    info.cipher = name != nullptr ? name : SSL_CIPHER_get_name(cipher);
   }
   info.resumed = SSL_session_reused(ssl) == 1;
   STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);

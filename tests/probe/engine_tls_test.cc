@@ -81,7 +81,8 @@ class EngineTlsTest : public ::testing::Test {
 
 TEST_F(EngineTlsTest, VerifiedProbeReportsItsHandshake) {
   IssueOptions issue;
-  issue.dns_names = {"web.tls.test"};
+  issue.dns_names = {"web.tls.test", "*.web.tls.test"};
+  issue.ip_addresses = {"127.0.0.1"};
   KeyAndCert identity = ca_.Issue("web.tls.test", issue);
   TlsTargetServer server(identity);
   ProbeResult r =
@@ -89,7 +90,7 @@ TEST_F(EngineTlsTest, VerifiedProbeReportsItsHandshake) {
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
   ASSERT_TRUE(r.tls.has_value());
   EXPECT_EQ(r.tls->version, "TLSv1.3");
-  EXPECT_FALSE(r.tls->cipher.empty());
+  EXPECT_THAT(r.tls->cipher, ::testing::StartsWith("TLS_AES_"));
   EXPECT_FALSE(r.tls->resumed);
   // The verified chain: the leaf, then the CA.
   ASSERT_THAT(r.tls->chain, SizeIs(2));
@@ -100,6 +101,10 @@ TEST_F(EngineTlsTest, VerifiedProbeReportsItsHandshake) {
   EXPECT_FALSE(r.tls->chain[0].serial.empty());
   EXPECT_LT(r.tls->chain[0].not_before, absl::Now());
   EXPECT_GT(r.tls->chain[0].not_after, absl::Now());
+  // The DNS names only, in certificate order; the IP address is no DNS name.
+  EXPECT_EQ(r.tls->chain[0].dns_names,
+            (std::vector<std::string>{"web.tls.test", "*.web.tls.test"}));
+  EXPECT_THAT(r.tls->chain[1].dns_names, ::testing::IsEmpty());
   ASSERT_TRUE(r.cert_expiry.has_value());
   EXPECT_LE(*r.cert_expiry, r.tls->chain[0].not_after);
   EXPECT_GT(r.timings.tls, r.timings.connect);
@@ -210,6 +215,8 @@ TEST_F(EngineTlsTest, Tls12ServerIsReportedAsSuch) {
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
   ASSERT_TRUE(r.tls.has_value());
   EXPECT_EQ(r.tls->version, "TLSv1.2");
+  // IANA's name, not OpenSSL's ("ECDHE-ECDSA-...").
+  EXPECT_THAT(r.tls->cipher, ::testing::StartsWith("TLS_ECDHE_ECDSA_WITH_"));
 }
 
 // A mutual-TLS target: it asks for a certificate issued by `client_ca`.

@@ -546,7 +546,8 @@ TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {
                        .serial = "0a1b",
                        .sha256_fingerprint = "00ff",
                        .not_before = absl::FromUnixSeconds(1700000000),
-                       .not_after = absl::FromUnixSeconds(1800000000)});
+                       .not_after = absl::FromUnixSeconds(1800000000),
+                       .dns_names = {"a.test", "*.a.test"}});
   result.tls = tls;
   result.prober_lag = absl::Milliseconds(12);
 
@@ -573,6 +574,8 @@ TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {
   EXPECT_EQ(proto.tls().chain(0).issuer(), "CN=Test CA");
   EXPECT_EQ(proto.tls().chain(0).serial(), "0a1b");
   EXPECT_EQ(proto.tls().chain(0).sha256_fingerprint(), "00ff");
+  EXPECT_THAT(proto.tls().chain(0).dns_names(),
+              ElementsAre("a.test", "*.a.test"));
   EXPECT_EQ(proto.tls().chain(0).not_before().seconds(), 1700000000);
   EXPECT_EQ(proto.tls().chain(0).not_after().seconds(), 1800000000);
   EXPECT_EQ(proto.prober_lag().nanos(), 12000000);
