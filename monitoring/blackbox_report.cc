@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -96,6 +97,16 @@ bool IsRedirectStatus(int status) {
          status == 308;
 }
 
+// crypto/tls's names of the protocol versions, which blackbox_exporter's
+// probe_tls_version_info uses, from OpenSSL's.
+std::string GoTlsVersion(absl::string_view openssl) {
+  if (openssl == "TLSv1.3") return "TLS 1.3";
+  if (openssl == "TLSv1.2") return "TLS 1.2";
+  if (openssl == "TLSv1.1") return "TLS 1.1";
+  if (openssl == "TLSv1") return "TLS 1.0";
+  return "unknown";
+}
+
 }  // namespace
 
 ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
@@ -145,6 +156,18 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
     report.uncompressed_body_bytes = 0;
   }
   report.cert_expiry = result.cert_expiry;
+  if (report.ssl && !result.tls->chain.empty()) {
+    report.tls_version = GoTlsVersion(result.tls->version);
+    report.tls_cipher = result.tls->cipher;
+    report.leaf_certificate = result.tls->chain.front();
+    if (module.options.tls_verify) {
+      absl::Time earliest = absl::InfiniteFuture();
+      for (const CertificateInfo& certificate : result.tls->chain) {
+        earliest = std::min(earliest, certificate.not_after);
+      }
+      report.last_chain_expiry = earliest;
+    }
+  }
   report.final_url = result.final_url;
   report.remote_ip = result.remote_ip;
   report.remote_port = result.remote_port;
@@ -222,6 +245,22 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
                  static_cast<double>(absl::ToUnixSeconds(*time)));
     }
   };
+  // An info series (value 1, the facts in its labels) in a family of its
+  // own only when some report has it, as a timestamp_gauge.
+  auto info_gauge = [&](absl::string_view name, absl::string_view help,
+                        auto labels_of) {
+    bool any = false;
+    for (const ProbeReport& report : reports) {
+      any = any || labels_of(report).has_value();
+    }
+    if (!any) return;
+    out.Family(name, "gauge", help);
+    for (const ProbeReport& report : reports) {
+      std::optional<MetricsWriter::Labels> extra = labels_of(report);
+      if (!extra.has_value()) continue;
+      out.Sample(name, labels(report, *std::move(extra)), 1);
+    }
+  };
   gauge(
       "probe_dns_lookup_time_seconds",
       "Returns the time taken for probe dns lookup in seconds",
@@ -289,9 +328,37 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
   timestamp_gauge("probe_ssl_earliest_cert_expiry",
                   "Returns earliest SSL cert expiry in unixtime",
                   [](const ProbeReport& r) { return r.cert_expiry; });
+  timestamp_gauge("probe_ssl_last_chain_expiry_timestamp_seconds",
+                  "Returns last SSL chain expiry in timestamp",
+                  [](const ProbeReport& r) { return r.last_chain_expiry; });
+  info_gauge("probe_ssl_last_chain_info",
+             "Contains SSL leaf certificate information",
+             [](const ProbeReport& r) -> std::optional<MetricsWriter::Labels> {
+               if (!r.leaf_certificate.has_value()) return std::nullopt;
+               const CertificateInfo& leaf = *r.leaf_certificate;
+               return MetricsWriter::Labels{
+                   {"fingerprint_sha256", leaf.sha256_fingerprint},
+                   {"issuer", leaf.issuer},
+                   {"serialnumber", leaf.serial},
+                   {"subject", leaf.subject},
+                   {"subjectalternative", absl::StrJoin(leaf.dns_names, ",")}};
+             });
 
   gauge("probe_success", "Displays whether or not the probe was a success",
         [](const ProbeReport& r) { return r.success ? 1.0 : 0.0; });
+
+  info_gauge("probe_tls_cipher_info",
+             "Returns the TLS cipher negotiated during handshake",
+             [](const ProbeReport& r) -> std::optional<MetricsWriter::Labels> {
+               if (!r.leaf_certificate.has_value()) return std::nullopt;
+               return MetricsWriter::Labels{{"cipher", r.tls_cipher}};
+             });
+  info_gauge("probe_tls_version_info",
+             "Returns the TLS version used or NaN when unknown",
+             [](const ProbeReport& r) -> std::optional<MetricsWriter::Labels> {
+               if (!r.leaf_certificate.has_value()) return std::nullopt;
+               return MetricsWriter::Labels{{"version", r.tls_version}};
+             });
 }
 
 std::string ProbeDebugText(const BlackboxModule& module,

@@ -63,6 +63,15 @@ struct ProbeReport {
   int ip_protocol = 0;        // 4 or 6; 0 when no address was reached
   uint32_t ip_addr_hash = 0;  // FNV-1a of the address bytes, as blackbox
   std::optional<absl::Time> cert_expiry;
+  // When the final response came over TLS (ssl): the protocol version as Go
+  // names it ("TLS 1.3", "TLS 1.2", ..., "unknown"), the cipher suite as IANA
+  // does, and the leaf certificate the server presented.
+  std::string tls_version;
+  std::string tls_cipher;
+  std::optional<CertificateInfo> leaf_certificate;
+  // The earliest notAfter of the chain that verified; unset when the module
+  // does not verify (insecure_skip_verify), as there is no verified chain.
+  std::optional<absl::Time> last_chain_expiry;
   // For debug=true.
   std::string final_url;
   std::string remote_ip;

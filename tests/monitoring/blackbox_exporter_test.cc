@@ -27,6 +27,8 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/tls_target_server.h"
 #include "tests/support/wait.h"
 #include "yaml-cpp/yaml.h"
 
@@ -256,6 +258,121 @@ TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
     EXPECT_EQ(request.body, "hello");
   }
   EXPECT_EQ(posts, 2);
+}
+
+// The TLS series over real handshakes: a CA-signed target, verified and
+// not, one that wants a client certificate, and a self-signed one nobody
+// trusts.
+TEST_F(BlackboxExporterTest, TlsTargetsSameSeries) {
+  TestCa ca("fanprobe side-by-side CA");
+  IssueOptions server;
+  server.dns_names = {"localhost", "web.tls.test"};
+  server.ip_addresses = {"127.0.0.1"};
+  TlsTargetServer verified(ca.Issue("localhost", server));
+  TlsTargetServer mutual(ca.Issue("localhost", server),
+                         TlsTargetOptions{.client_ca_pem = ca.cert_pem()});
+  IssueOptions self_signed_options = server;
+  self_signed_options.self_signed = true;
+  TlsTargetServer self_signed(ca.Issue("localhost", self_signed_options));
+  const KeyAndCert client = ca.Issue("prober", IssueOptions{.server = false});
+  const std::string ca_file = dir_.Write("ca.pem", ca.cert_pem());
+  const std::string cert_file = dir_.Write("client.pem", client.cert_pem);
+  const std::string key_file = dir_.Write("client.key", client.key_pem);
+  modules_ = dir_.Write(
+      "tls.yml", absl::StrCat("modules:\n"
+                              "  http_2xx:\n"
+                              "    prober: http\n"
+                              "  verified:\n"
+                              "    prober: http\n"
+                              "    http:\n"
+                              "      tls_config: {ca_file: ",
+                              ca_file,
+                              "}\n"
+                              "  insecure:\n"
+                              "    prober: http\n"
+                              "    http:\n"
+                              "      tls_config: {insecure_skip_verify: true}\n"
+                              "  client_cert:\n"
+                              "    prober: http\n"
+                              "    http:\n"
+                              "      tls_config:\n"
+                              "        ca_file: ",
+                              ca_file, "\n        cert_file: ", cert_file,
+                              "\n        key_file: ", key_file, "\n"));
+  const std::string fanprobe = StartFanprobe();
+  const std::string exporter = StartExporter();
+  ASSERT_FALSE(fanprobe.empty());
+  ASSERT_FALSE(exporter.empty());
+
+  struct Case {
+    std::string module;
+    std::string target;
+    double success;
+  };
+  const std::vector<Case> cases = {
+      {"verified", verified.url("/status/200"), 1},
+      {"insecure", verified.url("/status/200"), 1},
+      {"verified", verified.url("/status/503"), 0},
+      {"client_cert", mutual.url("/status/200"), 1},
+      {"verified", mutual.url("/status/200"), 0},  // no client certificate
+      {"http_2xx", self_signed.url("/status/200"), 0},
+      {"insecure", self_signed.url("/status/200"), 1},
+  };
+  const std::vector<std::string> exact = {
+      "probe_success",
+      "probe_http_status_code",
+      "probe_http_ssl",
+      "probe_http_version",
+      "probe_ssl_earliest_cert_expiry",
+      "probe_ssl_last_chain_expiry_timestamp_seconds",
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.module, " ", c.target));
+    Exposition ours = ProbeThrough(fanprobe, c.module, c.target);
+    Exposition theirs = ProbeThrough(exporter, c.module, c.target);
+    EXPECT_EQ(ours.Value("probe_success"), c.success);
+    std::set<std::string> our_families = ours.FamilyNames();
+    std::set<std::string> their_families = theirs.FamilyNames();
+    our_families.erase("probe_fanprobe_outcome_info");
+    // Newer blackbox_exporter releases than Debian's 0.23 write the cipher
+    // too, and no chain expiry where nothing verified (0.23 writes year 1
+    // there: -62135596800).
+    our_families.erase("probe_tls_cipher_info");
+    if (c.module == "insecure") {
+      EXPECT_EQ(
+          their_families.erase("probe_ssl_last_chain_expiry_timestamp_seconds"),
+          1u);
+      EXPECT_EQ(theirs.Value("probe_ssl_last_chain_expiry_timestamp_seconds"),
+                -62135596800.0);
+    }
+    EXPECT_EQ(our_families, their_families);
+    for (const std::string& name : exact) {
+      if (!their_families.contains(name)) continue;
+      EXPECT_EQ(ours.Value(name), theirs.Value(name)) << name;
+    }
+    // The same version, and the same leaf certificate: Debian's release
+    // has no serial number label yet, so only the labels it has.
+    std::vector<Sample> our_version = ours.Samples("probe_tls_version_info");
+    std::vector<Sample> their_version =
+        theirs.Samples("probe_tls_version_info");
+    ASSERT_EQ(our_version.size(), their_version.size());
+    if (our_version.empty()) continue;
+    EXPECT_EQ(our_version[0].labels, their_version[0].labels);
+    EXPECT_EQ(our_version[0].labels.at("version"), "TLS 1.3");
+    std::vector<Sample> our_leaf = ours.Samples("probe_ssl_last_chain_info");
+    std::vector<Sample> their_leaf =
+        theirs.Samples("probe_ssl_last_chain_info");
+    ASSERT_EQ(our_leaf.size(), 1u);
+    ASSERT_EQ(their_leaf.size(), 1u);
+    LabelSet our_labels = our_leaf[0].labels;
+    EXPECT_FALSE(our_labels["serialnumber"].empty());
+    if (!their_leaf[0].labels.contains("serialnumber")) {
+      our_labels.erase("serialnumber");
+    }
+    EXPECT_EQ(our_labels, their_leaf[0].labels);
+    EXPECT_EQ(our_labels["subjectalternative"], "localhost,web.tls.test");
+    EXPECT_THAT(ours.Samples("probe_tls_cipher_info"), ::testing::SizeIs(1));
+  }
 }
 
 TEST_F(BlackboxExporterTest, BlackboxExporterAcceptsTheModulesFile) {

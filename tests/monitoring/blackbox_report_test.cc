@@ -4,6 +4,7 @@
 #include "monitoring/blackbox_report.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -194,6 +195,90 @@ TEST(ReportTest, TlsRulesOverrideAGoodOutcome) {
   ProbeReport failed =
       ReportProbe(module, "t", Completed(Outcome::kUnexpectedStatus, 500));
   EXPECT_EQ(failed.outcome, "UNEXPECTED_STATUS");
+}
+
+// A probe over TLS: the leaf, then the CA that issued it.
+ProbeResult OverTls() {
+  ProbeResult r = Completed(Outcome::kOk, 200);
+  r.final_url = "https://web.test/";
+  r.tls.emplace();
+  r.tls->version = "TLSv1.2";
+  r.tls->cipher = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+  r.tls->chain.push_back({.subject = "CN=web.test,O=Fan\\, Probe",
+                          .issuer = "CN=Test CA",
+                          .serial = "0a1b",
+                          .sha256_fingerprint = "00ff",
+                          .not_after = absl::FromUnixSeconds(1900000000),
+                          .dns_names = {"web.test", "*.web.test"}});
+  r.tls->chain.push_back({.subject = "CN=Test CA",
+                          .issuer = "CN=Test CA",
+                          .not_after = absl::FromUnixSeconds(1800000000)});
+  r.cert_expiry = absl::FromUnixSeconds(1800000000);
+  return r;
+}
+
+TEST(WriteProbeMetricsTest, TlsSeriesAsBlackboxExporterWritesThem) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  MetricsWriter out;
+  WriteProbeMetrics({ReportProbe(module, "t", OverTls())},
+                    /*target_labels=*/false, out);
+  Exposition m = ParseOrFail(out.text());
+  EXPECT_EQ(m.Value("probe_tls_version_info", {{"version", "TLS 1.2"}}), 1);
+  EXPECT_EQ(m.Value("probe_tls_cipher_info",
+                    {{"cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}}),
+            1);
+  // The leaf's facts; its DNS names joined by commas, as Go's DNSNames.
+  EXPECT_EQ(m.Value("probe_ssl_last_chain_info",
+                    {{"fingerprint_sha256", "00ff"},
+                     {"issuer", "CN=Test CA"},
+                     {"serialnumber", "0a1b"},
+                     {"subject", "CN=web.test,O=Fan\\, Probe"},
+                     {"subjectalternative", "web.test,*.web.test"}}),
+            1);
+  // The earliest expiry of the verified chain: the CA's here.
+  EXPECT_EQ(m.Value("probe_ssl_last_chain_expiry_timestamp_seconds"),
+            1800000000);
+  EXPECT_EQ(m.Value("probe_ssl_earliest_cert_expiry"), 1800000000);
+
+  // Without verification there is no verified chain, so no chain expiry
+  // (blackbox_exporter 0.23 wrote year 1 there, -62135596800; later
+  // releases leave it out); the rest stays.
+  module.options.tls_verify = false;
+  MetricsWriter insecure;
+  WriteProbeMetrics({ReportProbe(module, "t", OverTls())},
+                    /*target_labels=*/false, insecure);
+  std::set<std::string> families = ParseOrFail(insecure.text()).FamilyNames();
+  EXPECT_FALSE(
+      families.contains("probe_ssl_last_chain_expiry_timestamp_seconds"));
+  EXPECT_TRUE(families.contains("probe_ssl_last_chain_info"));
+  EXPECT_TRUE(families.contains("probe_tls_version_info"));
+
+  // Over plain http, none of them.
+  module.options.tls_verify = true;
+  MetricsWriter plain;
+  WriteProbeMetrics({ReportProbe(module, "t", Completed(Outcome::kOk, 200))},
+                    /*target_labels=*/false, plain);
+  families = ParseOrFail(plain.text()).FamilyNames();
+  for (const char* name : {"probe_ssl_earliest_cert_expiry",
+                           "probe_ssl_last_chain_expiry_timestamp_seconds",
+                           "probe_ssl_last_chain_info", "probe_tls_cipher_info",
+                           "probe_tls_version_info"}) {
+    EXPECT_FALSE(families.contains(name)) << name;
+  }
+}
+
+TEST(ReportTest, TlsVersionsAsGoNamesThem) {
+  BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
+  for (const auto& [openssl, go] :
+       std::vector<std::pair<std::string, std::string>>{{"TLSv1.3", "TLS 1.3"},
+                                                        {"TLSv1.2", "TLS 1.2"},
+                                                        {"TLSv1.1", "TLS 1.1"},
+                                                        {"TLSv1", "TLS 1.0"},
+                                                        {"SSLv3", "unknown"}}) {
+    ProbeResult r = OverTls();
+    r.tls->version = openssl;
+    EXPECT_EQ(ReportProbe(module, "t", r).tls_version, go) << openssl;
+  }
 }
 
 TEST(WriteProbeMetricsTest, OneTargetHasBlackboxExportersShape) {
