@@ -485,6 +485,83 @@ std::optional<std::string> ResolveCredential(const Credential& credential,
   return std::string(absl::StripAsciiWhitespace(*text));
 }
 
+// The headers prometheus/common's http_headers may not set: they change the
+// connection, or the client sets them itself.
+constexpr absl::string_view kReservedHeaders[] = {
+    "Authorization",
+    "Host",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "User-Agent",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Www-Authenticate",
+    "Accept-Encoding",
+    "X-Prometheus-Remote-Write-Version",
+    "X-Prometheus-Remote-Read-Version",
+    "X-Prometheus-Scrape-Timeout-Seconds",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+};
+
+// http_headers (prometheus/common): for each header, `values`, `secrets`
+// and `files` (each file's content less the whitespace around it), every
+// one sent as a header line of its own after the module's `headers`.
+// Files are read at load and reload, as the credential files are.
+void ParseHttpHeaders(const YAML::Node& node, absl::string_view path,
+                      BlackboxModule& module, Problems& problems) {
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    problems.Add(path, "want a map of headers");
+    return;
+  }
+  for (const auto& header : node) {
+    const std::string name = KeyOf(header.first);
+    const std::string header_path = absl::StrCat(path, ".", name);
+    bool reserved = false;
+    for (absl::string_view other : kReservedHeaders) {
+      reserved = reserved || absl::EqualsIgnoreCase(name, other);
+    }
+    if (reserved) {
+      problems.Add(header_path, absl::StrCat("setting header \"", name,
+                                             "\" is not allowed"));
+      continue;
+    }
+    if (header.second.IsNull()) continue;
+    if (!header.second.IsMap()) {
+      problems.Add(header_path, "want a map of values, secrets and files");
+      continue;
+    }
+    CheckKeys(header.second, header_path, {"values", "secrets", "files"},
+              problems);
+    for (absl::string_view kind : {"values", "secrets", "files"}) {
+      const YAML::Node list = header.second[std::string(kind)];
+      if (!list.IsDefined() || list.IsNull()) continue;
+      const std::string list_path = absl::StrCat(header_path, ".", kind);
+      if (!list.IsSequence()) {
+        problems.Add(list_path, "want a list");
+        continue;
+      }
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string item_path = absl::StrCat(list_path, "[", i, "]");
+        std::optional<std::string> text = Scalar(list[i], item_path, problems);
+        if (!text.has_value()) continue;
+        if (kind == "files") {
+          text = ResolveCredential(
+              Credential{.file = *std::move(text), .file_path = item_path},
+              module);
+          if (!text.has_value()) continue;
+        }
+        module.options.headers.emplace_back(name, *std::move(text));
+      }
+    }
+  }
+}
+
 bool HasHeader(const Headers& headers, absl::string_view name) {
   return std::any_of(headers.begin(), headers.end(), [name](const auto& h) {
     return absl::EqualsIgnoreCase(h.first, name);
@@ -885,16 +962,15 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
     } else if (key == "proxy_from_environment") {
       std::optional<bool> flag = Bool(value, key_path, problems);
       if (flag.value_or(false)) Unsupported(key_path, "a proxy", module);
-    } else if (key == "proxy_connect_header" || key == "http_headers") {
+    } else if (key == "http_headers") {
+      ParseHttpHeaders(value, key_path, module, problems);
+    } else if (key == "proxy_connect_header") {
       if (value.IsNull()) continue;
       if (!value.IsMap()) {
         problems.Add(key_path, "want a map of headers");
         continue;
       }
-      Unsupported(
-          key_path,
-          key == "http_headers" ? "http_headers (use headers)" : "a proxy",
-          module);
+      Unsupported(key_path, "a proxy", module);
     } else if (key == "skip_resolve_phase_with_proxy" ||
                key == "enable_http2") {
       std::optional<bool> flag = Bool(value, key_path, problems);

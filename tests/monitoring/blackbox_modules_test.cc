@@ -21,6 +21,7 @@ namespace fanprobe::monitoring {
 namespace {
 
 using ::fanprobe::testing::TempDir;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -253,6 +254,71 @@ modules:
                   "modules.ssh: prober \"tcp\" is not supported by fanprobe")));
 }
 
+TEST(BlackboxModulesTest, HttpHeadersBecomeRequestHeaders) {
+  TempDir dir;
+  const std::string token = dir.Write("token", "  from-file\n");
+  const BlackboxModule m = ParseOne(absl::StrCat(R"(
+modules:
+  m:
+    prober: http
+    http:
+      headers: {X-A: first}
+      http_headers:
+        X-A: {values: [second, third]}
+        X-Token: {secrets: [hidden], files: [)",
+                                                 token, R"(]}
+        X-Empty:
+)"),
+                                    "m");
+  EXPECT_THAT(m.unsupported, ::testing::IsEmpty());
+  // Every value a header line of its own, after the module's headers; a
+  // file's content less the whitespace around it.
+  EXPECT_THAT(m.options.headers,
+              ElementsAre(Pair("X-A", "first"), Pair("X-A", "second"),
+                          Pair("X-A", "third"), Pair("X-Token", "hidden"),
+                          Pair("X-Token", "from-file")));
+}
+
+TEST(BlackboxModulesTest, HttpHeadersAsPrometheusCommonRefusesThem) {
+  absl::StatusOr<BlackboxModules> bad = ParseBlackboxModules(R"(
+modules:
+  m:
+    prober: http
+    http:
+      http_headers:
+        user-agent: {values: [me]}
+        Host: {values: [h.test]}
+        X-List: [a]
+        X-Odd: {value: [a]}
+        X-Map: {values: {a: b}}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              AllOf(HasSubstr("modules.m.http.http_headers.user-agent: setting "
+                              "header \"user-agent\" is not allowed"),
+                    HasSubstr("modules.m.http.http_headers.Host: setting "
+                              "header \"Host\" is not allowed"),
+                    HasSubstr("modules.m.http.http_headers.X-List: want a map "
+                              "of values, secrets and files"),
+                    HasSubstr("modules.m.http.http_headers.X-Odd.value: "
+                              "unknown key"),
+                    HasSubstr("modules.m.http.http_headers.X-Map.values: "
+                              "want a list")));
+  // A file that cannot be read: the module loads, its probes fail naming it.
+  const BlackboxModule missing = ParseOne(R"(
+modules:
+  m:
+    prober: http
+    http:
+      http_headers: {X-Token: {files: [/nonexistent/token]}}
+)",
+                                          "m");
+  EXPECT_THAT(missing.unsupported,
+              ElementsAre(HasSubstr("modules.m.http.http_headers.X-Token."
+                                    "files[0]: cannot read "
+                                    "\"/nonexistent/token\"")));
+}
+
 TEST(BlackboxModulesTest, OptionsFanprobeCannotHonourLoadAndAreListed) {
   const BlackboxModule m = ParseOne(R"(
 modules:
@@ -262,7 +328,6 @@ modules:
       oauth2: {client_id: i, token_url: "http://127.0.0.1:1/token"}
       proxy_url: "http://127.0.0.1:3128"
       skip_resolve_phase_with_proxy: true
-      http_headers: {X-A: {values: [a]}}
       fail_if_body_json_matches_cel: 'body.ok == false'
       tls_config: {server_name: s.test, max_version: TLS12}
 )",
@@ -271,7 +336,6 @@ modules:
       m.unsupported,
       ElementsAre(HasSubstr("modules.m.http.oauth2: OAuth 2.0"),
                   HasSubstr("modules.m.http.proxy_url: a proxy"),
-                  HasSubstr("modules.m.http.http_headers:"),
                   HasSubstr("modules.m.http.fail_if_body_json_matches_cel:"),
                   HasSubstr("modules.m.http.tls_config.server_name:"),
                   HasSubstr("modules.m.http.tls_config.max_version:")));

@@ -225,6 +225,26 @@ TEST_F(ModulesMappedTest, AnUnreadableSecretFileFailsTheProbeNamingTheFile) {
   EXPECT_EQ(target_.Stats().http.requests, 0);  // nothing was sent
 }
 
+TEST_F(ModulesMappedTest, HttpHeadersAreSentEveryValueOnItsOwnLine) {
+  const std::string token_file = dir_.Write("token", "tok-from-file\n");
+  Start(absl::StrCat(R"(modules:
+  tagged:
+    prober: http
+    http:
+      headers: {X-Tag: from-headers}
+      http_headers:
+        X-Tag: {values: [one, two]}
+        X-Token: {secrets: [tok-secret], files: [)",
+                     token_file, R"(]}
+)"));
+  EXPECT_EQ(
+      Probe(target_.url("/echo_headers"), "tagged").Value("probe_success"), 1);
+  EXPECT_THAT(Received("/echo_headers", "X-Tag"),
+              ::testing::ElementsAre("from-headers", "one", "two"));
+  EXPECT_THAT(Received("/echo_headers", "X-Token"),
+              ::testing::ElementsAre("tok-secret", "tok-from-file"));
+}
+
 TEST_F(ModulesMappedTest, SecretsNeverShowInDebugOutput) {
   const std::string password_file = dir_.Write("password", "file-pass-77\n");
   Start(absl::StrCat(R"(modules:
@@ -246,11 +266,15 @@ TEST_F(ModulesMappedTest, SecretsNeverShowInDebugOutput) {
     prober: http
     http:
       authorization: {type: Token, credentials: auth-cred-33}
+  http_headers:
+    prober: http
+    http:
+      http_headers: {X-Token: {secrets: [header-secret-55]}}
 )"));
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"basic", "inline-pass-42"}, {"basic_file", "file-pass-77"},
       {"bearer", "bearer-tok-99"}, {"bearer", "cookie-val-11"},
-      {"auth", "auth-cred-33"},
+      {"auth", "auth-cred-33"},    {"http_headers", "header-secret-55"},
   };
   for (const auto& [module, secret] : cases) {
     SCOPED_TRACE(module);
