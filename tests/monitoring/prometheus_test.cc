@@ -9,6 +9,8 @@
 // The config is the shipped one with only what a test must change: the
 // fanprobe address, the targets, and a 1 s scrape interval.
 
+#include "tests/support/prometheus.h"
+
 #include <fstream>
 #include <map>
 #include <memory>
@@ -22,13 +24,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/monitoring/http_side.h"
 #include "tests/support/http_client.h"
 #include "tests/support/prom_text.h"
-#include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -44,66 +43,6 @@ constexpr char kShippedAddress[] = "127.0.0.1:9116";
 constexpr absl::Duration kPrometheusPatience = absl::Seconds(45);
 // How often it is asked meanwhile.
 constexpr absl::Duration kPoll = absl::Milliseconds(50);
-
-struct Series {
-  LabelSet labels;
-  double value = 0;
-};
-
-// The instant query `query` through /api/v1/query; nullopt if Prometheus
-// did not answer with success.
-std::optional<std::vector<Series>> Query(const std::string& prometheus,
-                                         const std::string& query) {
-  HttpReply reply =
-      HttpGet(prometheus, "/api/v1/query?query=" + UrlEncode(query));
-  if (reply.status != 200) return std::nullopt;
-  google::protobuf::Struct json;
-  if (!google::protobuf::util::JsonStringToMessage(reply.body, &json).ok()) {
-    return std::nullopt;
-  }
-  const auto& fields = json.fields();
-  if (!fields.contains("status") ||
-      fields.at("status").string_value() != "success") {
-    return std::nullopt;
-  }
-  std::vector<Series> series;
-  for (const auto& item : fields.at("data")
-                              .struct_value()
-                              .fields()
-                              .at("result")
-                              .list_value()
-                              .values()) {
-    const auto& result = item.struct_value().fields();
-    Series s;
-    for (const auto& [name, value] :
-         result.at("metric").struct_value().fields()) {
-      s.labels[name] = value.string_value();
-    }
-    // "value": [<unix time>, "<value as a string>"]
-    s.value =
-        std::stod(result.at("value").list_value().values(1).string_value());
-    series.push_back(std::move(s));
-  }
-  return series;
-}
-
-// The value of the one series of `series` whose labels include `want`.
-std::optional<double> ValueWith(const std::vector<Series>& series,
-                                const LabelSet& want) {
-  std::optional<double> found;
-  for (const Series& s : series) {
-    bool match = true;
-    for (const auto& [name, value] : want) {
-      auto it = s.labels.find(name);
-      match = match && it != s.labels.end() && it->second == value;
-    }
-    if (match) {
-      if (found.has_value()) return std::nullopt;  // ambiguous
-      found = s.value;
-    }
-  }
-  return found;
-}
 
 // deploy/prometheus/prometheus.yml with fanprobe at `fanprobe`, the
 // blackbox-style job's targets in targets/http_2xx.yml, the several-target
@@ -159,41 +98,6 @@ void WriteConfig(const TempDir& dir, const std::string& fanprobe,
   dir.Write("rules/fanprobe.yml", text.str());
 }
 
-// Starts Prometheus on dir/prometheus.yml and a free port (`address`),
-// ready to answer; null, with the test failed, when it cannot.  A port
-// another process takes between FreePort() and Prometheus binding it makes
-// Prometheus exit at once; then it tries another.
-std::unique_ptr<Subprocess> StartPrometheus(const std::string& binary,
-                                            const TempDir& dir,
-                                            std::string* address) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    *address = absl::StrCat("127.0.0.1:", FreePort());
-    auto started = std::make_unique<Subprocess>(
-        std::vector<std::string>{
-            binary, "--config.file=" + dir.path() + "/prometheus.yml",
-            "--storage.tsdb.path=" + dir.path() + "/data",
-            "--web.listen-address=" + *address, "--log.level=warn"},
-        SubprocessOptions{.output_file = dir.File("prometheus.log")});
-    bool exited = false;
-    if (!WaitUntil(
-            [&] {
-              exited = started->TryWait(absl::ZeroDuration()).has_value();
-              return exited || HttpGet(*address, "/-/ready").status == 200;
-            },
-            kPrometheusPatience, kPoll)) {
-      ADD_FAILURE() << "Prometheus not ready: " << started->OutputFile();
-      return nullptr;
-    }
-    if (!exited) return started;
-    if (!absl::StrContains(started->OutputFile(), "address already in use")) {
-      ADD_FAILURE() << "Prometheus exited: " << started->OutputFile();
-      return nullptr;
-    }
-  }
-  ADD_FAILURE() << "no free port for Prometheus";
-  return nullptr;
-}
-
 TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
   std::optional<std::string> prometheus_binary = FindTool("prometheus");
   if (!prometheus_binary.has_value()) {
@@ -207,52 +111,53 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
 
   TempDir dir;
   WriteConfig(dir, fanprobe.address(), {good, failing}, {good, failing});
-  std::string address;
-  std::unique_ptr<Subprocess> process =
-      StartPrometheus(*prometheus_binary, dir, &address);
-  ASSERT_NE(process, nullptr);
+  std::unique_ptr<Prometheus> prometheus =
+      Prometheus::Start(*prometheus_binary, dir, kPrometheusPatience);
+  ASSERT_NE(prometheus, nullptr);
 
   // Two blackbox-style series (instance = the target) and two from the
   // several-target scrape (target = the target).
-  std::vector<Series> success;
+  std::vector<Prometheus::Series> success;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        std::optional<std::vector<Series>> result =
-            Query(address, "probe_success");
+        std::optional<std::vector<Prometheus::Series>> result =
+            prometheus->Query("probe_success");
         if (result.has_value()) success = *result;
         return success.size() == 4;
       },
       kPrometheusPatience, kPoll))
       << success.size() << " probe_success series\n"
-      << process->OutputFile();
-  EXPECT_EQ(
-      ValueWith(success, {{"job", "fanprobe_http_2xx"}, {"instance", good}}),
-      1);
-  EXPECT_EQ(
-      ValueWith(success, {{"job", "fanprobe_http_2xx"}, {"instance", failing}}),
-      0);
-  EXPECT_EQ(ValueWith(success, {{"job", "fanprobe_multi"}, {"target", good}}),
+      << prometheus->Log();
+  EXPECT_EQ(Prometheus::ValueWith(
+                success, {{"job", "fanprobe_http_2xx"}, {"instance", good}}),
             1);
-  EXPECT_EQ(
-      ValueWith(success, {{"job", "fanprobe_multi"}, {"target", failing}}), 0);
+  EXPECT_EQ(Prometheus::ValueWith(
+                success, {{"job", "fanprobe_http_2xx"}, {"instance", failing}}),
+            0);
+  EXPECT_EQ(Prometheus::ValueWith(
+                success, {{"job", "fanprobe_multi"}, {"target", good}}),
+            1);
+  EXPECT_EQ(Prometheus::ValueWith(
+                success, {{"job", "fanprobe_multi"}, {"target", failing}}),
+            0);
 
-  std::optional<std::vector<Series>> status =
-      Query(address, "probe_http_status_code{job=\"fanprobe_http_2xx\"}");
+  std::optional<std::vector<Prometheus::Series>> status =
+      prometheus->Query("probe_http_status_code{job=\"fanprobe_http_2xx\"}");
   ASSERT_TRUE(status.has_value());
-  EXPECT_EQ(ValueWith(*status, {{"instance", failing}}), 503);
-  std::optional<std::vector<Series>> outcome =
-      Query(address, "probe_fanprobe_outcome_info{job=\"fanprobe_http_2xx\"}");
+  EXPECT_EQ(Prometheus::ValueWith(*status, {{"instance", failing}}), 503);
+  std::optional<std::vector<Prometheus::Series>> outcome = prometheus->Query(
+      "probe_fanprobe_outcome_info{job=\"fanprobe_http_2xx\"}");
   ASSERT_TRUE(outcome.has_value());
-  EXPECT_EQ(ValueWith(*outcome, {{"instance", failing},
-                                 {"outcome", "UNEXPECTED_STATUS"}}),
+  EXPECT_EQ(Prometheus::ValueWith(*outcome, {{"instance", failing},
+                                             {"outcome", "UNEXPECTED_STATUS"}}),
             1);
 
   // Prometheus took /metrics too, and (once a scrape of /metrics follows a
   // /probe) it counts the /probe batches.
-  std::vector<Series> up;
+  std::vector<Prometheus::Series> up;
   EXPECT_TRUE(WaitUntil(
       [&] {
-        up = Query(address, "up{job=\"fanprobe\"}").value_or(up);
+        up = prometheus->Query("up{job=\"fanprobe\"}").value_or(up);
         return !up.empty();
       },
       kPrometheusPatience, kPoll));
@@ -261,10 +166,10 @@ TEST(PrometheusTest, ShippedScrapeConfigSeesProbeSuccessThroughFanprobe) {
   double batches = 0;
   EXPECT_TRUE(WaitUntil(
       [&] {
-        std::optional<std::vector<Series>> result = Query(
-            address,
-            "fanprobe_batches_total{api=\"http\",reason=\"ALL_COMPLETED\","
-            "return_when=\"ALL_COMPLETED\"}");
+        std::optional<std::vector<Prometheus::Series>> result =
+            prometheus->Query(
+                "fanprobe_batches_total{api=\"http\",reason=\"ALL_COMPLETED\","
+                "return_when=\"ALL_COMPLETED\"}");
         if (result.has_value() && result->size() == 1) {
           batches = (*result)[0].value;
         }
@@ -317,23 +222,23 @@ TEST(PrometheusTest, ScrapesTheHttpSideOverMutualTls) {
   out << config;
   dir.Write("prometheus.yml", out.c_str());
 
-  std::string address;
-  std::unique_ptr<Subprocess> process =
-      StartPrometheus(*prometheus_binary, dir, &address);
-  ASSERT_NE(process, nullptr);
+  std::unique_ptr<Prometheus> prometheus =
+      Prometheus::Start(*prometheus_binary, dir, kPrometheusPatience);
+  ASSERT_NE(prometheus, nullptr);
   std::optional<double> success, refused;
   EXPECT_TRUE(WaitUntil(
       [&] {
-        success = ValueWith(
-            Query(address, "probe_success").value_or(std::vector<Series>()),
+        success = Prometheus::ValueWith(
+            prometheus->Query("probe_success")
+                .value_or(std::vector<Prometheus::Series>()),
             {{"job", "fanprobe_tls"}});
-        refused =
-            ValueWith(Query(address, "up").value_or(std::vector<Series>()),
-                      {{"job", "fanprobe_no_cert"}});
+        refused = Prometheus::ValueWith(
+            prometheus->Query("up").value_or(std::vector<Prometheus::Series>()),
+            {{"job", "fanprobe_no_cert"}});
         return success.has_value() && refused.has_value();
       },
       kPrometheusPatience, kPoll))
-      << process->OutputFile();
+      << prometheus->Log();
   EXPECT_EQ(success, 1);
   EXPECT_EQ(refused, 0);
 }

@@ -7,7 +7,7 @@
 //   TempDir dir;
 //   dir.Write("prometheus.yml", config);   // scrape configs, rule_files
 //   std::unique_ptr<Prometheus> prometheus =
-//       Prometheus::Start(*FindTool("prometheus"), dir);
+//       Prometheus::Start(*FindTool("prometheus"), dir, absl::Seconds(45));
 //   ASSERT_NE(prometheus, nullptr);
 //   ASSERT_TRUE(WaitUntil([&] {
 //     return Prometheus::ValueWith(
