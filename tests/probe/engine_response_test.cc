@@ -29,6 +29,7 @@ using ::fanprobe::testing::DnsServer;
 using ::fanprobe::testing::Fault;
 using ::fanprobe::testing::FaultServer;
 using ::fanprobe::testing::Options;
+using ::fanprobe::testing::RecordedRequest;
 using ::fanprobe::testing::Target;
 using ::fanprobe::testing::TargetServer;
 using ::testing::Contains;
@@ -397,8 +398,9 @@ TEST_F(EngineResponseTest, WithoutAcceptEncodingTheBodyIsTakenAsItComes) {
   EXPECT_EQ(r.outcome, Outcome::kBodyMismatch);
   EXPECT_EQ(r.decoded_body_bytes, r.body_bytes);
   EXPECT_LT(r.body_bytes, 1000u);
-  ASSERT_EQ(server_.Requests().size(), 1u);
-  for (const auto& [name, value] : server_.Requests()[0].headers) {
+  const std::vector<RecordedRequest> requests = server_.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  for (const auto& [name, value] : requests[0].headers) {
     EXPECT_FALSE(absl::EqualsIgnoreCase(name, "Accept-Encoding")) << value;
   }
 }
