@@ -155,7 +155,10 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
     }
     report.uncompressed_body_bytes = 0;
   }
-  report.cert_expiry = result.cert_expiry;
+  // blackbox_exporter writes the TLS series only for a response that came
+  // over TLS: not for a handshake that completed before the request failed
+  // (a server that wanted a client certificate and got none).
+  if (report.ssl) report.cert_expiry = result.cert_expiry;
   if (report.ssl && !result.tls->chain.empty()) {
     report.tls_version = GoTlsVersion(result.tls->version);
     report.tls_cipher = result.tls->cipher;

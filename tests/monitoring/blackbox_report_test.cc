@@ -253,6 +253,18 @@ TEST(WriteProbeMetricsTest, TlsSeriesAsBlackboxExporterWritesThem) {
   EXPECT_TRUE(families.contains("probe_ssl_last_chain_info"));
   EXPECT_TRUE(families.contains("probe_tls_version_info"));
 
+  // A handshake that completed before the request failed (the server
+  // wanted a client certificate): no response came over TLS, so none.
+  ProbeResult refused = OverTls();
+  refused.outcome = Outcome::kTlsError;
+  refused.status_code = 0;
+  MetricsWriter failed;
+  WriteProbeMetrics({ReportProbe(module, "t", refused)},
+                    /*target_labels=*/false, failed);
+  EXPECT_FALSE(ParseOrFail(failed.text())
+                   .FamilyNames()
+                   .contains("probe_ssl_earliest_cert_expiry"));
+
   // Over plain http, none of them.
   module.options.tls_verify = true;
   MetricsWriter plain;
