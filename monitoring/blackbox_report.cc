@@ -230,39 +230,45 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
       out.Sample(name, labels(report), value_of(report));
     }
   };
-  // A time, as Unix seconds, in a family of its own only when some report
-  // has it: blackbox_exporter registers such a gauge (Last-Modified, a
-  // certificate's expiry) only when it has a value.
-  auto timestamp_gauge = [&](absl::string_view name, absl::string_view help,
-                             auto time_of) {
+  // A family only some reports have a sample in, written only when one
+  // does: blackbox_exporter registers such a gauge (Last-Modified, a
+  // certificate's expiry, the TLS facts) only when it has a value.
+  // `sample_of` gives a report's extra labels and value, or nullopt.
+  using OptionalSample =
+      std::optional<std::pair<MetricsWriter::Labels, double>>;
+  auto optional_gauge = [&](absl::string_view name, absl::string_view help,
+                            auto sample_of) {
     bool any = false;
     for (const ProbeReport& report : reports) {
-      any = any || time_of(report).has_value();
+      any = any || sample_of(report).has_value();
     }
     if (!any) return;
     out.Family(name, "gauge", help);
     for (const ProbeReport& report : reports) {
-      const std::optional<absl::Time> time = time_of(report);
-      if (!time.has_value()) continue;
-      out.Sample(name, labels(report),
-                 static_cast<double>(absl::ToUnixSeconds(*time)));
+      OptionalSample sample = sample_of(report);
+      if (!sample.has_value()) continue;
+      out.Sample(name, labels(report, std::move(sample->first)),
+                 sample->second);
     }
   };
-  // An info series (value 1, the facts in its labels) in a family of its
-  // own only when some report has it, as a timestamp_gauge.
+  // A time, as Unix seconds.
+  auto timestamp_gauge = [&](absl::string_view name, absl::string_view help,
+                             auto time_of) {
+    optional_gauge(name, help, [&](const ProbeReport& r) -> OptionalSample {
+      const std::optional<absl::Time> time = time_of(r);
+      if (!time.has_value()) return std::nullopt;
+      return std::pair(MetricsWriter::Labels{},
+                       static_cast<double>(absl::ToUnixSeconds(*time)));
+    });
+  };
+  // An info series: value 1, the facts in its labels.
   auto info_gauge = [&](absl::string_view name, absl::string_view help,
                         auto labels_of) {
-    bool any = false;
-    for (const ProbeReport& report : reports) {
-      any = any || labels_of(report).has_value();
-    }
-    if (!any) return;
-    out.Family(name, "gauge", help);
-    for (const ProbeReport& report : reports) {
-      std::optional<MetricsWriter::Labels> extra = labels_of(report);
-      if (!extra.has_value()) continue;
-      out.Sample(name, labels(report, *std::move(extra)), 1);
-    }
+    optional_gauge(name, help, [&](const ProbeReport& r) -> OptionalSample {
+      std::optional<MetricsWriter::Labels> extra = labels_of(r);
+      if (!extra.has_value()) return std::nullopt;
+      return std::pair(*std::move(extra), 1.0);
+    });
   };
   gauge(
       "probe_dns_lookup_time_seconds",
