@@ -343,6 +343,11 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
         problems.Add(key_path, "want TLS10, TLS11, TLS12 or TLS13");
       } else if (key == "max_version") {
         Unsupported(key_path, "a TLS version cap", module);
+      } else if (*value == "TLS13") {
+        // The engine's floor is TLS 1.2 (OpenSSL 3 refuses older versions
+        // at its default security level), so TLS10 to TLS12 ask nothing
+        // more; a TLS 1.3 floor it cannot keep.
+        Unsupported(key_path, "a TLS 1.3 floor", module);
       }
     } else if (key == "server_name") {
       if (Scalar(entry.second, key_path, problems).has_value()) {

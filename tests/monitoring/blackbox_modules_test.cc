@@ -329,7 +329,7 @@ modules:
       proxy_url: "http://127.0.0.1:3128"
       skip_resolve_phase_with_proxy: true
       fail_if_body_json_matches_cel: 'body.ok == false'
-      tls_config: {server_name: s.test, max_version: TLS12}
+      tls_config: {server_name: s.test, max_version: TLS12, min_version: TLS13}
 )",
                                     "m");
   EXPECT_THAT(
@@ -338,7 +338,9 @@ modules:
                   HasSubstr("modules.m.http.proxy_url: a proxy"),
                   HasSubstr("modules.m.http.fail_if_body_json_matches_cel:"),
                   HasSubstr("modules.m.http.tls_config.server_name:"),
-                  HasSubstr("modules.m.http.tls_config.max_version:")));
+                  HasSubstr("modules.m.http.tls_config.max_version:"),
+                  HasSubstr("modules.m.http.tls_config.min_version: a TLS "
+                            "1.3 floor")));
   // identity is no compression at all: nothing unsupported.
   EXPECT_THAT(ParseOne("modules: {m: {prober: http, http: {compression: "
                        "identity}}}",
