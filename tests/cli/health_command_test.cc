@@ -5,8 +5,16 @@
 
 #include "cli/health_command.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,6 +24,7 @@
 #include "cli/flags.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/test_server.h"
 
@@ -49,6 +58,50 @@ TEST(RunHealthCommandTest, ServingPrintsItAndExitsZero) {
   std::ostringstream out;
   std::ostringstream err;
   EXPECT_EQ(RunHealthCommand({.server = server.address()}, out, err), kExitOk);
+  EXPECT_EQ(out.str(), "SERVING\n");
+  EXPECT_EQ(err.str(), "");
+}
+
+// A port that takes one connection and closes it at once, as a server
+// that is still starting or restarting may; then the server comes up on
+// it.  The first call fails; the command waits for a connection and asks
+// again, within its timeout.
+TEST(RunHealthCommandTest, AConnectionThatFailsIsWaitedForWithinTheTimeout) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  const int one = 1;
+  ASSERT_EQ(setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)),
+            0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  ASSERT_EQ(
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string server_address =
+      absl::StrCat("127.0.0.1:", ntohs(address.sin_port));
+
+  std::ostringstream out;
+  std::ostringstream err;
+  int code = -1;
+  std::thread health([&] {
+    code = RunHealthCommand(
+        {.server = server_address, .timeout = absl::Seconds(60)}, out, err);
+  });
+  // The command's first connection: taken and closed unanswered.
+  const int first = accept(listener, nullptr, nullptr);
+  EXPECT_GE(first, 0);
+  close(first);
+  close(listener);
+  server::ServerOptions options;
+  options.grpc_address = server_address;
+  absl::StatusOr<std::unique_ptr<server::Server>> server =
+      server::Server::Start(std::move(options));
+  EXPECT_TRUE(server.ok()) << server.status();
+  health.join();
+  EXPECT_EQ(code, kExitOk) << err.str();
   EXPECT_EQ(out.str(), "SERVING\n");
   EXPECT_EQ(err.str(), "");
 }
