@@ -37,14 +37,27 @@ int RunHealthCommand(const HealthCommand& command, std::ostream& out,
     err << "fanprobe: " << connection.status().message() << "\n";
     return kExitUsage;
   }
-  std::unique_ptr<health::Health::Stub> stub =
-      health::Health::NewStub(connection->NewChannel(command.server));
-  grpc::ClientContext context;
-  connection->Authorize(context);
-  context.set_deadline(absl::ToChronoTime(absl::Now() + command.timeout));
+  const std::shared_ptr<grpc::Channel> channel =
+      connection->NewChannel(command.server);
+  std::unique_ptr<health::Health::Stub> stub = health::Health::NewStub(channel);
+  const absl::Time deadline = absl::Now() + command.timeout;
   health::HealthCheckResponse response;
-  const grpc::Status status =
-      stub->Check(&context, health::HealthCheckRequest(), &response);
+  auto check = [&] {
+    grpc::ClientContext context;
+    connection->Authorize(context);
+    context.set_deadline(absl::ToChronoTime(deadline));
+    return stub->Check(&context, health::HealthCheckRequest(), &response);
+  };
+  grpc::Status status = check();
+  // A connection that failed (a server still starting, a connection reset
+  // while it was set up) fails the first call at once.  As
+  // grpc_health_probe and Kubernetes' gRPC probe, wait for a connection
+  // until the timeout and ask again; if none comes, the first error says
+  // why.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      channel->WaitForConnected(absl::ToChronoTime(deadline))) {
+    status = check();
+  }
   if (!status.ok()) {
     err << "fanprobe: health check of " << command.server
         << " failed: " << Describe(status) << "\n";
