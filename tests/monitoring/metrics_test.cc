@@ -29,6 +29,7 @@
 #include "tests/support/prom_text.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::monitoring {
 namespace {
@@ -336,7 +337,14 @@ TEST(CollectorsTest, ARealEngineMovesItsFigures) {
   ASSERT_EQ(results.size(), 2u);
   const Exposition after = ParseOrFail(metrics.Render());
   EXPECT_EQ(after.Value("fanprobe_dns_lookups_total"), 2);
-  EXPECT_EQ(after.Value("fanprobe_dns_lookups_pending"), 0);
+  // The worker takes its pending count at the end of its event-loop turn,
+  // which may end after the batch's last callback: wait for that turn.
+  EXPECT_TRUE(fanprobe::testing::WaitUntil(
+      [&] {
+        return ParseOrFail(metrics.Render())
+                   .Value("fanprobe_dns_lookups_pending") == 0;
+      },
+      absl::Seconds(30), absl::Milliseconds(10)));
   EXPECT_GT(*after.Value("fanprobe_event_loop_lag_seconds_count"),
             *before.Value("fanprobe_event_loop_lag_seconds_count"));
   EXPECT_EQ(after.Value("fanprobe_transport_handles_discarded_total"), 0);
