@@ -238,16 +238,15 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
       std::optional<std::pair<MetricsWriter::Labels, double>>;
   auto optional_gauge = [&](absl::string_view name, absl::string_view help,
                             auto sample_of) {
-    bool any = false;
-    for (const ProbeReport& report : reports) {
-      any = any || sample_of(report).has_value();
-    }
-    if (!any) return;
-    out.Family(name, "gauge", help);
+    std::vector<std::pair<const ProbeReport*, OptionalSample>> samples;
     for (const ProbeReport& report : reports) {
       OptionalSample sample = sample_of(report);
-      if (!sample.has_value()) continue;
-      out.Sample(name, labels(report, std::move(sample->first)),
+      if (sample.has_value()) samples.emplace_back(&report, std::move(sample));
+    }
+    if (samples.empty()) return;
+    out.Family(name, "gauge", help);
+    for (auto& [report, sample] : samples) {
+      out.Sample(name, labels(*report, std::move(sample->first)),
                  sample->second);
     }
   };
