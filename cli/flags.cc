@@ -217,6 +217,36 @@ void AddProbeOptionFlags(CLI::App* probe, ProbeFlags& f) {
            "verify targets against the CA certificates in\n"
            "FILE (PEM)")
       ->group(group);
+  AddValue(probe, "-x,--proxy", &f.proxy, "URL",
+           "go through this HTTP proxy:\n"
+           "http://[user:password@]host[:port]")
+      ->group(group);
+  AddRepeated(probe, "--proxy-header", &f.proxy_headers, "'K: V'",
+              "a header for the proxy's CONNECT; repeat for\n"
+              "more")
+      ->group(group);
+  AddValue(probe, "--noproxy", &f.noproxy, "LIST",
+           "hosts reached without the proxy: comma-separated\n"
+           "domains, addresses, CIDR blocks, or *")
+      ->group(group);
+  probe
+      ->add_flag("--proxy-resolves", f.proxy_resolves,
+                 "let the proxy resolve names (curl's way); by\n"
+                 "default the server resolves them and asks the\n"
+                 "proxy for the address (blackbox_exporter's)")
+      ->group(group);
+  AddOrderedFlag(
+      probe, "--tlsv1.2", [&f] { f.tls_min = "1.2"; },
+      "use TLS 1.2 or later: the default (nothing older\n"
+      "is offered)")
+      ->group(group);
+  AddOrderedFlag(
+      probe, "--tlsv1.3", [&f] { f.tls_min = "1.3"; }, "use TLS 1.3 or later")
+      ->group(group);
+  AddValue(probe, "--tls-max", &f.tls_max, "VERSION",
+           "use at most this TLS version: 1.2, 1.3 or\n"
+           "default (1.3)")
+      ->group(group);
   AddOrderedFlag(
       probe, "--http1.1", [&f] { f.http_version = "1.1"; }, "use HTTP/1.1 only")
       ->group(group);

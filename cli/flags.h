@@ -84,7 +84,13 @@ struct ProbeFlags {
   bool insecure = false;                    // -k, --insecure
   std::optional<std::string> cacert;        // --cacert FILE
   std::optional<std::string> http_version;  // "1.1" or "2", the last given
-  std::optional<std::string> ip_family;     // "4" or "6", the last given
+  std::optional<std::string> proxy;         // -x, --proxy URL
+  std::vector<std::string> proxy_headers;   // --proxy-header 'K: V'
+  std::optional<std::string> noproxy;       // --noproxy LIST
+  bool proxy_resolves = false;              // --proxy-resolves
+  std::optional<std::string> tls_min;    // --tlsv1.2, --tlsv1.3: the last given
+  std::optional<std::string> tls_max;    // --tls-max VERSION, as given
+  std::optional<std::string> ip_family;  // "4" or "6", the last given
   std::optional<std::string> user_agent;    // -A, --user-agent
   std::optional<std::string> max_filesize;  // --max-filesize, max_body_bytes
   std::optional<std::string> expect;        // --expect: status ranges

@@ -159,6 +159,42 @@ absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags) {
     if (!pem.ok()) return pem.status();
     defaults.set_ca_pem(*std::move(pem));
   }
+  if (flags.proxy.has_value()) {
+    v1::Proxy& proxy = *defaults.mutable_proxy();
+    proxy.set_url(*flags.proxy);
+    for (const std::string& value : flags.proxy_headers) {
+      absl::StatusOr<v1::Header> header = ParseHeader(value, "--proxy-header");
+      if (!header.ok()) return header.status();
+      *proxy.add_connect_headers() = *std::move(header);
+    }
+    if (flags.noproxy.has_value()) {
+      for (absl::string_view entry :
+           absl::StrSplit(*flags.noproxy, ',', absl::SkipWhitespace())) {
+        proxy.add_no_proxy(std::string(absl::StripAsciiWhitespace(entry)));
+      }
+    }
+    proxy.set_proxy_resolves(flags.proxy_resolves);
+  } else if (!flags.proxy_headers.empty() || flags.noproxy.has_value() ||
+             flags.proxy_resolves) {
+    return UsageError(
+        "--proxy-header, --noproxy and --proxy-resolves need -x/--proxy");
+  }
+  if (flags.tls_min.has_value()) {
+    defaults.set_tls_min_version(*flags.tls_min == "1.3" ? v1::TLS_VERSION_1_3
+                                                         : v1::TLS_VERSION_1_2);
+  }
+  if (flags.tls_max.has_value()) {
+    if (*flags.tls_max == "1.2") {
+      defaults.set_tls_max_version(v1::TLS_VERSION_1_2);
+    } else if (*flags.tls_max == "1.3" || *flags.tls_max == "default") {
+      defaults.set_tls_max_version(v1::TLS_VERSION_1_3);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-max=", *flags.tls_max,
+                       ": want 1.2, 1.3 or default (nothing older than TLS "
+                       "1.2 is offered)"));
+    }
+  }
   if (flags.http_version.has_value()) {
     defaults.set_http_version(
         *flags.http_version == "2" ? v1::HTTP_VERSION_2 : v1::HTTP_VERSION_1_1);
@@ -237,10 +273,11 @@ absl::StatusOr<v1::StatusRanges> ParseExpect(absl::string_view value) {
   return ranges;
 }
 
-absl::StatusOr<v1::Header> ParseHeader(absl::string_view value) {
+absl::StatusOr<v1::Header> ParseHeader(absl::string_view value,
+                                       absl::string_view flag) {
   const size_t colon = value.find(':');
   if (colon == absl::string_view::npos || colon == 0) {
-    return UsageError(absl::StrCat("--header=", value, ": want 'Name: value'"));
+    return UsageError(absl::StrCat(flag, "=", value, ": want 'Name: value'"));
   }
   v1::Header header;
   header.set_name(

@@ -52,8 +52,10 @@ absl::StatusOr<std::string> JoinData(const std::vector<DataFlag>& data);
 absl::StatusOr<v1::ReturnWhen> ParseReturnWhen(absl::string_view value);
 // "200-299,301" -> two ranges, each within 100-999.
 absl::StatusOr<v1::StatusRanges> ParseExpect(absl::string_view value);
-// "Name: value" -> a header; blanks around either part are dropped.
-absl::StatusOr<v1::Header> ParseHeader(absl::string_view value);
+// "Name: value" -> a header; blanks around either part are dropped.  An
+// error quotes `flag` (--header, --proxy-header).
+absl::StatusOr<v1::Header> ParseHeader(absl::string_view value,
+                                       absl::string_view flag = "--header");
 
 }  // namespace fanprobe::cli
 

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -341,17 +343,23 @@ void ParseTlsConfig(const YAML::Node& node, absl::string_view path,
       if (*value != "TLS10" && *value != "TLS11" && *value != "TLS12" &&
           *value != "TLS13") {
         problems.Add(key_path, "want TLS10, TLS11, TLS12 or TLS13");
-      } else if (key == "max_version") {
-        Unsupported(key_path, "a TLS version cap", module);
-      } else if (*value == "TLS13") {
-        // The engine's floor is TLS 1.2 (OpenSSL 3 refuses older versions
-        // at its default security level), so TLS10 to TLS12 ask nothing
-        // more; a TLS 1.3 floor it cannot keep.
-        Unsupported(key_path, "a TLS 1.3 floor", module);
+      } else if (key == "min_version") {
+        // The engine never offers less than TLS 1.2 (OpenSSL 3 refuses
+        // older versions at its default security level), so TLS10 and
+        // TLS11 floors are TLS 1.2 here.
+        module.options.tls_min_version =
+            *value == "TLS13" ? TlsVersion::kTls1_3 : TlsVersion::kTls1_2;
+      } else if (*value == "TLS12" || *value == "TLS13") {
+        module.options.tls_max_version =
+            *value == "TLS13" ? TlsVersion::kTls1_3 : TlsVersion::kTls1_2;
+      } else {
+        Unsupported(key_path, "a TLS version cap below TLS 1.2", module);
       }
     } else if (key == "server_name") {
-      if (Scalar(entry.second, key_path, problems).has_value()) {
-        Unsupported(key_path, "a TLS server name override", module);
+      // The engine checks that it is a host name (CheckModulesWithEngine).
+      if (std::optional<std::string> name =
+              Scalar(entry.second, key_path, problems)) {
+        module.options.tls_server_name = *std::move(name);
       }
     }
   }
@@ -579,6 +587,86 @@ bool HasHeader(const Headers& headers, absl::string_view name) {
 // file).  The engine's checks (no CR/LF, no ':' in a username) run when the
 // file is loaded (CheckModulesWithEngine); their messages name the field,
 // never the value.
+// The proxy options of a module, gathered before they are judged together.
+struct ProxyConfig {
+  std::string url;       // proxy_url
+  std::string no_proxy;  // comma-separated
+  bool from_environment = false;
+  Headers connect_headers;  // proxy_connect_header, a line per value
+  bool skip_resolve = false;
+};
+
+// The first of the environment variables `names` that is set, or "".
+std::string Environment(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (const char* value = std::getenv(name)) return value;
+  }
+  return "";
+}
+
+// prometheus/common's rules, then the engine's proxy: one for http and
+// https targets alike (its proxy_url), with no_proxy's hosts reached
+// directly.  proxy_from_environment takes HTTP_PROXY, HTTPS_PROXY and
+// NO_PROXY (or their lower-case forms) of this process at load; Go uses a
+// different proxy for each scheme, which the engine cannot, so one of them
+// unset, or the two different, is unsupported.
+void ApplyProxy(const ProxyConfig& proxy, absl::string_view path,
+                BlackboxModule& module, Problems& problems) {
+  if (!proxy.connect_headers.empty() && !proxy.from_environment &&
+      proxy.url.empty()) {
+    problems.Add(path,
+                 "if proxy_connect_header is configured, proxy_url or "
+                 "proxy_from_environment must also be configured");
+  }
+  if (proxy.from_environment && !proxy.url.empty()) {
+    problems.Add(path,
+                 "if proxy_from_environment is configured, proxy_url must "
+                 "not be configured");
+  }
+  if (proxy.from_environment && !proxy.no_proxy.empty()) {
+    problems.Add(path,
+                 "if proxy_from_environment is configured, no_proxy must "
+                 "not be configured");
+  }
+  if (proxy.url.empty() && !proxy.no_proxy.empty()) {
+    problems.Add(path,
+                 "if no_proxy is configured, proxy_url must also be "
+                 "configured");
+  }
+  ProxyOptions options;
+  std::string no_proxy = proxy.no_proxy;
+  options.url = proxy.url;
+  if (proxy.from_environment) {
+    const std::string http = Environment({"HTTP_PROXY", "http_proxy"});
+    const std::string https = Environment({"HTTPS_PROXY", "https_proxy"});
+    if (http.empty() && https.empty()) return;  // no proxy, as in Go
+    if (http != https) {
+      Unsupported(absl::StrCat(path, ".proxy_from_environment"),
+                  "a proxy for one of http and https only, or a different "
+                  "one for each",
+                  module);
+      return;
+    }
+    options.url = http;
+    no_proxy = Environment({"NO_PROXY", "no_proxy"});
+  }
+  if (options.url.empty()) return;
+  if (!absl::StartsWithIgnoreCase(options.url, "http://")) {
+    Unsupported(
+        absl::StrCat(path, proxy.from_environment ? ".proxy_from_environment"
+                                                  : ".proxy_url"),
+        "a proxy other than http:// (https, SOCKS)", module);
+    return;
+  }
+  for (absl::string_view entry : absl::StrSplit(no_proxy, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) options.no_proxy.emplace_back(entry);
+  }
+  options.connect_headers = proxy.connect_headers;
+  options.proxy_resolves = proxy.skip_resolve;
+  module.options.proxy = std::move(options);
+}
+
 void ApplyAuth(const AuthOptions& auth, absl::string_view path,
                BlackboxModule& module, Problems& problems) {
   const size_t problems_before = problems.size();
@@ -798,6 +886,7 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
   bool has_body = false, has_body_file = false;
   std::optional<bool> follow, no_follow;
   AuthOptions auth;
+  ProxyConfig proxy;
   std::string compression;
   for (const auto& entry : node) {
     const std::string key = KeyOf(entry.first);
@@ -961,27 +1050,43 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
       }
     } else if (key == "proxy_url" || key == "no_proxy") {
       std::optional<std::string> text = Scalar(value, key_path, problems);
-      if (text.has_value() && !text->empty()) {
-        Unsupported(key_path, "a proxy", module);
+      if (text.has_value()) {
+        (key == "proxy_url" ? proxy.url : proxy.no_proxy) = *std::move(text);
       }
     } else if (key == "proxy_from_environment") {
-      std::optional<bool> flag = Bool(value, key_path, problems);
-      if (flag.value_or(false)) Unsupported(key_path, "a proxy", module);
+      proxy.from_environment = Bool(value, key_path, problems).value_or(false);
     } else if (key == "http_headers") {
       ParseHttpHeaders(value, key_path, module, problems);
     } else if (key == "proxy_connect_header") {
       if (value.IsNull()) continue;
       if (!value.IsMap()) {
-        problems.Add(key_path, "want a map of headers");
+        problems.Add(key_path, "want a map of header names to lists of values");
         continue;
       }
-      Unsupported(key_path, "a proxy", module);
+      for (const auto& header : value) {
+        const std::string name = KeyOf(header.first);
+        const std::string header_path = absl::StrCat(key_path, ".", name);
+        if (!header.second.IsSequence()) {
+          problems.Add(header_path, "want a list of values");
+          continue;
+        }
+        for (size_t i = 0; i < header.second.size(); ++i) {
+          if (std::optional<std::string> text =
+                  Scalar(header.second[i],
+                         absl::StrCat(header_path, "[", i, "]"), problems)) {
+            proxy.connect_headers.emplace_back(name, *std::move(text));
+          }
+        }
+      }
     } else if (key == "skip_resolve_phase_with_proxy" ||
                key == "enable_http2") {
       std::optional<bool> flag = Bool(value, key_path, problems);
       if (key == "enable_http2" && flag.has_value()) {
         options.http_version =
             *flag ? HttpVersion::kDefault : HttpVersion::kHttp1_1;
+      }
+      if (key == "skip_resolve_phase_with_proxy") {
+        proxy.skip_resolve = flag.value_or(false);
       }
     } else if (key == "preferred_ip_protocol") {
       std::optional<std::string> protocol = Scalar(value, key_path, problems);
@@ -1007,6 +1112,7 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
                  "configured");
   }
   ApplyAuth(auth, path, module, problems);
+  ApplyProxy(proxy, path, module, problems);
   ApplyCompression(compression, absl::StrCat(path, ".compression"), module,
                    problems);
   if (follow.has_value() && no_follow.has_value() && *follow == *no_follow) {
@@ -1016,6 +1122,15 @@ void ParseHttp(const YAML::Node& node, absl::string_view path,
   }
   if (follow.has_value()) options.follow_redirects = *follow;
   if (no_follow.has_value()) options.follow_redirects = !*no_follow;
+  // Without a server_name, blackbox_exporter's handshake names the Host
+  // header's host, if the module sets one.
+  if (options.tls_server_name.empty()) {
+    for (const auto& [name, value] : options.headers) {
+      if (absl::EqualsIgnoreCase(name, "Host")) {
+        options.tls_server_name = ServerNameOfHost(value);
+      }
+    }
+  }
   // blackbox_exporter resolves the preferred family and, with the fallback,
   // the other one when the preferred has no address.  The engine's kAny is
   // curl's happy eyeballs, IPv6 first: the default ip6 with fallback.  An
@@ -1300,6 +1415,22 @@ std::map<std::pair<std::string, std::string>, uint64_t>
 BlackboxModulesStore::UnsupportedCounts() const {
   absl::MutexLock lock(&mu_);
   return unsupported_;
+}
+
+std::string ServerNameOfHost(absl::string_view host) {
+  // "name" or "name:port"; a bracketed IPv6 literal, or anything that is not
+  // a plain name or IPv4 address, names no server.
+  if (const size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+    int port = 0;
+    if (!absl::SimpleAtoi(host.substr(colon + 1), &port)) return "";
+    host = host.substr(0, colon);
+  }
+  const bool plain =
+      !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+               c == '-' || c == '_';
+      });
+  return plain ? std::string(host) : "";
 }
 
 ProbeOptions ModuleProbeOptions(const BlackboxModule& module,

@@ -17,24 +17,29 @@
 // Every http-prober option of blackbox_exporter is parsed and checked with
 // its types.  Three kinds:
 //   honoured   valid_status_codes, valid_http_versions, method, headers,
-//              body, body_file, follow_redirects, no_follow_redirects,
-//              fail_if_ssl, fail_if_not_ssl, fail_if_body_matches_regexp,
-//              fail_if_body_not_matches_regexp, fail_if_header_matches,
-//              fail_if_header_not_matches, body_size_limit, enable_http2,
-//              preferred_ip_protocol, ip_protocol_fallback, compression
-//              (asked for with Accept-Encoding and decoded),
-//              skip_resolve_phase_with_proxy (no proxy here, so nothing to
-//              skip), basic_auth, bearer_token(_file), authorization,
-//              tls_config.insecure_skip_verify, ca_file, cert_file,
-//              key_file, min_version (checked only).  Files (ca_file,
-//              body_file, cert_file, key_file, *password_file,
-//              bearer_token_file, credentials_file) are read at load and
-//              reload.
+//              http_headers, body, body_file, follow_redirects,
+//              no_follow_redirects, fail_if_ssl, fail_if_not_ssl,
+//              fail_if_body_matches_regexp, fail_if_body_not_matches_regexp,
+//              fail_if_header_matches, fail_if_header_not_matches,
+//              body_size_limit, enable_http2, preferred_ip_protocol,
+//              ip_protocol_fallback, compression (asked for with
+//              Accept-Encoding and decoded), basic_auth,
+//              bearer_token(_file), authorization, tls_config
+//              (insecure_skip_verify, ca_file, cert_file, key_file,
+//              server_name -- else a Host header's host, as
+//              blackbox_exporter --, min_version and max_version: TLS10 and
+//              TLS11 floors are TLS 1.2, nothing older is offered), an
+//              http:// proxy_url with no_proxy, proxy_connect_header and
+//              skip_resolve_phase_with_proxy, proxy_from_environment when
+//              HTTP_PROXY and HTTPS_PROXY name the same http:// proxy.
+//              Files (ca_file, body_file, cert_file, key_file,
+//              *password_file, bearer_token_file, credentials_file) are
+//              read at load and reload.
 //   loaded, but a probe with it fails naming it (BlackboxModule::unsupported)
-//              oauth2, proxy_url, no_proxy, proxy_from_environment,
-//              proxy_connect_header, http_headers,
-//              fail_if_body_json_(not_)matches_cel, tls_config.server_name,
-//              max_version; a file above that cannot be read
+//              oauth2, fail_if_body_json_(not_)matches_cel, a max_version
+//              below TLS12, an https or SOCKS proxy, proxy_from_environment
+//              with a proxy for one scheme only or one for each; a file
+//              above that cannot be read
 //   refused    an unknown key, a wrong type, a bad regexp or duration,
 //              combinations prometheus/common refuses (basic_auth with
 //              bearer_token, password with password_file, a cert without
@@ -141,6 +146,12 @@ absl::StatusOr<BlackboxModules> LoadBlackboxModules(const std::string& path);
 // probe does.
 ProbeOptions ModuleProbeOptions(const BlackboxModule& module,
                                 const Engine& engine);
+
+// The TLS server name blackbox_exporter's handshake sends for a Host header
+// (the module's, or hostname=) when tls_config has no server_name: the
+// header's host without its port; empty when it is not a plain host name
+// or IPv4 address (then the URL's host is sent).
+std::string ServerNameOfHost(absl::string_view host);
 
 // The engine's checks (Engine::CheckOptions) of every http module's
 // options.  A module the engine refuses (a header value with CR/LF, more

@@ -793,16 +793,32 @@ std::optional<HttpServer::Reply> HttpServer::StartProbe(
   auto options = std::make_shared<ProbeOptions>(
       ModuleProbeOptions(*probe->module, engine_));
   options->timeout = probe->probe_timeout;
-  // blackbox_exporter's hostname= sets the request's Host header (over the
-  // module's own).  The module passed the engine's checks at load; the
-  // header is this request's, so it is checked here: a value that would
-  // inject a header line is the client's mistake, a 400.
+  // blackbox_exporter's hostname= sets the request's Host header, and the
+  // TLS server name unless the module names one; a module whose own Host
+  // header says otherwise is refused, as blackbox_exporter refuses it.  The
+  // module passed the engine's checks at load; the header is this
+  // request's, so it is checked here: a value that would inject a header
+  // line is the client's mistake, a 400.
   if (const std::string hostname = QueryValue(connection, "hostname");
       !hostname.empty()) {
+    for (const auto& [name, value] : options->headers) {
+      if (absl::EqualsIgnoreCase(name, "Host") && value != hostname) {
+        return Reject(absl::StatusCode::kInvalidArgument,
+                      absl::StrCat("host header defined both in module "
+                                   "configuration (",
+                                   value,
+                                   ") and with URL-parameter "
+                                   "'hostname' (",
+                                   hostname, ")"));
+      }
+    }
     std::erase_if(options->headers, [](const auto& header) {
       return absl::EqualsIgnoreCase(header.first, "Host");
     });
     options->headers.emplace_back("Host", hostname);
+    if (options->tls_server_name.empty()) {
+      options->tls_server_name = ServerNameOfHost(hostname);
+    }
     if (absl::Status status = engine_.CheckOptions(*options); !status.ok()) {
       return Reject(absl::StatusCode::kInvalidArgument,
                     absl::StrCat("hostname: ", status.message()));

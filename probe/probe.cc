@@ -29,6 +29,16 @@ const std::vector<std::string>& SupportedEncodings() {
   return *encodings;
 }
 
+absl::string_view TlsVersionName(TlsVersion version) {
+  switch (version) {
+    case TlsVersion::kTls1_2:
+      return "TLSv1.2";
+    case TlsVersion::kTls1_3:
+      return "TLSv1.3";
+  }
+  return "";
+}
+
 absl::string_view ResponseVersionName(ResponseVersion version) {
   switch (version) {
     case ResponseVersion::kNone:

@@ -106,6 +106,15 @@ enum class ResponseVersion {
 // "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"; "" for kNone.
 absl::string_view ResponseVersionName(ResponseVersion version);
 
+// A TLS protocol version: a probe's floor and ceiling.  Nothing older than
+// TLS 1.2 is offered (OpenSSL 3 refuses it at its default security level).
+enum class TlsVersion {
+  kTls1_2,
+  kTls1_3,
+};
+// "TLSv1.2", "TLSv1.3": OpenSSL's names, as TlsInfo::version has them.
+absl::string_view TlsVersionName(TlsVersion version);
+
 enum class IpFamily {
   kAny,   // whatever the resolver returns, happy-eyeballs style
   kIpv4,  // only IPv4 addresses
@@ -135,6 +144,31 @@ struct BasicAuth {
 struct ClientCertificate {
   std::string cert_pem;  // the certificate, then any intermediates
   std::string key_pem;   // its private key (unencrypted)
+};
+
+// An HTTP forward proxy a probe goes through, as curl's --proxy and
+// blackbox_exporter's proxy_url.  https targets are reached through a
+// CONNECT tunnel, http targets with absolute-form requests.
+struct ProxyOptions {
+  // "http://[user:password@]host[:port]" (port 80 when none); the user
+  // information, if any, is sent as Proxy-Authorization (basic).  The
+  // destination policy applies to the proxy's addresses as to a target's.
+  std::string url;
+  // Sent to the proxy with each CONNECT (e.g. Proxy-Authorization), never
+  // to a target.
+  Headers connect_headers;
+  // Hosts reached directly, as Go's and curl's NO_PROXY: "*" (every host),
+  // a domain ("example.com" is it and its subdomains, ".example.com" its
+  // subdomains only), an IP address or a CIDR block (for targets named by
+  // address), each optionally with ":port".
+  std::vector<std::string> no_proxy;
+  // Off (blackbox_exporter's default): the engine resolves the target
+  // itself -- the DNS phase is timed, a name that does not resolve is
+  // kDnsError, the policy checks its addresses -- and asks the proxy for
+  // the address.  On (skip_resolve_phase_with_proxy): the proxy is asked
+  // for the name and resolves it; the policy then sees only the proxy's
+  // address and targets named by address.
+  bool proxy_resolves = false;
 };
 
 // How to probe a target.  Every field has the default a user of a mature
@@ -172,6 +206,18 @@ struct ProbeOptions {
   // The CA certificates (PEM) to verify against instead of the system's, as
   // curl --cacert and blackbox_exporter's ca_file do.  Empty: the system's.
   std::string ca_pem;
+  // The lowest and highest TLS versions a handshake may agree on, as curl's
+  // --tlsv1.3 and --tls-max.  A server outside them fails the probe as
+  // kTlsError; a floor above the ceiling makes it kInvalidTarget.
+  TlsVersion tls_min_version = TlsVersion::kTls1_2;
+  TlsVersion tls_max_version = TlsVersion::kTls1_3;
+  // The name an https probe's handshake sends (SNI) and verifies the
+  // certificate against, instead of the URL's host, while the probe stays
+  // on that host (a redirect to another host uses its own name).  The
+  // connection still goes to the URL's host, and the Host header still
+  // names it unless `headers` has one.  Empty: the URL's host.  A host
+  // name or an IP address; anything else makes the probe kInvalidTarget.
+  std::string tls_server_name;
   HttpVersion http_version = HttpVersion::kDefault;
   IpFamily ip_family = IpFamily::kAny;
   // Off (default): each probe opens its own connection and does a full TLS
@@ -211,6 +257,9 @@ struct ProbeOptions {
   std::string accept_encoding;
   // Presented to https targets that ask for a client certificate.
   std::optional<ClientCertificate> client_certificate;
+  // The proxy to go through; none by default (and never one from the
+  // environment).
+  std::optional<ProxyOptions> proxy;
 };
 
 // The content codings this build's transport decodes, e.g.

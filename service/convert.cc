@@ -81,6 +81,23 @@ absl::StatusOr<HttpVersion> HttpVersionFromProto(v1::HttpVersion proto,
   }
 }
 
+// TLS_VERSION_UNSPECIFIED is the field's own default, `unspecified`.
+absl::StatusOr<TlsVersion> TlsVersionFromProto(v1::TlsVersion proto,
+                                               TlsVersion unspecified,
+                                               absl::string_view field) {
+  switch (proto) {
+    case v1::TLS_VERSION_UNSPECIFIED:
+      return unspecified;
+    case v1::TLS_VERSION_1_2:
+      return TlsVersion::kTls1_2;
+    case v1::TLS_VERSION_1_3:
+      return TlsVersion::kTls1_3;
+    default:
+      return FieldError(field, absl::StrCat("unknown TlsVersion value ",
+                                            static_cast<int>(proto)));
+  }
+}
+
 absl::StatusOr<IpFamily> IpFamilyFromProto(v1::IpFamily proto,
                                            absl::string_view field) {
   switch (proto) {
@@ -173,11 +190,41 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   }
   if (proto.has_tls_verify()) options.tls_verify = proto.tls_verify();
   if (proto.has_ca_pem()) options.ca_pem = proto.ca_pem();
+  if (proto.has_proxy()) {
+    options.proxy.reset();
+    if (!proto.proxy().url().empty()) {
+      ProxyOptions& proxy = options.proxy.emplace();
+      proxy.url = proto.proxy().url();
+      for (const v1::Header& header : proto.proxy().connect_headers()) {
+        proxy.connect_headers.emplace_back(header.name(), header.value());
+      }
+      proxy.no_proxy.assign(proto.proxy().no_proxy().begin(),
+                            proto.proxy().no_proxy().end());
+      proxy.proxy_resolves = proto.proxy().proxy_resolves();
+    }
+  }
+  if (proto.has_tls_server_name()) {
+    options.tls_server_name = proto.tls_server_name();
+  }
   if (proto.has_http_version()) {
     absl::StatusOr<HttpVersion> version =
         HttpVersionFromProto(proto.http_version(), path.Field("http_version"));
     if (!version.ok()) return version.status();
     options.http_version = *version;
+  }
+  if (proto.has_tls_min_version()) {
+    absl::StatusOr<TlsVersion> version = TlsVersionFromProto(
+        proto.tls_min_version(), ProbeOptions().tls_min_version,
+        path.Field("tls_min_version"));
+    if (!version.ok()) return version.status();
+    options.tls_min_version = *version;
+  }
+  if (proto.has_tls_max_version()) {
+    absl::StatusOr<TlsVersion> version = TlsVersionFromProto(
+        proto.tls_max_version(), ProbeOptions().tls_max_version,
+        path.Field("tls_max_version"));
+    if (!version.ok()) return version.status();
+    options.tls_max_version = *version;
   }
   if (proto.has_ip_family()) {
     absl::StatusOr<IpFamily> family =

@@ -200,7 +200,7 @@ void CurlTransfer::Discard() {
   share_.reset();
   configured_for_ = nullptr;
   resolve_.reset();
-  resolved_key_.clear();
+  resolved_keys_.clear();
 }
 
 void CurlTransfer::Trim() {
@@ -242,10 +242,13 @@ absl::StatusOr<bool> CurlTransfer::Configure(
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_ERRORBUFFER, error_);
   // Only http and https; the engine follows redirects itself; never a proxy
-  // from the environment.
+  // from the environment (Prepare() sets the options' own, or none), and a
+  // proxy's headers go to the proxy only, a target's to the target only.
   set(CURLOPT_PROTOCOLS_STR, "http,https");
   set(CURLOPT_FOLLOWLOCATION, 0L);
   set(CURLOPT_PROXY, "");
+  set(CURLOPT_NOPROXY, "");
+  set(CURLOPT_HEADEROPT, CURLHEADER_SEPARATE);
   set(CURLOPT_OPENSOCKETFUNCTION, &CurlTransfer::OpenSocketCallback);
   set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this));
   set(CURLOPT_PREREQFUNCTION, &CurlTransfer::PrereqCallback);
@@ -268,6 +271,14 @@ absl::StatusOr<bool> CurlTransfer::Configure(
     // names, before WriteCallback: the body cap applies to decoded bytes.
     set(CURLOPT_ACCEPT_ENCODING, o.accept_encoding.c_str());
   }
+  // The floor and the ceiling (curl --tlsv1.3, --tls-max 1.2).
+  const long tls_min = o.tls_min_version == TlsVersion::kTls1_3
+                           ? CURL_SSLVERSION_TLSv1_3
+                           : CURL_SSLVERSION_TLSv1_2;
+  const long tls_max = o.tls_max_version == TlsVersion::kTls1_2
+                           ? CURL_SSLVERSION_MAX_TLSv1_2
+                           : CURL_SSLVERSION_MAX_TLSv1_3;
+  set(CURLOPT_SSLVERSION, tls_min | tls_max);
   set(CURLOPT_SSL_VERIFYPEER, o.tls_verify ? 1L : 0L);
   set(CURLOPT_SSL_VERIFYHOST, o.tls_verify ? 2L : 0L);
   // No CA file or path for libcurl to parse per connection: the engine's
@@ -341,30 +352,107 @@ absl::Status CurlTransfer::Prepare(const HopRequest& request) {
   auto set = [&rc, e](CURLoption option, auto value) {
     if (rc == CURLE_OK) rc = curl_easy_setopt(e, option, value);
   };
-  set(CURLOPT_URL, url.url.c_str());
-  // Replace the last request's address entry with this one's.
+  // libcurl is given the request's URL, but for two cases:
+  // - a TLS server name of the options' own, while the probe is on its
+  //   target's host: the URL names it (libcurl sends it as SNI and verifies
+  //   the certificate against it) and CURLOPT_CONNECT_TO dials the URL's
+  //   own host, which also keeps such a connection from being reused for
+  //   another target;
+  // - a proxy, when the engine resolved the target: the proxy is asked for
+  //   the address -- an https request's CONNECT names it (through
+  //   CURLOPT_CONNECT_TO), an http request's absolute-form URL holds it.
+  // Either way the Host header still names the target, unless the options'
+  // headers name one.
+  const bool proxied = request.proxy_addresses != nullptr;
+  const bool to_address = proxied && !o.proxy->proxy_resolves &&
+                          request.addresses != nullptr &&
+                          !request.addresses->empty();
+  const auto bracketed = [](const IpAddress& address) {
+    return address.is_v4 ? address.ToString()
+                         : absl::StrCat("[", address.ToString(), "]");
+  };
+  std::string url_host = url.host;
+  std::string dial_host = url.address.has_value() && !url.address->is_v4
+                              ? absl::StrCat("[", url.host, "]")
+                              : url.host;
+  if (to_address) dial_host = bracketed(request.addresses->front());
+  if (url.https && !request.cross_host && !o.tls_server_name.empty() &&
+      absl::AsciiStrToLower(o.tls_server_name) != url.host) {
+    url_host = o.tls_server_name;
+  } else if (to_address && !url.https) {
+    url_host = dial_host;
+  }
+  swapped_url_.clear();
+  connect_to_.reset();
+  hop_headers_.reset();
+  if (url_host != url.host) {
+    absl::StatusOr<std::string> swapped = UrlWithHost(url, url_host);
+    if (!swapped.ok()) return swapped.status();
+    swapped_url_ = url.url;
+    set(CURLOPT_URL, swapped->c_str());
+    if (!prepared.has_host_header) {
+      for (const curl_slist* h = request.cross_host
+                                     ? prepared.cross_host_headers.get()
+                                     : prepared.headers.get();
+           h != nullptr; h = h->next) {
+        if (!AppendLine(h->data, &hop_headers_)) {
+          return absl::ResourceExhaustedError("out of memory");
+        }
+      }
+      if (!AppendLine(absl::StrCat("Host: ", HostHeaderValue(url)),
+                      &hop_headers_)) {
+        return absl::ResourceExhaustedError("out of memory");
+      }
+    }
+  } else {
+    set(CURLOPT_URL, url.url.c_str());
+  }
+  if (url.https && (url_host != url.host || to_address)) {
+    if (!AppendLine(absl::StrCat(url_host, ":", url.port, ":", dial_host, ":",
+                                 url.port),
+                    &connect_to_)) {
+      return absl::ResourceExhaustedError("out of memory");
+    }
+  }
+  set(CURLOPT_CONNECT_TO, connect_to_.get());
+  set(CURLOPT_PROXY, proxied ? prepared.proxy->url.c_str() : "");
+  // The CONNECT headers go with a tunnel's CONNECT only, as Go's
+  // ProxyConnectHeader: an http request through the proxy does not carry
+  // them (libcurl would send them to the proxy, which may pass them on).
+  set(CURLOPT_PROXYHEADER,
+      proxied && url.https ? prepared.proxy_headers.get() : nullptr);
+  // The addresses libcurl would otherwise look up: the proxy's, or the
+  // target's when it connects to the target itself.  The last request's
+  // entries go first.
   resolve_.reset();
   std::vector<std::string> entries;
-  if (!resolved_key_.empty())
-    entries.push_back(absl::StrCat("-", resolved_key_));
-  resolved_key_.clear();
-  if (request.addresses != nullptr && !request.addresses->empty()) {
+  for (const std::string& key : resolved_keys_) {
+    entries.push_back(absl::StrCat("-", key));
+  }
+  resolved_keys_.clear();
+  if (proxied) {
+    if (!request.proxy_addresses->empty()) {
+      entries.push_back(
+          ResolveEntry(*prepared.proxy, *request.proxy_addresses));
+      resolved_keys_.push_back(
+          absl::StrCat(prepared.proxy->host, ":", prepared.proxy->port));
+    }
+  } else if (request.addresses != nullptr && !request.addresses->empty()) {
     entries.push_back(ResolveEntry(url, *request.addresses));
-    resolved_key_ = absl::StrCat(url.host, ":", url.port);
+    resolved_keys_.push_back(absl::StrCat(url.host, ":", url.port));
   }
   for (const std::string& entry : entries) {
-    curl_slist* appended = curl_slist_append(resolve_.get(), entry.c_str());
-    if (appended == nullptr)
+    if (!AppendLine(entry, &resolve_)) {
       return absl::ResourceExhaustedError("out of memory");
-    resolve_.release();
-    resolve_.reset(appended);
+    }
   }
   set(CURLOPT_RESOLVE, resolve_.get());
   set(CURLOPT_TIMEOUT_MS, Millis(request.timeout));
   set(CURLOPT_CONNECTTIMEOUT_MS, request.connect_timeout > absl::ZeroDuration()
                                      ? Millis(request.connect_timeout)
                                      : 0L);
-  const curl_slist* headers = request.cross_host
+  const curl_slist* headers = hop_headers_ != nullptr ? hop_headers_.get()
+                              : request.cross_host
                                   ? prepared.cross_host_headers.get()
                                   : prepared.headers.get();
   set(CURLOPT_HTTPHEADER, headers);
@@ -406,7 +494,19 @@ void CurlTransfer::ReadResponse(CURLcode code, absl::Duration dns, Hop* hop,
   curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &port);
   hop->remote_port = static_cast<int>(port);
   text = nullptr;
-  if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &text) == CURLE_OK && text) {
+  if (!swapped_url_.empty()) {
+    // libcurl resolved the Location against the URL it was given, whose
+    // host is the TLS server name; the probe's own URL is the base.
+    curl_header* location = nullptr;
+    if (curl_easy_header(e, "Location", 0, CURLH_HEADER, -1, &location) ==
+            CURLHE_OK &&
+        location != nullptr && *location->value != '\0') {
+      absl::StatusOr<std::string> resolved =
+          ResolveReference(swapped_url_, location->value);
+      hop->location = resolved.ok() ? *std::move(resolved) : location->value;
+    }
+  } else if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &text) == CURLE_OK &&
+             text) {
     hop->location = text;
   }
   // libcurl measures from its own start, which follows the engine's lookup.
@@ -532,6 +632,16 @@ void CurlTransfer::Judge(CURLcode code, ProbeResult* r) const {
   if (code != CURLE_OK && !denied_.empty()) {
     r->outcome = Outcome::kDenied;
     r->error = denied_;
+    return;
+  }
+  long connect_code = 0;
+  if (code != CURLE_OK &&
+      curl_easy_getinfo(easy_.get(), CURLINFO_HTTP_CONNECTCODE,
+                        &connect_code) == CURLE_OK &&
+      connect_code >= 300) {
+    // The proxy would not open the tunnel: the target was not reached.
+    r->outcome = Outcome::kConnectError;
+    r->error = absl::StrCat("the proxy answered CONNECT with ", connect_code);
     return;
   }
   if (code != CURLE_OK) {

@@ -65,8 +65,12 @@ struct HopRequest {
   bool send_body = true;     // false after a redirect that drops the body
   bool cross_host = false;   // past a redirect to another host: no
                              // credentials
-  // Where to connect; empty when url->address is set.
+  // Where to connect; empty when url->address is set, or when a proxy
+  // resolves the target.
   const std::vector<IpAddress>* addresses = nullptr;
+  // Set when the request goes through the options' proxy: the proxy's
+  // addresses (empty when its URL names an address).
+  const std::vector<IpAddress>* proxy_addresses = nullptr;
   absl::Duration timeout;                                 // what remains
   absl::Duration connect_timeout = absl::ZeroDuration();  // zero: none
 };
@@ -137,8 +141,15 @@ class CurlTransfer {
   // The options the handle is set up for; null when it has none.
   std::shared_ptr<const PreparedOptions> configured_for_;
   const DestinationPolicy* policy_ = nullptr;
-  CurlSlistPtr resolve_;      // this request's CURLOPT_RESOLVE entries
-  std::string resolved_key_;  // "host:port" of the entry in the DNS cache
+  CurlSlistPtr resolve_;  // this request's CURLOPT_RESOLVE entries
+  // When libcurl is given another URL than the request's (a TLS server
+  // name, or a proxy asked for an address): the request's own URL, the
+  // CURLOPT_CONNECT_TO entry, and the headers with Host; else empty.
+  std::string swapped_url_;
+  CurlSlistPtr connect_to_;
+  CurlSlistPtr hop_headers_;
+  // "host:port" of each entry in the DNS cache.
+  std::vector<std::string> resolved_keys_;
 
   // Per request.
   uint64_t max_body_bytes_ = 0;

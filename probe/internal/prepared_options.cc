@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "probe/internal/target_url.h"
 
 namespace fanprobe::internal {
 namespace {
@@ -168,12 +169,11 @@ absl::Status CheckScalars(const ProbeOptions& o, const ProbeLimits& limits) {
 absl::Status AppendHeader(absl::string_view name, absl::string_view value,
                           CurlSlistPtr* list) {
   // "Name;" is how libcurl sends a header with an empty value.
-  std::string line =
-      value.empty() ? absl::StrCat(name, ";") : absl::StrCat(name, ": ", value);
-  curl_slist* appended = curl_slist_append(list->get(), line.c_str());
-  if (appended == nullptr) return absl::ResourceExhaustedError("out of memory");
-  list->release();
-  list->reset(appended);
+  if (!AppendLine(value.empty() ? absl::StrCat(name, ";")
+                                : absl::StrCat(name, ": ", value),
+                  list)) {
+    return absl::ResourceExhaustedError("out of memory");
+  }
   return absl::OkStatus();
 }
 
@@ -218,6 +218,24 @@ absl::StatusOr<std::string> AuthorizationValue(const ProbeOptions& o) {
   return std::string();
 }
 
+// A header line a caller gave, `field` naming it ("headers[2]"): a token
+// for a name, a value without CR, LF, NUL or another control character.
+absl::Status CheckHeader(absl::string_view field, absl::string_view name,
+                         absl::string_view value) {
+  if (!IsToken(name)) {
+    return FieldError(absl::StrCat(field, ".name"),
+                      absl::StrCat("\"", absl::CHexEscape(name),
+                                   "\" is not a valid HTTP header name"));
+  }
+  if (!IsFieldValue(value)) {
+    return FieldError(absl::StrCat(field, ".value"),
+                      absl::StrCat("the value of \"", name,
+                                   "\" holds CR, LF, NUL or another "
+                                   "control character"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
                           PreparedOptions* prepared) {
   absl::StatusOr<std::string> authorization = AuthorizationValue(o);
@@ -226,16 +244,10 @@ absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
                    o.accept_encoding.size() + authorization->size();
   for (size_t i = 0; i < o.headers.size(); ++i) {
     const auto& [name, value] = o.headers[i];
-    if (!IsToken(name)) {
-      return FieldError(absl::StrCat("headers[", i, "].name"),
-                        absl::StrCat("\"", absl::CHexEscape(name),
-                                     "\" is not a valid HTTP header name"));
-    }
-    if (!IsFieldValue(value)) {
-      return FieldError(absl::StrCat("headers[", i, "].value"),
-                        absl::StrCat("the value of \"", name,
-                                     "\" holds CR, LF, NUL or another "
-                                     "control character"));
+    if (absl::Status status =
+            CheckHeader(absl::StrCat("headers[", i, "]"), name, value);
+        !status.ok()) {
+      return status;
     }
     // The engine frames the body itself; a caller's framing would make the
     // target read part of the body as another request.
@@ -283,7 +295,47 @@ absl::Status BuildHeaders(const ProbeOptions& o, const ProbeLimits& limits,
   return absl::OkStatus();
 }
 
+absl::Status PrepareProxy(const ProxyOptions& proxy,
+                          PreparedOptions* prepared) {
+  // Never quote the URL: it may hold a password.
+  absl::StatusOr<ParsedUrl> url = ParseTargetUrl(proxy.url);
+  if (!url.ok() || url->https ||
+      !absl::StartsWithIgnoreCase(proxy.url, "http://")) {
+    return FieldError("proxy.url",
+                      "want http://[user:password@]host[:port] (an HTTP "
+                      "proxy)");
+  }
+  prepared->proxy = *std::move(url);
+  for (size_t i = 0; i < proxy.connect_headers.size(); ++i) {
+    const auto& [name, value] = proxy.connect_headers[i];
+    absl::Status status = CheckHeader(
+        absl::StrCat("proxy.connect_headers[", i, "]"), name, value);
+    if (status.ok()) {
+      status = AppendHeader(name, value, &prepared->proxy_headers);
+    }
+    if (!status.ok()) return status;
+  }
+  for (size_t i = 0; i < proxy.no_proxy.size(); ++i) {
+    absl::StatusOr<NoProxyRule> rule = ParseNoProxyRule(proxy.no_proxy[i]);
+    if (!rule.ok()) {
+      return FieldError(absl::StrCat("proxy.no_proxy[", i, "]"),
+                        rule.status().message());
+    }
+    prepared->no_proxy.push_back(*std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+bool AppendLine(absl::string_view line, CurlSlistPtr* list) {
+  const std::string copy(line);
+  curl_slist* appended = curl_slist_append(list->get(), copy.c_str());
+  if (appended == nullptr) return false;
+  list->release();
+  list->reset(appended);
+  return true;
+}
 
 absl::Status CheckOptions(const ProbeOptions& options,
                           const ProbeLimits& limits) {
@@ -313,11 +365,35 @@ absl::StatusOr<std::shared_ptr<const PreparedOptions>> PrepareOptions(
       CompileHeaderPatterns(o.header_must_not_match, "header_must_not_match",
                             &prepared->header_must_not_match);
   if (!status.ok()) return status;
+  prepared->has_host_header =
+      std::any_of(o.headers.begin(), o.headers.end(), [](const auto& header) {
+        return absl::EqualsIgnoreCase(header.first, "Host");
+      });
   prepared->keep_body =
       !prepared->must_match.empty() || !prepared->must_not_match.empty();
   prepared->watch_headers = o.keep_response_headers ||
                             !prepared->header_must_match.empty() ||
                             !prepared->header_must_not_match.empty();
+  if (!o.tls_server_name.empty()) {
+    absl::StatusOr<ParsedUrl> parsed =
+        ParseTargetUrl(absl::StrCat("https://", o.tls_server_name, "/"));
+    if (!parsed.ok() ||
+        parsed->host != absl::AsciiStrToLower(o.tls_server_name)) {
+      return FieldError("tls_server_name",
+                        absl::StrCat("\"", absl::CHexEscape(o.tls_server_name),
+                                     "\" is not a host name or IP address"));
+    }
+  }
+  if (o.proxy.has_value()) {
+    status = PrepareProxy(*o.proxy, prepared.get());
+    if (!status.ok()) return status;
+  }
+  if (o.tls_min_version > o.tls_max_version) {
+    return FieldError("tls_min_version",
+                      absl::StrCat(TlsVersionName(o.tls_min_version),
+                                   " is above tls_max_version ",
+                                   TlsVersionName(o.tls_max_version)));
+  }
   if (!o.ca_pem.empty()) {
     absl::StatusOr<std::shared_ptr<const TrustStore>> trust =
         TrustStore::FromPem(o.ca_pem);

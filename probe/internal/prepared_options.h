@@ -27,6 +27,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "probe/internal/proxy.h"
+#include "probe/internal/target_url.h"
 #include "probe/internal/tls.h"
 #include "probe/probe.h"
 #include "re2/re2.h"
@@ -37,6 +39,10 @@ struct CurlSlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+// Appends a copy of `line` to `list`; false when out of memory (the list is
+// then as it was).
+bool AppendLine(absl::string_view line, CurlSlistPtr* list);
 
 // A HeaderPattern with its pattern compiled.
 struct HeaderRule {
@@ -60,7 +66,13 @@ struct PreparedOptions {
   // one rule on credentials and redirects covers them too.
   CurlSlistPtr headers;
   CurlSlistPtr cross_host_headers;
-  bool keep_body = false;  // a pattern needs the body's text
+  bool keep_body = false;        // a pattern needs the body's text
+  bool has_host_header = false;  // `headers` names the Host
+  // With options->proxy: the proxy's URL, its CONNECT headers (null when
+  // none) and the hosts that bypass it.
+  std::optional<ParsedUrl> proxy;
+  CurlSlistPtr proxy_headers;
+  std::vector<NoProxyRule> no_proxy;
   // What https probes verify against when ca_pem names CAs; null: the
   // system's (parsed on the first https connection, not here).
   std::shared_ptr<const TrustStore> trust;

@@ -94,4 +94,56 @@ absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url) {
   return out;
 }
 
+std::string HostHeaderValue(const ParsedUrl& url) {
+  std::string host = url.address.has_value() && !url.address->is_v4
+                         ? absl::StrCat("[", url.host, "]")
+                         : url.host;
+  if (url.port != (url.https ? 443 : 80)) absl::StrAppend(&host, ":", url.port);
+  return host;
+}
+
+absl::StatusOr<std::string> UrlWithHost(const ParsedUrl& url,
+                                        absl::string_view host) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> handle(curl_url());
+  if (handle == nullptr) return absl::ResourceExhaustedError("out of memory");
+  const std::string host_string(host);
+  const std::string port = absl::StrCat(url.port);
+  if (curl_url_set(handle.get(), CURLUPART_URL, url.url.c_str(), 0) !=
+          CURLUE_OK ||
+      curl_url_set(handle.get(), CURLUPART_HOST, host_string.c_str(), 0) !=
+          CURLUE_OK ||
+      curl_url_set(handle.get(), CURLUPART_PORT, port.c_str(), 0) !=
+          CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", host, "\" is not a host name"));
+  }
+  CurlString out = GetUrlPart(handle.get(), CURLUPART_URL);
+  if (out == nullptr) return absl::ResourceExhaustedError("out of memory");
+  return std::string(out.get());
+}
+
+absl::StatusOr<std::string> ResolveReference(absl::string_view base,
+                                             absl::string_view reference) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> handle(curl_url());
+  if (handle == nullptr) return absl::ResourceExhaustedError("out of memory");
+  const std::string base_string(base);
+  const std::string reference_string(reference);
+  if (curl_url_set(handle.get(), CURLUPART_URL, base_string.c_str(), 0) !=
+      CURLUE_OK) {
+    return absl::InvalidArgumentError("the base URL does not parse");
+  }
+  // As libcurl follows a Location: spaces and other bytes a URL may not
+  // hold are percent-encoded, not refused.
+  const CURLUcode rc =
+      curl_url_set(handle.get(), CURLUPART_URL, reference_string.c_str(),
+                   CURLU_URLENCODE | CURLU_ALLOW_SPACE);
+  if (rc != CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the reference does not parse: ", curl_url_strerror(rc)));
+  }
+  CurlString out = GetUrlPart(handle.get(), CURLUPART_URL);
+  if (out == nullptr) return absl::ResourceExhaustedError("out of memory");
+  return std::string(out.get());
+}
+
 }  // namespace fanprobe::internal

@@ -39,6 +39,22 @@ struct ParsedUrl {
 // "://" is taken as http://, as blackbox_exporter and curl do.
 absl::StatusOr<ParsedUrl> ParseTargetUrl(absl::string_view url);
 
+// What a Host header says for `url`: its host (an IPv6 literal in
+// brackets), and ":port" unless the port is the scheme's default.
+std::string HostHeaderValue(const ParsedUrl& url);
+
+// `url` with its host replaced by `host` and its port written out, the rest
+// as it was: what libcurl is given when a TLS server name other than the
+// URL's host is sent.  Fails (kInvalidArgument) when `host` is not a host.
+absl::StatusOr<std::string> UrlWithHost(const ParsedUrl& url,
+                                        absl::string_view host);
+
+// `reference` (a Location header's value) resolved against `base`, as RFC
+// 3986 section 5 does: an absolute URL as it is, "/path" or "../x" against
+// the base.
+absl::StatusOr<std::string> ResolveReference(absl::string_view base,
+                                             absl::string_view reference);
+
 }  // namespace fanprobe::internal
 
 #endif  // FANPROBE_PROBE_INTERNAL_TARGET_URL_H_

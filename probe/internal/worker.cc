@@ -495,14 +495,35 @@ void Worker::BeginHop(Transfer* t) {
   t->hop = Hop{};
   t->hop.url = t->url.url;
   t->addresses.clear();
+  t->proxy_addresses.clear();
+  const PreparedOptions& prepared = *t->task.options;
+  t->via_proxy =
+      prepared.proxy.has_value() && !Bypasses(prepared.no_proxy, t->url);
   if (!t->connecting) {
     t->connecting = true;
     ++connecting_;
   }
   if (t->url.address.has_value()) {
+    if (t->via_proxy) {
+      // The socket goes to the proxy: the target's address is checked here.
+      absl::Status allowed = options_.policy == nullptr
+                                 ? absl::OkStatus()
+                                 : options_.policy->Check(*t->url.address);
+      if (!allowed.ok()) {
+        Fail(t, Outcome::kDenied, std::string(allowed.message()));
+        return;
+      }
+      t->addresses.push_back(*t->url.address);
+      ResolveProxy(t);
+      return;
+    }
     // An address: libcurl connects to it as it is (the policy is checked
     // when it opens the socket).
     StartRequest(t);
+    return;
+  }
+  if (t->via_proxy && prepared.options->proxy->proxy_resolves) {
+    ResolveProxy(t);
     return;
   }
   dns_lookups_.fetch_add(1, std::memory_order_relaxed);
@@ -517,6 +538,65 @@ void Worker::BeginHop(Transfer* t) {
   t->lookup_deadline = lookup_deadlines_.emplace(t->hop_deadline_ns, t);
 }
 
+void Worker::ResolveProxy(Transfer* t) {
+  const ParsedUrl& proxy = *t->task.options->proxy;
+  if (proxy.address.has_value()) {
+    // Checked when libcurl opens the socket, as a target's address is.
+    StartRequest(t);
+    return;
+  }
+  dns_lookups_.fetch_add(1, std::memory_order_relaxed);
+  std::optional<Resolution> now = resolver_->Resolve(
+      t->seq, proxy.host, t->task.options->options->ip_family);
+  if (now.has_value()) {
+    OnProxyResolved(t, *std::move(now));
+    return;
+  }
+  t->resolving_proxy = true;
+  t->phase = Transfer::Phase::kResolving;
+  resolving_.emplace(t->seq, t);
+  t->lookup_deadline = lookup_deadlines_.emplace(t->hop_deadline_ns, t);
+}
+
+std::string Worker::KeepAllowed(const std::vector<IpAddress>& addresses,
+                                std::vector<IpAddress>* allowed) const {
+  std::string denied;
+  for (const IpAddress& a : addresses) {
+    absl::Status status = options_.policy == nullptr
+                              ? absl::OkStatus()
+                              : options_.policy->Check(a);
+    if (status.ok()) {
+      allowed->push_back(a);
+    } else if (denied.empty()) {
+      denied = std::string(status.message());
+    }
+  }
+  return denied;
+}
+
+const std::string& Worker::LookupHost(const Transfer* t) const {
+  return t->resolving_proxy ? t->task.options->proxy->host : t->url.host;
+}
+
+void Worker::OnProxyResolved(Transfer* t, Resolution resolution) {
+  const std::string& host = t->task.options->proxy->host;
+  if (resolution.failure != DnsFailure::kNone) {
+    Fail(t, Outcome::kConnectError,
+         absl::StrCat("the proxy ", host,
+                      " does not resolve: ", resolution.error));
+    return;
+  }
+  const std::string denied =
+      KeepAllowed(resolution.addresses, &t->proxy_addresses);
+  if (t->proxy_addresses.empty()) {
+    Fail(t, Outcome::kDenied,
+         absl::StrCat("every address of the proxy ", host,
+                      " is denied: ", denied));
+    return;
+  }
+  StartRequest(t);
+}
+
 void Worker::OnResolved(uint64_t id, Resolution resolution) {
   auto it = resolving_.find(id);
   if (it == resolving_.end()) return;
@@ -524,6 +604,11 @@ void Worker::OnResolved(uint64_t id, Resolution resolution) {
   resolving_.erase(it);
   lookup_deadlines_.erase(t->lookup_deadline);
   t->phase = Transfer::Phase::kIdle;
+  if (t->resolving_proxy) {
+    t->resolving_proxy = false;
+    OnProxyResolved(t, std::move(resolution));
+    return;
+  }
   OnHopResolved(t, std::move(resolution));
 }
 
@@ -538,12 +623,15 @@ void Worker::OnAuxTimer() {
     resolver_->Abandon(t->seq);
     t->phase = Transfer::Phase::kIdle;
     const bool connect_limit = t->hop_deadline_ns < t->deadline_ns;
+    const std::string what =
+        absl::StrCat(t->resolving_proxy ? "the proxy " : "", LookupHost(t));
+    t->resolving_proxy = false;
     Fail(
         t, Outcome::kTimeout,
         absl::StrCat(connect_limit ? "connect timeout" : "timed out", " after ",
                      absl::FormatDuration(absl::Trunc(
                          Since(t->hop_start_ns, now), absl::Milliseconds(1))),
-                     " resolving ", t->url.host));
+                     " resolving ", what));
   }
 }
 
@@ -559,21 +647,15 @@ void Worker::OnHopResolved(Transfer* t, Resolution resolution) {
   }
   // Addresses the policy denies are dropped here, so libcurl never tries
   // them; it checks the rest again when it opens each socket.
-  std::string denied;
-  for (const IpAddress& a : resolution.addresses) {
-    absl::Status allowed = options_.policy == nullptr
-                               ? absl::OkStatus()
-                               : options_.policy->Check(a);
-    if (allowed.ok()) {
-      t->addresses.push_back(a);
-    } else if (denied.empty()) {
-      denied = std::string(allowed.message());
-    }
-  }
+  const std::string denied = KeepAllowed(resolution.addresses, &t->addresses);
   if (t->addresses.empty()) {
     Fail(
         t, Outcome::kDenied,
         absl::StrCat("every address of ", t->url.host, " is denied: ", denied));
+    return;
+  }
+  if (t->via_proxy) {
+    ResolveProxy(t);
     return;
   }
   StartRequest(t);
@@ -595,6 +677,7 @@ void Worker::StartRequest(Transfer* t) {
   request.send_body = t->send_body;
   request.cross_host = t->cross_host;
   request.addresses = &t->addresses;
+  if (t->via_proxy) request.proxy_addresses = &t->proxy_addresses;
   request.timeout = Since(now, t->deadline_ns);
   if (o.connect_timeout > absl::ZeroDuration()) {
     request.connect_timeout = Since(now, t->hop_deadline_ns);
@@ -762,6 +845,7 @@ ProbeTask Worker::ReleaseTransfer(Transfer* t) {
       break;
   }
   t->phase = Transfer::Phase::kIdle;
+  t->resolving_proxy = false;
   t->curl.Trim();
   t->result = ProbeResult{};
   t->hop = Hop{};

@@ -121,9 +121,15 @@ class Worker final : public Lane, private ResolverHost {
     bool send_body = true;
     bool cross_host = false;
     std::vector<IpAddress> addresses;  // where to connect, allowed only
-    bool connecting = false;           // counted in connecting_
-    Hop hop;                           // the request now, as it goes
-    ProbeResult result;                // filled hop by hop
+    // This request goes through the options' proxy, whose addresses (once
+    // resolved, allowed only) are these; resolving_proxy while they are
+    // looked up.
+    bool via_proxy = false;
+    bool resolving_proxy = false;
+    std::vector<IpAddress> proxy_addresses;
+    bool connecting = false;  // counted in connecting_
+    Hop hop;                  // the request now, as it goes
+    ProbeResult result;       // filled hop by hop
   };
   struct Command {
     enum class Kind { kStart, kCancel, kStop } kind;
@@ -144,6 +150,15 @@ class Worker final : public Lane, private ResolverHost {
   void Begin(ProbeTask task);
   void BeginHop(Transfer* transfer);
   void OnHopResolved(Transfer* transfer, Resolution resolution);
+  // Looks up the proxy of a request that goes through one, then starts it.
+  void ResolveProxy(Transfer* transfer);
+  void OnProxyResolved(Transfer* transfer, Resolution resolution);
+  // Appends the addresses the destination policy allows to `allowed`;
+  // returns why the first denied one is denied ("" when none is).
+  std::string KeepAllowed(const std::vector<IpAddress>& addresses,
+                          std::vector<IpAddress>* allowed) const;
+  // The host the request now waits on: the proxy's while it is looked up.
+  const std::string& LookupHost(const Transfer* transfer) const;
   void StartRequest(Transfer* transfer);
   void OnRequestDone(Transfer* transfer, CURLcode code);
   // Ends the probe with what transfer->result says.

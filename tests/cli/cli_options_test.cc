@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/cli/run_cli.h"
 #include "tests/support/dns_server.h"
+#include "tests/support/proxy_server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -28,6 +29,8 @@ using ::fanprobe::testing::CliRun;
 using ::fanprobe::testing::DnsServer;
 using ::fanprobe::testing::JsonlEvents;
 using ::fanprobe::testing::ParseJsonl;
+using ::fanprobe::testing::ProxyRequest;
+using ::fanprobe::testing::ProxyServer;
 using ::fanprobe::testing::RecordedRequest;
 using ::fanprobe::testing::RunCli;
 using ::fanprobe::testing::TargetServer;
@@ -157,6 +160,23 @@ TEST_F(CliOptionsTest, ExpectedStatusesAndBodyChecks) {
   EXPECT_EQ(
       ProbeOne({"--max-filesize", "1k"}, target_.url("/bytes/100")).outcome(),
       v1::OUTCOME_OK);
+}
+
+TEST_F(CliOptionsTest, ProxyFlagsGoThroughTheProxy) {
+  ProxyServer proxy;
+  const v1::ProbeResult through =
+      ProbeOne({"-x", proxy.url()}, target_.url("/status/200"));
+  EXPECT_EQ(through.outcome(), v1::OUTCOME_OK) << through.error();
+  EXPECT_EQ(through.remote_port(), static_cast<uint32_t>(proxy.port()));
+  // --noproxy sends a listed address directly.
+  const v1::ProbeResult direct =
+      ProbeOne({"-x", proxy.url(), "--noproxy", "127.0.0.0/8"},
+               target_.url("/status/204"));
+  EXPECT_EQ(direct.outcome(), v1::OUTCOME_OK) << direct.error();
+  EXPECT_EQ(direct.remote_port(), static_cast<uint32_t>(target_.port()));
+  const std::vector<ProxyRequest> asked = proxy.Requests();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].target, target_.url("/status/200"));
 }
 
 TEST_F(CliOptionsTest, TlsVerificationCacertAndInsecure) {

@@ -116,6 +116,18 @@ TEST(ParseCommandLineTest, CurlsSpellingsOfEveryProbeOption) {
                                        "--cacert",
                                        "ca.pem",
                                        "--http1.1",
+                                       "--tlsv1.3",
+                                       "--tlsv1.2",
+                                       "--tls-max",
+                                       "1.2",
+                                       "-x",
+                                       "http://proxy.test:3128",
+                                       "--proxy-header",
+                                       "X-A: 1",
+                                       "--proxy-header=X-B: 2",
+                                       "--noproxy",
+                                       "web.test",
+                                       "--proxy-resolves",
                                        "-6",
                                        "-A",
                                        "probe/1",
@@ -154,6 +166,12 @@ TEST(ParseCommandLineTest, CurlsSpellingsOfEveryProbeOption) {
   EXPECT_TRUE(flags.insecure);
   EXPECT_THAT(flags.cacert, Optional(std::string("ca.pem")));
   EXPECT_THAT(flags.http_version, Optional(std::string("1.1")));
+  EXPECT_THAT(flags.tls_min, Optional(std::string("1.2")));  // the last
+  EXPECT_THAT(flags.tls_max, Optional(std::string("1.2")));
+  EXPECT_THAT(flags.proxy, Optional(std::string("http://proxy.test:3128")));
+  EXPECT_THAT(flags.proxy_headers, ElementsAre("X-A: 1", "X-B: 2"));
+  EXPECT_THAT(flags.noproxy, Optional(std::string("web.test")));
+  EXPECT_TRUE(flags.proxy_resolves);
   EXPECT_THAT(flags.ip_family, Optional(std::string("6")));
   EXPECT_THAT(flags.user_agent, Optional(std::string("probe/1")));
   EXPECT_THAT(flags.max_filesize, Optional(std::string("1M")));

@@ -124,6 +124,12 @@ TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
   flags.insecure = true;
   flags.cacert = dir.File("ca.pem");
   flags.http_version = "2";
+  flags.tls_min = "1.3";
+  flags.tls_max = "1.3";
+  flags.proxy = "http://proxy.test:3128";
+  flags.proxy_headers = {"Proxy-Authorization: Bearer t"};
+  flags.noproxy = "web.test, .internal.test,10.0.0.0/8";
+  flags.proxy_resolves = true;
   flags.ip_family = "6";
   flags.user_agent = "probe/1";
   flags.max_filesize = "2k";
@@ -153,6 +159,16 @@ TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
         ip_family: IP_FAMILY_IPV6
         reuse_connections: true
         user_agent: "probe/1"
+        tls_min_version: TLS_VERSION_1_3
+        tls_max_version: TLS_VERSION_1_3
+        proxy {
+          url: "http://proxy.test:3128"
+          connect_headers { name: "Proxy-Authorization" value: "Bearer t" }
+          no_proxy: "web.test"
+          no_proxy: ".internal.test"
+          no_proxy: "10.0.0.0/8"
+          proxy_resolves: true
+        }
       )pb",
       &want));
   EXPECT_TRUE(
@@ -160,11 +176,15 @@ TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
       << defaults->DebugString();
   // The other value of each choice.
   flags.http_version = "1.1";
+  flags.tls_min = "1.2";
+  flags.tls_max = "1.2";
   flags.ip_family = "4";
   flags.follow_redirects = true;
   defaults = BuildDefaults(flags);
   ASSERT_TRUE(defaults.ok()) << defaults.status();
   EXPECT_EQ(defaults->http_version(), v1::HTTP_VERSION_1_1);
+  EXPECT_EQ(defaults->tls_min_version(), v1::TLS_VERSION_1_2);
+  EXPECT_EQ(defaults->tls_max_version(), v1::TLS_VERSION_1_2);
   EXPECT_EQ(defaults->ip_family(), v1::IP_FAMILY_IPV4);
   EXPECT_TRUE(defaults->follow_redirects());
 }
@@ -237,6 +257,19 @@ TEST(BuildRequestTest, BadValuesAreUsageErrorsQuotingTheFlag) {
   flags.max_filesize = "big";
   EXPECT_EQ(Refusal(flags),
             "--max-filesize=big: want a byte count such as 65536 or 64k");
+  flags = base;
+  flags.noproxy = "web.test";
+  EXPECT_EQ(Refusal(flags),
+            "--proxy-header, --noproxy and --proxy-resolves need -x/--proxy");
+  flags = base;
+  flags.proxy = "http://proxy.test";
+  flags.proxy_headers = {"NoColon"};
+  EXPECT_EQ(Refusal(flags), "--proxy-header=NoColon: want 'Name: value'");
+  flags = base;
+  flags.tls_max = "1.1";
+  EXPECT_EQ(Refusal(flags),
+            "--tls-max=1.1: want 1.2, 1.3 or default (nothing older than TLS "
+            "1.2 is offered)");
   flags = base;
   flags.cacert = "/nonexistent/ca.pem";
   EXPECT_EQ(Refusal(flags), "cannot read --cacert=/nonexistent/ca.pem");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -319,6 +320,56 @@ modules:
                                     "\"/nonexistent/token\"")));
 }
 
+TEST(BlackboxModulesTest, ProxyOptionsBecomeTheProbesProxy) {
+  const BlackboxModule m = ParseOne(R"(
+modules:
+  m:
+    prober: http
+    http:
+      proxy_url: "http://user:pw@proxy.test:3128"
+      no_proxy: "web.test, .internal.test,10.0.0.0/8"
+      proxy_connect_header:
+        Proxy-Authorization: ["Bearer a", "Bearer b"]
+        X-Note: [probe]
+      skip_resolve_phase_with_proxy: true
+)",
+                                    "m");
+  EXPECT_THAT(m.unsupported, ::testing::IsEmpty());
+  ASSERT_TRUE(m.options.proxy.has_value());
+  EXPECT_EQ(m.options.proxy->url, "http://user:pw@proxy.test:3128");
+  EXPECT_THAT(m.options.proxy->no_proxy,
+              ElementsAre("web.test", ".internal.test", "10.0.0.0/8"));
+  EXPECT_THAT(m.options.proxy->connect_headers,
+              ElementsAre(::testing::Pair("Proxy-Authorization", "Bearer a"),
+                          ::testing::Pair("Proxy-Authorization", "Bearer b"),
+                          ::testing::Pair("X-Note", "probe")));
+  EXPECT_TRUE(m.options.proxy->proxy_resolves);
+  EXPECT_THAT(m.config_yaml, Not(HasSubstr("Bearer a")));
+  EXPECT_THAT(m.config_yaml, Not(HasSubstr(":pw@")));
+}
+
+TEST(BlackboxModulesTest, ProxyCombinationsPrometheusCommonRefusesAreRefused) {
+  for (const auto& [http, message] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"{no_proxy: web.test}",
+            "if no_proxy is configured, proxy_url must also be configured"},
+           {"{proxy_connect_header: {X-A: [b]}}",
+            "if proxy_connect_header is configured, proxy_url or "
+            "proxy_from_environment must also be configured"},
+           {"{proxy_from_environment: true, proxy_url: \"http://p.test\"}",
+            "if proxy_from_environment is configured, proxy_url must not be "
+            "configured"},
+           {"{proxy_connect_header: {X-A: b}, proxy_url: \"http://p.test\"}",
+            "modules.m.http.proxy_connect_header.X-A: want a list of "
+            "values"}}) {
+    SCOPED_TRACE(http);
+    absl::StatusOr<BlackboxModules> modules = ParseBlackboxModules(
+        absl::StrCat("modules: {m: {prober: http, http: ", http, "}}"));
+    EXPECT_EQ(modules.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(modules.status().message(), HasSubstr(message));
+  }
+}
+
 TEST(BlackboxModulesTest, OptionsFanprobeCannotHonourLoadAndAreListed) {
   const BlackboxModule m = ParseOne(R"(
 modules:
@@ -326,21 +377,21 @@ modules:
     prober: http
     http:
       oauth2: {client_id: i, token_url: "http://127.0.0.1:1/token"}
-      proxy_url: "http://127.0.0.1:3128"
+      proxy_url: "socks5://127.0.0.1:1080"
       skip_resolve_phase_with_proxy: true
       fail_if_body_json_matches_cel: 'body.ok == false'
-      tls_config: {server_name: s.test, max_version: TLS12, min_version: TLS13}
+      tls_config: {max_version: TLS11}
 )",
                                     "m");
   EXPECT_THAT(
       m.unsupported,
       ElementsAre(HasSubstr("modules.m.http.oauth2: OAuth 2.0"),
-                  HasSubstr("modules.m.http.proxy_url: a proxy"),
                   HasSubstr("modules.m.http.fail_if_body_json_matches_cel:"),
-                  HasSubstr("modules.m.http.tls_config.server_name:"),
-                  HasSubstr("modules.m.http.tls_config.max_version:"),
-                  HasSubstr("modules.m.http.tls_config.min_version: a TLS "
-                            "1.3 floor")));
+                  HasSubstr("modules.m.http.tls_config.max_version: a TLS "
+                            "version cap below TLS 1.2"),
+                  HasSubstr("modules.m.http.proxy_url: a proxy other than "
+                            "http:// (https, SOCKS)")));
+  EXPECT_FALSE(m.options.proxy.has_value());
   // identity is no compression at all: nothing unsupported.
   EXPECT_THAT(ParseOne("modules: {m: {prober: http, http: {compression: "
                        "identity}}}",
@@ -584,8 +635,11 @@ TEST(BlackboxModulesTest, DebiansExampleYmlLoadsWhole) {
   EXPECT_EQ(config->modules.at("http_gzip_with_accept_encoding")
                 .options.accept_encoding,
             "gzip");
-  EXPECT_THAT(config->modules.at("http_with_proxy").unsupported,
-              ElementsAre(HasSubstr("proxy_url")));
+  const BlackboxModule& proxied = config->modules.at("http_with_proxy");
+  EXPECT_THAT(proxied.unsupported, ::testing::IsEmpty());
+  ASSERT_TRUE(proxied.options.proxy.has_value());
+  EXPECT_EQ(proxied.options.proxy->url, "http://127.0.0.1:3128");
+  EXPECT_TRUE(proxied.options.proxy->proxy_resolves);
 }
 
 TEST(BlackboxModulesStoreTest, AReloadSwapsTheModulesAndABadFileKeepsThem) {

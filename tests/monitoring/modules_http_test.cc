@@ -41,7 +41,7 @@ constexpr char kModules[] = R"(modules:
   with_proxy:
     prober: http
     http:
-      proxy_url: "http://127.0.0.1:3128"
+      proxy_url: "socks5://127.0.0.1:1080"
   http1_only:
     prober: http
     http:
@@ -110,8 +110,9 @@ TEST_F(ModulesHttpTest, AnUnsupportedOptionFailsTheProbeNamingIt) {
       side_.address(),
       ProbePath({target_.url("/status/200")}, "with_proxy") + "&debug=true");
   EXPECT_THAT(debug.body,
-              HasSubstr("modules.with_proxy.http.proxy_url: a proxy is not "
-                        "supported by fanprobe yet"));
+              HasSubstr("modules.with_proxy.http.proxy_url: a proxy other "
+                        "than http:// (https, SOCKS) is not supported by "
+                        "fanprobe yet"));
   const auto counts = side_.http().modules().UnsupportedCounts();
   ASSERT_EQ(counts.size(), 1u);
   EXPECT_EQ(counts.begin()->first.first, "with_proxy");
@@ -155,11 +156,21 @@ TEST_F(ModulesHttpTest, HostnameIsTheHostHeaderTheTargetSees) {
   EXPECT_EQ(ParseOrFail(plain.body).Value("probe_success"), 1);
   EXPECT_THAT(host_of("/status/200"), ::testing::ElementsAre("vhost.test"));
 
-  // hostname= wins over the module's own Host header, as in
-  // blackbox_exporter; without it the module's is sent.
+  // A module with a Host header of its own takes the same hostname=, and
+  // refuses another, as blackbox_exporter does; without hostname= the
+  // module's is sent.
   HttpGet(side_.address(), ProbePath({target_.url("/status/204")}, "vhost") +
-                               "&hostname=param.test");
-  EXPECT_THAT(host_of("/status/204"), ::testing::ElementsAre("param.test"));
+                               "&hostname=module.test");
+  EXPECT_THAT(host_of("/status/204"), ::testing::ElementsAre("module.test"));
+  HttpReply conflict = HttpGet(
+      side_.address(), ProbePath({target_.url("/status/203")}, "vhost") +
+                           "&hostname=param.test");
+  EXPECT_EQ(conflict.status, 400);
+  EXPECT_THAT(conflict.body,
+              HasSubstr("host header defined both in module configuration "
+                        "(module.test) and with URL-parameter 'hostname' "
+                        "(param.test)"));
+  EXPECT_EQ(RequestsTo("/status/203"), 0);
   HttpGet(side_.address(), ProbePath({target_.url("/status/202")}, "vhost"));
   EXPECT_THAT(host_of("/status/202"), ::testing::ElementsAre("module.test"));
 }

@@ -24,6 +24,7 @@
 #include "tests/monitoring/http_side.h"
 #include "tests/support/http_client.h"
 #include "tests/support/prom_text.h"
+#include "tests/support/proxy_server.h"
 #include "tests/support/target_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_certs.h"
@@ -398,6 +399,109 @@ TEST_F(ModulesMappedTest, ClientCertificateFromFiles) {
               Not(HasSubstr("PRIVATE KEY")));
 }
 
+TEST_F(ModulesMappedTest, TlsVersionsBoundTheHandshake) {
+  TestCa ca("fanprobe test CA");
+  TlsTargetOptions only12;
+  only12.max_version = TlsVersion::kTls12;
+  TlsTargetServer tls12(ca, only12);
+  TlsTargetServer tls13(ca);
+  const std::string ca_file = dir_.Write("ca.pem", ca.cert_pem());
+  Start(absl::StrCat(
+      "modules:\n"
+      "  floor13:\n    prober: http\n    http:\n      tls_config: {ca_file: ",
+      ca_file, ", min_version: TLS13}\n",
+      "  cap12:\n    prober: http\n    http:\n      tls_config: {ca_file: ",
+      ca_file, ", max_version: TLS12}\n",
+      "  floor10:\n    prober: http\n    http:\n      tls_config: {ca_file: ",
+      ca_file, ", min_version: TLS10}\n"));
+  // A TLS 1.3 floor refuses a server that speaks TLS 1.2 at most, and
+  // takes one that speaks 1.3.
+  const Exposition refused = Probe(tls12.url("/status/200"), "floor13");
+  EXPECT_EQ(refused.Value("probe_success"), 0);
+  EXPECT_EQ(Outcome(refused, "TLS_ERROR"), 1);
+  EXPECT_EQ(tls12.Stats().requests, 0);
+  const Exposition taken = Probe(tls13.url("/status/200"), "floor13");
+  EXPECT_EQ(taken.Value("probe_success"), 1);
+  EXPECT_EQ(taken.Value("probe_tls_version_info", {{"version", "TLS 1.3"}}), 1);
+  // A TLS 1.2 cap makes a server that offers 1.3 agree on 1.2.
+  const Exposition capped = Probe(tls13.url("/status/200"), "cap12");
+  EXPECT_EQ(capped.Value("probe_success"), 1);
+  EXPECT_EQ(capped.Value("probe_tls_version_info", {{"version", "TLS 1.2"}}),
+            1);
+  // A TLS 1.0 floor is TLS 1.2 here: both servers answer.
+  EXPECT_EQ(Probe(tls12.url("/status/200"), "floor10").Value("probe_success"),
+            1);
+  EXPECT_EQ(Probe(tls13.url("/status/200"), "floor10")
+                .Value("probe_tls_version_info", {{"version", "TLS 1.3"}}),
+            1);
+}
+
+TEST_F(ModulesMappedTest, TheHandshakeNamesTheServerNameOrTheHostHeader) {
+  // A virtual host whose certificate names vhost.test only, probed by
+  // address, as blackbox_exporter's users do with hostname= or server_name.
+  TestCa ca("fanprobe test CA");
+  TlsTargetServer vhost(ca.Issue("vhost", {.dns_names = {"vhost.test"}}));
+  const std::string ca_file = dir_.Write("ca.pem", ca.cert_pem());
+  Start(absl::StrCat(
+      "modules:\n"
+      "  plain:\n    prober: http\n    http:\n      tls_config: {ca_file: ",
+      ca_file, "}\n",
+      "  named:\n    prober: http\n    http:\n      tls_config: {ca_file: ",
+      ca_file, ", server_name: vhost.test}\n",
+      "  host_header:\n    prober: http\n    http:\n"
+      "      headers: {Host: \"vhost.test:443\"}\n"
+      "      tls_config: {ca_file: ",
+      ca_file, "}\n"));
+  const std::string url = vhost.url("/status/200");
+  const Exposition by_address = Probe(url, "plain");
+  EXPECT_EQ(by_address.Value("probe_success"), 0);
+  EXPECT_EQ(Outcome(by_address, "TLS_ERROR"), 1);
+  EXPECT_EQ(Probe(url, "named").Value("probe_success"), 1);
+  EXPECT_EQ(Probe(url, "host_header").Value("probe_success"), 1);
+  HttpReply with_hostname = HttpGet(
+      side_->address(), ProbePath({url}, "plain") + "&hostname=vhost.test");
+  ASSERT_EQ(with_hostname.status, 200) << with_hostname.body;
+  EXPECT_EQ(ParseOrFail(with_hostname.body).Value("probe_success"), 1);
+  EXPECT_THAT(
+      vhost.Stats().server_names,
+      ::testing::ElementsAre("", "vhost.test", "vhost.test", "vhost.test"));
+}
+
+TEST_F(ModulesMappedTest, AProxyModuleProbesThroughItsProxy) {
+  ProxyServer proxy;
+  Start(absl::StrCat("modules:\n  proxied:\n    prober: http\n    http:\n",
+                     "      proxy_url: \"", proxy.url(), "\"\n",
+                     "      proxy_connect_header: {X-Note: [probe]}\n"));
+  const Exposition m = Probe(target_.url("/status/200"), "proxied");
+  EXPECT_EQ(m.Value("probe_success"), 1);
+  EXPECT_EQ(m.Value("probe_http_status_code"), 200);
+  const std::vector<ProxyRequest> asked = proxy.Requests();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].method, "GET");
+  EXPECT_EQ(asked[0].target, target_.url("/status/200"));
+}
+
+// What the engine says of a modules file at start (CheckModulesWithEngine).
+absl::Status CheckAtStart(const std::string& yaml) {
+  absl::StatusOr<monitoring::BlackboxModules> modules =
+      monitoring::ParseBlackboxModules(yaml);
+  if (!modules.ok()) return modules.status();
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(EngineOptions{.workers = 1});
+  if (!engine.ok()) return engine.status();
+  return monitoring::CheckModulesWithEngine(*modules, **engine);
+}
+
+TEST(ModulesMappedStartTest, ATlsFloorAboveTheCeilingStopsTheStart) {
+  const absl::Status status = CheckAtStart(
+      "modules:\n  m:\n    prober: http\n    http:\n"
+      "      tls_config: {min_version: TLS13, max_version: TLS12}\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("module \"m\": tls_min_version: TLSv1.3 is above "
+                        "tls_max_version TLSv1.2"));
+}
+
 TEST(ModulesMappedStartTest, AClientKeyThatDoesNotMatchStopsTheStart) {
   // Like a key blackbox_exporter cannot load: the file is refused, naming
   // the module and the field, never the key.
@@ -407,17 +511,10 @@ TEST(ModulesMappedStartTest, AClientKeyThatDoesNotMatchStopsTheStart) {
   TempDir dir;
   const std::string cert = dir.Write("a.pem", a.cert_pem);
   const std::string key = dir.Write("b.key", b.key_pem);
-  absl::StatusOr<monitoring::BlackboxModules> modules =
-      monitoring::ParseBlackboxModules(
-          absl::StrCat("modules:\n  mtls:\n    prober: http\n    http:\n"
-                       "      tls_config: {cert_file: ",
-                       cert, ", key_file: ", key, "}\n"));
-  ASSERT_TRUE(modules.ok()) << modules.status();
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(EngineOptions{.workers = 1});
-  ASSERT_TRUE(engine.ok()) << engine.status();
-  const absl::Status status =
-      monitoring::CheckModulesWithEngine(*modules, **engine);
+  const absl::Status status = CheckAtStart(
+      absl::StrCat("modules:\n  mtls:\n    prober: http\n    http:\n"
+                   "      tls_config: {cert_file: ",
+                   cert, ", key_file: ", key, "}\n"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(),
               HasSubstr("module \"mtls\": client_certificate.key_pem"));

@@ -1,8 +1,11 @@
 // engine_tls_test.cc: https probes against a loopback HTTPS target with
 // real certificates (tests/support/tls_target_server.h): verification
 // against the probe's CA, a full handshake for every fresh probe, the TLS
-// details a result carries, and each way a handshake fails.
+// details a result carries, each way a handshake fails, the TLS version
+// range a probe allows, and a server name of its own (SNI) for a target
+// dialled by address.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -217,6 +220,130 @@ TEST_F(EngineTlsTest, Tls12ServerIsReportedAsSuch) {
   EXPECT_EQ(r.tls->version, "TLSv1.2");
   // IANA's name, not OpenSSL's ("ECDHE-ECDSA-...").
   EXPECT_THAT(r.tls->cipher, ::testing::StartsWith("TLS_ECDHE_ECDSA_WITH_"));
+}
+
+TEST_F(EngineTlsTest, TheProbesTlsFloorAndCeilingBoundTheHandshake) {
+  TlsTargetOptions only12;
+  only12.max_version = testing::TlsVersion::kTls12;
+  TlsTargetServer tls12(ca_, only12);
+  TlsTargetOptions only13;
+  only13.min_version = testing::TlsVersion::kTls13;
+  TlsTargetServer tls13(ca_, only13);
+  auto floor13 = Trusting(
+      ca_, [](ProbeOptions& o) { o.tls_min_version = TlsVersion::kTls1_3; });
+  auto cap12 = Trusting(
+      ca_, [](ProbeOptions& o) { o.tls_max_version = TlsVersion::kTls1_2; });
+  BatchRun run = Run({Target(tls12.url("/status/200"), floor13),
+                      Target(tls13.url("/status/200"), floor13),
+                      Target(tls12.url("/status/200"), cap12),
+                      Target(tls13.url("/status/200"), cap12),
+                      // A failure is followed by a success on the same
+                      // engine, with the default range.
+                      Target(tls12.url("/status/200"), Trusting(ca_))});
+  ExpectConsistent(run);
+  ASSERT_THAT(run.results, SizeIs(5));
+  std::map<uint32_t, ProbeResult> r = testing::ByIndex(run.results);
+  EXPECT_EQ(r[0].outcome, Outcome::kTlsError) << r[0].error;
+  EXPECT_EQ(r[0].status_code, 0);
+  ASSERT_EQ(r[1].outcome, Outcome::kOk) << r[1].error;
+  EXPECT_EQ(r[1].tls->version, "TLSv1.3");
+  ASSERT_EQ(r[2].outcome, Outcome::kOk) << r[2].error;
+  EXPECT_EQ(r[2].tls->version, "TLSv1.2");
+  EXPECT_EQ(r[3].outcome, Outcome::kTlsError) << r[3].error;
+  ASSERT_EQ(r[4].outcome, Outcome::kOk) << r[4].error;
+  EXPECT_EQ(r[4].tls->version, "TLSv1.2");
+  EXPECT_EQ(tls12.Stats().requests, 2);
+  EXPECT_EQ(tls13.Stats().requests, 1);
+
+  ProbeOptions upside_down;
+  upside_down.tls_min_version = TlsVersion::kTls1_3;
+  upside_down.tls_max_version = TlsVersion::kTls1_2;
+  const absl::Status status = engine_->CheckOptions(upside_down);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "tls_min_version: TLSv1.3 is above tls_max_version TLSv1.2");
+}
+
+TEST_F(EngineTlsTest, ATlsServerNameIsSentAndVerifiedWhileTheUrlsHostIsDialed) {
+  // A virtual host known by name only: its certificate names vhost.test,
+  // and the probe dials 127.0.0.1 (blackbox_exporter's hostname= and
+  // tls_config.server_name).
+  const KeyAndCert vhost = ca_.Issue("vhost", {.dns_names = {"vhost.test"}});
+  TlsTargetServer server(vhost);
+  const std::string authority = absl::StrCat("127.0.0.1:", server.port());
+  auto named = Trusting(ca_, [&](ProbeOptions& o) {
+    o.tls_server_name = "vhost.test";
+    // The Host header still names the URL's host.
+    o.body_must_match = {absl::StrCat("\nHost: ", authority, "\n")};
+  });
+  ProbeResult by_ip =
+      RunOne(Target(server.url("/echo_headers"), Trusting(ca_)));
+  EXPECT_EQ(by_ip.outcome, Outcome::kTlsError) << by_ip.error;
+  ProbeResult ok = RunOne(Target(server.url("/echo_headers"), named));
+  ASSERT_EQ(ok.outcome, Outcome::kOk) << ok.error;
+  EXPECT_EQ(ok.final_url, server.url("/echo_headers"));
+  EXPECT_EQ(ok.remote_ip, "127.0.0.1");
+  ASSERT_TRUE(ok.tls.has_value());
+  EXPECT_THAT(ok.tls->chain.front().dns_names, ElementsAre("vhost.test"));
+  EXPECT_THAT(server.Stats().server_names, ElementsAre("", "vhost.test"));
+
+  // A Host header of the options' own is the one sent.
+  ProbeResult host = RunOne(
+      Target(server.url("/echo_headers"), Trusting(ca_, [](ProbeOptions& o) {
+               o.tls_server_name = "vhost.test";
+               o.headers = {{"Host", "vhost.test"}};
+               o.body_must_match = {"\nHost: vhost.test\n"};
+             })));
+  EXPECT_EQ(host.outcome, Outcome::kOk) << host.error;
+
+  // A relative redirect stays on the target's host, and so does the name;
+  // every hop's URL is the target's own.
+  ProbeResult redirected = RunOne(
+      Target(server.url("/redirect/2"), Trusting(ca_, [](ProbeOptions& o) {
+               o.tls_server_name = "vhost.test";
+             })));
+  ASSERT_EQ(redirected.outcome, Outcome::kOk) << redirected.error;
+  ASSERT_THAT(redirected.hops, SizeIs(3));
+  for (const Hop& hop : redirected.hops) {
+    EXPECT_THAT(hop.url, StartsWith(absl::StrCat("https://", authority, "/")));
+  }
+  EXPECT_THAT(redirected.hops[0].location,
+              StartsWith(absl::StrCat("https://", authority, "/")));
+  EXPECT_EQ(redirected.final_url, server.url("/status/200"));
+
+  ProbeOptions bad;
+  bad.tls_server_name = "vhost.test:443";
+  const absl::Status status = engine_->CheckOptions(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "tls_server_name: \"vhost.test:443\" is not a host name or IP "
+            "address");
+}
+
+TEST_F(EngineTlsTest, KeptConnectionsAreNotSharedAcrossTargetsOfOneServerName) {
+  // Two targets behind one name: with connections kept, each probe still
+  // reaches the address its URL names.
+  const KeyAndCert vhost = ca_.Issue("vhost", {.dns_names = {"vhost.test"}});
+  TlsTargetServer a(vhost);
+  TlsTargetServer b(vhost);
+  auto kept = Trusting(ca_, [](ProbeOptions& o) {
+    o.tls_server_name = "vhost.test";
+    o.reuse_connections = true;
+  });
+  std::vector<ProbeTarget> targets;
+  for (int i = 0; i < 3; ++i) {
+    targets.push_back(Target(a.url("/status/200"), kept));
+    targets.push_back(Target(b.url("/status/200"), kept));
+  }
+  BatchOptions one_at_a_time;
+  one_at_a_time.max_concurrency = 1;
+  BatchRun run = Run(std::move(targets), one_at_a_time);
+  ExpectConsistent(run);
+  for (const ProbeResult& r : run.results) {
+    EXPECT_EQ(r.outcome, Outcome::kOk) << r.error;
+  }
+  EXPECT_EQ(a.Stats().requests, 3);
+  EXPECT_EQ(b.Stats().requests, 3);
 }
 
 // A mutual-TLS target: it asks for a certificate issued by `client_ca`.

@@ -86,6 +86,7 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
   defaults.mutable_timeout()->set_seconds(2);
   defaults.set_follow_redirects(false);
   defaults.set_http_version(v1::HTTP_VERSION_2);
+  defaults.set_tls_min_version(v1::TLS_VERSION_1_3);
   v1::Header* header = defaults.mutable_headers()->add_headers();
   header->set_name("Authorization");
   header->set_value("Bearer x");
@@ -97,6 +98,8 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
   one.mutable_headers();           // set, and empty: no headers
   one.set_ip_family(v1::IP_FAMILY_IPV6);
   one.set_max_body_bytes(10);
+  one.set_tls_min_version(v1::TLS_VERSION_UNSPECIFIED);  // back to TLS 1.2
+  one.set_tls_max_version(v1::TLS_VERSION_1_2);
 
   const absl::StatusOr<BatchRequest> batch = Convert(request, {});
   ASSERT_TRUE(batch.ok()) << batch.status();
@@ -105,6 +108,8 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
   EXPECT_EQ(zero.timeout, absl::Seconds(2));
   EXPECT_FALSE(zero.follow_redirects);
   EXPECT_EQ(zero.http_version, HttpVersion::kHttp2);
+  EXPECT_EQ(zero.tls_min_version, TlsVersion::kTls1_3);
+  EXPECT_EQ(zero.tls_max_version, TlsVersion::kTls1_3);
   EXPECT_THAT(zero.headers, ElementsAre(Pair("Authorization", "Bearer x")));
   EXPECT_THAT(zero.body_must_match, ElementsAre("ok"));
 
@@ -117,8 +122,38 @@ TEST(BatchFromProtoTest, TargetOptionsOverrideDefaultsFieldByField) {
   EXPECT_EQ(overridden.http_version, HttpVersion::kHttp2);     // inherited
   EXPECT_EQ(overridden.ip_family, IpFamily::kIpv6);
   EXPECT_EQ(overridden.max_body_bytes, 10u);
+  EXPECT_EQ(overridden.tls_min_version, TlsVersion::kTls1_2);
+  EXPECT_EQ(overridden.tls_max_version, TlsVersion::kTls1_2);
   // The defaults' copy is untouched.
   EXPECT_EQ(batch->targets[2].options, batch->targets[0].options);
+}
+
+TEST(BatchFromProtoTest, AProxyAndAServerNameAndATargetThatDropsTheProxy) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  v1::Proxy& proxy = *request.mutable_defaults()->mutable_proxy();
+  proxy.set_url("http://proxy.test:3128");
+  v1::Header* header = proxy.add_connect_headers();
+  header->set_name("Proxy-Authorization");
+  header->set_value("Bearer t");
+  proxy.add_no_proxy(".internal.test");
+  proxy.set_proxy_resolves(true);
+  request.mutable_defaults()->set_tls_server_name("vhost.test");
+  // Set with an empty URL: no proxy for this one.
+  request.mutable_targets(1)->mutable_options()->mutable_proxy();
+
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const ProbeOptions& zero = *batch->targets[0].options;
+  ASSERT_TRUE(zero.proxy.has_value());
+  EXPECT_EQ(zero.proxy->url, "http://proxy.test:3128");
+  EXPECT_THAT(zero.proxy->connect_headers,
+              ElementsAre(Pair("Proxy-Authorization", "Bearer t")));
+  EXPECT_THAT(zero.proxy->no_proxy, ElementsAre(".internal.test"));
+  EXPECT_TRUE(zero.proxy->proxy_resolves);
+  EXPECT_EQ(zero.tls_server_name, "vhost.test");
+  const ProbeOptions& one = *batch->targets[1].options;
+  EXPECT_FALSE(one.proxy.has_value());
+  EXPECT_EQ(one.tls_server_name, "vhost.test");
 }
 
 TEST(BatchFromProtoTest, EmptyStatusRangesMeanTheDefault) {
@@ -301,6 +336,20 @@ TEST(BatchFromProtoTest, OptionsTheEngineRefusesNameTheRequestField) {
        },
        "defaults.client_certificate.cert_pem: holds no PEM certificate that "
        "parses"},
+      {"a TLS floor above the inherited ceiling",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->set_tls_max_version(v1::TLS_VERSION_1_2);
+         r.mutable_targets(1)->mutable_options()->set_tls_min_version(
+             v1::TLS_VERSION_1_3);
+       },
+       "targets[1].options.tls_min_version: TLSv1.3 is above tls_max_version "
+       "TLSv1.2"},
+      {"a TLS version this server does not know",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(0)->mutable_options()->set_tls_max_version(
+             static_cast<v1::TlsVersion>(7));
+       },
+       "targets[0].options.tls_max_version: unknown TlsVersion value 7"},
   };
   const std::unique_ptr<Engine> engine =
       Engine::Create({.workers = 1,
