@@ -32,6 +32,7 @@ using ::fanprobe::testing::Options;
 using ::fanprobe::testing::ProxyRequest;
 using ::fanprobe::testing::ProxyServer;
 using ::fanprobe::testing::ProxyServerOptions;
+using ::fanprobe::testing::RefusedPort;
 using ::fanprobe::testing::Target;
 using ::fanprobe::testing::TargetServer;
 using ::fanprobe::testing::TestCa;
@@ -238,13 +239,11 @@ TEST_F(EngineProxyTest, AProxyThatCannotBeReachedFailsItsProbesOnly) {
   EXPECT_EQ(unnamed.outcome, Outcome::kConnectError) << unnamed.error;
   EXPECT_THAT(unnamed.error,
               ::testing::StartsWith("the proxy nowhere.test does not resolve"));
-  const int closed_port = [] {
-    ProxyServer gone;
-    return gone.port();
-  }();
+  // A port held bound but not listening: refused, and no other test's.
+  RefusedPort closed;
   ProbeResult refused =
       RunOne(Target(WebUrl("/status/200"),
-                    Proxied(absl::StrCat("http://127.0.0.1:", closed_port))));
+                    Proxied(absl::StrCat("http://127.0.0.1:", closed.port()))));
   EXPECT_EQ(refused.outcome, Outcome::kConnectError) << refused.error;
   ProxyServer proxy;
   EXPECT_EQ(
