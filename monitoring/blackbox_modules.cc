@@ -1202,13 +1202,26 @@ std::string RedactedYaml(const YAML::Node& node) {
   return emitter.c_str();
 }
 
-constexpr absl::string_view kOtherProbers[] = {"tcp", "icmp", "dns", "grpc"};
+// blackbox_exporter's probers but http, each with its section of the
+// same name.
+constexpr absl::string_view kOtherProbers[] = {"tcp",  "icmp", "dns",
+                                               "grpc", "unix", "websocket"};
 
 bool IsOtherProber(absl::string_view prober) {
   for (absl::string_view other : kOtherProbers) {
     if (prober == other) return true;
   }
   return false;
+}
+
+// "want http, tcp, icmp, dns, grpc, unix or websocket".
+std::string WantProbers() {
+  std::string want = "want http";
+  for (size_t i = 0; i < std::size(kOtherProbers); ++i) {
+    absl::StrAppend(&want, i + 1 == std::size(kOtherProbers) ? " or " : ", ",
+                    kOtherProbers[i]);
+  }
+  return want;
 }
 
 std::optional<BlackboxModule> ParseModule(const std::string& name,
@@ -1225,14 +1238,14 @@ std::optional<BlackboxModule> ParseModule(const std::string& name,
   module.name = name;
   module.options = BlackboxDefaults();
   module.config_yaml = RedactedYaml(node);
-  CheckKeys(node, path,
-            {"prober", "timeout", "http", "tcp", "icmp", "dns", "grpc"},
-            problems);
+  std::vector<absl::string_view> keys = {"prober", "timeout", "http"};
+  keys.insert(keys.end(), std::begin(kOtherProbers), std::end(kOtherProbers));
+  CheckKeys(node, path, keys, problems);
   std::optional<std::string> prober;
   if (node["prober"]) {
     prober = Scalar(node["prober"], absl::StrCat(path, ".prober"), problems);
   } else {
-    problems.Add(path, "prober is missing (want http, tcp, icmp, dns or grpc)");
+    problems.Add(path, absl::StrCat("prober is missing (", WantProbers(), ")"));
   }
   if (const YAML::Node timeout_node = node["timeout"]) {
     const std::string key_path = absl::StrCat(path, ".timeout");
@@ -1261,8 +1274,8 @@ std::optional<BlackboxModule> ParseModule(const std::string& name,
           "/probe with this module answers 400"));
     } else {
       problems.Add(absl::StrCat(path, ".prober"),
-                   absl::StrCat("unknown prober \"", *prober,
-                                "\" (want http, tcp, icmp, dns or grpc)"));
+                   absl::StrCat("unknown prober \"", *prober, "\" (",
+                                WantProbers(), ")"));
     }
   }
   if (problems.size() != problems_before) return std::nullopt;

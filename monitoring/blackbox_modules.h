@@ -47,9 +47,9 @@
 //              header does not accept
 // Secrets (passwords, tokens, credentials, keys) are never shown:
 // config_yaml has them as "<secret>", and no message quotes one.
-// Modules of the other probers (tcp, icmp, dns, grpc) load with one warning
-// each; /probe answers 400 for them.  Every problem of a file is reported at
-// once, one per line, each with its YAML path.
+// Modules of the other probers (tcp, icmp, dns, grpc, unix, websocket) load
+// with one warning each; /probe answers 400 for them.  Every problem of a
+// file is reported at once, one per line, each with its YAML path.
 //
 // Example:
 //   absl::StatusOr<BlackboxConfig> config = LoadBlackboxConfig(path);
@@ -85,8 +85,8 @@ namespace fanprobe::monitoring {
 
 struct BlackboxModule {
   std::string name;
-  // "http", or the other prober the file names (tcp, icmp, dns, grpc):
-  // such a module loads but /probe refuses it.
+  // "http", or the other prober the file names (tcp, icmp, dns, grpc, unix,
+  // websocket): such a module loads but /probe refuses it.
   std::string prober = "http";
   // What each probe runs.  As blackbox_exporter's defaults where they differ
   // from the engine's: valid status 200-299, no body size limit.

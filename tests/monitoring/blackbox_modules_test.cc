@@ -244,12 +244,17 @@ modules:
   ssh: {prober: tcp, tcp: {query_response: [{expect: "^SSH-2.0-"}]}}
   ns: {prober: dns, dns: {query_name: example.test}}
   rpc: {prober: grpc, grpc: {tls: true}}
+  sock: {prober: unix, unix: {query_response: [{expect: "^ok"}]}}
+  ws: {prober: websocket, websocket: {query_response: [{expect: "^hi"}]}}
 )");
+  // unix (blackbox_exporter 0.28) and websocket (unreleased): in its
+  // example.yml.
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->modules.size(), 5u);
+  EXPECT_EQ(config->modules.size(), 7u);
   EXPECT_EQ(config->modules.at("ping").prober, "icmp");
   EXPECT_EQ(config->modules.at("web").prober, "http");
-  ASSERT_EQ(config->warnings.size(), 4u);
+  EXPECT_EQ(config->modules.at("ws").prober, "websocket");
+  ASSERT_EQ(config->warnings.size(), 6u);
   EXPECT_THAT(config->warnings,
               ::testing::Contains(HasSubstr(
                   "modules.ssh: prober \"tcp\" is not supported by fanprobe")));
