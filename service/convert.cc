@@ -81,6 +81,12 @@ absl::StatusOr<HttpVersion> HttpVersionFromProto(v1::HttpVersion proto,
   }
 }
 
+// The engine's defaults, made once: what an unspecified enum value means.
+const ProbeOptions& EngineDefaults() {
+  static const auto* const defaults = new ProbeOptions();
+  return *defaults;
+}
+
 // TLS_VERSION_UNSPECIFIED is the field's own default, `unspecified`.
 absl::StatusOr<TlsVersion> TlsVersionFromProto(v1::TlsVersion proto,
                                                TlsVersion unspecified,
@@ -214,14 +220,14 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   }
   if (proto.has_tls_min_version()) {
     absl::StatusOr<TlsVersion> version = TlsVersionFromProto(
-        proto.tls_min_version(), ProbeOptions().tls_min_version,
+        proto.tls_min_version(), EngineDefaults().tls_min_version,
         path.Field("tls_min_version"));
     if (!version.ok()) return version.status();
     options.tls_min_version = *version;
   }
   if (proto.has_tls_max_version()) {
     absl::StatusOr<TlsVersion> version = TlsVersionFromProto(
-        proto.tls_max_version(), ProbeOptions().tls_max_version,
+        proto.tls_max_version(), EngineDefaults().tls_max_version,
         path.Field("tls_max_version"));
     if (!version.ok()) return version.status();
     options.tls_max_version = *version;

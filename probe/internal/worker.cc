@@ -506,14 +506,11 @@ void Worker::BeginHop(Transfer* t) {
   if (t->url.address.has_value()) {
     if (t->via_proxy) {
       // The socket goes to the proxy: the target's address is checked here.
-      absl::Status allowed = options_.policy == nullptr
-                                 ? absl::OkStatus()
-                                 : options_.policy->Check(*t->url.address);
-      if (!allowed.ok()) {
-        Fail(t, Outcome::kDenied, std::string(allowed.message()));
+      std::string denied = KeepAllowed({*t->url.address}, &t->addresses);
+      if (t->addresses.empty()) {
+        Fail(t, Outcome::kDenied, std::move(denied));
         return;
       }
-      t->addresses.push_back(*t->url.address);
       ResolveProxy(t);
       return;
     }
@@ -526,16 +523,7 @@ void Worker::BeginHop(Transfer* t) {
     ResolveProxy(t);
     return;
   }
-  dns_lookups_.fetch_add(1, std::memory_order_relaxed);
-  std::optional<Resolution> now =
-      resolver_->Resolve(t->seq, t->url.host, o.ip_family);
-  if (now.has_value()) {
-    OnHopResolved(t, *std::move(now));
-    return;
-  }
-  t->phase = Transfer::Phase::kResolving;
-  resolving_.emplace(t->seq, t);
-  t->lookup_deadline = lookup_deadlines_.emplace(t->hop_deadline_ns, t);
+  Lookup(t, t->url.host);
 }
 
 void Worker::ResolveProxy(Transfer* t) {
@@ -545,17 +533,30 @@ void Worker::ResolveProxy(Transfer* t) {
     StartRequest(t);
     return;
   }
+  t->resolving_proxy = true;
+  Lookup(t, proxy.host);
+}
+
+void Worker::Lookup(Transfer* t, const std::string& host) {
   dns_lookups_.fetch_add(1, std::memory_order_relaxed);
-  std::optional<Resolution> now = resolver_->Resolve(
-      t->seq, proxy.host, t->task.options->options->ip_family);
+  std::optional<Resolution> now =
+      resolver_->Resolve(t->seq, host, t->task.options->options->ip_family);
   if (now.has_value()) {
-    OnProxyResolved(t, *std::move(now));
+    OnLookupDone(t, *std::move(now));
     return;
   }
-  t->resolving_proxy = true;
   t->phase = Transfer::Phase::kResolving;
   resolving_.emplace(t->seq, t);
   t->lookup_deadline = lookup_deadlines_.emplace(t->hop_deadline_ns, t);
+}
+
+void Worker::OnLookupDone(Transfer* t, Resolution resolution) {
+  if (t->resolving_proxy) {
+    t->resolving_proxy = false;
+    OnProxyResolved(t, std::move(resolution));
+    return;
+  }
+  OnHopResolved(t, std::move(resolution));
 }
 
 std::string Worker::KeepAllowed(const std::vector<IpAddress>& addresses,
@@ -572,10 +573,6 @@ std::string Worker::KeepAllowed(const std::vector<IpAddress>& addresses,
     }
   }
   return denied;
-}
-
-const std::string& Worker::LookupHost(const Transfer* t) const {
-  return t->resolving_proxy ? t->task.options->proxy->host : t->url.host;
 }
 
 void Worker::OnProxyResolved(Transfer* t, Resolution resolution) {
@@ -604,12 +601,7 @@ void Worker::OnResolved(uint64_t id, Resolution resolution) {
   resolving_.erase(it);
   lookup_deadlines_.erase(t->lookup_deadline);
   t->phase = Transfer::Phase::kIdle;
-  if (t->resolving_proxy) {
-    t->resolving_proxy = false;
-    OnProxyResolved(t, std::move(resolution));
-    return;
-  }
-  OnHopResolved(t, std::move(resolution));
+  OnLookupDone(t, std::move(resolution));
 }
 
 void Worker::OnAuxTimer() {
@@ -624,7 +616,9 @@ void Worker::OnAuxTimer() {
     t->phase = Transfer::Phase::kIdle;
     const bool connect_limit = t->hop_deadline_ns < t->deadline_ns;
     const std::string what =
-        absl::StrCat(t->resolving_proxy ? "the proxy " : "", LookupHost(t));
+        t->resolving_proxy
+            ? absl::StrCat("the proxy ", t->task.options->proxy->host)
+            : t->url.host;
     t->resolving_proxy = false;
     Fail(
         t, Outcome::kTimeout,

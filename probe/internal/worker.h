@@ -157,8 +157,10 @@ class Worker final : public Lane, private ResolverHost {
   // returns why the first denied one is denied ("" when none is).
   std::string KeepAllowed(const std::vector<IpAddress>& addresses,
                           std::vector<IpAddress>* allowed) const;
-  // The host the request now waits on: the proxy's while it is looked up.
-  const std::string& LookupHost(const Transfer* transfer) const;
+  // Looks `host` up for the request (the proxy's when resolving_proxy),
+  // then goes on in OnLookupDone, now or when the answer comes.
+  void Lookup(Transfer* transfer, const std::string& host);
+  void OnLookupDone(Transfer* transfer, Resolution resolution);
   void StartRequest(Transfer* transfer);
   void OnRequestDone(Transfer* transfer, CURLcode code);
   // Ends the probe with what transfer->result says.
