@@ -59,8 +59,9 @@ class Report:
         self.s = bench.summary
 
     def peers(self, workload, case):
-        order = ["fanprobe", "fanprobe CLI", "fanprobe engine alone",
-                 "aiohttp", "curl", "blackbox_exporter", "wrk"]
+        order = ["fanprobe", "fanprobe, 1 result/event", "fanprobe CLI",
+                 "fanprobe engine alone", "aiohttp", "curl",
+                 "blackbox_exporter", "wrk"]
         present = {p for (w, c, p) in self.bench.runs if w == workload
                    and c == case}
         return [p for p in order if p in present]
@@ -295,7 +296,11 @@ class Report:
           "formatting it. Its clock starts just before the RPC (the channel "
           "is already connected, as a long-lived client's is) and the first "
           "result is the first result event it reads. Fresh connections in "
-          "W1 and W5 (the default), `reuse_connections` in W2 reuse.")
+          "W1 and W5 (the default), `reuse_connections` in W2 reuse. It asks "
+          "for `max_results_per_event` 256, as the CLI does: what completes "
+          "while the previous message is being written goes in one message.")
+        w("- **fanprobe, 1 result/event**: the same with "
+          "`max_results_per_event` 1, one message per result (W2 only).")
         w("- **fanprobe CLI**: the user's path, `fanprobe probe "
           "--format=jsonl` into a file, timed from process start to exit; "
           "run once per run as a cross-check.")

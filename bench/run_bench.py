@@ -206,7 +206,10 @@ class Bench:
         self.seq += 1
         return self.path(f"run{self.seq:04d}-{tag}.out")
 
-    def run_fanprobe(self, urls_file, n, concurrency, reuse=False):
+    def run_fanprobe(self, urls_file, n, concurrency, reuse=False,
+                     results_per_event=None):
+        """stream_client's default sends results together (256 per event at
+        most, as the CLI asks); results_per_event=1 is one per message."""
         if not self.fanprobe:
             return None
         self.restart_fanprobe()
@@ -218,6 +221,8 @@ class Bench:
                f"--timeout={PROBE_TIMEOUT_S}s"]
         if reuse:
             cmd.append("--reuse")
+        if results_per_event is not None:
+            cmd.append(f"--results_per_event={results_per_event}")
         rc, wall, _, _, out = run_child(cmd, 180, self.out_path("fanprobe"))
         cpu = proc_cpu_s(pid) - cpu0
         report = self.parse_json(out)
@@ -230,6 +235,7 @@ class Bench:
             "client_process_s": wall,
             "rate": n / report["wall_s"], "cpu_us": cpu * 1e6 / n,
             "rss_mb": proc_hwm_kb(pid) / 1024,
+            "result_events": report.get("result_events"),
         }
 
     def run_fanprobe_cli(self, urls_file, n, concurrency):
@@ -422,6 +428,9 @@ class Bench:
             fresh = mode == "fresh"
             self.record("W2", mode, "fanprobe",
                         self.run_fanprobe(self.w2_file, n, c, reuse=not fresh))
+            self.record("W2", mode, "fanprobe, 1 result/event",
+                        self.run_fanprobe(self.w2_file, n, c, reuse=not fresh,
+                                          results_per_event=1))
             self.record("W2", mode, "fanprobe engine alone",
                         self.run_engine_bench(n, c, reuse=not fresh))
             self.record("W2", mode, "aiohttp",

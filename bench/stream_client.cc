@@ -9,8 +9,10 @@
 //   stream_client --server=127.0.0.1:50051 --urls_file=urls.txt
 //                 --concurrency=10000 [--reuse] [--timeout=30s]
 //                 [--ca_file=ca.pem] [--outcomes_file=outcomes.txt]
+//                 [--results_per_event=256]
 //
-// Prints one JSON object: n, ok, completed, wall_s, first_s,
+// Prints one JSON object: n, ok, completed, result_events (the messages
+// that carried them), wall_s, first_s,
 // server_elapsed_s (the summary's own elapsed), end_reason, and outcomes
 // (count per outcome name).  --outcomes_file also writes one line per result,
 // "<index> <OUTCOME_NAME>", so the bench can check each probe against the
@@ -38,6 +40,8 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051", "fanprobe-server address.");
 ABSL_FLAG(std::string, urls_file, "", "One URL per line.");
 ABSL_FLAG(int, concurrency, 100, "The batch's max_concurrency.");
 ABSL_FLAG(bool, reuse, false, "reuse_connections: keep-alive between probes.");
+ABSL_FLAG(uint32_t, results_per_event, 256,
+          "The batch's max_results_per_event (1: one result per message).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Per-probe timeout.");
 ABSL_FLAG(absl::Duration, deadline, absl::Minutes(5), "The RPC deadline.");
 ABSL_FLAG(std::string, ca_file, "",
@@ -83,6 +87,7 @@ int main(int argc, char** argv) {
     defaults->set_ca_pem(pem.str());
   }
   request.set_max_concurrency(absl::GetFlag(FLAGS_concurrency));
+  request.set_max_results_per_event(absl::GetFlag(FLAGS_results_per_event));
   const int n = request.targets_size();
 
   grpc::ChannelArguments channel_args;
@@ -109,19 +114,29 @@ int main(int argc, char** argv) {
 
   double first_s = -1;
   int64_t results = 0;
+  int64_t result_events = 0;  // messages that carried results
   int64_t ok = 0;
   // Indexed by the result's index; OUTCOME_UNSPECIFIED until it arrives.
   std::vector<fanprobe::v1::Outcome> outcomes(
       n, fanprobe::v1::OUTCOME_UNSPECIFIED);
   fanprobe::v1::BatchSummary summary;
+  const auto take = [&](const fanprobe::v1::ProbeResult& result) {
+    if (results++ == 0) first_s = absl::ToDoubleSeconds(absl::Now() - start);
+    if (result.outcome() == fanprobe::v1::OUTCOME_OK) ++ok;
+    if (result.index() < outcomes.size()) {
+      outcomes[result.index()] = result.outcome();
+    }
+  };
   fanprobe::v1::ProbeEvent event;
   while (reader->Read(&event)) {
     if (event.has_result()) {
-      if (results++ == 0) first_s = absl::ToDoubleSeconds(absl::Now() - start);
-      const fanprobe::v1::ProbeResult& result = event.result();
-      if (result.outcome() == fanprobe::v1::OUTCOME_OK) ++ok;
-      if (result.index() < outcomes.size()) {
-        outcomes[result.index()] = result.outcome();
+      ++result_events;
+      take(event.result());
+    } else if (event.has_results()) {
+      ++result_events;
+      for (const fanprobe::v1::ProbeResult& result :
+           event.results().results()) {
+        take(result);
       }
     } else if (event.has_summary()) {
       summary = event.summary();
@@ -161,10 +176,12 @@ int main(int argc, char** argv) {
 
   std::printf(
       "{\"tool\": \"fanprobe\", \"n\": %d, \"ok\": %lld, \"completed\": %lld, "
-      "\"wall_s\": %.6f, \"first_s\": %.6f, \"server_elapsed_s\": %.6f, "
-      "\"end_reason\": \"%s\", \"outcomes\": {%s}}\n",
-      n, static_cast<long long>(ok), static_cast<long long>(results), wall_s,
-      first_s, Seconds(summary.elapsed()),
+      "\"result_events\": %lld, \"wall_s\": %.6f, \"first_s\": %.6f, "
+      "\"server_elapsed_s\": %.6f, \"end_reason\": \"%s\", "
+      "\"outcomes\": {%s}}\n",
+      n, static_cast<long long>(ok), static_cast<long long>(results),
+      static_cast<long long>(result_events), wall_s, first_s,
+      Seconds(summary.elapsed()),
       fanprobe::v1::EndReason_Name(summary.reason()).c_str(),
       counts_json.c_str());
   return ok == n ? 0 : 1;

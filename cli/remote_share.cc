@@ -26,7 +26,18 @@ absl::Status RemoteShare::Run(
   for (;;) {
     v1::ProbeEvent event;
     if (!reader->Read(&event)) break;
-    on_event(std::move(event));
+    if (!event.has_results()) {
+      on_event(std::move(event));
+      continue;
+    }
+    // Results that arrived together go on one by one, as the in-process
+    // engine's do.
+    for (v1::ProbeResult& result :
+         *event.mutable_results()->mutable_results()) {
+      v1::ProbeEvent one;
+      *one.mutable_result() = std::move(result);
+      on_event(std::move(one));
+    }
   }
   const grpc::Status status = reader->Finish();
   if (status.ok()) return absl::OkStatus();

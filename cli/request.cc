@@ -34,6 +34,11 @@ google::protobuf::Duration ToProto(absl::Duration d) {
   return TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
 }
 
+// Results per StreamProbes message the CLI asks for: enough that a
+// large batch costs few messages, few enough that one stays far below
+// gRPC's 4 MiB message limit.
+constexpr uint32_t kResultsPerEvent = 256;
+
 // The batch-wide options.
 absl::Status ApplyBatchFlags(const ProbeFlags& flags,
                              v1::ProbeBatchRequest& request) {
@@ -59,6 +64,9 @@ absl::Status ApplyBatchFlags(const ProbeFlags& flags,
     if (!n.ok()) return n.status();
     request.set_max_per_host(*n);
   }
+  // A server sends what completes together in one message (RemoteShare
+  // hands them on one by one); the in-process engine ignores it.
+  request.set_max_results_per_event(kResultsPerEvent);
   return absl::OkStatus();
 }
 

@@ -261,7 +261,8 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
                    const grpc::CallbackServerContext& context,
                    const v1::ProbeBatchRequest& request, size_t queue_limit)
       : BatchCall(service, context, "StreamProbes"),
-        queue_limit_(std::max<size_t>(queue_limit, 2)) {
+        queue_limit_(std::max<size_t>(queue_limit, 2)),
+        results_per_event_(request.max_results_per_event()) {
     grpc::Status status = Start(request);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
@@ -295,13 +296,12 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
 
  private:
   void OnResult(ProbeResult result) override {
-    v1::ProbeEvent event;
-    *event.mutable_result() = ResultToProto(std::move(result));
+    v1::ProbeResult proto = ResultToProto(std::move(result));
     std::shared_ptr<Batch> resume;
     {
       absl::MutexLock lock(&mu_);
       if (end_status_.has_value() || finish_called_) return;
-      queue_.push_back(std::move(event));
+      queue_.push_back(std::move(proto));
       queued_at_.push_back(absl::Now());
       if (!write_in_flight_) resume = WriteNextLocked();
       NoteQueueLength(queue_.size());
@@ -333,16 +333,29 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     Finish(*end_status_);
   }
 
-  // Starts the next write: a queued result, else the summary (with
-  // Finish).  Returns the batch to resume once mu_ is released, if the
-  // queue is down to half.
+  // Starts the next write: the queued results (the first alone, or as
+  // many as the request's max_results_per_event lets one event carry),
+  // else the summary (with Finish).  Returns the batch to resume once mu_
+  // is released, if the queue is down to half.
   [[nodiscard]] std::shared_ptr<Batch> WriteNextLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!queue_.empty()) {
-      writing_ = std::move(queue_.front());
-      queue_.pop_front();
-      NoteQueueWait(absl::Now() - queued_at_.front());
-      queued_at_.pop_front();
+      if (results_per_event_ <= 1) {
+        *writing_.mutable_result() = PopLocked();
+      } else {
+        // Whatever waits goes together, up to the count and, past the
+        // first result, the byte bound; never fewer than one.
+        v1::ProbeResults& group = *writing_.mutable_results();
+        group.Clear();
+        size_t bytes = 0;
+        do {
+          bytes += queue_.front().ByteSizeLong();
+          if (group.results_size() > 0 && bytes > kMaxEventBytes) break;
+          *group.add_results() = PopLocked();
+        } while (!queue_.empty() &&
+                 static_cast<uint32_t>(group.results_size()) <
+                     results_per_event_);
+      }
       write_in_flight_ = true;
       // While more results wait, let gRPC put this one in the same send as
       // the next (one sendmsg per result was a fifth of the server's CPU in
@@ -361,11 +374,26 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     return nullptr;
   }
 
+  // The front of the queue, taken off it.
+  v1::ProbeResult PopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::ProbeResult result = std::move(queue_.front());
+    queue_.pop_front();
+    NoteQueueWait(absl::Now() - queued_at_.front());
+    queued_at_.pop_front();
+    return result;
+  }
+
+  // An event of several results stops growing at this size (a client's
+  // gRPC refuses messages over 4 MiB by default).
+  static constexpr size_t kMaxEventBytes = 1 << 20;
+
   // Constant after construction.
   const size_t queue_limit_;
+  // The request's max_results_per_event.
+  const uint32_t results_per_event_;
 
   // State below is protected by mu_.
-  std::deque<v1::ProbeEvent> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::ProbeResult> queue_ ABSL_GUARDED_BY(mu_);
   // When each queued result was queued (the queue-wait metric).
   std::deque<absl::Time> queued_at_ ABSL_GUARDED_BY(mu_);
   // The message being written; gRPC reads it until OnWriteDone().

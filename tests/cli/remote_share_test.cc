@@ -4,6 +4,8 @@
 
 #include "cli/remote_share.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <thread>
 #include <utility>
@@ -51,6 +53,31 @@ TEST(RemoteShareTest, PassesEveryEventOfTheStreamInOrder) {
   ASSERT_TRUE(events[2].has_summary());
   EXPECT_EQ(events[2].summary().succeeded(), 1u);
   EXPECT_EQ(events[2].summary().failed(), 1u);
+}
+
+TEST(RemoteShareTest, HandsOnResultsSentTogetherOneByOne) {
+  TargetServer target;
+  TestServer server;
+  const Connection connection = Plaintext();
+  RemoteShare share(server.address(), connection);
+  v1::ProbeBatchRequest request =
+      BatchRequest(std::vector<std::string>(50, target.url("/status/200")));
+  request.set_max_results_per_event(256);
+  std::vector<v1::ProbeEvent> events;
+  const absl::Status status = share.Run(request, [&](v1::ProbeEvent event) {
+    events.push_back(std::move(event));
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(events.size(), 51u);
+  std::vector<uint32_t> indices;
+  for (size_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(events[i].has_result()) << events[i].DebugString();
+    indices.push_back(events[i].result().index());
+  }
+  std::sort(indices.begin(), indices.end());
+  for (uint32_t i = 0; i < 50; ++i) EXPECT_EQ(indices[i], i);
+  ASSERT_TRUE(events[50].has_summary());
+  EXPECT_EQ(events[50].summary().succeeded(), 50u);
 }
 
 TEST(RemoteShareTest, AFailedCallKeepsItsCodeAndNamesTheServer) {

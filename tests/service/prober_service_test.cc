@@ -557,6 +557,82 @@ TEST_F(ProberServiceTest, SlowReaderPausesItsBatchWithinTheQueueBound) {
   EXPECT_EQ(server.service().Stats().paused_streams, 0u);
 }
 
+TEST_F(ProberServiceTest, ResultsThatWaitTogetherShareAnEvent) {
+  // As above, an unread stream backs results up in the queue; once it is
+  // read again, what waits goes out several to an event.
+  constexpr int kTargets = 60;
+  constexpr int kPerEvent = 4;
+  service::ServiceOptions options;
+  options.stream_queue_limit = 8;
+  ServiceHarness server(options);
+  auto stub = v1::Prober::NewStub(server.NewChannel(SlowReaderArguments()));
+  std::vector<std::string> urls(kTargets, target_.url("/delay/10"));
+  v1::ProbeBatchRequest request = BatchRequest(urls);
+  request.set_max_concurrency(2);
+  request.set_max_results_per_event(kPerEvent);
+  grpc::ClientContext context;
+  auto reader = stub->StreamProbes(&context, request);
+  v1::ProbeEvent first;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_TRUE(first.has_results()) << first.DebugString();
+  ASSERT_TRUE(
+      WaitUntil([&] { return server.service().Stats().paused_streams == 1; }));
+
+  StreamOutcome rest = ReadStream(*reader);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  std::vector<int> sizes = {first.results().results_size()};
+  sizes.insert(sizes.end(), rest.group_sizes.begin(), rest.group_sizes.end());
+  std::vector<uint32_t> indices;
+  for (const v1::ProbeResult& result : first.results().results()) {
+    indices.push_back(result.index());
+  }
+  for (const v1::ProbeResult& result : rest.results) {
+    EXPECT_EQ(result.outcome(), v1::OUTCOME_OK);
+    indices.push_back(result.index());
+  }
+  // Every result once, each in a `results` event of at most kPerEvent, and
+  // the queue's backlog in fuller ones.
+  std::sort(indices.begin(), indices.end());
+  std::vector<uint32_t> all(kTargets);
+  for (int i = 0; i < kTargets; ++i) all[i] = i;
+  EXPECT_EQ(indices, all);
+  EXPECT_EQ(rest.group_sizes.size() + 1, sizes.size());
+  EXPECT_EQ(*std::min_element(sizes.begin(), sizes.end()), 1);
+  EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), kPerEvent);
+  ASSERT_EQ(rest.summaries.size(), 1u);
+  ExpectSummary(rest.summaries[0], {.reason = v1::END_REASON_ALL_COMPLETED,
+                                    .succeeded = kTargets});
+}
+
+TEST_F(ProberServiceTest, ALoneResultIsNotHeldBackForCompany) {
+  ServiceHarness server;
+  v1::ProbeBatchRequest request =
+      BatchRequest({target_.url("/delay/3000"), target_.url("/status/200")});
+  request.set_max_results_per_event(100);
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  auto reader = server.stub().StreamProbes(&context, request);
+  v1::ProbeEvent first;
+  ASSERT_TRUE(reader->Read(&first));
+  // The slow target answers 3 s after its request; the fast result came
+  // alone, without waiting for it.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  ASSERT_TRUE(first.has_results()) << first.DebugString();
+  ASSERT_EQ(first.results().results_size(), 1);
+  EXPECT_EQ(first.results().results(0).index(), 1u);
+  EXPECT_EQ(first.results().results(0).status_code(), 200u);
+
+  StreamOutcome rest = ReadStream(*reader);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  EXPECT_THAT(rest.group_sizes, ElementsAre(1));
+  ASSERT_EQ(rest.results.size(), 1u);
+  EXPECT_EQ(rest.results[0].index(), 0u);
+  ASSERT_EQ(rest.summaries.size(), 1u);
+  ExpectSummary(rest.summaries[0], {.reason = v1::END_REASON_ALL_COMPLETED,
+                                    .succeeded = 2,
+                                    .min_elapsed = absl::Seconds(3)});
+}
+
 TEST_F(ProberServiceTest, LogsOneJsonLinePerBatch) {
   ServiceHarness server;
   grpc::ClientContext context;

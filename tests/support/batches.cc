@@ -43,6 +43,14 @@ StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {
       // Nothing may follow the summary.
       EXPECT_THAT(outcome.summaries, ::testing::IsEmpty());
       outcome.results.push_back(std::move(*event.mutable_result()));
+    } else if (event.has_results()) {
+      EXPECT_THAT(outcome.summaries, ::testing::IsEmpty());
+      EXPECT_GT(event.results().results_size(), 0);
+      outcome.group_sizes.push_back(event.results().results_size());
+      for (v1::ProbeResult& result :
+           *event.mutable_results()->mutable_results()) {
+        outcome.results.push_back(std::move(result));
+      }
     } else {
       outcome.summaries.push_back(event.summary());
     }

@@ -45,6 +45,9 @@ grpc::ChannelArguments SlowReaderArguments();
 // A StreamProbes call read to its end.
 struct StreamOutcome {
   std::vector<v1::ProbeResult> results;  // in arrival order
+  // How many results each `results` event carried (max_results_per_event
+  // above 1), in arrival order; empty when each came in a `result`.
+  std::vector<int> group_sizes;
   std::vector<v1::BatchSummary> summaries;
   grpc::Status status;
   absl::Duration elapsed;  // from the call to its status (second form only)

@@ -182,9 +182,12 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
 
   // The results of a StreamProbes call in arrival order, and its summary;
   // asserts the stream's shape (results, then exactly one summary, last).
+  // Results sent together (max_results_per_event) are unpacked in order,
+  // and each event's count kept in groupSizes.
   function stream(request) {
     return new Promise((resolve, reject) => {
       const results = [];
+      const groupSizes = [];
       let summary = null;
       const call = client.StreamProbes(request, {deadline: deadline()});
       call.on('data', (event) => {
@@ -192,6 +195,10 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
           assert.equal(summary, null, 'an event after the summary');
           if (event.event === 'result') {
             results.push(event.result);
+          } else if (event.event === 'results') {
+            assert.ok(request.max_results_per_event > 1, 'unasked results');
+            groupSizes.push(event.results.results.length);
+            results.push(...event.results.results);
           } else {
             assert.equal(event.event, 'summary', JSON.stringify(event));
             summary = event.summary;
@@ -206,7 +213,7 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
         if (summary === null) {
           reject(new Error('the stream ended without a summary'));
         } else {
-          resolve({results, summary});
+          resolve({results, summary, groupSizes});
         }
       });
     });
@@ -291,6 +298,19 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
     assert.equal(byId.redirects.hops.length, 2);
     assertResult(byId['503-expected'], 'OUTCOME_OK', 503);
     assertSummary(summary, 'END_REASON_ALL_COMPLETED', 7, 3, 4, []);
+  });
+
+  it('unpacks results sent together, each once', async () => {
+    const targets = Array.from({length: 300}, () => ({url: url('/status/200')}));
+    const {results, summary, groupSizes} = await stream(
+        {targets, max_concurrency: 50, max_results_per_event: 40});
+    assert.deepEqual(
+        results.map((r) => r.index).sort((a, b) => a - b),
+        Array.from({length: 300}, (_, i) => i));
+    assert.equal(groupSizes.reduce((a, b) => a + b, 0), 300);
+    assert.ok(groupSizes.every((n) => n >= 1 && n <= 40), String(groupSizes));
+    for (const result of results) assertResult(result, 'OUTCOME_OK', 200);
+    assertSummary(summary, 'END_REASON_ALL_COMPLETED', 300, 300, 0, []);
   });
 
   it('ends at the first completed probe, the rest pending', async () => {

@@ -129,10 +129,12 @@ def seconds(value):
                                  nanos=int(round((value % 1) * 1e9)))
 
 
-def read_stream(call):
+def read_stream(call, group_sizes=None):
     """The results of a StreamProbes call in arrival order, and its summary.
 
     Asserts the stream's shape: results, then exactly one summary, last.
+    Results sent together (max_results_per_event) are unpacked in order,
+    and each event's count appended to `group_sizes`.
     """
     results = []
     summary = None
@@ -142,6 +144,11 @@ def read_stream(call):
         kind = event.WhichOneof("event")
         if kind == "result":
             results.append(event.result)
+        elif kind == "results":
+            if group_sizes is None:
+                raise AssertionError(f"results together, unasked: {event}")
+            group_sizes.append(len(event.results.results))
+            results.extend(event.results.results)
         elif kind == "summary":
             summary = event.summary
         else:
@@ -261,6 +268,24 @@ class InteropTest(unittest.TestCase):
         self.assert_summary(summary, pb.END_REASON_ALL_COMPLETED,
                             total=7, succeeded=3, failed=4, pending=[])
         self.assertGreaterEqual(summary.elapsed.ToNanoseconds(), 2 * 10**9)
+
+    def test_results_sent_together_arrive_each_once(self):
+        targets = [pb.ProbeTarget(url=self.url("/status/200"))
+                   for _ in range(300)]
+        sizes = []
+        results, summary = read_stream(
+            self.stub.StreamProbes(
+                pb.ProbeBatchRequest(targets=targets, max_concurrency=50,
+                                     max_results_per_event=40),
+                timeout=CALL_DEADLINE_SECONDS),
+            group_sizes=sizes)
+        self.assertEqual(sorted(r.index for r in results), list(range(300)))
+        self.assertEqual(sum(sizes), 300)
+        self.assertTrue(all(1 <= n <= 40 for n in sizes), sizes)
+        for result in results:
+            self.assert_result(result, pb.OUTCOME_OK, 200)
+        self.assert_summary(summary, pb.END_REASON_ALL_COMPLETED,
+                            total=300, succeeded=300, failed=0, pending=[])
 
     def test_first_completed_ends_at_the_first_result(self):
         results, summary = self.stream(pb.ProbeBatchRequest(
