@@ -186,7 +186,7 @@ SANITIZER_ENV := \
 # The engine, service and server tests, by suite, and the CLI's split run
 # (its shares' threads meet in SplitMerger); the deploy checks and the CLI's
 # other tests add nothing under TSan.
-TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy)?Test|HttpServer(Alone)?Test|HttpHostileTest|ReuseMatrixTest|AdmissionTest|TransferTest|LoadMeterTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|ServerTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
+TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy|Source)?Test|HttpServer(Alone)?Test|HttpHostileTest|ReuseMatrixTest|AdmissionTest|TransferTest|LoadMeterTest|DestinationPolicy|ProberServiceTest|Cases/InvalidArgumentTest|ServerTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
 # TSan slows everything 5-15x.  The timed tests leave seconds of margin
 # for that (all pass under TSan on a loaded 2-core machine); a failed test
 # is still retried (twice), but any TSan report fails the run, retried or

@@ -115,6 +115,9 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags) {
   if (!flags.dns_servers.empty() && options.dns_servers.empty()) {
     return absl::InvalidArgumentError("--dns-servers= is empty");
   }
+  // In-process, the user is the operator: any address of this host may be
+  // a probe's source (--interface), as with curl.
+  options.allowed_sources = {*Cidr::Parse("0.0.0.0/0"), *Cidr::Parse("::/0")};
   return options;
 }
 

@@ -217,6 +217,11 @@ void AddProbeOptionFlags(CLI::App* probe, ProbeFlags& f) {
            "verify targets against the CA certificates in\n"
            "FILE (PEM)")
       ->group(group);
+  AddValue(probe, "--interface", &f.interface, "ADDRESS",
+           "connect from this local IP address (not an\n"
+           "interface name); a server allows it only within\n"
+           "its --allow_source_cidr")
+      ->group(group);
   AddValue(probe, "-x,--proxy", &f.proxy, "URL",
            "go through this HTTP proxy:\n"
            "http://[user:password@]host[:port]")

@@ -88,6 +88,7 @@ struct ProbeFlags {
   std::vector<std::string> proxy_headers;   // --proxy-header 'K: V'
   std::optional<std::string> noproxy;       // --noproxy LIST
   bool proxy_resolves = false;              // --proxy-resolves
+  std::optional<std::string> interface;     // --interface ADDRESS
   std::optional<std::string> tls_min;    // --tlsv1.2, --tlsv1.3: the last given
   std::optional<std::string> tls_max;    // --tls-max VERSION, as given
   std::optional<std::string> ip_family;  // "4" or "6", the last given

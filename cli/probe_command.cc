@@ -201,6 +201,8 @@ std::string OptionsProblemMessage(const OptionsProblem& problem,
       {"max_body_bytes", "--max-filesize"},
       {"ca_pem", "--cacert"},
       {"user_agent", "-A"},
+      {"tls_min_version", "--tlsv1.3"},
+      {"source_address", "--interface"},
   };
   const absl::string_view field =
       message.substr(0, message.find_first_of(":[."));

@@ -167,6 +167,9 @@ absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags) {
     if (!pem.ok()) return pem.status();
     defaults.set_ca_pem(*std::move(pem));
   }
+  if (flags.interface.has_value()) {
+    defaults.set_source_address(*flags.interface);
+  }
   if (flags.proxy.has_value()) {
     v1::Proxy& proxy = *defaults.mutable_proxy();
     proxy.set_url(*flags.proxy);

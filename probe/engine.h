@@ -151,6 +151,10 @@ struct EngineOptions {
   // resolves to and on every connection of every redirect hop; a denied one
   // ends the probe as kDenied.
   DestinationPolicy destination_policy;
+  // The local addresses a probe may ask to connect from
+  // (ProbeOptions::source_address); empty: none, so a probe that asks is
+  // kInvalidTarget.
+  std::vector<Cidr> allowed_sources;
 
   // Name resolution.  The engine resolves every name itself, on its
   // workers' event loops: the hosts file first, then DNS.

@@ -220,6 +220,13 @@ struct ProbeOptions {
   std::string tls_server_name;
   HttpVersion http_version = HttpVersion::kDefault;
   IpFamily ip_family = IpFamily::kAny;
+  // The local address the probe connects from, as curl --interface with an
+  // address: an IPv4 or IPv6 address, which also picks the family the
+  // target is reached over.  It must lie within the engine's
+  // EngineOptions::allowed_sources, and be an address of this host;
+  // otherwise the probe is kInvalidTarget, naming it.  Empty: the kernel
+  // chooses.
+  std::string source_address;
   // Off (default): each probe opens its own connection and does a full TLS
   // handshake (no session resumption), so connect and TLS timings are what
   // a new client pays, as blackbox_exporter's are.  On: connections are

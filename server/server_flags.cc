@@ -157,34 +157,35 @@ absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags) {
   DestinationPolicy policy;
   policy.deny_private = flags.deny_private;
   policy.deny_loopback = flags.deny_loopback;
-  const auto parse = [](absl::string_view flag,
-                        const std::vector<std::string>& entries,
-                        std::vector<Cidr>& out) -> absl::Status {
-    for (const std::string& entry : entries) {
-      for (absl::string_view part : absl::StrSplit(entry, ',')) {
-        part = absl::StripAsciiWhitespace(part);
-        if (part.empty()) continue;
-        absl::StatusOr<Cidr> cidr = Cidr::Parse(part);
-        if (!cidr.ok()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("--", flag, "=", part, ": ", cidr.status().message(),
-                           " (want a CIDR such as 10.0.0.0/8 or fd00::/8, or "
-                           "a single address)"));
-        }
-        out.push_back(*cidr);
-      }
-    }
-    return absl::OkStatus();
-  };
-  if (absl::Status status = parse("allow_cidr", flags.allow_cidr, policy.allow);
-      !status.ok()) {
-    return status;
-  }
-  if (absl::Status status = parse("deny_cidr", flags.deny_cidr, policy.deny);
-      !status.ok()) {
-    return status;
-  }
+  absl::StatusOr<std::vector<Cidr>> allow =
+      CidrsFromFlag("allow_cidr", flags.allow_cidr);
+  if (!allow.ok()) return allow.status();
+  policy.allow = *std::move(allow);
+  absl::StatusOr<std::vector<Cidr>> deny =
+      CidrsFromFlag("deny_cidr", flags.deny_cidr);
+  if (!deny.ok()) return deny.status();
+  policy.deny = *std::move(deny);
   return policy;
+}
+
+absl::StatusOr<std::vector<Cidr>> CidrsFromFlag(
+    absl::string_view flag, const std::vector<std::string>& entries) {
+  std::vector<Cidr> cidrs;
+  for (const std::string& entry : entries) {
+    for (absl::string_view part : absl::StrSplit(entry, ',')) {
+      part = absl::StripAsciiWhitespace(part);
+      if (part.empty()) continue;
+      absl::StatusOr<Cidr> cidr = Cidr::Parse(part);
+      if (!cidr.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, "=", part, ": ", cidr.status().message(),
+                         " (want a CIDR such as 10.0.0.0/8 or fd00::/8, or "
+                         "a single address)"));
+      }
+      cidrs.push_back(*cidr);
+    }
+  }
+  return cidrs;
 }
 
 absl::StatusOr<std::vector<std::string>> DnsServersFromFlag(

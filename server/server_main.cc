@@ -117,6 +117,10 @@ ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
 ABSL_FLAG(std::vector<std::string>, deny_cidr, {},
           "CIDRs probes may never reach (checked first); a comma list, and "
           "the flag may be repeated.");
+ABSL_FLAG(std::vector<std::string>, allow_source_cidr, {},
+          "CIDRs a probe's source_address may lie in (the local address it "
+          "connects from); by default none, so no probe may choose one. A "
+          "comma list, and the flag may be repeated.");
 
 // How names resolve (the engine resolves every name itself).
 ABSL_FLAG(std::vector<std::string>, dns_server, {},
@@ -343,7 +347,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::vector<std::string>> args =
       fanprobe::server::ExpandCommandLine(
           BlackboxSpellings(std::vector<std::string>(argv, argv + argc)),
-          {"allow_cidr", "deny_cidr", "dns_server"});
+          {"allow_cidr", "deny_cidr", "allow_source_cidr", "dns_server"});
   if (!args.ok()) return ConfigError(args.status());
   std::vector<char*> arg_pointers;
   for (std::string& arg : *args) arg_pointers.push_back(arg.data());
@@ -356,6 +360,10 @@ int main(int argc, char** argv) {
            .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
            .deny_cidr = absl::GetFlag(FLAGS_deny_cidr)});
   if (!policy.ok()) return ConfigError(policy.status());
+  absl::StatusOr<std::vector<fanprobe::Cidr>> allowed_sources =
+      fanprobe::server::CidrsFromFlag("allow_source_cidr",
+                                      absl::GetFlag(FLAGS_allow_source_cidr));
+  if (!allowed_sources.ok()) return ConfigError(allowed_sources.status());
   absl::StatusOr<std::vector<std::string>> dns_servers =
       fanprobe::server::DnsServersFromFlag(absl::GetFlag(FLAGS_dns_server));
   if (!dns_servers.ok()) return ConfigError(dns_servers.status());
@@ -438,6 +446,7 @@ int main(int argc, char** argv) {
   const std::shared_ptr<fanprobe::monitoring::BlackboxModulesStore>
       module_store = options.http.module_store;
   options.engine.destination_policy = *policy;
+  options.engine.allowed_sources = *std::move(allowed_sources);
   options.engine.dns_servers = *std::move(dns_servers);
   options.engine.dns_timeout = absl::GetFlag(FLAGS_dns_timeout);
   options.engine.limits = LimitsFromFlags();

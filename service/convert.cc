@@ -212,6 +212,9 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   if (proto.has_tls_server_name()) {
     options.tls_server_name = proto.tls_server_name();
   }
+  if (proto.has_source_address()) {
+    options.source_address = proto.source_address();
+  }
   if (proto.has_http_version()) {
     absl::StatusOr<HttpVersion> version =
         HttpVersionFromProto(proto.http_version(), path.Field("http_version"));

@@ -60,6 +60,7 @@ Outcome OutcomeForCurlCode(CURLcode code) {
     case CURLE_FILESIZE_EXCEEDED:
       return Outcome::kBodyTooLarge;
     case CURLE_URL_MALFORMAT:
+    case CURLE_INTERFACE_FAILED:  // the source address is not this host's
       return Outcome::kInvalidTarget;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -301,7 +302,13 @@ absl::StatusOr<bool> CurlTransfer::Configure(
       set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
       break;
   }
-  switch (o.ip_family) {
+  if (prepared.source.has_value()) {
+    // "host!": an address to bind to, never an interface name.
+    const std::string bind_to =
+        absl::StrCat("host!", prepared.source->ToString());
+    set(CURLOPT_INTERFACE, bind_to.c_str());  // libcurl keeps a copy
+  }
+  switch (prepared.family) {
     case IpFamily::kAny:
       break;
     case IpFamily::kIpv4:
@@ -651,6 +658,10 @@ void CurlTransfer::Judge(CURLcode code, ProbeResult* r) const {
     if (code == CURLE_FILESIZE_EXCEEDED) {
       r->error = absl::StrCat("the declared body exceeds max_body_bytes (",
                               o.max_body_bytes, " bytes)");
+    }
+    if (code == CURLE_INTERFACE_FAILED && prepared.source.has_value()) {
+      r->error = absl::StrCat("source address ", prepared.source->ToString(),
+                              " cannot be used: ", r->error);
     }
     return;
   }

@@ -388,6 +388,25 @@ absl::StatusOr<std::shared_ptr<const PreparedOptions>> PrepareOptions(
     status = PrepareProxy(*o.proxy, prepared.get());
     if (!status.ok()) return status;
   }
+  prepared->family = o.ip_family;
+  if (!o.source_address.empty()) {
+    absl::StatusOr<IpAddress> source = IpAddress::Parse(o.source_address);
+    if (!source.ok()) {
+      return FieldError("source_address",
+                        absl::StrCat("\"", absl::CHexEscape(o.source_address),
+                                     "\" is not an IP address"));
+    }
+    const IpFamily family = source->is_v4 ? IpFamily::kIpv4 : IpFamily::kIpv6;
+    if (o.ip_family != IpFamily::kAny && o.ip_family != family) {
+      return FieldError(
+          "source_address",
+          absl::StrCat(source->ToString(), " is ",
+                       source->is_v4 ? "IPv4" : "IPv6", " but ip_family is ",
+                       o.ip_family == IpFamily::kIpv4 ? "IPv4" : "IPv6"));
+    }
+    prepared->source = *source;
+    prepared->family = family;
+  }
   if (o.tls_min_version > o.tls_max_version) {
     return FieldError("tls_min_version",
                       absl::StrCat(TlsVersionName(o.tls_min_version),

@@ -22,11 +22,13 @@
 #include <curl/curl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "probe/destination_policy.h"
 #include "probe/internal/proxy.h"
 #include "probe/internal/target_url.h"
 #include "probe/internal/tls.h"
@@ -80,6 +82,10 @@ struct PreparedOptions {
   std::shared_ptr<const ClientIdentity> identity;
   // What each https connection's SSL_CTX gets (points into this object).
   SslContextSetup ssl_setup;
+  // options->source_address, parsed; and the family probes resolve and
+  // connect over: options->ip_family, or the source address's.
+  std::optional<IpAddress> source;
+  IpFamily family = IpFamily::kAny;
 };
 
 // OK, or kInvalidArgument whose message starts with the offending field

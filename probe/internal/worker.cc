@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -128,6 +129,7 @@ std::unique_ptr<TransportFactory> NewCurlTransportFactory(
 CurlTransportOptions CurlTransportOptionsFor(const EngineOptions& options) {
   CurlTransportOptions curl;
   curl.policy = &options.destination_policy;
+  curl.allowed_sources = &options.allowed_sources;
   curl.resolver.servers = options.dns_servers;
   curl.resolver.resolv_conf = options.resolv_conf;
   curl.resolver.hosts_file = options.hosts_file;
@@ -474,6 +476,14 @@ void Worker::Begin(ProbeTask task) {
   t->send_body = true;
   t->cross_host = false;
   t->result = NewResult(*t->task.target, t->task.index);
+  if (const std::optional<IpAddress>& source = t->task.options->source;
+      source.has_value() && !SourceAllowed(*source)) {
+    Fail(t, Outcome::kInvalidTarget,
+         absl::StrCat("source address ", source->ToString(),
+                      " is not one this server allows probes to use "
+                      "(--allow_source_cidr)"));
+    return;
+  }
   absl::StatusOr<bool> kept =
       t->curl.Configure(t->task.options, options_.policy, t);
   if (!kept.ok()) {
@@ -502,6 +512,15 @@ void Worker::BeginHop(Transfer* t) {
   if (!t->connecting) {
     t->connecting = true;
     ++connecting_;
+  }
+  if (const std::optional<IpAddress>& source = prepared.source;
+      source.has_value() && t->url.address.has_value() && !t->via_proxy &&
+      source->is_v4 != t->url.address->is_v4) {
+    Fail(t, Outcome::kInvalidTarget,
+         absl::StrCat("source address ", source->ToString(), " is ",
+                      source->is_v4 ? "IPv4" : "IPv6", " and the address ",
+                      t->url.address->ToString(), " is not"));
+    return;
   }
   if (t->url.address.has_value()) {
     if (t->via_proxy) {
@@ -540,7 +559,7 @@ void Worker::ResolveProxy(Transfer* t) {
 void Worker::Lookup(Transfer* t, const std::string& host) {
   dns_lookups_.fetch_add(1, std::memory_order_relaxed);
   std::optional<Resolution> now =
-      resolver_->Resolve(t->seq, host, t->task.options->options->ip_family);
+      resolver_->Resolve(t->seq, host, t->task.options->family);
   if (now.has_value()) {
     OnLookupDone(t, *std::move(now));
     return;
@@ -557,6 +576,13 @@ void Worker::OnLookupDone(Transfer* t, Resolution resolution) {
     return;
   }
   OnHopResolved(t, std::move(resolution));
+}
+
+bool Worker::SourceAllowed(const IpAddress& source) const {
+  if (options_.allowed_sources == nullptr) return false;
+  return std::any_of(
+      options_.allowed_sources->begin(), options_.allowed_sources->end(),
+      [&source](const Cidr& cidr) { return cidr.Contains(source); });
 }
 
 std::string Worker::KeepAllowed(const std::vector<IpAddress>& addresses,

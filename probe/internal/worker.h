@@ -52,6 +52,9 @@ namespace fanprobe::internal {
 struct CurlTransportOptions {
   // Must outlive the transport.
   const DestinationPolicy* policy = nullptr;
+  // EngineOptions::allowed_sources; must outlive the transport.  Null:
+  // none allowed.
+  const std::vector<Cidr>* allowed_sources = nullptr;
   ResolverOptions resolver;
 };
 
@@ -153,6 +156,8 @@ class Worker final : public Lane, private ResolverHost {
   // Looks up the proxy of a request that goes through one, then starts it.
   void ResolveProxy(Transfer* transfer);
   void OnProxyResolved(Transfer* transfer, Resolution resolution);
+  // Whether a probe may connect from `source` (--allow_source_cidr).
+  bool SourceAllowed(const IpAddress& source) const;
   // Appends the addresses the destination policy allows to `allowed`;
   // returns why the first denied one is denied ("" when none is).
   std::string KeepAllowed(const std::vector<IpAddress>& addresses,

@@ -182,6 +182,11 @@ TEST(OptionsProblemMessageTest, NamesTheFlagOrTheLine) {
           origins),
       "-H: headers[0].value: holds a CR");
   EXPECT_EQ(OptionsProblemMessage(
+                {-1, absl::InvalidArgumentError(
+                         "source_address: \"eth0\" is not an IP address")},
+                origins),
+            "--interface: source_address: \"eth0\" is not an IP address");
+  EXPECT_EQ(OptionsProblemMessage(
                 {-1, absl::InvalidArgumentError("max_body_bytes: too many")},
                 origins),
             "--max-filesize: max_body_bytes: too many");

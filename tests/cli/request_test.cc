@@ -133,6 +133,7 @@ TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
   flags.proxy_headers = {"Proxy-Authorization: Bearer t"};
   flags.noproxy = "web.test, .internal.test,10.0.0.0/8";
   flags.proxy_resolves = true;
+  flags.interface = "::1";
   flags.ip_family = "6";
   flags.user_agent = "probe/1";
   flags.max_filesize = "2k";
@@ -172,6 +173,7 @@ TEST(BuildDefaultsTest, EveryProbeOptionHasAFlag) {
           no_proxy: "10.0.0.0/8"
           proxy_resolves: true
         }
+        source_address: "::1"
       )pb",
       &want));
   EXPECT_TRUE(

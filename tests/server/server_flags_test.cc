@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 const std::vector<std::string> kListFlags = {"allow_cidr", "deny_cidr"};
 
@@ -155,6 +157,22 @@ TEST(PolicyFromFlagsTest, ABadCidrNamesTheFlagAndTheEntry) {
                 HasSubstr(absl::StrCat(
                     c.allow ? "--allow_cidr=" : "--deny_cidr=", c.entry, ":")));
   }
+}
+
+TEST(CidrsFromFlagTest, TakesCommaListsAndNamesABadEntry) {
+  absl::StatusOr<std::vector<Cidr>> cidrs =
+      CidrsFromFlag("allow_source_cidr", {"127.0.0.2, 10.1.0.0/16", "", "::1"});
+  ASSERT_TRUE(cidrs.ok()) << cidrs.status();
+  ASSERT_EQ(cidrs->size(), 3u);
+  EXPECT_EQ((*cidrs)[0].ToString(), "127.0.0.2/32");
+  EXPECT_EQ((*cidrs)[1].ToString(), "10.1.0.0/16");
+  EXPECT_EQ((*cidrs)[2].ToString(), "::1/128");
+  absl::StatusOr<std::vector<Cidr>> bad =
+      CidrsFromFlag("allow_source_cidr", {"127.0.0.2,eth0"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              StartsWith("--allow_source_cidr=eth0: "));
 }
 
 TEST(PolicyFromFlagsTest, WarnsWhenAnAllowReopensTheMetadataAddress) {
@@ -274,7 +292,8 @@ TEST(ServerBinaryFlagsTest, BadConfigurationExitsTwoWithAClearMessage) {
             "cannot read"},
            {"--dns_server=dns.local", "--dns_server=dns.local: "},
            {"--dns_server=127.0.0.1:70000", "--dns_server=127.0.0.1:70000: "},
-           {"--dns_timeout=0s", "--dns_timeout must be positive"}}) {
+           {"--dns_timeout=0s", "--dns_timeout must be positive"},
+           {"--allow_source_cidr=eth0", "--allow_source_cidr=eth0: "}}) {
     Subprocess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                        "--workers=1", flag});
     const Subprocess::Exit exit = server.Wait(kPatience);
@@ -546,6 +565,45 @@ TEST(ServerBinaryFlagsTest, ResolvesThroughDnsServerAndCapsRequests) {
     EXPECT_EQ(status.error_message(), message);
   }
   EXPECT_EQ(target.Stats().http.requests, 1);
+}
+
+// --allow_source_cidr: a probe connects from the address it names when the
+// flag allows it (the target sees it), and is OUTCOME_INVALID_TARGET
+// naming the address when not.
+TEST(ServerBinaryFlagsTest, ProbesConnectFromAllowedSourceAddressesOnly) {
+  TargetServer target;
+  ServerProcess server({FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
+                        "--http_address=", "--workers=1",
+                        "--allow_source_cidr=127.0.0.2",
+                        "--allow_source_cidr=127.0.0.3/32"});
+  ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
+  v1::ProbeBatchRequest request =
+      BatchRequest({target.url("/body/two"), target.url("/body/three"),
+                    target.url("/body/four")});
+  request.mutable_targets(0)->mutable_options()->set_source_address(
+      "127.0.0.2");
+  request.mutable_targets(1)->mutable_options()->set_source_address(
+      "127.0.0.3");
+  request.mutable_targets(2)->mutable_options()->set_source_address(
+      "127.0.0.4");
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status =
+      server.Stub()->ProbeBatch(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.done_size(), 3);
+  EXPECT_EQ(response.done(0).outcome(), v1::OUTCOME_OK)
+      << response.done(0).error();
+  EXPECT_EQ(response.done(1).outcome(), v1::OUTCOME_OK)
+      << response.done(1).error();
+  EXPECT_EQ(response.done(2).outcome(), v1::OUTCOME_INVALID_TARGET);
+  EXPECT_THAT(response.done(2).error(), HasSubstr("source address 127.0.0.4"));
+  std::map<std::string, std::string> sources;
+  for (const testing::RecordedRequest& seen : target.Requests()) {
+    sources[seen.path] = seen.client_address;
+  }
+  EXPECT_THAT(sources, ElementsAre(std::pair("/body/three", "127.0.0.3"),
+                                   std::pair("/body/two", "127.0.0.2")));
 }
 
 // Under a low descriptor limit the server raises its soft limit to the

@@ -441,6 +441,10 @@ const InvalidCase kInvalidCases[] = {
      [](v1::ProbeBatchRequest& r) {
        r.mutable_defaults()->mutable_body_must_not_match()->add_patterns("(");
      }},
+    {"SourceAddressThatIsAnInterfaceName", "targets[1].options.source_address",
+     [](v1::ProbeBatchRequest& r) {
+       r.mutable_targets(1)->mutable_options()->set_source_address("eth0");
+     }},
 };
 
 TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {

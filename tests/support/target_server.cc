@@ -109,6 +109,7 @@ class TargetServer::HttpListener {
                                      .path = req.path,
                                      .headers = SentHeaders(req),
                                      .body = req.body,
+                                     .client_address = req.remote_addr,
                                      .client_port = req.remote_port});
           handler(req, res);
           owner_->RecordHttpAnswered();

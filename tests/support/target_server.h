@@ -104,7 +104,8 @@ struct RecordedRequest {
   std::string path;  // decoded, without the query
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  int client_port = 0;  // identifies the connection it came on
+  std::string client_address;  // the address it came from ("127.0.0.2")
+  int client_port = 0;         // identifies the connection it came on
 };
 
 // What one listener has seen since the server started.
