@@ -195,7 +195,8 @@ TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy|Source)?Test|HttpServer(Alone)?Test|H
 # ASan, not here: under TSan at load 20 it took 2.1 s.
 TSAN_EXCLUDE := ^HttpHostileTest.SlowHeadersAndAbandonedScrapesDoNotStarveANormalClient$$
 TSAN_TARGETS := probe_engine_test probe_engine_dns_test probe_engine_tls_test \
-  probe_engine_input_test probe_engine_reuse_matrix_test probe_admission_test \
+  probe_engine_input_test probe_engine_proxy_test probe_engine_source_test \
+  probe_engine_reuse_matrix_test probe_admission_test \
   probe_transfer_test probe_load_meter_test probe_destination_policy_test \
   service_prober_test server_security_test monitoring_http_server_test \
   monitoring_http_hostile_test \
