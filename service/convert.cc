@@ -9,10 +9,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/any.pb.h"
 #include "google/protobuf/duration.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "proto/duration.h"
 
 namespace fanprobe::service {
@@ -607,10 +612,69 @@ v1::BatchSummary SummaryToProto(const BatchSummary& summary) {
   return proto;
 }
 
+namespace {
+
+// A request field's path as the errors spell it: names and [index]es
+// joined by dots ("targets[3].options.headers.headers[1].value").
+bool IsFieldPath(absl::string_view path) {
+  bool name_expected = true;  // at the start, and after a dot
+  for (size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (absl::ascii_islower(c) || c == '_' ||
+        (!name_expected && absl::ascii_isdigit(c))) {
+      name_expected = false;
+    } else if (c == '.' && !name_expected) {
+      name_expected = true;
+    } else if (c == '[' && !name_expected) {
+      const size_t close = path.find(']', i);
+      if (close == absl::string_view::npos || close == i + 1) return false;
+      for (size_t j = i + 1; j < close; ++j) {
+        if (!absl::ascii_isdigit(path[j])) return false;
+      }
+      i = close;
+    } else {
+      return false;
+    }
+  }
+  return !path.empty() && !name_expected;
+}
+
+// google.rpc.Status {code = 1, message = 2, repeated Any details = 3}, the
+// richer error model every gRPC library reads from grpc-status-details-bin;
+// written by hand, as no Debian package ships its .proto.
+std::string RpcStatusBytes(int code, absl::string_view message,
+                           const google::protobuf::Any& detail) {
+  using google::protobuf::internal::WireFormatLite;
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    WireFormatLite::WriteInt32(1, code, &out);
+    WireFormatLite::WriteString(2, std::string(message), &out);
+    WireFormatLite::WriteBytes(3, detail.SerializeAsString(), &out);
+  }
+  return bytes;
+}
+
+}  // namespace
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  const size_t colon = message.find(": ");
+  if (status.code() != absl::StatusCode::kInvalidArgument ||
+      colon == std::string::npos ||
+      !IsFieldPath(absl::string_view(message).substr(0, colon))) {
+    return grpc::Status(code, std::move(message));
+  }
+  v1::FieldViolation violation;
+  violation.set_field(message.substr(0, colon));
+  violation.set_description(message.substr(colon + 2));
+  google::protobuf::Any detail;
+  detail.PackFrom(violation);
+  std::string details = RpcStatusBytes(code, message, detail);
+  return grpc::Status(code, std::move(message), std::move(details));
 }
 
 }  // namespace fanprobe::service

@@ -93,7 +93,10 @@ v1::Outcome OutcomeToProto(Outcome outcome);
 v1::DnsFailure DnsFailureToProto(DnsFailure failure);
 v1::EndReason EndReasonToProto(EndReason reason);
 
-// absl and gRPC share their status codes; the message is kept.
+// absl and gRPC share their status codes; the message is kept.  An
+// INVALID_ARGUMENT whose message names a field ("targets[3].options.timeout:
+// must be positive") also carries it as a v1::FieldViolation, in the
+// status's details (a google.rpc.Status).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace fanprobe::service

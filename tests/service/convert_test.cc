@@ -19,10 +19,12 @@
 #include "gtest/gtest.h"
 #include "probe/engine.h"
 #include "probe/probe.h"
+#include "tests/support/batches.h"
 
 namespace fanprobe::service {
 namespace {
 
+using ::fanprobe::testing::FieldViolationOf;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
@@ -681,6 +683,28 @@ TEST(ToGrpcStatusTest, KeepsCodeAndMessage) {
   EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+TEST(ToGrpcStatusTest, AFieldErrorCarriesItsFieldViolation) {
+  const grpc::Status status = ToGrpcStatus(absl::InvalidArgumentError(
+      "targets[3].options.headers.headers[1].value: holds a line feed"));
+  EXPECT_EQ(status.error_message(),
+            "targets[3].options.headers.headers[1].value: holds a line feed");
+  std::optional<v1::FieldViolation> violation = FieldViolationOf(status);
+  ASSERT_TRUE(violation.has_value());
+  EXPECT_EQ(violation->field(), "targets[3].options.headers.headers[1].value");
+  EXPECT_EQ(violation->description(), "holds a line feed");
+}
+
+TEST(ToGrpcStatusTest, OnlyAMessageThatNamesAFieldHasDetails) {
+  for (const absl::Status& status :
+       {absl::InvalidArgumentError("the request is odd"),
+        absl::InvalidArgumentError("Targets: capitalised"),
+        absl::InvalidArgumentError("targets[x]: not an index"),
+        absl::InvalidArgumentError("targets.: empty name"),
+        absl::ResourceExhaustedError("max_batches: overloaded")}) {
+    EXPECT_EQ(ToGrpcStatus(status).error_details(), "") << status;
+  }
 }
 
 }  // namespace

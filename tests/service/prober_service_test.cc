@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -36,6 +37,7 @@ namespace {
 
 using ::fanprobe::testing::BatchRequest;
 using ::fanprobe::testing::ExpectSummary;
+using ::fanprobe::testing::FieldViolationOf;
 using ::fanprobe::testing::Indices;
 using ::fanprobe::testing::kPatience;
 using ::fanprobe::testing::ReadStream;
@@ -447,6 +449,17 @@ const InvalidCase kInvalidCases[] = {
      }},
 };
 
+// The same, machine-readable: the status's details name the field, and
+// say what the message says after it.
+void ExpectFieldViolation(const grpc::Status& status,
+                          const std::string& field) {
+  std::optional<v1::FieldViolation> violation = FieldViolationOf(status);
+  ASSERT_TRUE(violation.has_value()) << status.error_message();
+  EXPECT_EQ(violation->field(), field);
+  EXPECT_EQ(absl::StrCat(violation->field(), ": ", violation->description()),
+            status.error_message());
+}
+
 TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {
   v1::ProbeBatchRequest request = BatchRequest(
       {"http://127.0.0.1:1/a", "http://127.0.0.1:1/b", "http://127.0.0.1:1/c"});
@@ -459,6 +472,7 @@ TEST_P(InvalidArgumentTest, StreamProbesNamesTheField) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               StartsWith(absl::StrCat(GetParam().field, ": ")));
+  ExpectFieldViolation(status, GetParam().field);
 }
 
 TEST_P(InvalidArgumentTest, ProbeBatchNamesTheField) {
@@ -472,6 +486,7 @@ TEST_P(InvalidArgumentTest, ProbeBatchNamesTheField) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               StartsWith(absl::StrCat(GetParam().field, ": ")));
+  ExpectFieldViolation(status, GetParam().field);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, InvalidArgumentTest,

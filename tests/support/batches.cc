@@ -1,6 +1,7 @@
 #include "tests/support/batches.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +9,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/any.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "gtest/gtest.h"
 #include "proto/duration.h"
 
@@ -33,6 +37,46 @@ grpc::ChannelArguments SlowReaderArguments() {
   arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   arguments.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   return arguments;
+}
+
+std::optional<v1::FieldViolation> FieldViolationOf(const grpc::Status& status) {
+  using google::protobuf::internal::WireFormatLite;
+  const std::string& bytes = status.error_details();
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  uint64_t code = 0;
+  std::string message;
+  std::vector<google::protobuf::Any> details;
+  while (uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto type = WireFormatLite::GetTagWireType(tag);
+    uint32_t length = 0;
+    std::string value;
+    if (field == 1 && type == WireFormatLite::WIRETYPE_VARINT) {
+      if (!in.ReadVarint64(&code)) break;
+    } else if ((field == 2 || field == 3) &&
+               type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+               in.ReadVarint32(&length) && in.ReadString(&value, length)) {
+      if (field == 2) {
+        message = std::move(value);
+      } else if (!details.emplace_back().ParseFromString(value)) {
+        ADD_FAILURE() << "a detail that is no Any";
+        return std::nullopt;
+      }
+    } else {
+      ADD_FAILURE() << "not a google.rpc.Status: field " << field;
+      return std::nullopt;
+    }
+  }
+  EXPECT_EQ(code, static_cast<uint64_t>(status.error_code()));
+  EXPECT_EQ(message, status.error_message());
+  v1::FieldViolation violation;
+  if (details.size() != 1 || !details[0].UnpackTo(&violation)) {
+    ADD_FAILURE() << details.size() << " details, not one FieldViolation";
+    return std::nullopt;
+  }
+  return violation;
 }
 
 StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {

@@ -52,6 +52,13 @@ struct StreamOutcome {
   grpc::Status status;
   absl::Duration elapsed;  // from the call to its status (second form only)
 };
+// The FieldViolation in `status`'s details, read as any gRPC client would:
+// the google.rpc.Status in its error_details (code, message, details), whose
+// one detail is an Any holding a fanprobe.v1.FieldViolation.  Fails the
+// test, and returns nullopt, when the details are missing or malformed or
+// their code and message differ from the status's own.
+std::optional<v1::FieldViolation> FieldViolationOf(const grpc::Status& status);
+
 // Reads `reader` to its end; a result after the summary fails the test.
 StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader);
 // Calls StreamProbes with `request` and reads it to its end.

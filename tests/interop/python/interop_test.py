@@ -35,6 +35,7 @@ import time
 import unittest
 
 import grpc
+from google.protobuf import any_pb2
 from google.protobuf import duration_pb2
 
 sys.path.insert(0, os.environ["FANPROBE_PYTHON_STUBS"])
@@ -127,6 +128,43 @@ class Process:
 def seconds(value):
     return duration_pb2.Duration(seconds=int(value),
                                  nanos=int(round((value % 1) * 1e9)))
+
+
+def field_violation(status_bytes, message):
+    """The FieldViolation in a google.rpc.Status (code 1, message 2, details
+    3: Any), read field by field: Debian packages no Python google.rpc."""
+    def varint(data, at):
+        value = shift = 0
+        while True:
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, at
+    fields = collections.defaultdict(list)
+    at = 0
+    while at < len(status_bytes):
+        tag, at = varint(status_bytes, at)
+        if tag & 7 == 0:
+            value, at = varint(status_bytes, at)
+        elif tag & 7 == 2:
+            length, at = varint(status_bytes, at)
+            value, at = status_bytes[at:at + length], at + length
+        else:
+            raise AssertionError(f"not a google.rpc.Status: wire type {tag & 7}")
+        fields[tag >> 3].append(value)
+    if fields[1] != [grpc.StatusCode.INVALID_ARGUMENT.value[0]]:
+        raise AssertionError(f"code {fields[1]}")
+    if fields[2] != [message.encode()]:
+        raise AssertionError(f"message {fields[2]}")
+    if len(fields[3]) != 1:
+        raise AssertionError(f"{len(fields[3])} details")
+    detail = any_pb2.Any.FromString(fields[3][0])
+    violation = pb.FieldViolation()
+    if not detail.Unpack(violation):
+        raise AssertionError(f"a detail of type {detail.type_url}")
+    return violation
 
 
 def read_stream(call, group_sizes=None):
@@ -368,7 +406,7 @@ class InteropTest(unittest.TestCase):
         self.assert_summary(response.summary, pb.END_REASON_FIRST_COMPLETED,
                             total=4, succeeded=1, failed=0, pending=[0, 1, 3])
 
-    def assert_invalid_argument(self, request, message_prefix):
+    def assert_invalid_argument(self, request, message_prefix, field):
         calls = {
             "ProbeBatch": lambda: self.stub.ProbeBatch(
                 request, timeout=CALL_DEADLINE_SECONDS),
@@ -384,6 +422,16 @@ class InteropTest(unittest.TestCase):
                 self.assertTrue(
                     raised.exception.details().startswith(message_prefix),
                     raised.exception.details())
+                # The same, machine-readable, where every gRPC library puts
+                # it: a google.rpc.Status whose detail is a FieldViolation.
+                trailers = dict(raised.exception.trailing_metadata())
+                violation = field_violation(
+                    trailers["grpc-status-details-bin"],
+                    raised.exception.details())
+                self.assertEqual(violation.field, field)
+                self.assertEqual(
+                    "%s: %s" % (violation.field, violation.description),
+                    raised.exception.details())
 
     def test_invalid_argument_names_the_field(self):
         self.assert_invalid_argument(
@@ -391,16 +439,18 @@ class InteropTest(unittest.TestCase):
                 pb.ProbeTarget(url=self.url("/status/200")),
                 pb.ProbeTarget(url=self.url("/status/200"),
                                options=pb.ProbeOptions(timeout=seconds(-1)))]),
-            "targets[1].options.timeout: must not be negative")
+            "targets[1].options.timeout: must not be negative",
+            "targets[1].options.timeout")
         self.assert_invalid_argument(pb.ProbeBatchRequest(),
-                                     "targets: at least one target")
+                                     "targets: at least one target", "targets")
         self.assert_invalid_argument(
             pb.ProbeBatchRequest(targets=[pb.ProbeTarget(
                 url=self.url("/status/200"),
                 options=pb.ProbeOptions(headers=pb.Headers(headers=[
                     pb.Header(name="X-Ok", value="1"),
                     pb.Header(name="X-Bad", value="a\r\nb")])))]),
-            "targets[0].options.headers.headers[1].value:")
+            "targets[0].options.headers.headers[1].value:",
+            "targets[0].options.headers.headers[1].value")
 
     def test_readme_recipe_runs_as_written(self):
         blocks = readme_section_blocks("From Python")
