@@ -270,7 +270,8 @@ TEST_F(ServerTest, ShutdownEndsBatchesStillRunningAfterTheGrace) {
 // results that had completed.  Now, with 30 concurrent batches of both RPCs
 // (each: one fast target, two that never answer), shutdown ends every
 // batch CANCELLED within the grace: StreamProbes streams the fast result and
-// its summary, ProbeBatch returns it in `done` with the others pending.
+// its summary, ProbeBatch returns it in `done` with the others pending;
+// with a grace of 1 s, 2 s and 10 s, as the issue asks.
 class ShutdownPromiseTest : public ::testing::TestWithParam<absl::Duration> {
  protected:
   TargetServer target_;
@@ -281,9 +282,11 @@ TEST_P(ShutdownPromiseTest, RunningBatchesEndCancelledWithTheirSummary) {
   server::ServerOptions options;
   options.shutdown_grace = grace;
   TestServer server(options);
-  const v1::ProbeBatchRequest request =
+  v1::ProbeBatchRequest request =
       BatchRequest({target_.url("/status/200"), target_.raw_url("/hang"),
                     target_.raw_url("/hang")});
+  // Longer than every grace: the shutdown, not the probe timeout, ends them.
+  request.mutable_defaults()->mutable_timeout()->set_seconds(60);
   constexpr int kEach = 15;
   std::vector<StreamOutcome> streams(kEach);
   std::vector<v1::ProbeBatchResponse> replies(kEach);
@@ -317,8 +320,8 @@ TEST_P(ShutdownPromiseTest, RunningBatchesEndCancelledWithTheirSummary) {
   std::fprintf(stderr, "grace %s: shutdown took %s\n",
                absl::FormatDuration(grace).c_str(),
                absl::FormatDuration(took).c_str());
-  // Within the grace (0.81 s and 1.61 s measured), with a margin for a
-  // loaded machine.
+  // Within the grace (0.82 s, 1.61 s and 9.01 s measured), with a margin
+  // for a loaded machine.
   EXPECT_LE(took, grace + absl::Seconds(1));
 
   int streams_ok = 0, replies_ok = 0;
@@ -356,7 +359,8 @@ TEST_P(ShutdownPromiseTest, RunningBatchesEndCancelledWithTheirSummary) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Graces, ShutdownPromiseTest,
-                         ::testing::Values(absl::Seconds(1), absl::Seconds(2)),
+                         ::testing::Values(absl::Seconds(1), absl::Seconds(2),
+                                           absl::Seconds(10)),
                          [](const auto& info) {
                            return absl::StrCat(absl::ToInt64Seconds(info.param),
                                                "s");
