@@ -180,6 +180,40 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
 
   const url = (p) => target + p;
 
+  // A protobuf message's fields by number, read off the wire: varints as
+  // numbers, length-delimited fields as Buffers (Debian and npm's
+  // grpc-js ship no google.rpc.Status to decode the error details with).
+  function wireFields(buffer) {
+    const fields = new Map();
+    let at = 0;
+    const varint = () => {
+      let value = 0;
+      let shift = 0;
+      for (;;) {
+        const byte = buffer[at++];
+        value += (byte & 0x7f) * 2 ** shift;
+        shift += 7;
+        if (byte < 0x80) return value;
+      }
+    };
+    while (at < buffer.length) {
+      const tag = varint();
+      let value;
+      if ((tag & 7) === 0) {
+        value = varint();
+      } else if ((tag & 7) === 2) {
+        const length = varint();
+        value = buffer.subarray(at, at + length);
+        at += length;
+      } else {
+        throw new Error(`wire type ${tag & 7}`);
+      }
+      const number = Math.floor(tag / 8);
+      fields.set(number, [...(fields.get(number) ?? []), value]);
+    }
+    return fields;
+  }
+
   // The results of a StreamProbes call in arrival order, and its summary;
   // asserts the stream's shape (results, then exactly one summary, last).
   // Results sent together (max_results_per_event) are unpacked in order,
@@ -374,6 +408,22 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
            assert.match(
                error.details,
                /^targets\[1\]\.options\.timeout: must not be negative/);
+           // The same, machine-readable: a google.rpc.Status whose one
+           // detail is an Any holding a fanprobe.v1.FieldViolation.
+           const [details] = error.metadata.get('grpc-status-details-bin');
+           const status = wireFields(details);
+           assert.deepEqual(status.get(1), [grpc.status.INVALID_ARGUMENT]);
+           assert.equal(status.get(2)[0].toString(), error.details);
+           assert.equal(status.get(3).length, 1);
+           const any = wireFields(status.get(3)[0]);
+           assert.equal(any.get(1)[0].toString(),
+                        'type.googleapis.com/fanprobe.v1.FieldViolation');
+           const violation = wireFields(any.get(2)[0]);
+           assert.equal(violation.get(1)[0].toString(),
+                        'targets[1].options.timeout');
+           assert.equal(`targets[1].options.timeout: ${
+                            violation.get(2)[0].toString()}`,
+                        error.details);
            return true;
          });
        }
