@@ -1,7 +1,5 @@
 #include "monitoring/blackbox_report.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <optional>
@@ -9,57 +7,29 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "monitoring/phases.h"
 #include "monitoring/prometheus_text.h"
+#include "probe/destination_policy.h"
 
 namespace fanprobe::monitoring {
 namespace {
 
 // FNV-1a, 32 bits, of the address bytes (4 for IPv4, 16 for IPv6): what
 // blackbox_exporter's probe_ip_addr_hash holds.
-uint32_t AddressHash(const std::string& ip) {
-  unsigned char bytes[16];
-  size_t size = 0;
-  if (inet_pton(AF_INET, ip.c_str(), bytes) == 1) {
-    size = 4;
-  } else if (inet_pton(AF_INET6, ip.c_str(), bytes) == 1) {
-    size = 16;
-  } else {
-    return 0;
-  }
+uint32_t AddressHash(const IpAddress& address) {
+  const size_t first = address.is_v4 ? 12 : 0;  // IPv4 is held IPv4-mapped
   uint32_t hash = 2166136261u;
-  for (size_t i = 0; i < size; ++i) {
-    hash ^= bytes[i];
+  for (size_t i = first; i < address.bytes.size(); ++i) {
+    hash ^= address.bytes[i];
     hash *= 16777619u;
   }
   return hash;
-}
-
-// The host of `url` when it is an IP address literal ("127.0.0.1",
-// "[::1]"), else empty.
-std::string AddressLiteralOf(absl::string_view url) {
-  if (const size_t scheme = url.find("://");
-      scheme != absl::string_view::npos) {
-    url.remove_prefix(scheme + 3);
-  }
-  url = url.substr(0, url.find_first_of("/?#"));
-  if (const size_t at = url.rfind('@'); at != absl::string_view::npos) {
-    url.remove_prefix(at + 1);
-  }
-  std::string host;
-  if (absl::ConsumePrefix(&url, "[")) {
-    host = std::string(url.substr(0, url.find(']')));
-  } else {
-    host = std::string(url.substr(0, url.find(':')));
-  }
-  return AddressHash(host) != 0 ? host : "";
 }
 
 // blackbox_exporter's probe_http_version: 1.1, 2, ...; 0 without a response.
@@ -131,14 +101,18 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.failed_due_to_regex = result.outcome == Outcome::kBodyMismatch ||
                                result.outcome == Outcome::kHeaderMismatch;
   // blackbox_exporter reports the address it resolved, even when the
-  // connection then failed.  The engine knows the address only once it
-  // connected; before that, only when the URL names one.
-  const std::string address = !result.remote_ip.empty()
-                                  ? result.remote_ip
-                                  : AddressLiteralOf(result.url);
-  if (!address.empty()) {
-    report.ip_protocol = absl::StrContains(address, ':') ? 6 : 4;
-    report.ip_addr_hash = AddressHash(address);
+  // connection then failed: the one connected to, else the first the
+  // first request could have (the engine lists the preferred family's
+  // first, as blackbox_exporter picks them).
+  std::string connected = result.remote_ip;
+  if (connected.empty() && !result.hops.empty() &&
+      !result.hops.front().addresses.empty()) {
+    connected = result.hops.front().addresses.front();
+  }
+  if (absl::StatusOr<IpAddress> address = IpAddress::Parse(connected);
+      address.ok()) {
+    report.ip_protocol = address->is_v4 ? 4 : 6;
+    report.ip_addr_hash = AddressHash(*address);
   }
   // A redirect the probe did not follow (the module says not to, or it was
   // one too many) still counts, as in blackbox_exporter, which counts it

@@ -326,8 +326,10 @@ struct Hop {
   std::string location;   // the redirect this response asked for, if any
   std::string remote_ip;  // the address connected to; empty when none
   int remote_port = 0;
-  std::vector<std::string> addresses;  // what the lookup found, if any
-  Timings timings;                     // from the start of this request
+  // What the hop could connect to: what the lookup found, or the URL's
+  // own address; empty when the lookup failed.
+  std::vector<std::string> addresses;
+  Timings timings;  // from the start of this request
 };
 
 // A certificate as the server presented it.

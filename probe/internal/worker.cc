@@ -523,6 +523,7 @@ void Worker::BeginHop(Transfer* t) {
     return;
   }
   if (t->url.address.has_value()) {
+    t->hop.addresses.push_back(t->url.address->ToString());
     if (t->via_proxy) {
       // The socket goes to the proxy: the target's address is checked here.
       std::string denied = KeepAllowed({*t->url.address}, &t->addresses);

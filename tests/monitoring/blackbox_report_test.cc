@@ -80,19 +80,25 @@ TEST(ReportTest, CompletedProbeInBlackboxTerms) {
   EXPECT_DOUBLE_EQ(r6.http_version, 2);
 }
 
-TEST(ReportTest, AddressOfAFailedConnectionComesFromTheUrl) {
+TEST(ReportTest, AddressOfAFailedConnectionIsTheFirstItCouldHaveBeen) {
+  // blackbox_exporter reports the address it resolved even when the
+  // connection then failed: the first of the first request's addresses
+  // (the engine lists the preferred family first).
   BlackboxModule module = DefaultBlackboxModules().at("http_2xx");
   ProbeResult refused;
   refused.outcome = Outcome::kConnectError;
-  refused.url = "http://user@127.0.0.1:1/x?y";
+  refused.url = "http://web.test:1/x";
+  refused.hops.emplace_back().addresses = {"127.0.0.1"};
   ProbeReport r = ReportProbe(module, refused.url, refused);
   EXPECT_EQ(r.ip_protocol, 4);
   EXPECT_EQ(r.ip_addr_hash, 3668918509u);
-  refused.url = "https://[::1]:1/";
+  refused.hops[0].addresses = {"::1", "127.0.0.1"};
   EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 6);
-  // A name: the engine cannot tell which address it tried.
-  refused.url = "http://localhost:1/";
-  EXPECT_EQ(ReportProbe(module, refused.url, refused).ip_protocol, 0);
+  // The lookup failed: no address.
+  refused.hops[0].addresses.clear();
+  r = ReportProbe(module, refused.url, refused);
+  EXPECT_EQ(r.ip_protocol, 0);
+  EXPECT_EQ(r.ip_addr_hash, 0u);
 }
 
 // The last request of `result` answered `status`, with `location` (empty:

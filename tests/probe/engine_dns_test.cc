@@ -142,6 +142,18 @@ TEST_F(EngineDnsTest, NameResolvesThroughTheEnginesResolver) {
   EXPECT_TRUE(host_seen);
 }
 
+TEST_F(EngineDnsTest, AnAddressIsTheHopsOwnAddressWithoutALookup) {
+  testing::RefusedPort refused;
+  ProbeResult r = RunOne(refused.url("/"));
+  EXPECT_EQ(r.outcome, Outcome::kConnectError) << r.error;
+  EXPECT_EQ(r.remote_ip, "");
+  ASSERT_EQ(r.hops.size(), 1u);
+  // What the request could connect to, though it never did.
+  EXPECT_THAT(r.hops[0].addresses, ElementsAre("127.0.0.1"));
+  EXPECT_EQ(r.timings.dns, absl::ZeroDuration());
+  EXPECT_EQ(dns_->QueryCount("127.0.0.1"), 0u);
+}
+
 TEST_F(EngineDnsTest, CnameChainResolves) {
   dns_->AddCname("alias.test", "middle.test");
   dns_->AddCname("middle.test", "real.test");
