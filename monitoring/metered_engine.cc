@@ -6,9 +6,8 @@
 
 namespace fanprobe::monitoring {
 
-std::shared_ptr<Batch> MeteredEngine::Submit(std::vector<ProbeTarget> targets,
-                                             const BatchOptions& options,
-                                             BatchCallbacks callbacks) {
+std::shared_ptr<Batch> MeteredEngine::Open(const BatchOptions& options,
+                                           BatchCallbacks callbacks) {
   ServerMetrics* metrics = &metrics_;
   const MetricsApi api = api_;
   const ReturnWhen return_when = options.return_when;
@@ -27,7 +26,7 @@ std::shared_ptr<Batch> MeteredEngine::Submit(std::vector<ProbeTarget> targets,
             if (on_done) on_done(std::move(summary));
           },
   };
-  return engine_.Submit(std::move(targets), options, std::move(metered));
+  return engine_.Open(options, std::move(metered));
 }
 
 }  // namespace fanprobe::monitoring

@@ -31,9 +31,8 @@ class MeteredEngine final : public Engine {
   MeteredEngine(Engine& engine, ServerMetrics& metrics, MetricsApi api)
       : engine_(engine), metrics_(metrics), api_(api) {}
 
-  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
-                                const BatchOptions& options,
-                                BatchCallbacks callbacks) override;
+  std::shared_ptr<Batch> Open(const BatchOptions& options,
+                              BatchCallbacks callbacks) override;
 
   EngineStats Stats() const override { return engine_.Stats(); }
   absl::Status CheckOptions(const ProbeOptions& options) const override {

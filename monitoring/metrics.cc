@@ -228,12 +228,13 @@ std::string ServerMetrics::Render() const {
   }
 
   out.Family("fanprobe_stream_queue_wait_seconds", "histogram",
-             "How long StreamProbes results waited in their stream's queue "
+             "How long StreamProbes and ProbeStream results waited in their "
+             "stream's queue "
              "behind earlier writes.");
   stream_queue_wait_.Write(out, "fanprobe_stream_queue_wait_seconds", {});
 
   out.Family("fanprobe_streams_active", "gauge",
-             "StreamProbes calls in progress.");
+             "StreamProbes and ProbeStream calls in progress.");
   out.Sample(
       "fanprobe_streams_active", {},
       static_cast<double>(streams_active_.load(std::memory_order_relaxed)));

@@ -73,28 +73,37 @@ class EngineLink {
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// One submitted batch.  It is also the caller's Batch handle.
+// One target of a batch, from Add() until it and every earlier one have
+// completed.
+struct Slot {
+  ProbeTarget target;  // tasks point at it; a deque never moves it
+  ParsedUrl url;       // moved into the task when taken
+  // Null when the target is unusable: it completed as kInvalidTarget.
+  std::shared_ptr<const PreparedOptions> options;
+  bool done = false;  // completed: its result is in the outbox or handed over
+};
+
+// One batch.  It is also the caller's Batch handle.
 class BatchState final : public Batch,
                          public std::enable_shared_from_this<BatchState> {
  public:
   BatchState(std::shared_ptr<EngineLink> link, absl::Mutex& engine_mu,
-             std::vector<ProbeTarget> targets, const BatchOptions& options,
-             uint32_t max_concurrency, BatchCallbacks callbacks)
+             const BatchOptions& options, uint32_t max_concurrency,
+             BatchCallbacks callbacks)
       : mu(engine_mu),
         link(std::move(link)),
-        targets(std::move(targets)),
         options(options),
         max_concurrency(max_concurrency),
         start(absl::Now()),
-        callbacks(std::move(callbacks)),
-        done(this->targets.size(), false),
-        urls(this->targets.size()) {}
+        callbacks(std::move(callbacks)) {}
 
   void Cancel() override;
   void PauseAdmission() override;
   void ResumeAdmission() override;
+  void Add(std::vector<ProbeTarget> targets) override;
+  void Close() override;
   uint32_t size() const override {
-    return static_cast<uint32_t>(targets.size());
+    return added.load(std::memory_order_relaxed);
   }
 
   // The engine's mu_, which guards the state below.  A reference, so that
@@ -104,13 +113,18 @@ class BatchState final : public Batch,
 
   // Constant after construction.
   const std::shared_ptr<EngineLink> link;
-  const std::vector<ProbeTarget> targets;
   const BatchOptions options;
   const uint32_t max_concurrency;
   const absl::Time start;
 
   // Set once, under the engine's mu_; read without it by workers.
   std::atomic<bool> ended{false};
+  // Targets added: written under the engine's mu_, read by size() without.
+  std::atomic<uint32_t> added{0};
+
+  // Serialises Add() calls, which check their targets outside the engine's
+  // mu_.
+  absl::Mutex add_mu;
 
   // Invoked without mu_ held, by one thread at a time (the one that set
   // `delivering`); cleared once the summary has been delivered.
@@ -121,22 +135,17 @@ class BatchState final : public Batch,
     uint32_t running = 0;  // running or reserved for a task in `ready`
     std::deque<ProbeTask> waiting;
   };
-  uint32_t next_index ABSL_GUARDED_BY(mu) =
-      0;  // targets from here on are not yet taken
-  // Targets below this were checked by Submit(); admission stays below it.
-  uint32_t validated ABSL_GUARDED_BY(mu) = 0;
+  // Targets from this index on are not yet taken (those below `base` were
+  // all done before they were reached).
+  uint32_t next_index ABSL_GUARDED_BY(mu) = 0;
+  // The targets from index `base` on, checked; the front one is never done
+  // (done ones are dropped from the front), so what is held is what runs or
+  // waits, plus done shells behind a target still running.
+  std::deque<Slot> slots ABSL_GUARDED_BY(mu);
+  uint32_t base ABSL_GUARDED_BY(mu) = 0;
+  bool closed ABSL_GUARDED_BY(mu) = false;          // Close() was called
   std::deque<ProbeTask> ready ABSL_GUARDED_BY(mu);  // hold a reserved host slot
   absl::flat_hash_map<std::string, HostSlots> hosts ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<const ProbeOptions*,
-                      std::shared_ptr<const PreparedOptions>>
-      prepared ABSL_GUARDED_BY(
-          mu);  // for every options object of a validated, usable target
-  std::vector<bool> done ABSL_GUARDED_BY(mu);
-  // Each target's URL, parsed once by Validate(), which writes [begin, end)
-  // before it opens that range to admission under the engine's mu_;
-  // admission moves each one into its task once, under mu_.  (Not
-  // annotated: Validate writes its range without the lock.)
-  std::vector<ParsedUrl> urls;
   uint32_t running ABSL_GUARDED_BY(mu) = 0;
   uint32_t completed ABSL_GUARDED_BY(mu) = 0;
   uint32_t succeeded ABSL_GUARDED_BY(mu) = 0;
@@ -172,9 +181,8 @@ class EngineImpl final : public Engine, public TaskListener {
 
   absl::Status Init();
 
-  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
-                                const BatchOptions& options,
-                                BatchCallbacks callbacks) override;
+  std::shared_ptr<Batch> Open(const BatchOptions& options,
+                              BatchCallbacks callbacks) override;
   EngineStats Stats() const override;
   absl::Status CheckOptions(const ProbeOptions& options) const override {
     return internal::CheckOptions(options, options_.limits);
@@ -187,6 +195,8 @@ class EngineImpl final : public Engine, public TaskListener {
     return task.batch->ended.load(std::memory_order_acquire);
   }
 
+  void Add(BatchState* batch, std::vector<ProbeTarget> targets);
+  void Close(BatchState* batch);
   void EndBatch(BatchState* batch, EndReason reason);
   void Pause(BatchState* batch);
   void Resume(BatchState* batch);
@@ -204,9 +214,10 @@ class EngineImpl final : public Engine, public TaskListener {
   // delivered result's slot lets start go to `current` when it has room.
   void Deliver(BatchState* batch, Lane* current);
 
-  // Checks targets [begin, end) outside mu_, then completes the unusable
-  // ones as kInvalidTarget and opens the range to admission.
-  void Validate(BatchState* batch, uint32_t begin, uint32_t end,
+  // Checks `targets` outside mu_, then appends them to the batch, completes
+  // the unusable ones as kInvalidTarget and opens the rest to admission.
+  void AddChunk(BatchState* batch, std::vector<ProbeTarget>::iterator begin,
+                std::vector<ProbeTarget>::iterator end,
                 PreparedCache* prepared);
   void FillLocked(Actions* actions, Lane* current)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -248,6 +259,13 @@ void BatchState::Cancel() {
   link->Call(
       [this](EngineImpl* e) { e->EndBatch(this, EndReason::kCancelled); });
 }
+void BatchState::Add(std::vector<ProbeTarget> targets) {
+  link->Call(
+      [this, &targets](EngineImpl* e) { e->Add(this, std::move(targets)); });
+}
+void BatchState::Close() {
+  link->Call([this](EngineImpl* e) { e->Close(this); });
+}
 void BatchState::PauseAdmission() {
   link->Call([this](EngineImpl* e) { e->Pause(this); });
 }
@@ -256,6 +274,15 @@ void BatchState::ResumeAdmission() {
 }
 
 namespace {
+
+// Targets added and not yet taken by admission (some may be done already:
+// unusable ones).  Below `base` every target is done, so admission starts
+// there if it has not reached it.
+uint32_t UntakenLocked(const BatchState& batch) {
+  batch.mu.AssertHeld();
+  return batch.added.load(std::memory_order_relaxed) -
+         std::max(batch.next_index, batch.base);
+}
 
 // The soft RLIMIT_NOFILE in force.
 uint64_t FdLimit() {
@@ -331,15 +358,13 @@ EngineImpl::~EngineImpl() {
   transport_.reset();
 }
 
-std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
-                                          const BatchOptions& options,
-                                          BatchCallbacks callbacks) {
+std::shared_ptr<Batch> EngineImpl::Open(const BatchOptions& options,
+                                        BatchCallbacks callbacks) {
   uint32_t max_concurrency =
       options.max_concurrency == 0 ? max_in_flight_ : options.max_concurrency;
   auto on_start = std::move(callbacks.on_start);
-  auto batch =
-      std::make_shared<BatchState>(link_, mu_, std::move(targets), options,
-                                   max_concurrency, std::move(callbacks));
+  auto batch = std::make_shared<BatchState>(
+      link_, mu_, options, max_concurrency, std::move(callbacks));
   if (on_start) on_start(batch);
   Actions actions;
   {
@@ -348,43 +373,54 @@ std::shared_ptr<Batch> EngineImpl::Submit(std::vector<ProbeTarget> targets,
     batch->mu.AssertHeld();
     if (stopping_) {
       EndLocked(batch.get(), EndReason::kCancelled, &actions);
-    } else if (batch->targets.empty()) {
-      EndLocked(batch.get(), EndReason::kAllCompleted, &actions);
-    } else {
-      if (options.timeout != absl::InfiniteDuration()) {
-        batch->deadline = deadlines_.emplace(
-            batch->start + std::max(options.timeout, absl::ZeroDuration()),
-            batch);
-        timer_cv_.Signal();
-      }
+    } else if (options.timeout != absl::InfiniteDuration()) {
+      batch->deadline = deadlines_.emplace(
+          batch->start + std::max(options.timeout, absl::ZeroDuration()),
+          batch);
+      timer_cv_.Signal();
     }
   }
   RunActions(actions, nullptr);
-  // Validation runs here, on the caller's thread, in growing chunks: the
-  // first probes start after a few hundred targets are checked, and an
-  // unusable target completes as soon as it is reached, without waiting for
-  // a slot however busy the engine is.
-  PreparedCache prepared;
-  const uint32_t total = static_cast<uint32_t>(batch->targets.size());
-  uint32_t chunk = 256;
-  for (uint32_t begin = 0; begin < total && !batch->ended; begin += chunk) {
-    if (begin > 0) chunk = 4096;
-    Validate(batch.get(), begin, std::min(total, begin + chunk), &prepared);
-  }
   return batch;
 }
 
-void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
+void EngineImpl::Add(BatchState* batch, std::vector<ProbeTarget> targets) {
+  absl::MutexLock add_lock(&batch->add_mu);
+  // Checked here, on the caller's thread, in growing chunks: the first
+  // probes start after a few hundred targets are checked, and an unusable
+  // target completes as soon as it is reached, without waiting for a slot
+  // however busy the engine is.
+  PreparedCache prepared;
+  const size_t total = targets.size();
+  size_t chunk = 256;
+  for (size_t begin = 0; begin < total && !batch->ended; begin += chunk) {
+    if (begin > 0) chunk = 4096;
+    const size_t end = std::min(total, begin + chunk);
+    AddChunk(batch, targets.begin() + static_cast<ptrdiff_t>(begin),
+             targets.begin() + static_cast<ptrdiff_t>(end), &prepared);
+  }
+}
+
+void EngineImpl::AddChunk(BatchState* batch,
+                          std::vector<ProbeTarget>::iterator begin,
+                          std::vector<ProbeTarget>::iterator end,
                           PreparedCache* prepared) {
-  std::vector<std::pair<uint32_t, absl::Status>> invalid;
-  for (uint32_t i = begin; i < end; ++i) {
-    const ProbeTarget& target = batch->targets[i];
-    auto [it, inserted] = prepared->try_emplace(target.options.get());
-    if (inserted) it->second = PrepareOptions(target.options, options_.limits);
+  std::vector<Slot> slots(static_cast<size_t>(end - begin));
+  std::vector<std::pair<size_t, absl::Status>> invalid;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& slot = slots[i];
+    slot.target = std::move(begin[static_cast<ptrdiff_t>(i)]);
+    auto [it, inserted] = prepared->try_emplace(slot.target.options.get());
+    if (inserted) {
+      it->second = PrepareOptions(slot.target.options, options_.limits);
+    }
     absl::Status status = it->second.status();
     if (status.ok()) {
-      absl::StatusOr<ParsedUrl> url = ParseTargetUrl(target.url);
-      if (url.ok()) batch->urls[i] = *std::move(url);
+      absl::StatusOr<ParsedUrl> url = ParseTargetUrl(slot.target.url);
+      if (url.ok()) {
+        slot.url = *std::move(url);
+        slot.options = *it->second;
+      }
       status = url.status();
     }
     if (!status.ok()) invalid.emplace_back(i, std::move(status));
@@ -393,21 +429,35 @@ void EngineImpl::Validate(BatchState* batch, uint32_t begin, uint32_t end,
   {
     absl::MutexLock lock(&mu_);
     batch->mu.AssertHeld();
-    for (const auto& [options, result] : *prepared) {
-      if (result.ok() && !batch->ended) {
-        batch->prepared.try_emplace(options, *result);
-      }
-    }
-    for (auto& [index, status] : invalid) {
+    if (batch->ended || batch->closed) return;
+    const uint32_t first = batch->added.load(std::memory_order_relaxed);
+    for (Slot& slot : slots) batch->slots.push_back(std::move(slot));
+    batch->added.store(first + static_cast<uint32_t>(slots.size()),
+                       std::memory_order_relaxed);
+    for (auto& [position, status] : invalid) {
       if (batch->ended) break;
-      ProbeResult result = NewResult(batch->targets[index], index);
+      const uint32_t index = first + static_cast<uint32_t>(position);
+      ProbeResult result =
+          NewResult(batch->slots[index - batch->base].target, index);
       result.outcome = Outcome::kInvalidTarget;
       result.error = std::string(status.message());
       CompleteLocked(batch, std::move(result), &actions);
     }
-    batch->validated = end;
     EnqueueLocked(batch);
     FillLocked(&actions, nullptr);
+  }
+  RunActions(actions, nullptr);
+}
+
+void EngineImpl::Close(BatchState* batch) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    batch->mu.AssertHeld();
+    batch->closed = true;
+    if (batch->completed == batch->added.load(std::memory_order_relaxed)) {
+      EndLocked(batch, EndReason::kAllCompleted, &actions);
+    }
   }
   RunActions(actions, nullptr);
 }
@@ -435,8 +485,7 @@ EngineStats EngineImpl::Stats() const {
   }
   for (const auto& batch : active_) {
     batch->mu.AssertHeld();
-    uint64_t queued =
-        batch->targets.size() - batch->next_index + batch->ready.size();
+    uint64_t queued = UntakenLocked(*batch) + batch->ready.size();
     for (const auto& [key, host] : batch->hosts) queued += host.waiting.size();
     stats.probes_queued += queued;
   }
@@ -510,7 +559,7 @@ bool EngineImpl::AdmissibleLocked(const BatchState& batch) const {
   batch.mu.AssertHeld();
   return !batch.ended && batch.pause_depth == 0 &&
          batch.running + batch.unreleased < batch.max_concurrency &&
-         (!batch.ready.empty() || batch.next_index < batch.validated);
+         (!batch.ready.empty() || UntakenLocked(batch) > 0);
 }
 
 void EngineImpl::EnqueueLocked(BatchState* batch) {
@@ -542,15 +591,16 @@ void EngineImpl::TakeOneLocked(BatchState* batch, Actions* actions,
     if (!batch->ready.empty()) {
       task = std::move(batch->ready.front());  // its host slot is reserved
       batch->ready.pop_front();
-    } else if (batch->next_index < batch->validated) {
+    } else if (UntakenLocked(*batch) > 0) {
+      batch->next_index = std::max(batch->next_index, batch->base);
       const uint32_t index = batch->next_index++;
-      if (batch->done[index]) continue;  // completed by Validate(): unusable
-      const ProbeTarget& target = batch->targets[index];
-      task.url = std::move(batch->urls[index]);
+      Slot& slot = batch->slots[index - batch->base];
+      if (slot.done) continue;  // completed by AddChunk(): unusable
+      task.url = std::move(slot.url);
       task.batch = batch->shared_from_this();
-      task.target = &target;
+      task.target = &slot.target;
       task.index = index;
-      task.options = batch->prepared.at(target.options.get());
+      task.options = std::move(slot.options);
       if (max_per_host > 0) {
         BatchState::HostSlots& host = batch->hosts[task.url.host_key];
         if (host.running >= max_per_host) {
@@ -590,7 +640,19 @@ void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
                                 Actions* actions) {
   batch->mu.AssertHeld();
   const Outcome outcome = result.outcome;
-  batch->done[result.index] = true;
+  batch->slots[result.index - batch->base].done = true;
+  // Done targets leave from the front; one behind a target still running
+  // stays, emptied, until that one is done.
+  if (result.index != batch->base) {
+    Slot& slot = batch->slots[result.index - batch->base];
+    slot.target = ProbeTarget();
+    slot.url = ParsedUrl();
+    slot.options.reset();
+  }
+  while (!batch->slots.empty() && batch->slots.front().done) {
+    batch->slots.pop_front();
+    ++batch->base;
+  }
   ++batch->completed;
   if (outcome == Outcome::kOk) {
     ++batch->succeeded;
@@ -613,7 +675,8 @@ void EngineImpl::CompleteLocked(BatchState* batch, ProbeResult result,
     case ReturnWhen::kAllCompleted:
       break;
   }
-  if (batch->completed == batch->targets.size()) {
+  if (batch->closed &&
+      batch->completed == batch->added.load(std::memory_order_relaxed)) {
     EndLocked(batch, EndReason::kAllCompleted, actions);
   }
 }
@@ -625,12 +688,14 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
   batch->ended.store(true, std::memory_order_release);
   BatchSummary summary;
   summary.reason = reason;
-  summary.total = static_cast<uint32_t>(batch->targets.size());
+  summary.total = batch->added.load(std::memory_order_relaxed);
   summary.completed = batch->completed;
   summary.succeeded = batch->succeeded;
   summary.failed = batch->failed;
-  for (uint32_t i = 0; i < summary.total; ++i) {
-    if (!batch->done[i]) summary.pending_indices.push_back(i);
+  for (size_t i = 0; i < batch->slots.size(); ++i) {
+    if (!batch->slots[i].done) {
+      summary.pending_indices.push_back(batch->base + static_cast<uint32_t>(i));
+    }
   }
   summary.cancelled = static_cast<uint32_t>(summary.pending_indices.size());
   summary.elapsed = absl::Now() - batch->start;
@@ -641,7 +706,6 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
   // Queued tasks hold a reference to the batch: drop them now.
   batch->ready.clear();
   batch->hosts.clear();
-  batch->prepared.clear();
   if (batch->deadline.has_value()) {
     deadlines_.erase(*batch->deadline);
     batch->deadline.reset();
@@ -746,6 +810,15 @@ void EngineImpl::TimerLoop() {
 }
 
 }  // namespace internal
+
+std::shared_ptr<Batch> Engine::Submit(std::vector<ProbeTarget> targets,
+                                      const BatchOptions& options,
+                                      BatchCallbacks callbacks) {
+  std::shared_ptr<Batch> batch = Open(options, std::move(callbacks));
+  batch->Add(std::move(targets));
+  batch->Close();
+  return batch;
+}
 
 absl::string_view ReturnWhenName(ReturnWhen return_when) {
   switch (return_when) {

@@ -73,8 +73,8 @@ absl::string_view EndReasonName(EndReason reason);         // "TIMEOUT", ...
 
 struct BatchOptions {
   ReturnWhen return_when = ReturnWhen::kAllCompleted;
-  // The whole batch, measured from Submit and covering probes still queued,
-  // as asyncio.wait(timeout=).  InfiniteDuration() = none.
+  // The whole batch, measured from Submit (or Open) and covering probes
+  // still queued, as asyncio.wait(timeout=).  InfiniteDuration() = none.
   absl::Duration timeout = absl::InfiniteDuration();
   // At most this many probes of the batch run at once (the semaphore); 0
   // means the engine's max_in_flight.
@@ -87,7 +87,7 @@ struct BatchOptions {
 // How a batch ended.  completed + cancelled == total.
 struct BatchSummary {
   EndReason reason = EndReason::kAllCompleted;
-  uint32_t total = 0;      // probes in the batch
+  uint32_t total = 0;      // probes in the batch (added, for an open one)
   uint32_t completed = 0;  // probes that reached on_result
   uint32_t succeeded = 0;  // completed with kOk
   uint32_t failed = 0;     // completed with another outcome
@@ -130,6 +130,17 @@ class Batch {
   virtual void PauseAdmission() = 0;
   virtual void ResumeAdmission() = 0;
 
+  // For a batch made by Engine::Open: appends `targets`, indexed on from the
+  // last one added, and checks them as Submit does (an unusable one
+  // completes at once as kInvalidTarget).  Calls must not overlap: one
+  // feeder.  Does nothing once the batch is closed or has ended.
+  virtual void Add(std::vector<ProbeTarget> targets) = 0;
+  // No more targets will be added: the batch may now end as kAllCompleted
+  // (until then, a batch whose targets have all completed waits for more,
+  // its timeout still running).  Does nothing the second time.
+  virtual void Close() = 0;
+
+  // Targets added so far.
   virtual uint32_t size() const = 0;
 };
 
@@ -224,14 +235,26 @@ class Engine {
   // kCancelled), then stops and joins the workers.
   virtual ~Engine() = default;
 
-  // Starts a batch.  Never fails: an unusable target completes at once as
-  // kInvalidTarget (without waiting for a slot, however busy the engine),
-  // and an empty batch ends at once as kAllCompleted.  Targets are checked
-  // on the calling thread (about 3 us each) in chunks, so probes start
-  // after the first few hundred are checked; Submit returns when all are.
-  virtual std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
-                                        const BatchOptions& options,
-                                        BatchCallbacks callbacks) = 0;
+  // Starts a batch of `targets`: Open, Add and Close.  Never fails: an
+  // unusable target completes at once as kInvalidTarget (without waiting for
+  // a slot, however busy the engine), and an empty batch ends at once as
+  // kAllCompleted.  Targets are checked on the calling thread (about 3 us
+  // each) in chunks, so probes start after the first few hundred are
+  // checked; Submit returns when all are.
+  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget> targets,
+                                const BatchOptions& options,
+                                BatchCallbacks callbacks);
+
+  // Starts a batch whose targets come later, through Batch::Add, in any
+  // number (ProbeStream): the engine holds a target only from Add until its
+  // result has been handed over, plus an empty shell per target while an
+  // earlier one of the batch still runs, so a feeder that adds as results
+  // come back runs any number of targets in bounded memory.  The batch ends
+  // by its return-when rule, timeout or Cancel as any other, and as
+  // kAllCompleted only once Close() has been called.  Its timeout runs from
+  // Open.
+  virtual std::shared_ptr<Batch> Open(const BatchOptions& options,
+                                      BatchCallbacks callbacks) = 0;
 
   virtual EngineStats Stats() const = 0;
 

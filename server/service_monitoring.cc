@@ -11,17 +11,20 @@
 namespace fanprobe::server {
 namespace {
 
-// The RPC that keeps a stream open, the one fanprobe_streams_active counts.
-constexpr absl::string_view kStreamRpc = "StreamProbes";
+// The RPCs that keep a stream of results open, which fanprobe_streams_active
+// counts.
+bool IsStream(absl::string_view rpc) {
+  return rpc == "StreamProbes" || rpc == "ProbeStream";
+}
 
 }  // namespace
 
 void ServiceMetricsObserver::CallStarted(absl::string_view rpc) {
-  if (rpc == kStreamRpc) metrics_.StreamStarted();
+  if (IsStream(rpc)) metrics_.StreamStarted();
 }
 
 void ServiceMetricsObserver::CallEnded(absl::string_view rpc) {
-  if (rpc == kStreamRpc) metrics_.StreamEnded();
+  if (IsStream(rpc)) metrics_.StreamEnded();
 }
 
 void ServiceMetricsObserver::CallRejected(absl::string_view rpc,
@@ -47,11 +50,13 @@ monitoring::ServerMetrics::Collector ServiceStatsCollector(
         "is RESOURCE_EXHAUSTED (--max_pending_probes).",
         static_cast<double>(max_pending_probes));
     out.Gauge("fanprobe_streams_paused",
-              "StreamProbes streams whose batch is paused because the reader "
+              "StreamProbes and ProbeStream calls whose batch is paused "
+              "because the reader "
               "is behind (the stream queue is full).",
               static_cast<double>(stats.paused_streams));
     out.Gauge("fanprobe_stream_queue_peak",
-              "The most results any StreamProbes stream has had queued at once "
+              "The most results any StreamProbes or ProbeStream call has had "
+              "queued at once "
               "since start.",
               static_cast<double>(stats.peak_stream_queue));
   };

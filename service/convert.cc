@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,7 +28,7 @@ namespace {
 // "defaults" or "targets[<index>].options".  Formatted only on error, so a
 // 100,000-target batch builds no strings when it is valid.
 struct OptionsPath {
-  int target_index = -1;  // -1: the request's defaults
+  int64_t target_index = -1;  // -1: the request's defaults
 
   std::string Prefix() const {
     if (target_index < 0) return "defaults";
@@ -346,21 +347,11 @@ absl::Status CheckWithEngine(const ProbeOptions& options,
 
 namespace {
 
-// BatchFromProto with (`engine` set) or without the engine's checks.
-absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
-                                     const RequestLimits& limits,
-                                     const Engine* engine) {
-  const auto& targets = request.targets();
-  if (targets.empty()) {
-    return FieldError("targets", "at least one target is required");
-  }
-  if (static_cast<uint64_t>(targets.size()) > limits.max_batch_targets) {
-    return FieldError("targets",
-                      absl::StrCat(targets.size(),
-                                   " targets, more than the server's limit of ",
-                                   limits.max_batch_targets));
-  }
-
+// The request's settings: everything but its targets.  Checked against the
+// engine when `engine` is set.
+absl::StatusOr<BatchRequest> Settings(const v1::ProbeBatchRequest& request,
+                                      const RequestLimits& limits,
+                                      const Engine* engine) {
   BatchRequest batch;
   absl::StatusOr<ReturnWhen> return_when =
       ReturnWhenFromProto(request.return_when());
@@ -402,31 +393,72 @@ absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
       return status;
     }
   }
-  batch.targets.reserve(targets.size());
+  batch.defaults = std::move(defaults);
+  return batch;
+}
+
+// Appends `targets` to `batch`, the first with index `first_index` (in
+// error paths), with the batch's defaults.
+absl::Status AppendTargets(
+    const google::protobuf::RepeatedPtrField<v1::ProbeTarget>& targets,
+    int64_t first_index, const Engine* engine, BatchRequest& batch) {
+  batch.targets.reserve(batch.targets.size() + targets.size());
   for (int i = 0; i < targets.size(); ++i) {
     const v1::ProbeTarget& proto = targets[i];
+    const int64_t index = first_index + i;
     ProbeTarget& target = batch.targets.emplace_back();
     target.url = proto.url();
     target.id = proto.id();
     target.labels.insert(proto.labels().begin(), proto.labels().end());
     if (proto.has_options()) {
-      auto options = std::make_shared<ProbeOptions>(*defaults);
+      auto options = std::make_shared<ProbeOptions>(*batch.defaults);
       if (absl::Status status =
-              ApplyOptions(proto.options(), {.target_index = i}, *options);
+              ApplyOptions(proto.options(), {.target_index = index}, *options);
           !status.ok()) {
         return status;
       }
       if (engine != nullptr) {
         if (absl::Status status =
-                CheckWithEngine(*options, {.target_index = i}, *engine);
+                CheckWithEngine(*options, {.target_index = index}, *engine);
             !status.ok()) {
           return status;
         }
       }
       target.options = std::move(options);
     } else {
-      target.options = defaults;
+      target.options = batch.defaults;
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTargetCount(uint64_t count, const RequestLimits& limits) {
+  if (count > limits.max_batch_targets) {
+    return FieldError(
+        "targets",
+        absl::StrCat(count, " targets, more than the server's limit of ",
+                     limits.max_batch_targets));
+  }
+  return absl::OkStatus();
+}
+
+// BatchFromProto with (`engine` set) or without the engine's checks.
+absl::StatusOr<BatchRequest> Convert(const v1::ProbeBatchRequest& request,
+                                     const RequestLimits& limits,
+                                     const Engine* engine) {
+  const auto& targets = request.targets();
+  if (targets.empty()) {
+    return FieldError("targets", "at least one target is required");
+  }
+  if (absl::Status status = CheckTargetCount(targets.size(), limits);
+      !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<BatchRequest> batch = Settings(request, limits, engine);
+  if (!batch.ok()) return batch.status();
+  if (absl::Status status = AppendTargets(targets, 0, engine, *batch);
+      !status.ok()) {
+    return status;
   }
   return batch;
 }
@@ -442,6 +474,65 @@ absl::StatusOr<BatchRequest> BatchFromProto(
 absl::StatusOr<BatchRequest> BatchFromProto(
     const v1::ProbeBatchRequest& request, const RequestLimits& limits) {
   return Convert(request, limits, nullptr);
+}
+
+absl::StatusOr<BatchRequest> StreamFromProto(
+    const v1::ProbeStreamRequest& first, const RequestLimits& limits,
+    const Engine& engine) {
+  if (!first.has_batch()) {
+    return FieldError("batch",
+                      "the first message must hold the batch's settings");
+  }
+  if (absl::Status status =
+          CheckTargetCount(static_cast<uint64_t>(first.batch().targets_size()) +
+                               first.targets_size(),
+                           limits);
+      !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<BatchRequest> batch = Settings(first.batch(), limits, &engine);
+  if (!batch.ok()) {
+    // Its fields sit in `batch` here.
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch.", batch.status().message()));
+  }
+  if (absl::Status status =
+          AppendTargets(first.batch().targets(), 0, &engine, *batch);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = AppendTargets(
+          first.targets(), first.batch().targets_size(), &engine, *batch);
+      !status.ok()) {
+    return status;
+  }
+  return batch;
+}
+
+absl::StatusOr<std::vector<ProbeTarget>> StreamTargetsFromProto(
+    const v1::ProbeStreamRequest& message, uint64_t first_index,
+    const BatchRequest& stream, const RequestLimits& limits,
+    const Engine& engine) {
+  if (message.has_batch()) {
+    return FieldError("batch", "only the first message may hold it");
+  }
+  if (absl::Status status = CheckTargetCount(message.targets_size(), limits);
+      !status.ok()) {
+    return status;
+  }
+  if (first_index + static_cast<uint64_t>(message.targets_size()) >
+      UINT32_MAX) {
+    return FieldError("targets", absl::StrCat("a stream holds at most ",
+                                              UINT32_MAX, " targets"));
+  }
+  BatchRequest batch;
+  batch.defaults = stream.defaults;
+  if (absl::Status status = AppendTargets(
+          message.targets(), static_cast<int64_t>(first_index), &engine, batch);
+      !status.ok()) {
+    return status;
+  }
+  return std::move(batch.targets);
 }
 
 absl::Duration EffectiveTimeout(absl::Duration requested, absl::Time deadline,

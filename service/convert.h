@@ -25,6 +25,7 @@
 #define FANPROBE_SERVICE_CONVERT_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -56,6 +57,9 @@ struct BatchRequest {
   // options.timeout is the request's timeout (InfiniteDuration() if unset);
   // the RPC deadline is applied separately, see EffectiveTimeout().
   BatchOptions options;
+  // The request's defaults, shared by the targets without options of their
+  // own (and by those a ProbeStream sends later).
+  std::shared_ptr<const ProbeOptions> defaults;
 };
 
 // Validates `request` against `limits` and what `engine` accepts, and
@@ -77,6 +81,23 @@ absl::StatusOr<BatchRequest> BatchFromProto(
 // with its own engine afterwards (the CLI's in-process engine share).
 absl::StatusOr<BatchRequest> BatchFromProto(
     const v1::ProbeBatchRequest& request, const RequestLimits& limits);
+
+// ProbeStream's first message: as BatchFromProto for its `batch` (whose
+// field paths then start with "batch."), except that the targets -- those
+// of `batch` followed by the message's own -- may be none.  kInvalidArgument
+// also when `batch` is not set.
+absl::StatusOr<BatchRequest> StreamFromProto(
+    const v1::ProbeStreamRequest& first, const RequestLimits& limits,
+    const Engine& engine);
+// A later ProbeStream message: its targets, with the defaults of `stream`
+// (what StreamFromProto returned); the first is the stream's target
+// `first_index`, as error paths say ("targets[1234].options.timeout").
+// kInvalidArgument also when the message sets `batch` or holds more than
+// max_batch_targets targets.
+absl::StatusOr<std::vector<ProbeTarget>> StreamTargetsFromProto(
+    const v1::ProbeStreamRequest& message, uint64_t first_index,
+    const BatchRequest& stream, const RequestLimits& limits,
+    const Engine& engine);
 
 // The batch timeout to run with: the earlier of the requested timeout and
 // the RPC deadline less a margin, so the batch ends (END_REASON_TIMEOUT) and

@@ -111,19 +111,67 @@ class BatchCall {
     absl::StatusOr<BatchRequest> batch =
         BatchFromProto(request, service_.options_.limits, service_.engine_);
     if (!batch.ok()) return Rejected(batch.status());
-    targets_ = static_cast<uint32_t>(batch->targets.size());
-    return_when_ = batch->options.return_when;
-    if (absl::Status status = service_.AdmitBatch(targets_, client_);
+    const auto probes = static_cast<uint32_t>(batch->targets.size());
+    return Run(*std::move(batch), probes, /*open=*/false);
+  }
+
+  // ProbeStream's Start, for its first message: the batch stays open for
+  // AddTargets() and CloseBatch().  It counts against max_pending_probes as
+  // what it may hold at once: max_concurrency plus one message of targets.
+  // On success, `*stream` holds its settings.
+  grpc::Status StartStream(const v1::ProbeStreamRequest& first,
+                           BatchRequest* stream) {
+    if (!authenticated_.ok()) return ToGrpcStatus(authenticated_);
+    const RequestLimits& limits = service_.options_.limits;
+    absl::StatusOr<BatchRequest> batch =
+        StreamFromProto(first, limits, service_.engine_);
+    if (!batch.ok()) return Rejected(batch.status());
+    stream->options = batch->options;
+    stream->defaults = batch->defaults;
+    const uint64_t holds =
+        static_cast<uint64_t>(batch->options.max_concurrency) +
+        limits.max_batch_targets;
+    return Run(*std::move(batch),
+               static_cast<uint32_t>(std::min<uint64_t>(holds, UINT32_MAX)),
+               /*open=*/true);
+  }
+
+  // For an open batch: more targets, and the end of them.  Never with mu_
+  // held: adding may complete unusable targets at once.
+  void AddTargets(std::vector<ProbeTarget> targets) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::shared_ptr<Batch> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      batch = batch_;
+    }
+    if (batch != nullptr) batch->Add(std::move(targets));
+  }
+  void CloseBatch() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::shared_ptr<Batch> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      batch = batch_;
+    }
+    if (batch != nullptr) batch->Close();
+  }
+
+  // Admits a validated batch that counts as `probes` against
+  // max_pending_probes and starts it, with its targets; an `open` one is not
+  // closed.
+  grpc::Status Run(BatchRequest batch, uint32_t probes, bool open) {
+    reserved_ = probes;
+    return_when_ = batch.options.return_when;
+    if (absl::Status status = service_.AdmitBatch(reserved_, client_);
         !status.ok()) {
       return Rejected(status);
     }
-    batch->options.timeout =
-        EffectiveTimeout(batch->options.timeout, deadline_, absl::Now(),
+    batch.options.timeout =
+        EffectiveTimeout(batch.options.timeout, deadline_, absl::Now(),
                          service_.options_.deadline_margin);
 
     Ref();  // the engine's, dropped once on_done has run
-    service_.engine_.Submit(
-        std::move(batch->targets), batch->options,
+    std::shared_ptr<Batch> started = service_.engine_.Open(
+        batch.options,
         {.on_start =
              [this](std::shared_ptr<Batch> started) {
                // Before any result: OnResult may have to pause it.
@@ -137,6 +185,8 @@ class BatchCall {
                BatchDone(summary);
                Unref();
              }});
+    started->Add(std::move(batch.targets));
+    if (!open) started->Close();
     bool cancel;
     {
       absl::MutexLock lock(&mu_);
@@ -194,6 +244,15 @@ class BatchCall {
 
   // For a stream: reports its queue length to the service's stats.
   void NoteQueueLength(size_t length) { service_.NoteStreamQueue(length); }
+  // For ProbeStream: targets read whose results have not come back.
+  void NoteStreamOutstanding(int64_t count) {
+    if (count > 0) service_.NoteStreamOutstanding(static_cast<uint64_t>(count));
+  }
+
+  const RequestLimits& request_limits() const {
+    return service_.options_.limits;
+  }
+  const Engine& engine() const { return service_.engine_; }
 
   // Metrics hooks (service_observer.h).
   ServiceObserver* observer() const { return service_.options_.observer.get(); }
@@ -212,11 +271,11 @@ class BatchCall {
 
  private:
   void BatchDone(const BatchSummary& summary) {
-    service_.BatchEnded(targets_, client_);
+    service_.BatchEnded(reserved_, client_);
     service_.logger_.Log(log::Line("batch")
                              .Add("rpc", rpc_)
                              .Add("peer", peer_)
-                             .Add("targets", targets_)
+                             .Add("targets", summary.total)
                              .Add("return_when", ReturnWhenName(return_when_))
                              .Add("reason", EndReasonName(summary.reason))
                              .Add("completed", summary.completed)
@@ -237,8 +296,9 @@ class BatchCall {
   const absl::Status authenticated_;
   const absl::Time deadline_;
 
-  // Written by Start() before Submit, read by BatchDone() after.
-  uint32_t targets_ = 0;
+  // Written by Run() before the batch starts, read by BatchDone() after:
+  // what AdmitBatch reserved.
+  uint32_t reserved_ = 0;
   ReturnWhen return_when_ = ReturnWhen::kAllCompleted;
 
   std::shared_ptr<Batch> batch_ ABSL_GUARDED_BY(mu_);
@@ -249,27 +309,15 @@ class BatchCall {
 
 namespace {
 
-// StreamProbes: results are written as they complete, one write in flight,
-// the rest queued; then the summary with the OK status.  Modelled on gRPC's
-// health WatchReactor: a failed write and OnCancel() both end the RPC through
-// EndRpcLocked() -> MaybeFinishLocked(), so Finish() runs exactly once and
-// never with a write in flight.
-class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
-                               public BatchCall {
+// The writing half of StreamProbes and ProbeStream (`Reactor` is their
+// server reactor): results are written as they complete, one write in
+// flight, the rest queued; then the summary with the OK status.  Modelled on
+// gRPC's health WatchReactor: a failed write and OnCancel() both end the RPC
+// through EndRpcLocked() -> MaybeFinishLocked(), so Finish() runs exactly
+// once and never with a write in flight.
+template <typename Reactor>
+class EventStreamCall : public Reactor, public BatchCall {
  public:
-  StreamProbesCall(ProberService& service,
-                   const grpc::CallbackServerContext& context,
-                   const v1::ProbeBatchRequest& request, size_t queue_limit)
-      : BatchCall(service, context, "StreamProbes"),
-        queue_limit_(std::max<size_t>(queue_limit, 2)),
-        results_per_event_(request.max_results_per_event()) {
-    grpc::Status status = Start(request);
-    if (!status.ok()) {
-      absl::MutexLock lock(&mu_);
-      EndRpcLocked(status);
-    }
-  }
-
   void OnWriteDone(bool ok) override {
     bool failed = false;
     std::shared_ptr<Batch> resume;
@@ -294,12 +342,53 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
 
   void OnDone() override { Unref(); }
 
+ protected:
+  EventStreamCall(ProberService& service,
+                  const grpc::CallbackServerContext& context,
+                  absl::string_view rpc, size_t queue_limit)
+      : BatchCall(service, context, rpc),
+        queue_limit_(std::max<size_t>(queue_limit, 2)) {}
+
+  // At most this many results per event (the request's
+  // max_results_per_event); before the batch starts.
+  void SetResultsPerEventLocked(uint32_t count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    results_per_event_ = count;
+  }
+
+  // Once the batch has ended and what is queued is written, ends the RPC
+  // with `status` instead of the summary (the caller cancels the batch).
+  void EndAfterQueueLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!status_instead_of_summary_.has_value()) {
+      status_instead_of_summary_ = status;
+    }
+  }
+
+  // A result was taken from the engine, under mu_, whether or not it will
+  // be written.
+  virtual void ResultTakenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+
+  // The RPC is ending or has ended: nothing more is written.
+  bool EndingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return end_status_.has_value() || finish_called_ || summary_ready_;
+  }
+
+  void EndRpcLocked(const grpc::Status& status) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!end_status_.has_value()) end_status_ = status;
+    queue_.clear();
+    queued_at_.clear();
+    MaybeFinishLocked();
+  }
+
  private:
   void OnResult(ProbeResult result) override {
     v1::ProbeResult proto = ResultToProto(std::move(result));
     std::shared_ptr<Batch> resume;
     {
       absl::MutexLock lock(&mu_);
+      ResultTakenLocked();
       if (end_status_.has_value() || finish_called_) return;
       queue_.push_back(std::move(proto));
       queued_at_.push_back(absl::Now());
@@ -319,18 +408,10 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
     if (!write_in_flight_) (void)WriteNextLocked();
   }
 
-  void EndRpcLocked(const grpc::Status& status) override
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!end_status_.has_value()) end_status_ = status;
-    queue_.clear();
-    queued_at_.clear();
-    MaybeFinishLocked();
-  }
-
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (write_in_flight_ || finish_called_) return;
     finish_called_ = true;
-    Finish(*end_status_);
+    this->Finish(*end_status_);
   }
 
   // Starts the next write: the queued results (the first alone, or as
@@ -365,11 +446,16 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
       grpc::WriteOptions options;
       if (wrote_once_ && !queue_.empty()) options.set_buffer_hint();
       wrote_once_ = true;
-      StartWrite(&writing_, options);
+      this->StartWrite(&writing_, options);
       if (queue_.size() <= queue_limit_ / 2) return ResumeAdmissionLocked();
     } else if (summary_ready_) {
       finish_called_ = true;
-      StartWriteAndFinish(&summary_, grpc::WriteOptions(), grpc::Status::OK);
+      if (status_instead_of_summary_.has_value()) {
+        this->Finish(*status_instead_of_summary_);
+      } else {
+        this->StartWriteAndFinish(&summary_, grpc::WriteOptions(),
+                                  grpc::Status::OK);
+      }
     }
     return nullptr;
   }
@@ -389,10 +475,10 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
 
   // Constant after construction.
   const size_t queue_limit_;
-  // The request's max_results_per_event.
-  const uint32_t results_per_event_;
 
   // State below is protected by mu_.
+  // The request's max_results_per_event.
+  uint32_t results_per_event_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::ProbeResult> queue_ ABSL_GUARDED_BY(mu_);
   // When each queued result was queued (the queue-wait metric).
   std::deque<absl::Time> queued_at_ ABSL_GUARDED_BY(mu_);
@@ -404,10 +490,152 @@ class StreamProbesCall final : public grpc::ServerWriteReactor<v1::ProbeEvent>,
   // gRPC reads it until OnDone().
   v1::ProbeEvent summary_ ABSL_GUARDED_BY(mu_);
   bool summary_ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> status_instead_of_summary_ ABSL_GUARDED_BY(mu_);
   // Set when the RPC must end early (cancel, failed write, abort): nothing
   // more is written, Finish(*end_status_) once no write is in flight.
   std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// StreamProbes: one request, then the events.
+class StreamProbesCall final
+    : public EventStreamCall<grpc::ServerWriteReactor<v1::ProbeEvent>> {
+ public:
+  StreamProbesCall(ProberService& service,
+                   const grpc::CallbackServerContext& context,
+                   const v1::ProbeBatchRequest& request, size_t queue_limit)
+      : EventStreamCall(service, context, "StreamProbes", queue_limit) {
+    {
+      absl::MutexLock lock(&mu_);
+      SetResultsPerEventLocked(request.max_results_per_event());
+    }
+    grpc::Status status = Start(request);
+    if (!status.ok()) {
+      absl::MutexLock lock(&mu_);
+      EndRpcLocked(status);
+    }
+  }
+};
+
+// ProbeStream: the batch's settings, then its targets message by message,
+// read only while fewer than max_concurrency of those read are waiting for
+// their results; the events as in StreamProbes.  One read at a time
+// (read_in_flight_, from StartRead until its message is handled), started
+// by the reaction that handled the last message or by a result that brings
+// the outstanding count below the bound.
+class ProbeStreamCall final
+    : public EventStreamCall<
+          grpc::ServerBidiReactor<v1::ProbeStreamRequest, v1::ProbeEvent>> {
+ public:
+  ProbeStreamCall(ProberService& service,
+                  const grpc::CallbackServerContext& context,
+                  size_t queue_limit)
+      : EventStreamCall(service, context, "ProbeStream", queue_limit) {
+    absl::MutexLock lock(&mu_);
+    read_in_flight_ = true;
+    StartRead(&reading_);
+  }
+
+  void OnReadDone(bool ok) override {
+    bool first;
+    uint64_t first_index;
+    BatchRequest settings;
+    {
+      // read_in_flight_ stays set until this message is handled: reading_
+      // is in use, and its targets are not yet counted as outstanding.
+      absl::MutexLock lock(&mu_);
+      if (EndingLocked()) return;
+      first = !started_;
+      first_index = read_;
+      settings.defaults = stream_.defaults;
+      if (!ok) {
+        // The client closed its side (or went, which OnCancel handles).
+        input_closed_ = true;
+        if (first) {
+          EndRpcLocked(ToGrpcStatus(absl::InvalidArgumentError(
+              "batch: the stream ended before its first message")));
+          return;
+        }
+      }
+    }
+    if (!ok) {
+      CloseBatch();
+      return;
+    }
+    if (first) {
+      BatchRequest stream;
+      grpc::Status status = StartStream(reading_, &stream);
+      absl::MutexLock lock(&mu_);
+      if (!status.ok()) {
+        EndRpcLocked(status);
+        return;
+      }
+      started_ = true;
+      stream_ = std::move(stream);
+      read_ = static_cast<uint64_t>(reading_.batch().targets_size()) +
+              reading_.targets_size();
+      NoteOutstandingLocked(static_cast<int64_t>(read_));
+      read_in_flight_ = false;
+      MaybeReadLocked();
+      return;
+    }
+    absl::StatusOr<std::vector<ProbeTarget>> targets = StreamTargetsFromProto(
+        reading_, first_index, settings, request_limits(), engine());
+    if (!targets.ok()) {
+      // The results so far are still written; then the RPC ends with the
+      // error instead of the summary.
+      {
+        absl::MutexLock lock(&mu_);
+        EndAfterQueueLocked(ToGrpcStatus(targets.status()));
+      }
+      CancelBatch();
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      read_ += targets->size();
+      NoteOutstandingLocked(static_cast<int64_t>(targets->size()));
+    }
+    AddTargets(*std::move(targets));
+    absl::MutexLock lock(&mu_);
+    read_in_flight_ = false;
+    MaybeReadLocked();
+  }
+
+ private:
+  void ResultTakenLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    --outstanding_;
+    MaybeReadLocked();
+  }
+
+  void NoteOutstandingLocked(int64_t added) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    outstanding_ += added;
+    NoteStreamOutstanding(outstanding_);
+  }
+
+  // Reads the next message if the batch wants more targets.
+  void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (read_in_flight_ || input_closed_ || !started_ || EndingLocked() ||
+        outstanding_ >= static_cast<int64_t>(stream_.options.max_concurrency)) {
+      return;
+    }
+    read_in_flight_ = true;
+    StartRead(&reading_);
+  }
+
+  // State below is protected by mu_, except as noted.
+  // The message being read; gRPC writes it until OnReadDone(), and
+  // OnReadDone() alone reads it.
+  v1::ProbeStreamRequest reading_;
+  bool read_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;       // the first message came
+  bool input_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more will
+  // The stream's settings and defaults, set once from the first message.
+  BatchRequest stream_ ABSL_GUARDED_BY(mu_);
+  uint64_t read_ ABSL_GUARDED_BY(mu_) = 0;  // targets read: the next index
+  // Targets read whose results have not reached OnResult.  Signed: the
+  // first message's unusable targets complete before they are counted.
+  int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // ProbeBatch: results are collected and the reply is sent once the batch
@@ -537,6 +765,8 @@ ServiceStats ProberService::Stats() const {
   }
   stats.paused_streams = paused_streams_.load(std::memory_order_relaxed);
   stats.peak_stream_queue = peak_stream_queue_.load(std::memory_order_relaxed);
+  stats.peak_stream_outstanding =
+      peak_stream_outstanding_.load(std::memory_order_relaxed);
   return stats;
 }
 
@@ -545,6 +775,12 @@ grpc::ServerWriteReactor<v1::ProbeEvent>* ProberService::StreamProbes(
     const v1::ProbeBatchRequest* request) {
   return new internal::StreamProbesCall(*this, *context, *request,
                                         options_.stream_queue_limit);
+}
+
+grpc::ServerBidiReactor<v1::ProbeStreamRequest, v1::ProbeEvent>*
+ProberService::ProbeStream(grpc::CallbackServerContext* context) {
+  return new internal::ProbeStreamCall(*this, *context,
+                                       options_.stream_queue_limit);
 }
 
 grpc::ServerUnaryReactor* ProberService::ProbeBatch(
@@ -611,6 +847,13 @@ void ProberService::NoteStreamQueue(size_t length) {
   uint64_t peak = peak_stream_queue_.load(std::memory_order_relaxed);
   while (length > peak && !peak_stream_queue_.compare_exchange_weak(
                               peak, length, std::memory_order_relaxed)) {
+  }
+}
+
+void ProberService::NoteStreamOutstanding(uint64_t count) {
+  uint64_t peak = peak_stream_outstanding_.load(std::memory_order_relaxed);
+  while (count > peak && !peak_stream_outstanding_.compare_exchange_weak(
+                             peak, count, std::memory_order_relaxed)) {
   }
 }
 

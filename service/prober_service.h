@@ -106,6 +106,9 @@ struct ServiceStats {
   uint64_t batches_started = 0;    // since start
   uint64_t paused_streams = 0;     // streams whose batch admission is paused
   uint64_t peak_stream_queue = 0;  // the longest any stream's queue has been
+  // The most targets a ProbeStream has held at once: read, their results
+  // not yet back from the engine.
+  uint64_t peak_stream_outstanding = 0;
 };
 
 class ProberService final : public v1::Prober::CallbackService {
@@ -135,6 +138,8 @@ class ProberService final : public v1::Prober::CallbackService {
   grpc::ServerWriteReactor<v1::ProbeEvent>* StreamProbes(
       grpc::CallbackServerContext* context,
       const v1::ProbeBatchRequest* request) override;
+  grpc::ServerBidiReactor<v1::ProbeStreamRequest, v1::ProbeEvent>* ProbeStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ProbeBatch(
       grpc::CallbackServerContext* context,
       const v1::ProbeBatchRequest* request,
@@ -153,6 +158,7 @@ class ProberService final : public v1::Prober::CallbackService {
   // Releases what AdmitBatch reserved, once the batch has ended.
   void BatchEnded(uint32_t probes, const std::string& client);
   void NoteStreamQueue(size_t length);
+  void NoteStreamOutstanding(uint64_t count);
   void NotePaused(bool paused);
 
   // Constant after construction.
@@ -174,6 +180,7 @@ class ProberService final : public v1::Prober::CallbackService {
   // Counters updated without the lock.
   std::atomic<uint64_t> paused_streams_{0};
   std::atomic<uint64_t> peak_stream_queue_{0};
+  std::atomic<uint64_t> peak_stream_outstanding_{0};
 };
 
 // A client named by its connection: "ipv4:10.1.2.3:45678" ->

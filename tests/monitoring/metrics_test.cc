@@ -229,8 +229,7 @@ TEST(CollectorsTest, BuildInfoNamesFanprobeTheTransportAndWhatTheCallerAdds) {
 // An engine that only has stats, set by the test.
 class StatsOnlyEngine final : public Engine {
  public:
-  std::shared_ptr<Batch> Submit(std::vector<ProbeTarget>, const BatchOptions&,
-                                BatchCallbacks) override {
+  std::shared_ptr<Batch> Open(const BatchOptions&, BatchCallbacks) override {
     ADD_FAILURE() << "not for probing";
     return nullptr;
   }

@@ -79,7 +79,11 @@ std::optional<v1::FieldViolation> FieldViolationOf(const grpc::Status& status) {
   return violation;
 }
 
-StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {
+namespace {
+
+// Either kind of stream of ProbeEvents.
+template <typename Reader>
+StreamOutcome ReadEvents(Reader& reader) {
   StreamOutcome outcome;
   v1::ProbeEvent event;
   while (reader.Read(&event)) {
@@ -101,6 +105,17 @@ StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {
   }
   outcome.status = reader.Finish();
   return outcome;
+}
+
+}  // namespace
+
+StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader) {
+  return ReadEvents(reader);
+}
+
+StreamOutcome ReadStream(
+    grpc::ClientReaderWriter<v1::ProbeStreamRequest, v1::ProbeEvent>& stream) {
+  return ReadEvents(stream);
 }
 
 StreamOutcome ReadStream(v1::Prober::Stub& stub,

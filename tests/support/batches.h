@@ -42,7 +42,7 @@ std::vector<uint32_t> Indices(
 // the service's queue.
 grpc::ChannelArguments SlowReaderArguments();
 
-// A StreamProbes call read to its end.
+// A StreamProbes or ProbeStream call read to its end.
 struct StreamOutcome {
   std::vector<v1::ProbeResult> results;  // in arrival order
   // How many results each `results` event carried (max_results_per_event
@@ -61,6 +61,9 @@ std::optional<v1::FieldViolation> FieldViolationOf(const grpc::Status& status);
 
 // Reads `reader` to its end; a result after the summary fails the test.
 StreamOutcome ReadStream(grpc::ClientReader<v1::ProbeEvent>& reader);
+// The same for a ProbeStream call (whose writing side the caller handles).
+StreamOutcome ReadStream(
+    grpc::ClientReaderWriter<v1::ProbeStreamRequest, v1::ProbeEvent>& stream);
 // Calls StreamProbes with `request` and reads it to its end.
 StreamOutcome ReadStream(v1::Prober::Stub& stub,
                          const v1::ProbeBatchRequest& request);

@@ -346,5 +346,126 @@ TEST_F(AdmissionTest, EngineShutdownEndsEveryBatchAsCancelled) {
   EXPECT_EQ(probes_->dropped(), 19u);
 }
 
+// Open batches (ProbeStream): targets come in over time.
+
+TEST_F(AdmissionTest, AnOpenBatchRunsWhatIsAddedAndEndsOnlyOnceClosed) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  std::shared_ptr<Batch> batch = engine_->Open({}, recorder.Callbacks());
+  batch->Add(Hosts(3));
+  ASSERT_TRUE(probes_->WaitForRunning(3, kPatience));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(FinishOldest());
+  ASSERT_TRUE(recorder.WaitForResults(3));
+  // Every target added has completed, but more may come.
+  EXPECT_EQ(recorder.done_calls(), 0);
+  EXPECT_EQ(engine_->Stats().batches_active, 1u);
+
+  // Indices go on from the last target added; an unusable one completes at
+  // once, as in a submitted batch.
+  std::vector<ProbeTarget> more = Hosts(2, 3);
+  more.push_back(Target("ftp://h5.test/"));
+  batch->Add(std::move(more));
+  ASSERT_TRUE(recorder.WaitForResults(4));
+  EXPECT_EQ(recorder.Results()[3].index, 5u);
+  EXPECT_EQ(recorder.Results()[3].outcome, Outcome::kInvalidTarget);
+  ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  std::vector<uint32_t> indices;
+  for (const FakeProbe& probe : probes_->Running()) {
+    indices.push_back(probe.index);
+  }
+  EXPECT_THAT(indices, UnorderedElementsAre(3u, 4u));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(FinishOldest());
+  ASSERT_TRUE(recorder.WaitForResults(6));
+  EXPECT_EQ(recorder.done_calls(), 0);
+  EXPECT_EQ(batch->size(), 6u);
+
+  batch->Close();
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->total, 6u);
+  EXPECT_EQ(summary->succeeded, 5u);
+  EXPECT_EQ(summary->failed, 1u);
+  ExpectConsistent({*summary, recorder.Results()});
+  // Adding after the end changes nothing.
+  batch->Add(Hosts(1, 6));
+  EXPECT_EQ(batch->size(), 6u);
+  EXPECT_EQ(probes_->started(), 5u);
+}
+
+TEST_F(AdmissionTest, AnOpenBatchListsWhatIsLeftBehindASlowTargetWhenItEnds) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 2;
+  std::shared_ptr<Batch> batch = engine_->Open(options, recorder.Callbacks());
+  batch->Add(Hosts(6));
+  ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  // Index 0 stays running while the ones behind it complete: they are done
+  // though index 0 is not, and must not be listed as pending.
+  const uint32_t slow = probes_->Running().front().index;
+  for (int finished = 1; finished <= 3; ++finished) {
+    std::vector<FakeProbe> running = probes_->Running();
+    ASSERT_EQ(running.size(), 2u);
+    const FakeProbe& other = running[0].index == slow ? running[1] : running[0];
+    probes_->Finish(other.id, Outcome::kOk);
+    ASSERT_TRUE(recorder.WaitForResults(static_cast<size_t>(finished)));
+    ASSERT_TRUE(probes_->WaitForRunning(2, kPatience));
+  }
+  batch->Add(Hosts(2, 6));
+  batch->Cancel();
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kCancelled);
+  EXPECT_EQ(summary->total, 8u);
+  EXPECT_EQ(summary->completed, 3u);
+  // The slow one, the one running beside it, the one queued, and the two
+  // added last.
+  EXPECT_EQ(summary->pending_indices.size(), 5u);
+  EXPECT_EQ(summary->pending_indices.front(), slow);
+  EXPECT_THAT(summary->pending_indices,
+              ::testing::IsSupersetOf({slow, 5u, 6u, 7u}));
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
+TEST_F(AdmissionTest, AnOpenBatchFedAsResultsReturnHoldsFewTargets) {
+  // A feeder that adds a chunk whenever fewer than a window's worth are
+  // outstanding, as ProbeStream does: 10,000 targets pass through, and the
+  // engine never holds more than that window plus one chunk.
+  StartEngine(/*lanes=*/2);
+  constexpr int kTotal = 10000;
+  constexpr int kChunk = 100;
+  constexpr uint32_t kWindow = 200;
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 50;
+  std::shared_ptr<Batch> batch = engine_->Open(options, recorder.Callbacks());
+  int added = 0;
+  uint64_t peak_queued = 0;
+  while (added < kTotal || !probes_->Running().empty()) {
+    const size_t completed = recorder.Results().size();
+    if (added < kTotal && added - completed < kWindow) {
+      batch->Add(Hosts(kChunk, added));
+      added += kChunk;
+      const EngineStats stats = engine_->Stats();
+      peak_queued =
+          std::max(peak_queued, stats.probes_queued + stats.probes_in_flight);
+      continue;
+    }
+    for (const FakeProbe& probe : probes_->Running()) {
+      probes_->Finish(probe.id, Outcome::kOk);
+    }
+    ASSERT_TRUE(recorder.WaitForResults(completed + 1));
+  }
+  batch->Close();
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kAllCompleted);
+  EXPECT_EQ(summary->total, static_cast<uint32_t>(kTotal));
+  EXPECT_EQ(summary->succeeded, static_cast<uint32_t>(kTotal));
+  EXPECT_LE(peak_queued, kWindow + kChunk);
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
 }  // namespace
 }  // namespace fanprobe::testing
