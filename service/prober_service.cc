@@ -563,6 +563,11 @@ class ProbeStreamCall final
       return;
     }
     if (first) {
+      {
+        // Before any result can come.
+        absl::MutexLock lock(&mu_);
+        SetResultsPerEventLocked(reading_.batch().max_results_per_event());
+      }
       BatchRequest stream;
       grpc::Status status = StartStream(reading_, &stream);
       absl::MutexLock lock(&mu_);

@@ -40,6 +40,7 @@ using ::fanprobe::testing::WaitUntil;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 using Stream = grpc::ClientReaderWriter<v1::ProbeStreamRequest, v1::ProbeEvent>;
 
@@ -143,6 +144,9 @@ TEST_F(ProbeStreamTest, ManyTargetsPassThroughAServerThatReadsOnlyWhatRuns) {
   StreamOutcome outcome = ReadStream(*stream);
   writer.join();
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  // Results that waited together came together, as the first message
+  // asked.
+  EXPECT_THAT(outcome.group_sizes, Not(IsEmpty()));
   EXPECT_THAT(SortedIndices(outcome.results),
               ElementsAreArray(Range(kTargets)));
   ASSERT_EQ(outcome.summaries.size(), 1u);
