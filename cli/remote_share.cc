@@ -3,29 +3,30 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "fanprobe/v1/prober.grpc.pb.h"
 
 namespace fanprobe::cli {
 
-RemoteShare::RemoteShare(std::string server, const Connection& connection)
-    : server_(std::move(server)), connection_(connection) {
+RemoteShare::RemoteShare(std::string server, const Connection& connection,
+                         int stream_above)
+    : server_(std::move(server)),
+      connection_(connection),
+      stream_above_(stream_above) {
   connection_.Authorize(context_);
 }
 
-absl::Status RemoteShare::Run(
-    const v1::ProbeBatchRequest& request,
-    const std::function<void(v1::ProbeEvent event)>& on_event) {
-  std::unique_ptr<v1::Prober::Stub> stub =
-      v1::Prober::NewStub(connection_.NewChannel(server_));
-  std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> reader =
-      stub->StreamProbes(&context_, request);
+template <typename Reader>
+void RemoteShare::ReadEvents(
+    Reader& reader, const std::function<void(v1::ProbeEvent event)>& on_event) {
   for (;;) {
     v1::ProbeEvent event;
-    if (!reader->Read(&event)) break;
+    if (!reader.Read(&event)) break;
     if (!event.has_results()) {
       on_event(std::move(event));
       continue;
@@ -39,11 +40,53 @@ absl::Status RemoteShare::Run(
       on_event(std::move(one));
     }
   }
-  const grpc::Status status = reader->Finish();
+}
+
+absl::Status RemoteShare::Run(
+    const v1::ProbeBatchRequest& request,
+    const std::function<void(v1::ProbeEvent event)>& on_event) {
+  std::unique_ptr<v1::Prober::Stub> stub =
+      v1::Prober::NewStub(connection_.NewChannel(server_));
+  grpc::Status status;
+  absl::string_view rpc;
+  if (request.targets_size() <= stream_above_) {
+    rpc = "StreamProbes";
+    std::unique_ptr<grpc::ClientReader<v1::ProbeEvent>> reader =
+        stub->StreamProbes(&context_, request);
+    ReadEvents(*reader, on_event);
+    status = reader->Finish();
+  } else {
+    rpc = "ProbeStream";
+    std::unique_ptr<
+        grpc::ClientReaderWriter<v1::ProbeStreamRequest, v1::ProbeEvent>>
+        stream = stub->ProbeStream(&context_);
+    // The server reads targets only as earlier ones complete, so they are
+    // written while the events are read.  A write fails once the call has
+    // ended (the batch ended early, or a cancel), which ends the writer.
+    std::thread writer([&stream, &request] {
+      v1::ProbeStreamRequest message;
+      *message.mutable_batch() = request;
+      message.mutable_batch()->clear_targets();
+      if (!stream->Write(message)) return;
+      message.Clear();
+      for (const v1::ProbeTarget& target : request.targets()) {
+        *message.add_targets() = target;
+        if (message.targets_size() == kTargetsPerMessage) {
+          if (!stream->Write(message)) return;
+          message.Clear();
+        }
+      }
+      if (message.targets_size() > 0 && !stream->Write(message)) return;
+      stream->WritesDone();
+    });
+    ReadEvents(*stream, on_event);
+    writer.join();
+    status = stream->Finish();
+  }
   if (status.ok()) return absl::OkStatus();
   return absl::Status(
       static_cast<absl::StatusCode>(status.error_code()),
-      absl::StrCat("StreamProbes on ", server_, " failed: ", Describe(status)));
+      absl::StrCat(rpc, " on ", server_, " failed: ", Describe(status)));
 }
 
 }  // namespace fanprobe::cli

@@ -1,5 +1,8 @@
 // remote_share.h: a share of a batch run on a fanprobe server, through one
-// StreamProbes call.
+// StreamProbes call, or for a large batch one ProbeStream call that sends
+// the targets message by message (so no message nears the server's
+// --max_batch_targets or gRPC's message size, and the server holds only
+// what runs).
 //
 // Example:
 //   auto share = std::make_unique<RemoteShare>("127.0.0.1:50051", connection);
@@ -27,13 +30,19 @@ namespace fanprobe::cli {
 
 class RemoteShare : public Share {
  public:
+  // Batches of more targets than this go through ProbeStream.
+  static constexpr int kStreamAbove = 10000;
+  // Targets per ProbeStream message.
+  static constexpr int kTargetsPerMessage = 500;
+
   // `connection` must outlive the share.
-  RemoteShare(std::string server, const Connection& connection);
+  RemoteShare(std::string server, const Connection& connection,
+              int stream_above = kStreamAbove);
 
   const std::string& name() const override { return server_; }
 
   // The call's status; a failure reads "StreamProbes on ADDR failed:
-  // CODE: message", with the call's code.
+  // CODE: message" (or "ProbeStream on ..."), with the call's code.
   absl::Status Run(
       const v1::ProbeBatchRequest& request,
       const std::function<void(v1::ProbeEvent event)>& on_event) override;
@@ -41,8 +50,15 @@ class RemoteShare : public Share {
   void Cancel() override { context_.TryCancel(); }
 
  private:
+  // Reads `reader`'s events into `on_event`, results one by one.
+  template <typename Reader>
+  static void ReadEvents(
+      Reader& reader,
+      const std::function<void(v1::ProbeEvent event)>& on_event);
+
   const std::string server_;
   const Connection& connection_;
+  const int stream_above_;
   grpc::ClientContext context_;
 };
 

@@ -128,5 +128,46 @@ TEST(RemoteShareTest, CancelDuringTheCallEndsItAndItsProbes) {
       [](const TargetStats& s) { return s.raw.abandoned == 1; }, kPatience));
 }
 
+TEST(RemoteShareTest, ALargeBatchGoesMessageByMessageThroughProbeStream) {
+  // A server that takes at most 500 targets in one message: 1,200 in one
+  // StreamProbes request are refused, and the same through ProbeStream, in
+  // messages of 500, all run.
+  TargetServer target;
+  server::ServerOptions options;
+  options.service.limits.max_batch_targets = RemoteShare::kTargetsPerMessage;
+  TestServer server(options);
+  const Connection connection = Plaintext();
+  v1::ProbeBatchRequest request =
+      BatchRequest(std::vector<std::string>(1200, target.url("/status/200")));
+  request.set_max_results_per_event(256);
+
+  RemoteShare whole(server.address(), connection);
+  const absl::Status refused = whole.Run(request, [](v1::ProbeEvent) {});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()),
+              StartsWith(absl::StrCat("StreamProbes on ", server.address(),
+                                      " failed: INVALID_ARGUMENT: targets: "
+                                      "1200 targets, more than")));
+
+  RemoteShare streamed(server.address(), connection, /*stream_above=*/1000);
+  std::vector<uint32_t> indices;
+  std::vector<v1::BatchSummary> summaries;
+  const absl::Status status = streamed.Run(request, [&](v1::ProbeEvent event) {
+    if (event.has_result()) indices.push_back(event.result().index());
+    if (event.has_summary()) summaries.push_back(event.summary());
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  std::sort(indices.begin(), indices.end());
+  ASSERT_EQ(indices.size(), 1200u);
+  for (uint32_t i = 0; i < 1200; ++i) ASSERT_EQ(indices[i], i);
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0].total(), 1200u);
+  EXPECT_EQ(summaries[0].succeeded(), 1200u);
+  ASSERT_TRUE(server.log().WaitForLines(1));
+  EXPECT_THAT(
+      server.log().Lines(),
+      ::testing::Contains(::testing::HasSubstr(R"("rpc":"ProbeStream")")));
+}
+
 }  // namespace
 }  // namespace fanprobe::cli
