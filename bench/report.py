@@ -143,6 +143,21 @@ class Report:
             f"W1 10k @ 10k RSS {fmt(w1 and w1['rss_mb'])} MB", times(r),
             "completes; ≤ 1.5×",
             None if w5 is None or r is None else complete and r <= 1.5)
+
+        short = s("W9", "10000", "fanprobe")
+        long = s("W9", "1000000", "fanprobe")
+        r = ratio(long and long["rss_mb"], short and short["rss_mb"])
+        client = ratio(long and long["client_rss_mb"],
+                       short and short["client_rss_mb"])
+        add("W9 ProbeStream, 1M targets: server peak RSS",
+            "—" if long is None else
+            f"{long['ok']:,}/{long['n']:,} ok, {fmt(long['rss_mb'])} MB "
+            f"(client {fmt(long['client_rss_mb'])} MB)",
+            f"10k targets: {fmt(short and short['rss_mb'])} MB (client "
+            f"{fmt(short and short['client_rss_mb'])} MB)",
+            f"{times(r)} (client {times(client)})", "completes; ≤ 1.2×",
+            None if long is None or r is None else
+            long["all_ok"] and r <= 1.2)
         return rows
 
     # Markdown ---------------------------------------------------------------

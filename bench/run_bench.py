@@ -55,11 +55,16 @@ from benchlib import (HERE, PYTHON, ROOT, Service, free_port, http_ok,
 W1_CASES = [(100, 100), (1000, 1000), (10000, 10000), (10000, 1000)]
 W2_N, W2_CONCURRENCY = 20000, 100
 W5_N, W5_CONCURRENCY = 100000, 10000
+# W9: ProbeStream, one list of zero-delay URLs sent over and over, at the
+# W2 concurrency; the server's peak RSS at the longest stream against the
+# shortest.
+W9_LIST = 1000
+W9_REPEATS = [10, 1000]  # 10,000 and 1,000,000 targets
 MAX_DELAY_S = 3.0
 PROBE_TIMEOUT_S = 30
 WRK_SECONDS = 4
 CURL_PARALLEL_MAX = 300  # curl 7.88 runs at most 300 at once
-WORKLOADS = ["W1", "W2", "W5", "W6", "W7", "W8"]
+WORKLOADS = ["W1", "W2", "W5", "W6", "W7", "W8", "W9"]
 
 
 
@@ -207,9 +212,11 @@ class Bench:
         return self.path(f"run{self.seq:04d}-{tag}.out")
 
     def run_fanprobe(self, urls_file, n, concurrency, reuse=False,
-                     results_per_event=None):
+                     results_per_event=None, stream_repeat=None):
         """stream_client's default sends results together (256 per event at
-        most, as the CLI asks); results_per_event=1 is one per message."""
+        most, as the CLI asks); results_per_event=1 is one per message.
+        stream_repeat sends the list that many times over ProbeStream (n is
+        then the total)."""
         if not self.fanprobe:
             return None
         self.restart_fanprobe()
@@ -223,7 +230,12 @@ class Bench:
             cmd.append("--reuse")
         if results_per_event is not None:
             cmd.append(f"--results_per_event={results_per_event}")
-        rc, wall, _, _, out = run_child(cmd, 180, self.out_path("fanprobe"))
+        limit = 180
+        if stream_repeat is not None:
+            cmd += ["--probe_stream", f"--repeat={stream_repeat}",
+                    "--deadline=30m"]
+            limit = 1800
+        rc, wall, _, _, out = run_child(cmd, limit, self.out_path("fanprobe"))
         cpu = proc_cpu_s(pid) - cpu0
         report = self.parse_json(out)
         if report is None:
@@ -236,6 +248,7 @@ class Bench:
             "rate": n / report["wall_s"], "cpu_us": cpu * 1e6 / n,
             "rss_mb": proc_hwm_kb(pid) / 1024,
             "result_events": report.get("result_events"),
+            "client_rss_mb": report.get("client_max_rss_kb", 0) / 1024,
         }
 
     def run_fanprobe_cli(self, urls_file, n, concurrency):
@@ -398,6 +411,9 @@ class Bench:
         self.w2_file = self.path("w2.txt")
         write_lines(self.w2_file,
                     [f"{self.target}/d/0?i={i}" for i in range(W2_N)])
+        self.w9_file = self.path("w9.txt")
+        write_lines(self.w9_file,
+                    [f"{self.target}/d/0?i={i}" for i in range(W9_LIST)])
         self.w5_file = self.path("w5.txt")
         self.w5_delays = seeded_delays(W5_N, self.args.seed)
         write_lines(self.w5_file, [f"{self.target}/d/{d:.3f}"
@@ -445,6 +461,13 @@ class Bench:
                 self.record("W2", mode, "fanprobe CLI",
                             self.run_fanprobe_cli(self.w2_file, n, c))
 
+    def run_w9(self):
+        for repeat in W9_REPEATS:
+            n = W9_LIST * repeat
+            self.record("W9", f"{n}", "fanprobe",
+                        self.run_fanprobe(self.w9_file, n, W2_CONCURRENCY,
+                                          stream_repeat=repeat))
+
     def run_w5(self):
         self.record("W5", f"{W5_N}@{W5_CONCURRENCY}", "fanprobe",
                     self.run_fanprobe(self.w5_file, W5_N, W5_CONCURRENCY))
@@ -457,7 +480,7 @@ class Bench:
                              f"known: {','.join(WORKLOADS)}")
         self.meta = self.describe()
         self.meta["workloads"] = sorted(only)
-        if only & {"W1", "W2", "W5"}:
+        if only & {"W1", "W2", "W5", "W9"}:
             self.run_classic(only)
         if only & {"W6", "W7", "W8"}:
             self.stop_all()  # W1-W5's services; W6-W8 start their own
@@ -491,6 +514,8 @@ class Bench:
             rep_times.append(time.monotonic() - t0)
             if rep == 0 and "W5" in only:
                 self.run_w5()
+            if rep == 0 and "W9" in only:
+                self.run_w9()
         self.meta["repeats_done"] = len(rep_times)
         for service in self.services:
             if not service.alive():
@@ -575,6 +600,8 @@ class Bench:
             values = [r[key] for r in runs if r.get(key) is not None]
             merged[key] = statistics.median(values) if values else None
         merged["rss_mb"] = max(r["rss_mb"] for r in runs)
+        client_rss = [r["client_rss_mb"] for r in runs if r.get("client_rss_mb")]
+        merged["client_rss_mb"] = max(client_rss) if client_rss else None
         merged["ok"] = min(r["ok"] for r in runs)
         merged["all_ok"] = all(r["ok"] == r["n"] for r in runs)
         merged["ok_total"] = sum(r["ok"] for r in runs)

@@ -10,14 +10,23 @@
 //                 --concurrency=10000 [--reuse] [--timeout=30s]
 //                 [--ca_file=ca.pem] [--outcomes_file=outcomes.txt]
 //                 [--results_per_event=256]
+//                 [--probe_stream --repeat=100 --per_message=1000]
+//
+// --probe_stream sends the targets over ProbeStream instead, --per_message
+// in each message after the settings, the whole list --repeat times (so a
+// million targets need no million-line file), and reports the client's
+// peak RSS: a client that streams holds one message, not the list.
 //
 // Prints one JSON object: n, ok, completed, result_events (the messages
-// that carried them), wall_s, first_s,
+// that carried them), wall_s, first_s, client_max_rss_kb,
 // server_elapsed_s (the summary's own elapsed), end_reason, and outcomes
 // (count per outcome name).  --outcomes_file also writes one line per result,
 // "<index> <OUTCOME_NAME>", so the bench can check each probe against the
 // outcome its target was built to give.
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -25,6 +34,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,6 +56,11 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Per-probe timeout.");
 ABSL_FLAG(absl::Duration, deadline, absl::Minutes(5), "The RPC deadline.");
 ABSL_FLAG(std::string, ca_file, "",
           "PEM file sent as every probe's ca_pem (extra trusted CAs).");
+ABSL_FLAG(bool, probe_stream, false,
+          "Sends the targets over ProbeStream, message by message.");
+ABSL_FLAG(int, repeat, 1,
+          "--probe_stream: sends the URL list this many times.");
+ABSL_FLAG(int, per_message, 1000, "--probe_stream: targets per message.");
 ABSL_FLAG(std::string, outcomes_file, "",
           "Writes one line per result: its index and outcome name.");
 
@@ -53,6 +68,12 @@ namespace {
 
 double Seconds(const google::protobuf::Duration& d) {
   return static_cast<double>(d.seconds()) + d.nanos() / 1e9;
+}
+
+long MaxRssKb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
 }
 
 }  // namespace
@@ -88,7 +109,11 @@ int main(int argc, char** argv) {
   }
   request.set_max_concurrency(absl::GetFlag(FLAGS_concurrency));
   request.set_max_results_per_event(absl::GetFlag(FLAGS_results_per_event));
-  const int n = request.targets_size();
+  const bool probe_stream = absl::GetFlag(FLAGS_probe_stream);
+  const int repeat =
+      probe_stream ? std::max(1, absl::GetFlag(FLAGS_repeat)) : 1;
+  const int per_message = std::max(1, absl::GetFlag(FLAGS_per_message));
+  const int n = request.targets_size() * repeat;
 
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxSendMessageSize(-1);
@@ -109,8 +134,34 @@ int main(int argc, char** argv) {
   context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_deadline)));
   const absl::Time start = absl::Now();
-  std::unique_ptr<grpc::ClientReader<fanprobe::v1::ProbeEvent>> reader =
-      stub->StreamProbes(&context, request);
+  std::unique_ptr<grpc::ClientReader<fanprobe::v1::ProbeEvent>> reader;
+  std::unique_ptr<grpc::ClientReaderWriter<fanprobe::v1::ProbeStreamRequest,
+                                           fanprobe::v1::ProbeEvent>>
+      stream;
+  std::thread writer;
+  if (!probe_stream) {
+    reader = stub->StreamProbes(&context, request);
+  } else {
+    stream = stub->ProbeStream(&context);
+    writer = std::thread([&stream, &request, repeat, per_message] {
+      fanprobe::v1::ProbeStreamRequest message;
+      *message.mutable_batch() = request;
+      message.mutable_batch()->clear_targets();
+      if (!stream->Write(message)) return;
+      message.Clear();
+      for (int r = 0; r < repeat; ++r) {
+        for (const fanprobe::v1::ProbeTarget& target : request.targets()) {
+          *message.add_targets() = target;
+          if (message.targets_size() == per_message) {
+            if (!stream->Write(message)) return;
+            message.Clear();
+          }
+        }
+      }
+      if (message.targets_size() > 0 && !stream->Write(message)) return;
+      stream->WritesDone();
+    });
+  }
 
   double first_s = -1;
   int64_t results = 0;
@@ -128,7 +179,10 @@ int main(int argc, char** argv) {
     }
   };
   fanprobe::v1::ProbeEvent event;
-  while (reader->Read(&event)) {
+  const auto read = [&](fanprobe::v1::ProbeEvent* event) {
+    return reader != nullptr ? reader->Read(event) : stream->Read(event);
+  };
+  while (read(&event)) {
     if (event.has_result()) {
       ++result_events;
       take(event.result());
@@ -143,7 +197,9 @@ int main(int argc, char** argv) {
     }
   }
   const double wall_s = absl::ToDoubleSeconds(absl::Now() - start);
-  const grpc::Status status = reader->Finish();
+  if (writer.joinable()) writer.join();
+  const grpc::Status status =
+      reader != nullptr ? reader->Finish() : stream->Finish();
   if (!status.ok()) {
     std::fprintf(stderr, "stream_client: RPC failed: %d %s\n",
                  static_cast<int>(status.error_code()),
@@ -177,10 +233,11 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"tool\": \"fanprobe\", \"n\": %d, \"ok\": %lld, \"completed\": %lld, "
       "\"result_events\": %lld, \"wall_s\": %.6f, \"first_s\": %.6f, "
+      "\"client_max_rss_kb\": %ld, "
       "\"server_elapsed_s\": %.6f, \"end_reason\": \"%s\", "
       "\"outcomes\": {%s}}\n",
       n, static_cast<long long>(ok), static_cast<long long>(results),
-      static_cast<long long>(result_events), wall_s, first_s,
+      static_cast<long long>(result_events), wall_s, first_s, MaxRssKb(),
       Seconds(summary.elapsed()),
       fanprobe::v1::EndReason_Name(summary.reason()).c_str(),
       counts_json.c_str());
