@@ -23,6 +23,9 @@
 namespace fanprobe::server {
 namespace {
 
+// gRPC's default health service.
+constexpr char kHealthService[] = "grpc.health.v1.Health";
+
 int ToMillis(absl::Duration duration) {
   if (duration == absl::InfiniteDuration()) return INT_MAX;
   return static_cast<int>(
@@ -211,6 +214,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
       *credentials);
   builder.RegisterService(server->service_.get());
+  absl::StatusOr<std::unique_ptr<ReflectionService>> reflection =
+      ReflectionService::Create(
+          {v1::Prober::service_full_name(), kHealthService});
+  if (!reflection.ok()) return reflection.status();
+  server->reflection_ = *std::move(reflection);
+  builder.RegisterService(server->reflection_.get());
   ApplyConnectionOptions(options.connection, builder);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
@@ -224,7 +233,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   if (!options.health_address.empty()) {
     // Its own server, so it has its own credentials (none) and only the
-    // health service (and reflection, which the plugin adds everywhere).
+    // health service and reflection (v1alpha, which the plugin adds
+    // everywhere, and our v1).
     absl::StatusOr<std::unique_ptr<Listener>> health_listener = Listener::Bind(
         options.health_address, {.name = "health", .log = options.log});
     if (!health_listener.ok()) {
@@ -239,6 +249,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
             grpc::ServerBuilder::experimental_type::ExternalConnectionType::
                 FROM_FD,
             grpc::InsecureServerCredentials());
+    reflection = ReflectionService::Create({kHealthService});
+    if (!reflection.ok()) return reflection.status();
+    server->health_reflection_ = *std::move(reflection);
+    health_builder.RegisterService(server->health_reflection_.get());
     ApplyConnectionOptions(options.connection, health_builder);
     server->health_server_ = health_builder.BuildAndStart();
     if (server->health_server_ == nullptr) {

@@ -51,6 +51,7 @@
 #include "probe/engine.h"
 #include "server/auth.h"
 #include "server/listener.h"
+#include "server/reflection.h"
 #include "service/prober_service.h"
 
 namespace fanprobe::server {
@@ -169,6 +170,10 @@ class Server {
   std::unique_ptr<monitoring::MeteredEngine> grpc_engine_;
   std::unique_ptr<monitoring::MeteredEngine> http_engine_;
   std::unique_ptr<service::ProberService> service_;
+  // Reflection v1 (v1alpha is gRPC's plugin), on server_ and on
+  // health_server_.
+  std::unique_ptr<ReflectionService> reflection_;
+  std::unique_ptr<ReflectionService> health_reflection_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

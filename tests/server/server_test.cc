@@ -25,6 +25,7 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "grpcpp/support/sync_stream.h"
@@ -67,6 +68,9 @@ using ::testing::MatchesRegex;
 using Health = ::grpc::health::v1::Health;
 using HealthCheckRequest = ::grpc::health::v1::HealthCheckRequest;
 using HealthCheckResponse = ::grpc::health::v1::HealthCheckResponse;
+using ReflectionV1 = ::grpc::reflection::v1::ServerReflection;
+using ReflectionV1Request = ::grpc::reflection::v1::ServerReflectionRequest;
+using ReflectionV1Response = ::grpc::reflection::v1::ServerReflectionResponse;
 
 // gRPC's reflection protocol, spoken with dynamic messages:
 // libgrpc++_reflection registers its descriptors in the generated pool but
@@ -179,6 +183,122 @@ TEST(ReflectionTest, ListsTheServicesAndServesTheContract) {
     methods.push_back(method.name());
   }
   EXPECT_THAT(methods, IsSupersetOf({"StreamProbes", "ProbeBatch"}));
+}
+
+// Reflection v1, which the server serves itself, spoken with the stubs
+// generated from Debian's grpc/reflection/v1/reflection.proto.
+class ReflectionV1Client {
+ public:
+  explicit ReflectionV1Client(const std::shared_ptr<grpc::Channel>& channel)
+      : stub_(ReflectionV1::NewStub(channel)),
+        stream_(stub_->ServerReflectionInfo(&context_)) {}
+  ~ReflectionV1Client() {
+    stream_->WritesDone();
+    stream_->Finish().IgnoreError();
+  }
+
+  // The reply to `request`, on the one stream.
+  std::optional<ReflectionV1Response> Ask(const ReflectionV1Request& request) {
+    ReflectionV1Response response;
+    if (!stream_->Write(request) || !stream_->Read(&response)) {
+      return std::nullopt;
+    }
+    return response;
+  }
+
+  std::vector<std::string> ListServices() {
+    ReflectionV1Request request;
+    request.set_list_services("");
+    std::optional<ReflectionV1Response> response = Ask(request);
+    std::vector<std::string> names;
+    if (!response) return names;
+    for (const auto& service : response->list_services_response().service()) {
+      names.push_back(service.name());
+    }
+    return names;
+  }
+
+ private:
+  std::unique_ptr<ReflectionV1::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<ReflectionV1Request, ReflectionV1Response>>
+      stream_;
+};
+
+TEST(ReflectionTest, V1ListsTheServicesAndServesTheContractWithItsComments) {
+  TestServer server;
+  ReflectionV1Client reflection(server.channel());
+  EXPECT_THAT(reflection.ListServices(),
+              ::testing::UnorderedElementsAre(
+                  "fanprobe.v1.Prober", "grpc.health.v1.Health",
+                  "grpc.reflection.v1.ServerReflection",
+                  "grpc.reflection.v1alpha.ServerReflection"));
+
+  // A symbol's file comes with the files it imports, and with the
+  // comments that say what each field means.
+  ReflectionV1Request request;
+  request.set_file_containing_symbol("fanprobe.v1.ProbeStreamRequest");
+  std::optional<ReflectionV1Response> response = reflection.Ask(request);
+  ASSERT_TRUE(response);
+  ASSERT_TRUE(response->has_file_descriptor_response())
+      << response->DebugString();
+  std::vector<std::string> names;
+  google::protobuf::FileDescriptorProto prober;
+  for (const std::string& bytes :
+       response->file_descriptor_response().file_descriptor_proto()) {
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(bytes));
+    names.push_back(file.name());
+    if (file.name() == "fanprobe/v1/prober.proto") prober = file;
+  }
+  EXPECT_THAT(names,
+              ::testing::UnorderedElementsAre(
+                  "fanprobe/v1/prober.proto", "google/protobuf/duration.proto",
+                  "google/protobuf/timestamp.proto"));
+  EXPECT_EQ(names.front(), "fanprobe/v1/prober.proto");
+  std::vector<std::string> comments;
+  for (const auto& location : prober.source_code_info().location()) {
+    comments.push_back(location.leading_comments());
+  }
+  EXPECT_THAT(comments, Contains(HasSubstr("The first message only, and "
+                                           "required there")));
+  EXPECT_EQ(response->original_request().file_containing_symbol(),
+            "fanprobe.v1.ProbeStreamRequest");
+
+  // By file name, and a miss, on the same stream.
+  request.set_file_by_filename("grpc/health/v1/health.proto");
+  response = reflection.Ask(request);
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->file_descriptor_response().file_descriptor_proto_size(),
+            1);
+  request.set_file_containing_symbol("fanprobe.v1.NoSuchThing");
+  response = reflection.Ask(request);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->error_response().error_code(),
+            static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(response->error_response().error_message(),
+            "no symbol fanprobe.v1.NoSuchThing");
+  request.set_all_extension_numbers_of_type("fanprobe.v1.ProbeOptions");
+  response = reflection.Ask(request);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->all_extension_numbers_response().base_type_name(),
+            "fanprobe.v1.ProbeOptions");
+  EXPECT_EQ(response->all_extension_numbers_response().extension_number_size(),
+            0);
+}
+
+TEST(ReflectionTest, TheHealthPortListsOnlyWhatItServes) {
+  server::ServerOptions options;
+  options.health_address = "127.0.0.1:0";
+  TestServer server(options);
+  ReflectionV1Client reflection(grpc::CreateChannel(
+      server.server().health_address(), grpc::InsecureChannelCredentials()));
+  EXPECT_THAT(
+      reflection.ListServices(),
+      ::testing::UnorderedElementsAre(
+          "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection"));
 }
 
 // The server in-process: what it adds around the Prober service (health,
