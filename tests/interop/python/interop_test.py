@@ -168,7 +168,8 @@ def field_violation(status_bytes, message):
 
 
 def read_stream(call, group_sizes=None):
-    """The results of a StreamProbes call in arrival order, and its summary.
+    """The results of a StreamProbes or ProbeStream call in arrival order,
+    and its summary.
 
     Asserts the stream's shape: results, then exactly one summary, last.
     Results sent together (max_results_per_event) are unpacked in order,
@@ -324,6 +325,50 @@ class InteropTest(unittest.TestCase):
             self.assert_result(result, pb.OUTCOME_OK, 200)
         self.assert_summary(summary, pb.END_REASON_ALL_COMPLETED,
                             total=300, succeeded=300, failed=0, pending=[])
+
+    def test_probe_stream_feeds_targets_message_by_message(self):
+        # A generator is what grpcio's stream-stream call reads requests
+        # from: the settings first, then targets in chunks, as a client with
+        # an unbounded list would send them.
+        def requests():
+            yield pb.ProbeStreamRequest(batch=pb.ProbeBatchRequest(
+                max_concurrency=20, max_results_per_event=64))
+            for chunk in range(5):
+                yield pb.ProbeStreamRequest(targets=[
+                    pb.ProbeTarget(url=self.url("/status/200"),
+                                   id="%d-%d" % (chunk, i))
+                    for i in range(100)])
+            yield pb.ProbeStreamRequest(
+                targets=[pb.ProbeTarget(url="ftp://127.0.0.1/", id="ftp")])
+
+        sizes = []
+        results, summary = read_stream(
+            self.stub.ProbeStream(requests(), timeout=CALL_DEADLINE_SECONDS),
+            group_sizes=sizes)
+        self.assertEqual(sorted(r.index for r in results), list(range(501)))
+        self.assertEqual(sum(sizes), 501)
+        by_index = {r.index: r for r in results}
+        # Indices run on across messages.
+        self.assertEqual(by_index[0].id, "0-0")
+        self.assertEqual(by_index[499].id, "4-99")
+        self.assert_result(by_index[250], pb.OUTCOME_OK, 200)
+        self.assert_result(by_index[500], pb.OUTCOME_INVALID_TARGET, 0)
+        self.assert_summary(summary, pb.END_REASON_ALL_COMPLETED,
+                            total=501, succeeded=500, failed=1, pending=[])
+
+    def test_probe_stream_needs_its_settings_first(self):
+        def requests():
+            yield pb.ProbeStreamRequest(
+                targets=[pb.ProbeTarget(url=self.url("/status/200"))])
+
+        with self.assertRaises(grpc.RpcError) as caught:
+            read_stream(self.stub.ProbeStream(
+                requests(), timeout=CALL_DEADLINE_SECONDS))
+        self.assertEqual(caught.exception.code(),
+                         grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(
+            caught.exception.details(),
+            "batch: the first message must hold the batch's settings")
 
     def test_first_completed_ends_at_the_first_result(self):
         results, summary = self.stream(pb.ProbeBatchRequest(
