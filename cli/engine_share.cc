@@ -25,25 +25,6 @@
 namespace fanprobe::cli {
 namespace {
 
-// "--allow_cidr=10.0.0.0/8,fd00::/8 --allow_cidr=..." -> the CIDRs.
-absl::Status ParseCidrs(absl::string_view flag,
-                        const std::vector<std::string>& values,
-                        std::vector<Cidr>& out) {
-  for (const std::string& value : values) {
-    for (absl::string_view text :
-         absl::StrSplit(value, ',', absl::SkipWhitespace())) {
-      text = absl::StripAsciiWhitespace(text);
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
-      if (!cidr.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--", flag, "=", value, ": ", cidr.status().message()));
-      }
-      out.push_back(*cidr);
-    }
-  }
-  return absl::OkStatus();
-}
-
 // One DNS server as c-ares takes it: "ip", "ip:port" or "[ipv6]:port"
 // (a bare IPv6 address too).  Checked here so that a typo is a usage error
 // naming the flag, not an engine that fails to start.
@@ -90,16 +71,14 @@ absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags) {
   DestinationPolicy& policy = options.destination_policy;
   policy.deny_private = flags.deny_private;
   policy.deny_loopback = flags.deny_loopback;
-  if (absl::Status status =
-          ParseCidrs("allow_cidr", flags.allow_cidrs, policy.allow);
-      !status.ok()) {
-    return status;
-  }
-  if (absl::Status status =
-          ParseCidrs("deny_cidr", flags.deny_cidrs, policy.deny);
-      !status.ok()) {
-    return status;
-  }
+  absl::StatusOr<std::vector<Cidr>> allow =
+      ParseCidrList("allow_cidr", flags.allow_cidrs);
+  if (!allow.ok()) return allow.status();
+  policy.allow = *std::move(allow);
+  absl::StatusOr<std::vector<Cidr>> deny =
+      ParseCidrList("deny_cidr", flags.deny_cidrs);
+  if (!deny.ok()) return deny.status();
+  policy.deny = *std::move(deny);
   for (const std::string& value : flags.dns_servers) {
     for (absl::string_view server :
          absl::StrSplit(value, ',', absl::SkipWhitespace())) {

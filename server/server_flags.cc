@@ -158,34 +158,14 @@ absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags) {
   policy.deny_private = flags.deny_private;
   policy.deny_loopback = flags.deny_loopback;
   absl::StatusOr<std::vector<Cidr>> allow =
-      CidrsFromFlag("allow_cidr", flags.allow_cidr);
+      ParseCidrList("allow_cidr", flags.allow_cidr);
   if (!allow.ok()) return allow.status();
   policy.allow = *std::move(allow);
   absl::StatusOr<std::vector<Cidr>> deny =
-      CidrsFromFlag("deny_cidr", flags.deny_cidr);
+      ParseCidrList("deny_cidr", flags.deny_cidr);
   if (!deny.ok()) return deny.status();
   policy.deny = *std::move(deny);
   return policy;
-}
-
-absl::StatusOr<std::vector<Cidr>> CidrsFromFlag(
-    absl::string_view flag, const std::vector<std::string>& entries) {
-  std::vector<Cidr> cidrs;
-  for (const std::string& entry : entries) {
-    for (absl::string_view part : absl::StrSplit(entry, ',')) {
-      part = absl::StripAsciiWhitespace(part);
-      if (part.empty()) continue;
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(part);
-      if (!cidr.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", flag, "=", part, ": ", cidr.status().message(),
-                         " (want a CIDR such as 10.0.0.0/8 or fd00::/8, or "
-                         "a single address)"));
-      }
-      cidrs.push_back(*cidr);
-    }
-  }
-  return cidrs;
 }
 
 absl::StatusOr<std::vector<std::string>> DnsServersFromFlag(

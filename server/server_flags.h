@@ -51,13 +51,6 @@ struct PolicyFlags {
 // ...").  Entries are trimmed; empty entries are skipped.
 absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags);
 
-// The CIDRs a list flag names (each entry may itself be a comma list;
-// entries are trimmed, empty ones skipped): --allow_source_cidr, and the
-// lists of PolicyFromFlags.  kInvalidArgument naming the flag and the entry
-// when one does not parse.
-absl::StatusOr<std::vector<Cidr>> CidrsFromFlag(
-    absl::string_view flag, const std::vector<std::string>& entries);
-
 // A one-line description of what `policy` allows, for the start-up log:
 // {"deny_private":true,"deny_loopback":false,"allow":[...],"deny":[...]}.
 std::string PolicyJson(const DestinationPolicy& policy);

@@ -361,8 +361,8 @@ int main(int argc, char** argv) {
            .deny_cidr = absl::GetFlag(FLAGS_deny_cidr)});
   if (!policy.ok()) return ConfigError(policy.status());
   absl::StatusOr<std::vector<fanprobe::Cidr>> allowed_sources =
-      fanprobe::server::CidrsFromFlag("allow_source_cidr",
-                                      absl::GetFlag(FLAGS_allow_source_cidr));
+      fanprobe::ParseCidrList("allow_source_cidr",
+                              absl::GetFlag(FLAGS_allow_source_cidr));
   if (!allowed_sources.ok()) return ConfigError(allowed_sources.status());
   absl::StatusOr<std::vector<std::string>> dns_servers =
       fanprobe::server::DnsServersFromFlag(absl::GetFlag(FLAGS_dns_server));

@@ -226,7 +226,7 @@ TEST(EngineOptionsFromFlagsTest, ABadCidrNamesItsFlag) {
   ProbeFlags flags;
   flags.allow_cidrs = {"10.0.0.0/8,bogus"};
   EXPECT_THAT(std::string(EngineOptionsFromFlags(flags).status().message()),
-              ::testing::StartsWith("--allow_cidr=10.0.0.0/8,bogus: "));
+              ::testing::StartsWith("--allow_cidr=bogus: "));
   EXPECT_EQ(EngineOnlyFlagGiven(flags), "--allow_cidr");
   EXPECT_EQ(EngineOnlyFlagGiven(ProbeFlags{}), "");
 }

@@ -159,22 +159,6 @@ TEST(PolicyFromFlagsTest, ABadCidrNamesTheFlagAndTheEntry) {
   }
 }
 
-TEST(CidrsFromFlagTest, TakesCommaListsAndNamesABadEntry) {
-  absl::StatusOr<std::vector<Cidr>> cidrs =
-      CidrsFromFlag("allow_source_cidr", {"127.0.0.2, 10.1.0.0/16", "", "::1"});
-  ASSERT_TRUE(cidrs.ok()) << cidrs.status();
-  ASSERT_EQ(cidrs->size(), 3u);
-  EXPECT_EQ((*cidrs)[0].ToString(), "127.0.0.2/32");
-  EXPECT_EQ((*cidrs)[1].ToString(), "10.1.0.0/16");
-  EXPECT_EQ((*cidrs)[2].ToString(), "::1/128");
-  absl::StatusOr<std::vector<Cidr>> bad =
-      CidrsFromFlag("allow_source_cidr", {"127.0.0.2,eth0"});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.status().message()),
-              StartsWith("--allow_source_cidr=eth0: "));
-}
-
 TEST(PolicyFromFlagsTest, WarnsWhenAnAllowReopensTheMetadataAddress) {
   absl::StatusOr<DestinationPolicy> policy =
       PolicyFromFlags({.allow_cidr = {"169.254.0.0/16"}});
