@@ -219,18 +219,35 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
   // Results sent together (max_results_per_event) are unpacked in order,
   // and each event's count kept in groupSizes.
   function stream(request) {
+    return readEvents(
+        client.StreamProbes(request, {deadline: deadline()}),
+        request.max_results_per_event);
+  }
+
+  // A ProbeStream call: `messages` written in order, then the end of the
+  // request stream.
+  function probeStream(messages) {
+    const call = client.ProbeStream({deadline: deadline()});
+    const events = readEvents(call, messages[0].batch.max_results_per_event);
+    for (const message of messages) call.write(message);
+    call.end();
+    return events;
+  }
+
+  // The events of a StreamProbes or ProbeStream call, checked for shape:
+  // results (grouped only if `maxPerEvent` asks), then one summary.
+  function readEvents(call, maxPerEvent) {
     return new Promise((resolve, reject) => {
       const results = [];
       const groupSizes = [];
       let summary = null;
-      const call = client.StreamProbes(request, {deadline: deadline()});
       call.on('data', (event) => {
         try {
           assert.equal(summary, null, 'an event after the summary');
           if (event.event === 'result') {
             results.push(event.result);
           } else if (event.event === 'results') {
-            assert.ok(request.max_results_per_event > 1, 'unasked results');
+            assert.ok(maxPerEvent > 1, 'unasked results');
             groupSizes.push(event.results.results.length);
             results.push(...event.results.results);
           } else {
@@ -345,6 +362,30 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
     assert.ok(groupSizes.every((n) => n >= 1 && n <= 40), String(groupSizes));
     for (const result of results) assertResult(result, 'OUTCOME_OK', 200);
     assertSummary(summary, 'END_REASON_ALL_COMPLETED', 300, 300, 0, []);
+  });
+
+  it('feeds a ProbeStream message by message', async () => {
+    const messages = [{batch: {max_concurrency: 20, max_results_per_event: 64}}];
+    for (let chunk = 0; chunk < 4; chunk++) {
+      messages.push({
+        targets: Array.from(
+            {length: 50},
+            (_, i) => ({url: url('/status/200'), id: `${chunk}-${i}`})),
+      });
+    }
+    messages.push({targets: [{url: 'ftp://127.0.0.1/', id: 'ftp'}]});
+    const {results, summary, groupSizes} = await probeStream(messages);
+    assert.deepEqual(
+        results.map((r) => r.index).sort((a, b) => a - b),
+        Array.from({length: 201}, (_, i) => i));
+    assert.equal(groupSizes.reduce((a, b) => a + b, 0), 201);
+    const byIndex = new Map(results.map((r) => [r.index, r]));
+    // Indices run on across messages.
+    assert.equal(byIndex.get(0).id, '0-0');
+    assert.equal(byIndex.get(199).id, '3-49');
+    assertResult(byIndex.get(120), 'OUTCOME_OK', 200);
+    assertResult(byIndex.get(200), 'OUTCOME_INVALID_TARGET', 0);
+    assertSummary(summary, 'END_REASON_ALL_COMPLETED', 201, 200, 1, []);
   });
 
   it('ends at the first completed probe, the rest pending', async () => {
