@@ -531,6 +531,35 @@ class InteropTest(unittest.TestCase):
                          collections.Counter(rewrite(output).splitlines()),
                          ran.stdout)
 
+    def test_readme_probe_stream_recipe_runs_as_written(self):
+        setup = readme_section_blocks("From Python")[0][1]
+        blocks = readme_section_blocks("Any number of targets, from Python")
+        self.assertEqual([lang for lang, _ in blocks],
+                         ["python", "sh", "text"])
+        (_, client), (_, run), (_, output) = blocks
+
+        def rewrite(text):
+            return (text.replace(README_GRPC, self.grpc_address)
+                    .replace("http://" + README_DEMO, self.target))
+
+        work = pathlib.Path(tempfile.mkdtemp(prefix="interop_recipe."))
+        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
+        (work / "proto").symlink_to(REPO / "proto")
+        env = {**os.environ,
+               "PATH": f"{pathlib.Path(sys.executable).parent}:"
+                       f"{os.environ.get('PATH', '')}"}
+        generated = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", without_installs(setup)],
+            cwd=work, env=env, capture_output=True, text=True,
+            timeout=CALL_DEADLINE_SECONDS)
+        self.assertEqual(generated.returncode, 0, generated.stderr)
+        (work / "stream_list.py").write_text(rewrite(client))
+        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", rewrite(run)],
+                             cwd=work, env=env, capture_output=True,
+                             text=True, timeout=CALL_DEADLINE_SECONDS)
+        self.assertEqual(ran.returncode, 0, ran.stderr)
+        self.assertEqual(ran.stdout, rewrite(output))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
