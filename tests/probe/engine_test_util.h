@@ -93,6 +93,10 @@ class BatchRecorder {
     absl::MutexLock lock(&state_->mu);
     return state_->done_calls > 0;
   }
+  size_t result_count() const {
+    absl::MutexLock lock(&state_->mu);
+    return state_->results.size();
+  }
   int done_calls() const {
     absl::MutexLock lock(&state_->mu);
     return state_->done_calls;
