@@ -497,16 +497,15 @@ class InteropTest(unittest.TestCase):
             "targets[0].options.headers.headers[1].value:",
             "targets[0].options.headers.headers[1].value")
 
-    def test_readme_recipe_runs_as_written(self):
-        blocks = readme_section_blocks("From Python")
-        self.assertEqual([lang for lang, _ in blocks],
-                         ["sh", "python", "sh", "text"])
-        (_, setup), (_, client), (_, run), (_, output) = blocks
+    def rewrite(self, text):
+        """README text with its server and demo target made this run's."""
+        return (text.replace(README_GRPC, self.grpc_address)
+                .replace("http://" + README_DEMO, self.target))
 
-        def rewrite(text):
-            return (text.replace(README_GRPC, self.grpc_address)
-                    .replace("http://" + README_DEMO, self.target))
-
+    def run_recipe(self, setup, client_name, client, run):
+        """Runs a README recipe as written in a scratch directory: `setup`
+        (less its installs) generates the stubs, `client` is written to
+        `client_name`, and `run` is run.  Returns what `run` printed."""
         work = pathlib.Path(tempfile.mkdtemp(prefix="interop_recipe."))
         self.addCleanup(shutil.rmtree, work, ignore_errors=True)
         (work / "proto").symlink_to(REPO / "proto")
@@ -519,17 +518,26 @@ class InteropTest(unittest.TestCase):
             cwd=work, env=env, capture_output=True, text=True,
             timeout=CALL_DEADLINE_SECONDS)
         self.assertEqual(generated.returncode, 0, generated.stderr)
-        (work / "client.py").write_text(rewrite(client))
-        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", run], cwd=work,
-                             env=env, capture_output=True, text=True,
-                             timeout=CALL_DEADLINE_SECONDS)
+        (work / client_name).write_text(self.rewrite(client))
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", self.rewrite(run)], cwd=work,
+            env=env, capture_output=True, text=True,
+            timeout=CALL_DEADLINE_SECONDS)
         self.assertEqual(ran.returncode, 0, ran.stderr)
+        return ran.stdout
+
+    def test_readme_recipe_runs_as_written(self):
+        blocks = readme_section_blocks("From Python")
+        self.assertEqual([lang for lang, _ in blocks],
+                         ["sh", "python", "sh", "text"])
+        (_, setup), (_, client), (_, run), (_, output) = blocks
+        printed = self.run_recipe(setup, "client.py", client, run)
         # Results come in completion order; the README's delays keep that
         # order stable, but which of two instant probes is first is not its
         # point.
-        self.assertEqual(collections.Counter(ran.stdout.splitlines()),
-                         collections.Counter(rewrite(output).splitlines()),
-                         ran.stdout)
+        self.assertEqual(collections.Counter(printed.splitlines()),
+                         collections.Counter(self.rewrite(output).splitlines()),
+                         printed)
 
     def test_readme_probe_stream_recipe_runs_as_written(self):
         setup = readme_section_blocks("From Python")[0][1]
@@ -537,29 +545,8 @@ class InteropTest(unittest.TestCase):
         self.assertEqual([lang for lang, _ in blocks],
                          ["python", "sh", "text"])
         (_, client), (_, run), (_, output) = blocks
-
-        def rewrite(text):
-            return (text.replace(README_GRPC, self.grpc_address)
-                    .replace("http://" + README_DEMO, self.target))
-
-        work = pathlib.Path(tempfile.mkdtemp(prefix="interop_recipe."))
-        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
-        (work / "proto").symlink_to(REPO / "proto")
-        env = {**os.environ,
-               "PATH": f"{pathlib.Path(sys.executable).parent}:"
-                       f"{os.environ.get('PATH', '')}"}
-        generated = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", without_installs(setup)],
-            cwd=work, env=env, capture_output=True, text=True,
-            timeout=CALL_DEADLINE_SECONDS)
-        self.assertEqual(generated.returncode, 0, generated.stderr)
-        (work / "stream_list.py").write_text(rewrite(client))
-        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", rewrite(run)],
-                             cwd=work, env=env, capture_output=True,
-                             text=True, timeout=CALL_DEADLINE_SECONDS)
-        self.assertEqual(ran.returncode, 0, ran.stderr)
-        self.assertEqual(ran.stdout, rewrite(output))
-
+        printed = self.run_recipe(setup, "stream_list.py", client, run)
+        self.assertEqual(printed, self.rewrite(output))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
