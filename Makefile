@@ -186,7 +186,7 @@ SANITIZER_ENV := \
 # The engine, service and server tests, by suite, and the CLI's split run
 # (its shares' threads meet in SplitMerger); the deploy checks and the CLI's
 # other tests add nothing under TSan.
-TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy|Source)?Test|HttpServer(Alone)?Test|HttpHostileTest|ReuseMatrixTest|AdmissionTest|TransferTest|LoadMeterTest|DestinationPolicy|ProberServiceTest|ProbeStreamTest|Cases/InvalidArgumentTest|ServerTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
+TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy|Retry|Source)?Test|HttpServer(Alone)?Test|HttpHostileTest|ReuseMatrixTest|AdmissionTest|TransferTest|LoadMeterTest|DestinationPolicy|ProberServiceTest|ProbeStreamTest|Cases/InvalidArgumentTest|ServerTest|SecurityTest|FaultTest|FaultClientTest|ServerProcessTest|ServerPolicyTest|SplitRunTest|SplitMerger)
 # TSan slows everything 5-15x.  The timed tests leave seconds of margin
 # for that (all pass under TSan on a loaded 2-core machine); a failed test
 # is still retried (twice), but any TSan report fails the run, retried or
@@ -195,7 +195,8 @@ TSAN_TESTS := ^(Engine(Dns|Tls|Input|Proxy|Source)?Test|HttpServer(Alone)?Test|H
 # ASan, not here: under TSan at load 20 it took 2.1 s.
 TSAN_EXCLUDE := ^HttpHostileTest.SlowHeadersAndAbandonedScrapesDoNotStarveANormalClient$$
 TSAN_TARGETS := probe_engine_test probe_engine_dns_test probe_engine_tls_test \
-  probe_engine_input_test probe_engine_proxy_test probe_engine_source_test \
+  probe_engine_input_test probe_engine_proxy_test probe_engine_retry_test \
+  probe_engine_source_test \
   probe_engine_reuse_matrix_test probe_admission_test \
   probe_transfer_test probe_load_meter_test probe_destination_policy_test \
   service_prober_test service_probe_stream_test server_security_test monitoring_http_server_test \

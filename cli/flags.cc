@@ -209,6 +209,20 @@ void AddProbeOptionFlags(CLI::App* probe, ProbeFlags& f) {
            "follow at most N redirects, more is\n"
            "TOO_MANY_REDIRECTS (default 10)")
       ->group(group);
+  AddValue(probe, "--retry", &f.retry, "N",
+           "try a failed probe up to N more times, as curl:\n"
+           "after DNS, connect, timeout and I/O errors, within\n"
+           "--max-time; every attempt is reported (default 0)")
+      ->group(group);
+  AddValue(probe, "--retry-delay", &f.retry_delay, "SECONDS",
+           "wait this long before each retry (default: 1 s,\n"
+           "doubling each time)")
+      ->group(group);
+  probe
+      ->add_flag("--retry-all-errors", f.retry_all_errors,
+                 "with --retry: retry every failure, also a status,\n"
+                 "body, header or TLS failure")
+      ->group(group);
   probe
       ->add_flag("-k,--insecure", f.insecure,
                  "do not verify the target's certificate")

@@ -81,6 +81,9 @@ struct ProbeFlags {
   // -L/--location: true; --no-location/--no-follow: false; the last wins.
   std::optional<bool> follow_redirects;
   std::optional<std::string> max_redirs;    // --max-redirs
+  std::optional<std::string> retry;         // --retry N: retries, as curl
+  std::optional<std::string> retry_delay;   // --retry-delay SECONDS
+  bool retry_all_errors = false;            // --retry-all-errors
   bool insecure = false;                    // -k, --insecure
   std::optional<std::string> cacert;        // --cacert FILE
   std::optional<std::string> http_version;  // "1.1" or "2", the last given

@@ -56,7 +56,7 @@ std::string CsvHeader() {
   return "index,id,url,outcome,status_code,error,total_seconds,dns_seconds,"
          "connect_seconds,tls_seconds,first_byte_seconds,redirect_seconds,"
          "final_url,http_version,remote_ip,remote_port,body_bytes,redirects,"
-         "cert_expiry,labels";
+         "cert_expiry,labels,attempts";
 }
 
 std::string CsvField(absl::string_view field) {
@@ -142,7 +142,8 @@ void Printer::PrintCsvRow(const v1::ProbeResult& r) {
                          absl::StrCat(r.body_bytes()),
                          absl::StrCat(r.redirects()),
                          expiry,
-                         CsvField(label_text)},
+                         CsvField(label_text),
+                         absl::StrCat(std::max(r.attempts_size(), 1))},
                         ",")
        << "\n";
 }
@@ -153,11 +154,25 @@ void Printer::PrintRow(const v1::ProbeResult& r) {
     out_ << absl::StrFormat("%-6s %-18s %6s %10s  %s\n", "INDEX", "OUTCOME",
                             "STATUS", "TIME", "URL");
   }
+  // With retries, the time from the first attempt's start.
+  absl::Duration time = FromProto(r.timings().total());
+  if (r.attempts_size() > 0) {
+    const v1::Attempt& last = r.attempts(r.attempts_size() - 1);
+    time = FromProto(last.start()) + FromProto(last.timings().total());
+  }
   out_ << absl::StrFormat(
       "%-6d %-18s %6s %10s  %s", r.index(), OutcomeLabel(r.outcome()),
       r.status_code() == 0 ? "-" : absl::StrCat(r.status_code()),
-      HumanDuration(FromProto(r.timings().total())), r.url());
+      HumanDuration(time), r.url());
   if (!r.error().empty()) out_ << "  (" << r.error() << ")";
+  if (r.attempts_size() > 1) {
+    out_ << "  [attempts: "
+         << absl::StrJoin(r.attempts(), ", ",
+                          [](std::string* text, const v1::Attempt& a) {
+                            absl::StrAppend(text, OutcomeLabel(a.outcome()));
+                          })
+         << "]";
+  }
   out_ << "\n";
 }
 

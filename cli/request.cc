@@ -82,6 +82,43 @@ absl::StatusOr<std::string> ReadFile(absl::string_view flag,
   return content.str();
 }
 
+// --retry, --retry-delay and --retry-all-errors, as curl's.
+absl::Status ApplyRetryFlags(const ProbeFlags& flags,
+                             v1::ProbeOptions& defaults) {
+  if (!flags.retry.has_value()) {
+    if (flags.retry_delay.has_value() || flags.retry_all_errors) {
+      return UsageError("--retry-delay and --retry-all-errors need --retry N");
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint32_t> retries = ParseCountFlag("retry", *flags.retry);
+  if (!retries.ok()) return retries.status();
+  v1::RetryPolicy& retry = *defaults.mutable_retry();
+  // Past any server's limit, which then names it.
+  retry.set_max_attempts(std::min<uint32_t>(*retries, 1000000) + 1);
+  if (flags.retry_delay.has_value()) {
+    absl::StatusOr<absl::Duration> delay =
+        ParseDurationFlag("retry-delay", *flags.retry_delay);
+    if (!delay.ok()) return delay.status();
+    // A fixed wait, as curl's --retry-delay.
+    *retry.mutable_initial_backoff() = ToProto(*delay);
+    retry.set_backoff_multiplier(1);
+  }
+  if (flags.retry_all_errors) {
+    for (int i = v1::Outcome_MIN; i <= v1::Outcome_MAX; ++i) {
+      const auto outcome = static_cast<v1::Outcome>(i);
+      if (!v1::Outcome_IsValid(i) || outcome == v1::OUTCOME_UNSPECIFIED ||
+          outcome == v1::OUTCOME_OK || outcome == v1::OUTCOME_CANCELLED ||
+          outcome == v1::OUTCOME_INVALID_TARGET ||
+          outcome == v1::OUTCOME_DENIED) {
+        continue;
+      }
+      retry.add_retry_on(outcome);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<absl::Duration> PositiveDuration(absl::string_view flag,
                                                 absl::string_view value) {
   absl::StatusOr<absl::Duration> duration = ParseDurationFlag(flag, value);
@@ -160,6 +197,9 @@ absl::StatusOr<v1::ProbeOptions> BuildDefaults(const ProbeFlags& flags) {
         ParseCountFlag("max-redirs", *flags.max_redirs);
     if (!n.ok()) return n.status();
     defaults.set_max_redirects(*n);
+  }
+  if (absl::Status status = ApplyRetryFlags(flags, defaults); !status.ok()) {
+    return status;
   }
   if (flags.insecure) defaults.set_tls_verify(false);
   if (flags.cacert.has_value()) {

@@ -87,6 +87,12 @@ ProbeReport ReportProbe(const BlackboxModule& module, std::string target,
   report.success = result.outcome == Outcome::kOk;
   report.error = result.error;
   report.duration = result.timings.total;
+  report.attempts = 1;
+  if (!result.attempts.empty()) {
+    const Attempt& last = result.attempts.back();
+    report.duration = last.start + last.timings.total;
+    report.attempts = static_cast<int>(result.attempts.size());
+  }
   report.status_code = result.status_code;
   report.body_bytes = result.body_bytes;
   report.content_length = GoContentLength(module.options.method, result);
@@ -253,6 +259,10 @@ void WriteProbeMetrics(const std::vector<ProbeReport>& reports,
   gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex",
         [](const ProbeReport& r) { return r.failed_due_to_regex ? 1.0 : 0.0; });
 
+  gauge("probe_fanprobe_attempts",
+        "Attempts fanprobe made of the probe, retries included (the "
+        "attempts parameter allows retries); 0 when it did not complete",
+        [](const ProbeReport& r) { return static_cast<double>(r.attempts); });
   out.Family("probe_fanprobe_outcome_info", "gauge",
              "fanprobe's outcome of the probe (OK, UNEXPECTED_STATUS, "
              "CONNECT_ERROR, TIMEOUT, ...), the reason probe_success is 0");
@@ -367,7 +377,9 @@ std::string ProbeDebugText(const BlackboxModule& module,
                     " tls=", absl::FormatDuration(r.phases.tls),
                     " processing=", absl::FormatDuration(r.phases.processing),
                     " transfer=", absl::FormatDuration(r.phases.transfer),
-                    " duration=", absl::FormatDuration(r.duration), "\n");
+                    " duration=", absl::FormatDuration(r.duration));
+    if (r.attempts > 1) absl::StrAppend(&text, " attempts=", r.attempts);
+    absl::StrAppend(&text, "\n");
   }
   absl::StrAppend(&text, "\n\n\nMetrics that would have been returned:\n",
                   metrics_text, "\n\n\nModule configuration:\n",

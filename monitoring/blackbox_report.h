@@ -39,7 +39,11 @@ struct ProbeReport {
   // "UNSUPPORTED_OPTION" when the module asks what fanprobe cannot do.
   std::string outcome;
   std::string error;  // why, in words; empty on success
+  // The whole probe: with retries, from its first attempt's start.
   absl::Duration duration = absl::ZeroDuration();
+  // Attempts made (probe_fanprobe_attempts): 1 without retries, 0 when the
+  // probe did not complete.
+  int attempts = 0;
   int status_code = 0;
   uint64_t body_bytes = 0;  // over the wire, for debug=true
   // probe_http_content_length as blackbox_exporter sets it from Go's

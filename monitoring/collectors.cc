@@ -17,8 +17,13 @@ ServerMetrics::Collector EngineStatsCollector(const Engine& engine) {
   return [&engine](MetricsWriter& out) {
     const EngineStats stats = engine.Stats();
     out.Gauge("fanprobe_probes_in_flight",
-              "Probes running now, across all batches of both APIs.",
+              "Probes running now, across all batches of both APIs, or "
+              "waiting to be tried again.",
               static_cast<double>(stats.probes_in_flight));
+    out.Gauge("fanprobe_probes_backing_off",
+              "Probes in flight that wait out a backoff before their next "
+              "attempt.",
+              static_cast<double>(stats.probes_backing_off));
     out.Gauge("fanprobe_probes_queued",
               "Probes of running batches waiting for a slot.",
               static_cast<double>(stats.probes_queued));

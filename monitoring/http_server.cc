@@ -26,7 +26,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -735,6 +737,37 @@ HttpServer::Reply HttpServer::HandleReload() {
   return {.body = std::move(text)};
 }
 
+absl::Status HttpServer::ApplyRetryParameters(MHD_Connection* connection,
+                                              ProbeOptions& options) const {
+  if (const std::string attempts = QueryValue(connection, "attempts");
+      !attempts.empty()) {
+    int n = 0;
+    if (!absl::SimpleAtoi(attempts, &n) || n < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("attempts: want a whole number, 1 or more, got \"",
+                       absl::CHexEscape(attempts), "\""));
+    }
+    options.retry.max_attempts = n;
+  }
+  if (const std::string backoff = QueryValue(connection, "retry_backoff");
+      !backoff.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(backoff, &d) || d < absl::ZeroDuration() ||
+        d == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("retry_backoff: want a duration such as 200ms, got \"",
+                       absl::CHexEscape(backoff), "\""));
+    }
+    options.retry.initial_backoff = d;
+  }
+  if (absl::Status status = engine_.CheckOptions(options); !status.ok()) {
+    // Only the parameters above can make the module's options unusable.
+    return absl::InvalidArgumentError(
+        absl::StrCat("attempts: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
 std::optional<HttpServer::Reply> HttpServer::StartProbe(
     MHD_Connection* connection, std::shared_ptr<ProbeRequest>& probe) {
   probe->connection = connection;
@@ -793,6 +826,11 @@ std::optional<HttpServer::Reply> HttpServer::StartProbe(
   auto options = std::make_shared<ProbeOptions>(
       ModuleProbeOptions(*probe->module, engine_));
   options->timeout = probe->probe_timeout;
+  if (absl::Status status = ApplyRetryParameters(connection, *options);
+      !status.ok()) {
+    return Reject(absl::StatusCode::kInvalidArgument,
+                  std::string(status.message()));
+  }
   // blackbox_exporter's hostname= sets the request's Host header, and the
   // TLS server name unless the module names one; a module whose own Host
   // header says otherwise is refused, as blackbox_exporter refuses it.  The

@@ -22,13 +22,15 @@
 //        data, not an HTTP error)
 //   400  no target, an unknown module, a module of another prober (tcp,
 //        icmp, dns, grpc), too many targets, a timeout header that is not a
-//        finite positive number
+//        finite positive number, attempts= or retry_backoff= unusable
 //   503  shutting down, or more pending /probe probes than max_pending_probes
 //
 // A module with an option fanprobe cannot honour (BlackboxModule::
 // unsupported) is answered at once, each probe failed UNSUPPORTED_OPTION,
 // without sending anything.  hostname= sets the Host header, over the
-// module's, as blackbox_exporter's does.
+// module's, as blackbox_exporter's does.  attempts= and retry_backoff= are
+// fanprobe's own (ApplyRetryParameters): retries within the deadline, each
+// attempt counted in probe_fanprobe_attempts.
 //
 // Modules the engine refuses (Engine::CheckOptions: a header value with
 // CR/LF, more headers than the server allows) would fail every probe: Start
@@ -244,6 +246,12 @@ class HttpServer {
   // instead (refused, or its module cannot run).
   std::optional<Reply> StartProbe(MHD_Connection* connection,
                                   std::shared_ptr<ProbeRequest>& probe);
+  // fanprobe's own /probe parameters, which a blackbox_exporter scrape
+  // config may add: attempts=<n> allows n attempts in all (retries of the
+  // failures that retry by default, within the probe's deadline) and
+  // retry_backoff=<duration> sets the wait before the first retry.
+  absl::Status ApplyRetryParameters(MHD_Connection* connection,
+                                    ProbeOptions& options) const;
   void ProbeDone(const std::shared_ptr<ProbeRequest>& probe,
                  BatchSummary summary);
   // The answer for a /probe whose batch has ended; none when the client

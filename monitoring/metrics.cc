@@ -101,6 +101,17 @@ void ServerMetrics::ProbeCompleted(MetricsApi api, const ProbeResult& result) {
     probes_[static_cast<int>(api) * kOutcomes + outcome].fetch_add(
         1, std::memory_order_relaxed);
   }
+  // A probe without retries is its one attempt.
+  if (result.attempts.empty() && outcome >= 0 && outcome < kOutcomes) {
+    attempts_[static_cast<int>(api) * kOutcomes + outcome].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  for (const Attempt& attempt : result.attempts) {
+    const int o = static_cast<int>(attempt.outcome);
+    if (o < 0 || o >= kOutcomes) continue;
+    attempts_[static_cast<int>(api) * kOutcomes + o].fetch_add(
+        1, std::memory_order_relaxed);
+  }
   const Timings& t = result.timings;
   const PhaseDurations phases = PhasesOf(t);
   // A phase is observed only when it happened, so an http:// probe does not
@@ -172,18 +183,27 @@ std::string ServerMetrics::Render() const {
     }
   }
 
-  out.Family("fanprobe_probes_total", "counter",
-             "Probes that completed, by API and outcome.");
-  for (const MetricsApi api : kAllApis) {
-    for (int o = 0; o < kOutcomes; ++o) {
-      out.Sample(
-          "fanprobe_probes_total",
-          {{"api", std::string(ApiName(api))},
-           {"outcome", std::string(OutcomeName(static_cast<Outcome>(o)))}},
-          probes_[static_cast<int>(api) * kOutcomes + o].load(
-              std::memory_order_relaxed));
+  // Counters by API and outcome.
+  auto by_outcome = [&out](absl::string_view name, absl::string_view help,
+                           const auto& counts) {
+    out.Family(name, "counter", help);
+    for (const MetricsApi api : kAllApis) {
+      for (int o = 0; o < kOutcomes; ++o) {
+        out.Sample(
+            name,
+            {{"api", std::string(ApiName(api))},
+             {"outcome", std::string(OutcomeName(static_cast<Outcome>(o)))}},
+            counts[static_cast<int>(api) * kOutcomes + o].load(
+                std::memory_order_relaxed));
+      }
     }
-  }
+  };
+  by_outcome("fanprobe_probes_total",
+             "Probes that completed, by API and outcome.", probes_);
+  by_outcome("fanprobe_probe_attempts_total",
+             "Attempts of the probes that completed, retries included, by "
+             "API and the attempt's outcome.",
+             attempts_);
 
   out.Family("fanprobe_probes_cancelled_total", "counter",
              "Probes that had not completed when their batch ended "

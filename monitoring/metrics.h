@@ -115,6 +115,7 @@ class ServerMetrics {
   std::array<std::atomic<uint64_t>, kApis * kReturnWhens * kEndReasons>
       batches_{};
   std::array<std::atomic<uint64_t>, kApis * kOutcomes> probes_{};
+  std::array<std::atomic<uint64_t>, kApis * kOutcomes> attempts_{};
   std::array<std::atomic<uint64_t>, kApis> probes_cancelled_{};
   std::array<std::atomic<uint64_t>, kApis * kStatusCodes> rejected_{};
   std::atomic<int64_t> streams_active_{0};

@@ -25,9 +25,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "probe/internal/monotonic.h"
 #include "probe/internal/prepared_options.h"
 #include "probe/internal/target_url.h"
 #include "probe/internal/tls.h"
@@ -146,7 +148,10 @@ class BatchState final : public Batch,
   bool closed ABSL_GUARDED_BY(mu) = false;          // Close() was called
   std::deque<ProbeTask> ready ABSL_GUARDED_BY(mu);  // hold a reserved host slot
   absl::flat_hash_map<std::string, HostSlots> hosts ABSL_GUARDED_BY(mu);
+  // Running, or waiting out a backoff before a retry (`retrying` of them):
+  // a probe keeps its concurrency and host slots across its attempts.
   uint32_t running ABSL_GUARDED_BY(mu) = 0;
+  uint32_t retrying ABSL_GUARDED_BY(mu) = 0;
   uint32_t completed ABSL_GUARDED_BY(mu) = 0;
   uint32_t succeeded ABSL_GUARDED_BY(mu) = 0;
   uint32_t failed ABSL_GUARDED_BY(mu) = 0;
@@ -253,6 +258,9 @@ class EngineImpl final : public Engine, public TaskListener {
   absl::flat_hash_set<std::shared_ptr<BatchState>> active_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, std::weak_ptr<BatchState>> deadlines_
       ABSL_GUARDED_BY(mu_);
+  // Probes waiting out a backoff, by when they are tried again.  Each
+  // still counts in in_flight_ and its batch's `running`.
+  std::multimap<absl::Time, ProbeTask> retries_ ABSL_GUARDED_BY(mu_);
 };
 
 void BatchState::Cancel() {
@@ -289,6 +297,54 @@ uint64_t FdLimit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
   return limit.rlim_cur == RLIM_INFINITY ? (1u << 20) : limit.rlim_cur;
+}
+
+// The wait before attempt `made` + 1 of a probe: gRPC's exponential
+// backoff, with a fifth of jitter either way.
+absl::Duration Backoff(const RetryPolicy& retry, int made) {
+  double seconds = absl::ToDoubleSeconds(retry.initial_backoff);
+  const double max_seconds = absl::ToDoubleSeconds(retry.max_backoff);
+  for (int i = 1; i < made && seconds < max_seconds; ++i) {
+    seconds *= retry.backoff_multiplier;
+  }
+  seconds = std::min(seconds, max_seconds);
+  thread_local absl::InsecureBitGen bitgen;
+  return absl::Seconds(seconds * absl::Uniform(bitgen, 0.8, 1.2));
+}
+
+// Records the attempt that ended with `result` in `task`, and returns how
+// long until the next attempt begins, or nullopt when this one is the last:
+// its outcome does not retry, the attempts are used up, or the next one
+// could not begin before the probe's timeout.  The last one's result gets
+// the list of every attempt.
+std::optional<absl::Duration> EndAttempt(ProbeTask& task, ProbeResult& result) {
+  const ProbeOptions& options = *task.options->options;
+  const RetryPolicy& retry = options.retry;
+  if (retry.max_attempts <= 1) return std::nullopt;
+  task.attempts.push_back(Attempt{
+      .outcome = result.outcome,
+      .status_code = result.status_code,
+      .error = result.error,
+      .dns_failure = result.dns_failure,
+      .remote_ip = result.remote_ip,
+      .remote_port = result.remote_port,
+      .start = absl::Nanoseconds(task.attempt_start_ns - task.first_start_ns),
+      .timings = result.timings,
+  });
+  const int made = static_cast<int>(task.attempts.size());
+  std::optional<absl::Duration> wait;
+  if (made < retry.max_attempts && task.first_start_ns != 0 &&
+      std::find(retry.retry_on.begin(), retry.retry_on.end(), result.outcome) !=
+          retry.retry_on.end()) {
+    wait = Backoff(retry, made);
+    const int64_t deadline_ns =
+        task.first_start_ns + absl::ToInt64Nanoseconds(options.timeout);
+    if (MonotonicNanos() + absl::ToInt64Nanoseconds(*wait) >= deadline_ns) {
+      wait.reset();
+    }
+  }
+  if (!wait.has_value()) result.attempts = std::move(task.attempts);
+  return wait;
 }
 
 uint64_t OpenFdCount() {
@@ -466,6 +522,7 @@ EngineStats EngineImpl::Stats() const {
   absl::MutexLock lock(&mu_);
   EngineStats stats;
   stats.probes_in_flight = in_flight_;
+  stats.probes_backing_off = retries_.size();
   stats.batches_active = active_.size();
   stats.max_in_flight = max_in_flight_;
   stats.fd_limit = fd_limit_;
@@ -494,13 +551,22 @@ EngineStats EngineImpl::Stats() const {
 
 void EngineImpl::OnTaskEnded(Lane& lane, ProbeTask task,
                              std::optional<ProbeResult> result) {
+  std::optional<absl::Duration> retry_in;
+  if (result.has_value()) retry_in = EndAttempt(task, *result);
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
     BatchState* batch = task.batch.get();
     batch->mu.AssertHeld();
-    --in_flight_;
     --lane_load_[lane.id()];
+    if (retry_in.has_value() && !batch->ended) {
+      // Tried again by TimerLoop(), in the slots it holds.
+      ++batch->retrying;
+      auto it = retries_.emplace(absl::Now() + *retry_in, std::move(task));
+      if (it == retries_.begin()) timer_cv_.Signal();
+      return;
+    }
+    --in_flight_;
     --batch->running;
     if (!batch->ended) {
       if (batch->options.max_per_host > 0) {
@@ -702,6 +768,20 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
   batch->summary = std::move(summary);
 
   std::shared_ptr<BatchState> self = batch->shared_from_this();
+  if (batch->retrying > 0) {
+    // Listed as pending above; their slots are free now.
+    for (auto it = retries_.begin(); it != retries_.end();) {
+      if (it->second.batch.get() != batch) {
+        ++it;
+        continue;
+      }
+      it = retries_.erase(it);
+      --in_flight_;
+      --batch->running;
+    }
+    batch->retrying = 0;
+    FillLocked(actions, nullptr);
+  }
   if (batch->running > 0) actions->cancels.push_back(self);
   // Queued tasks hold a reference to the batch: drop them now.
   batch->ready.clear();
@@ -787,22 +867,34 @@ void EngineImpl::Deliver(BatchState* batch, Lane* current) {
 void EngineImpl::TimerLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    if (deadlines_.empty()) {
-      timer_cv_.Wait(&mu_);
+    absl::Time next = absl::InfiniteFuture();
+    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    if (!retries_.empty()) next = std::min(next, retries_.begin()->first);
+    const absl::Time now = absl::Now();
+    if (now < next) {
+      timer_cv_.WaitWithDeadline(&mu_, next);
       continue;
     }
-    auto first = deadlines_.begin();
-    if (absl::Now() < first->first) {
-      timer_cv_.WaitWithDeadline(&mu_, first->first);
-      continue;
-    }
-    std::shared_ptr<BatchState> batch = first->second.lock();
-    deadlines_.erase(first);
-    if (batch == nullptr) continue;
-    batch->mu.AssertHeld();
-    batch->deadline.reset();
     Actions actions;
-    EndLocked(batch.get(), EndReason::kTimeout, &actions);
+    // Batch deadlines first: a batch that ends now drops its retries.
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      std::shared_ptr<BatchState> batch = deadlines_.begin()->second.lock();
+      deadlines_.erase(deadlines_.begin());
+      if (batch == nullptr) continue;
+      batch->mu.AssertHeld();
+      batch->deadline.reset();
+      EndLocked(batch.get(), EndReason::kTimeout, &actions);
+    }
+    while (!retries_.empty() && retries_.begin()->first <= now) {
+      ProbeTask task = std::move(retries_.begin()->second);
+      retries_.erase(retries_.begin());
+      BatchState* batch = task.batch.get();
+      batch->mu.AssertHeld();
+      --batch->retrying;
+      Lane* lane = PickLaneLocked(nullptr);
+      ++lane_load_[lane->id()];
+      actions.starts.emplace_back(lane, std::move(task));
+    }
     mu_.Unlock();
     RunActions(actions, nullptr);
     mu_.Lock();

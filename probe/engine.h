@@ -206,10 +206,13 @@ struct LagHistogram {
 
 // Live figures, for metrics and readiness.
 struct EngineStats {
-  uint64_t probes_in_flight = 0;  // running now
-  uint64_t probes_queued = 0;     // admitted batches' probes not yet started
-  uint64_t batches_active = 0;    // submitted and not yet ended
-  uint64_t max_in_flight = 0;     // the effective cap (after the fd budget)
+  // Running now, or waiting out a backoff to be tried again (the
+  // probes_backing_off of them).
+  uint64_t probes_in_flight = 0;
+  uint64_t probes_backing_off = 0;
+  uint64_t probes_queued = 0;   // admitted batches' probes not yet started
+  uint64_t batches_active = 0;  // submitted and not yet ended
+  uint64_t max_in_flight = 0;   // the effective cap (after the fd budget)
   // The descriptor budget, as found at start.
   uint64_t fd_limit = 0;  // RLIMIT_NOFILE's soft limit
   uint64_t fd_open_at_start = 0;

@@ -171,6 +171,31 @@ struct ProxyOptions {
   bool proxy_resolves = false;
 };
 
+// When and how often a failed probe is tried again (ProbeOptions::retry),
+// after gRPC's retry policy: attempt n + 1 begins backoff(n) after attempt n
+// ended, backoff(1) = initial_backoff and each next one `multiplier` times
+// the last, at most max_backoff, each moved at random by up to a fifth
+// either way so that probes which fail together do not retry together.
+// The probe's timeout counts across every attempt: an attempt that could
+// not begin before it expires is not made, and the probe ends with the
+// attempt before.  Each attempt is a fresh start (lookup, connection,
+// redirects); the result is the last attempt's and lists every attempt
+// (ProbeResult::attempts), so a retry never hides a failure.
+struct RetryPolicy {
+  // Attempts in all, the first included; 1 means no retry.  At most
+  // ProbeLimits::max_attempts.
+  int max_attempts = 1;
+  absl::Duration initial_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Seconds(30);
+  double backoff_multiplier = 2.0;  // at least 1
+  // The outcomes that are tried again.  By default the failures to get an
+  // answer, which a moment may cure; not the verdicts on an answer (status,
+  // body, headers, certificate), which a retry would only repeat.  kOk,
+  // kInvalidTarget and kDenied may not be listed.
+  std::vector<Outcome> retry_on = {Outcome::kDnsError, Outcome::kConnectError,
+                                   Outcome::kTimeout, Outcome::kIoError};
+};
+
 // How to probe a target.  Every field has the default a user of a mature
 // prober expects (blackbox_exporter's http module, curl).
 struct ProbeOptions {
@@ -267,6 +292,8 @@ struct ProbeOptions {
   // The proxy to go through; none by default (and never one from the
   // environment).
   std::optional<ProxyOptions> proxy;
+  // Tries again after a failure; off by default (one attempt).
+  RetryPolicy retry;
 };
 
 // The content codings this build's transport decodes, e.g.
@@ -291,6 +318,8 @@ struct ProbeLimits {
   // most.
   int max_response_headers = 1000;
   uint64_t max_response_header_bytes = 256 * 1024;
+  // ProbeOptions::retry.max_attempts at most.
+  int max_attempts = 10;
 };
 
 // One probe of a batch: the URL plus options.  `id` and `labels` are echoed
@@ -354,6 +383,18 @@ struct TlsInfo {
   std::vector<CertificateInfo> chain;
 };
 
+// One attempt of a probe whose options allow retries: how it ended.
+struct Attempt {
+  Outcome outcome = Outcome::kOk;
+  int status_code = 0;  // the final HTTP status; 0 when no response came
+  std::string error;    // as ProbeResult::error
+  DnsFailure dns_failure = DnsFailure::kNone;
+  std::string remote_ip;  // the address its last hop connected to
+  int remote_port = 0;
+  absl::Duration start;  // when it began, from the first attempt's start
+  Timings timings;       // from its own start
+};
+
 // What one completed probe found.
 struct ProbeResult {
   uint32_t index = 0;     // the probe's position in its batch
@@ -399,6 +440,10 @@ struct ProbeResult {
   // this probe's events.  Timings much longer than the target's own are
   // then the prober's doing, not the target's.
   absl::Duration prober_lag = absl::ZeroDuration();
+  // When the options allow retries (retry.max_attempts > 1): every attempt
+  // made, in order, the last one being what the fields above describe
+  // (their timings are measured from its start).  Empty otherwise.
+  std::vector<Attempt> attempts;
 };
 
 }  // namespace fanprobe

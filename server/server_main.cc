@@ -145,6 +145,9 @@ ABSL_FLAG(uint64_t, max_request_body_bytes,
           "Most request body bytes one probe may send.");
 ABSL_FLAG(uint32_t, max_redirects, fanprobe::ProbeLimits().max_redirects,
           "Most a probe's max_redirects may be.");
+ABSL_FLAG(uint32_t, max_attempts, fanprobe::ProbeLimits().max_attempts,
+          "Most a probe's retry.max_attempts may be (attempts in all, the "
+          "first included; 1 allows no retry).");
 ABSL_FLAG(uint32_t, max_response_headers,
           fanprobe::ProbeLimits().max_response_headers,
           "Most a probe's max_response_headers may be: the response header "
@@ -265,6 +268,8 @@ fanprobe::ProbeLimits LimitsFromFlags() {
   limits.max_request_body_bytes = absl::GetFlag(FLAGS_max_request_body_bytes);
   limits.max_redirects = static_cast<int>(
       std::min<uint32_t>(absl::GetFlag(FLAGS_max_redirects), INT_MAX));
+  limits.max_attempts = static_cast<int>(
+      std::clamp<uint32_t>(absl::GetFlag(FLAGS_max_attempts), 1, INT_MAX));
   limits.max_response_headers = static_cast<int>(
       std::min<uint32_t>(absl::GetFlag(FLAGS_max_response_headers), INT_MAX));
   limits.max_response_header_bytes =

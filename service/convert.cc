@@ -137,6 +137,59 @@ std::vector<HeaderPattern> HeaderPatternsFromProto(
   return patterns;
 }
 
+// The engine's outcome of an attempt's `proto` outcome; what no attempt
+// ends with (UNSPECIFIED, CANCELLED, an unknown value) is an error at
+// `field`.
+absl::StatusOr<Outcome> AttemptOutcomeFromProto(v1::Outcome proto,
+                                                absl::string_view field) {
+  for (int i = 0; i < kNumOutcomes; ++i) {
+    const Outcome outcome = static_cast<Outcome>(i);
+    if (OutcomeToProto(outcome) == proto) return outcome;
+  }
+  return FieldError(field,
+                    absl::StrCat(v1::Outcome_IsValid(proto)
+                                     ? v1::Outcome_Name(proto)
+                                     : absl::StrCat(static_cast<int>(proto)),
+                                 " is not an outcome a probe ends with"));
+}
+
+// The whole policy `proto` sets; its unset fields take the engine's
+// defaults.
+absl::StatusOr<RetryPolicy> RetryFromProto(const v1::RetryPolicy& proto,
+                                           const OptionsPath& path) {
+  RetryPolicy retry;
+  if (proto.max_attempts() > 0) {
+    retry.max_attempts =
+        static_cast<int>(std::min<uint32_t>(proto.max_attempts(), INT_MAX));
+  }
+  if (proto.has_initial_backoff()) {
+    absl::StatusOr<absl::Duration> backoff = RequestDuration(
+        proto.initial_backoff(), path.Field("retry.initial_backoff"));
+    if (!backoff.ok()) return backoff.status();
+    retry.initial_backoff = *backoff;
+  }
+  if (proto.has_max_backoff()) {
+    absl::StatusOr<absl::Duration> backoff =
+        RequestDuration(proto.max_backoff(), path.Field("retry.max_backoff"));
+    if (!backoff.ok()) return backoff.status();
+    retry.max_backoff = *backoff;
+  }
+  if (proto.has_backoff_multiplier()) {
+    retry.backoff_multiplier = proto.backoff_multiplier();
+  }
+  if (!proto.retry_on().empty()) {
+    retry.retry_on.clear();
+    for (int i = 0; i < proto.retry_on_size(); ++i) {
+      absl::StatusOr<Outcome> outcome = AttemptOutcomeFromProto(
+          proto.retry_on(i),
+          path.Field(absl::StrCat("retry.retry_on[", i, "]")));
+      if (!outcome.ok()) return outcome.status();
+      retry.retry_on.push_back(*outcome);
+    }
+  }
+  return retry;
+}
+
 // Overrides the fields of `options` that `proto` sets.
 absl::Status ApplyOptions(const v1::ProbeOptions& proto,
                           const OptionsPath& path, ProbeOptions& options) {
@@ -220,6 +273,11 @@ absl::Status ApplyOptions(const v1::ProbeOptions& proto,
   }
   if (proto.has_source_address()) {
     options.source_address = proto.source_address();
+  }
+  if (proto.has_retry()) {
+    absl::StatusOr<RetryPolicy> retry = RetryFromProto(proto.retry(), path);
+    if (!retry.ok()) return retry.status();
+    options.retry = *std::move(retry);
   }
   if (proto.has_http_version()) {
     absl::StatusOr<HttpVersion> version =
@@ -685,6 +743,20 @@ v1::ProbeResult ResultToProto(ProbeResult result) {
   }
   if (result.last_modified.has_value()) {
     TimeToProto(*result.last_modified, proto.mutable_last_modified());
+  }
+  proto.mutable_attempts()->Reserve(static_cast<int>(result.attempts.size()));
+  for (Attempt& attempt : result.attempts) {
+    v1::Attempt* out = proto.add_attempts();
+    out->set_outcome(OutcomeToProto(attempt.outcome));
+    out->set_status_code(
+        static_cast<uint32_t>(std::max(attempt.status_code, 0)));
+    out->set_error(std::move(attempt.error));
+    out->set_dns_failure(DnsFailureToProto(attempt.dns_failure));
+    out->set_remote_ip(std::move(attempt.remote_ip));
+    out->set_remote_port(
+        static_cast<uint32_t>(std::max(attempt.remote_port, 0)));
+    DurationToProto(attempt.start, out->mutable_start());
+    TimingsToProto(attempt.timings, out->mutable_timings());
   }
   return proto;
 }

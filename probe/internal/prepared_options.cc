@@ -97,6 +97,43 @@ absl::Status CheckAcceptEncoding(absl::string_view list) {
   return absl::OkStatus();
 }
 
+absl::Status CheckRetry(const RetryPolicy& retry, const ProbeLimits& limits) {
+  if (retry.max_attempts < 1) {
+    return FieldError("retry.max_attempts", "must be at least 1");
+  }
+  if (retry.max_attempts > limits.max_attempts) {
+    return FieldError(
+        "retry.max_attempts",
+        absl::StrCat(retry.max_attempts, " is above this server's limit of ",
+                     limits.max_attempts));
+  }
+  if (retry.initial_backoff < absl::ZeroDuration()) {
+    return FieldError("retry.initial_backoff", "must not be negative");
+  }
+  if (retry.max_backoff < absl::ZeroDuration()) {
+    return FieldError("retry.max_backoff", "must not be negative");
+  }
+  // NaN fails this too.
+  if (!(retry.backoff_multiplier >= 1.0 && retry.backoff_multiplier <= 1e6)) {
+    return FieldError(
+        "retry.backoff_multiplier",
+        absl::StrCat(retry.backoff_multiplier, " is not within 1 to 1000000"));
+  }
+  for (size_t i = 0; i < retry.retry_on.size(); ++i) {
+    const Outcome outcome = retry.retry_on[i];
+    if (outcome == Outcome::kOk || outcome == Outcome::kInvalidTarget ||
+        outcome == Outcome::kDenied) {
+      return FieldError(
+          absl::StrCat("retry.retry_on[", i, "]"),
+          absl::StrCat(OutcomeName(outcome),
+                       outcome == Outcome::kOk
+                           ? " is a success, not a failure to retry"
+                           : " would only come again: nothing was sent"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckScalars(const ProbeOptions& o, const ProbeLimits& limits) {
   if (!IsToken(o.method)) {
     return FieldError("method", absl::StrCat("\"", absl::CHexEscape(o.method),
@@ -163,7 +200,7 @@ absl::Status CheckScalars(const ProbeOptions& o, const ProbeLimits& limits) {
                                      " is not within 100-999 with min <= max"));
     }
   }
-  return absl::OkStatus();
+  return CheckRetry(o.retry, limits);
 }
 
 absl::Status AppendHeader(absl::string_view name, absl::string_view value,

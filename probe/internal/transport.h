@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "probe/engine.h"
 #include "probe/internal/prepared_options.h"
 #include "probe/internal/target_url.h"
@@ -44,7 +45,22 @@ struct ProbeTask {
   uint32_t index = 0;
   ParsedUrl url;  // parsed once, when the batch was submitted
   std::shared_ptr<const PreparedOptions> options;
+  // Set by BeginAttempt() (CLOCK_MONOTONIC): when the first attempt began,
+  // from which the probe's timeout counts across retries, and this one.
+  int64_t first_start_ns = 0;
+  int64_t attempt_start_ns = 0;
+  // The attempts that ended and were retried (ProbeOptions::retry).
+  std::vector<Attempt> attempts;
 };
+
+// Called by a lane as it begins `task` at `now_ns`: records the attempt's
+// start and returns the probe's deadline.
+inline int64_t BeginAttempt(ProbeTask& task, int64_t now_ns) {
+  if (task.first_start_ns == 0) task.first_start_ns = now_ns;
+  task.attempt_start_ns = now_ns;
+  return task.first_start_ns +
+         absl::ToInt64Nanoseconds(task.options->options->timeout);
+}
 
 // A result that carries the target's echoed fields and nothing else yet.
 ProbeResult NewResult(const ProbeTarget& target, uint32_t index);

@@ -470,7 +470,7 @@ void Worker::Begin(ProbeTask task) {
   t->seq = next_seq_++;
   const ProbeOptions& o = *t->task.options->options;
   t->start_ns = MonotonicNanos();
-  t->deadline_ns = t->start_ns + absl::ToInt64Nanoseconds(o.timeout);
+  t->deadline_ns = BeginAttempt(t->task, t->start_ns);
   t->url = t->task.url;
   t->method = o.method;
   t->send_body = true;

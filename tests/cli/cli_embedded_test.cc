@@ -489,7 +489,7 @@ TEST_F(CliEmbeddedTest, CsvHasRowsOnStdoutAndTheSummaryOnStderr) {
   const std::vector<std::string> lines = Lines(run.out);
   ASSERT_EQ(lines.size(), 3u) << run.out;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
-  ASSERT_EQ(header.size(), 20u);
+  ASSERT_EQ(header.size(), 21u);
   EXPECT_EQ(header[6], "total_seconds");
   for (size_t i = 1; i < lines.size(); ++i) {
     // No field here holds a comma, so a plain split finds the columns.

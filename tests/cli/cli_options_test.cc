@@ -138,6 +138,42 @@ TEST_F(CliOptionsTest, MaxTimeAndConnectTimeout) {
   EXPECT_LT(result.timings().total().seconds(), 10);
 }
 
+TEST_F(CliOptionsTest, RetryAsCurlWithEveryAttemptReported) {
+  // --retry 2: three attempts; the target resets twice, then answers.
+  v1::ProbeResult result = ProbeOne({"--retry", "2", "--retry-delay", "0.01"},
+                                    target_.raw_url("/reset_first/2"));
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_OK) << result.error();
+  ASSERT_EQ(result.attempts_size(), 3);
+  EXPECT_EQ(result.attempts(0).outcome(), v1::OUTCOME_IO_ERROR);
+  EXPECT_EQ(result.attempts(1).outcome(), v1::OUTCOME_IO_ERROR);
+  EXPECT_EQ(result.attempts(2).outcome(), v1::OUTCOME_OK);
+
+  // A status is a verdict, retried only with --retry-all-errors.
+  result = ProbeOne({"--retry", "1", "--retry-delay", "0.01"},
+                    target_.url("/status/503"));
+  EXPECT_EQ(result.attempts_size(), 1);
+  result =
+      ProbeOne({"--retry", "1", "--retry-delay", "0.01", "--retry-all-errors"},
+               target_.url("/status/503"));
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_UNEXPECTED_STATUS);
+  EXPECT_EQ(result.attempts_size(), 2);
+  EXPECT_EQ(target_.Stats().http.requests_by_path.at("/status/503"), 3);
+
+  // Without --retry, a failure is final and no attempt is listed.
+  result = ProbeOne({}, target_.raw_url("/reset_first/1"));
+  EXPECT_EQ(result.outcome(), v1::OUTCOME_IO_ERROR);
+  EXPECT_EQ(result.attempts_size(), 0);
+
+  CliRun run = RunCli({"probe", "--retry-delay", "1", target_.url("/")});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err,
+              HasSubstr("--retry-delay and --retry-all-errors need --retry N"));
+  run = RunCli({"probe", "--retry", "10", target_.url("/")});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--retry: retry.max_attempts: 11 is above "
+                                 "this server's limit of 10"));
+}
+
 TEST_F(CliOptionsTest, ExpectedStatusesAndBodyChecks) {
   EXPECT_EQ(ProbeOne({"--expect=404"}, target_.url("/status/404")).outcome(),
             v1::OUTCOME_OK);

@@ -77,6 +77,35 @@ TEST(PrinterTest, TableHasAHeaderThenARowPerResultThenTheSummary) {
   EXPECT_EQ(err.str(), "");
 }
 
+TEST(PrinterTest, ATableRowOfARetriedProbeListsItsAttempts) {
+  std::ostringstream out;
+  std::ostringstream err;
+  Printer printer(Format::kTable, out, err);
+  printer.Print(Event(R"pb(
+    result {
+      index: 4
+      url: "http://c/"
+      outcome: OUTCOME_OK
+      status_code: 200
+      timings { total { nanos: 2000000 } }
+      attempts {
+        outcome: OUTCOME_IO_ERROR
+        timings { total { nanos: 1000000 } }
+      }
+      attempts {
+        outcome: OUTCOME_OK
+        start { nanos: 250000000 }
+        timings { total { nanos: 2000000 } }
+      }
+    }
+  )pb"));
+  // TIME runs from the first attempt's start to the last one's end.
+  EXPECT_EQ(out.str(),
+            "INDEX  OUTCOME            STATUS       TIME  URL\n"
+            "4      OK                    200    252.0ms  http://c/  "
+            "[attempts: IO_ERROR, OK]\n");
+}
+
 TEST(PrinterTest, TableListsTwentyPendingIndicesAndCountsTheRest) {
   v1::ProbeEvent event = Event("summary { reason: END_REASON_TIMEOUT }");
   for (int i = 0; i < 25; ++i) event.mutable_summary()->add_pending_indices(i);
@@ -166,17 +195,20 @@ TEST(PrinterTest, CsvHasAHeaderThenOneRowPerResultWithSecondsAsNumbers) {
       body_bytes: 18446744073709551615
       redirects: 2
       cert_expiry { seconds: 1798761600 nanos: 5 }
+      attempts { outcome: OUTCOME_CONNECT_ERROR }
+      attempts { outcome: OUTCOME_TIMEOUT }
+      attempts { outcome: OUTCOME_UNEXPECTED_STATUS }
     }
   )pb"));
   printer.Print(Event(kSummary));
   EXPECT_EQ(out.str(),
             CsvHeader() + "\n" +
                 "0,,http://a/,OK,200,,0.012300,0.000000,0.000000,0.000000,"
-                "0.000000,0.000000,,,,0,0,0,,\n"
+                "0.000000,0.000000,,,,0,0,0,,,1\n"
                 "3,\"web, \"\"main\"\"\",https://b/,UNEXPECTED_STATUS,503,"
                 "status 503 is not a valid status,1.250000,0.000001,0.000002,"
                 "0.000003,0.000004,0.000000,https://b/final,HTTP/2,::1,443,"
-                "18446744073709551615,2,2027-01-01T00:00:00Z,a=x=y;z=1\n");
+                "18446744073709551615,2,2027-01-01T00:00:00Z,a=x=y;z=1,3\n");
   // The summary goes to err, in the table's words, so the CSV is rows only.
   EXPECT_EQ(err.str(),
             "\nFIRST_EXCEPTION in 0.5ms: 3 probes, 2 completed (1 ok, 1 "
@@ -193,7 +225,7 @@ TEST(PrinterTest, CsvHeaderComesEvenWithoutResults) {
             "index,id,url,outcome,status_code,error,total_seconds,dns_seconds,"
             "connect_seconds,tls_seconds,first_byte_seconds,redirect_seconds,"
             "final_url,http_version,remote_ip,remote_port,body_bytes,"
-            "redirects,cert_expiry,labels");
+            "redirects,cert_expiry,labels,attempts");
 }
 
 TEST(CsvFieldTest, QuotesOnlyWhatNeedsIt) {

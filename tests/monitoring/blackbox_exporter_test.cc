@@ -175,6 +175,17 @@ Exposition ProbeThrough(const std::string& address, const std::string& module,
   return ParseOrFail(reply.body);
 }
 
+// fanprobe's families without its own additions (the outcome, the
+// attempts), each of which it must have written.
+std::set<std::string> BlackboxFamilies(const Exposition& ours) {
+  std::set<std::string> families = ours.FamilyNames();
+  for (const char* own :
+       {"probe_fanprobe_attempts", "probe_fanprobe_outcome_info"}) {
+    EXPECT_EQ(families.erase(own), 1u) << own;
+  }
+  return families;
+}
+
 TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
   TargetServer target;
   RefusedPort refused;
@@ -227,9 +238,7 @@ TEST_F(BlackboxExporterTest, SameTargetsSameModulesSameAnswers) {
     SCOPED_TRACE(absl::StrCat(c.module, " ", c.target));
     Exposition ours = ProbeThrough(fanprobe, c.module, c.target);
     Exposition theirs = ProbeThrough(exporter, c.module, c.target);
-    std::set<std::string> our_families = ours.FamilyNames();
-    // fanprobe's one addition: the outcome.
-    EXPECT_EQ(our_families.erase("probe_fanprobe_outcome_info"), 1u);
+    std::set<std::string> our_families = BlackboxFamilies(ours);
     EXPECT_EQ(our_families, theirs.FamilyNames());
     EXPECT_EQ(ours.Value("probe_success"), c.success);
     for (const std::string& name : exact) {
@@ -333,9 +342,8 @@ TEST_F(BlackboxExporterTest, TlsTargetsSameSeries) {
     Exposition ours = ProbeThrough(fanprobe, c.module, c.target);
     Exposition theirs = ProbeThrough(exporter, c.module, c.target);
     EXPECT_EQ(ours.Value("probe_success"), c.success);
-    std::set<std::string> our_families = ours.FamilyNames();
+    std::set<std::string> our_families = BlackboxFamilies(ours);
     std::set<std::string> their_families = theirs.FamilyNames();
-    our_families.erase("probe_fanprobe_outcome_info");
     // Newer blackbox_exporter releases than Debian's 0.23 write the cipher
     // too, and no chain expiry where nothing verified (0.23 writes year 1
     // there: -62135596800).
@@ -432,8 +440,7 @@ TEST_F(BlackboxExporterTest, ProxiedTargetsSameSeries) {
     EXPECT_EQ(between - before, static_cast<size_t>(c.proxied));
     EXPECT_EQ(after - between, static_cast<size_t>(c.proxied));
     EXPECT_EQ(ours.Value("probe_success"), c.success);
-    std::set<std::string> our_families = ours.FamilyNames();
-    our_families.erase("probe_fanprobe_outcome_info");
+    std::set<std::string> our_families = BlackboxFamilies(ours);
     our_families.erase("probe_tls_cipher_info");  // as in TlsTargetsSameSeries
     EXPECT_EQ(our_families, theirs.FamilyNames());
     for (const std::string& name : exact) {
@@ -530,8 +537,7 @@ TEST_F(BlackboxExporterTest, DebiansHttpModulesSameSeries) {
         SCOPED_TRACE(absl::StrCat(name, " ", url));
         Exposition ours = ProbeThrough(fanprobe, name, url);
         Exposition theirs = ProbeThrough(exporter, name, url);
-        std::set<std::string> our_families = ours.FamilyNames();
-        EXPECT_EQ(our_families.erase("probe_fanprobe_outcome_info"), 1u);
+        std::set<std::string> our_families = BlackboxFamilies(ours);
         EXPECT_EQ(our_families, theirs.FamilyNames());
         for (const std::string& family : exact) {
           EXPECT_EQ(ours.Value(family), theirs.Value(family)) << family;

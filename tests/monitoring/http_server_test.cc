@@ -85,6 +85,62 @@ TEST_F(HttpServerTest, ProbeFailuresAreDataNotHttpErrors) {
       1);
 }
 
+TEST_F(HttpServerTest, AttemptsAllowRetriesAndTheMetricsCountThem) {
+  // Without the parameter a probe has one attempt: the reset is final.
+  const std::string flaky = target_.raw_url("/reset_first/1");
+  HttpReply once = HttpGet(http(), ProbePath({flaky}));
+  ASSERT_EQ(once.status, 200) << once.body;
+  Exposition m = ParseOrFail(once.body);
+  EXPECT_EQ(m.Value("probe_success"), 0);
+  EXPECT_EQ(m.Value("probe_fanprobe_attempts"), 1);
+
+  // The same target, failing once more then recovering, is a success on
+  // the second of three attempts.
+  const std::string recovers = target_.raw_url("/reset_first/2");
+  HttpReply retried =
+      HttpGet(http(), ProbePath({recovers}) + "&attempts=3&retry_backoff=10ms");
+  ASSERT_EQ(retried.status, 200) << retried.body;
+  m = ParseOrFail(retried.body);
+  EXPECT_EQ(m.Value("probe_success"), 1);
+  EXPECT_EQ(m.Value("probe_fanprobe_attempts"), 3);
+  EXPECT_EQ(m.Value("probe_http_status_code"), 200);
+  EXPECT_EQ(target_.Stats().raw.requests_by_path.at("/reset_first/2"), 3);
+
+  Exposition metrics = ParseOrFail(HttpGet(http(), "/metrics").body);
+  EXPECT_EQ(metrics.Value("fanprobe_probe_attempts_total",
+                          {{"api", "http"}, {"outcome", "IO_ERROR"}}),
+            3);
+  EXPECT_EQ(metrics.Value("fanprobe_probe_attempts_total",
+                          {{"api", "http"}, {"outcome", "OK"}}),
+            1);
+  EXPECT_EQ(metrics.Value("fanprobe_probes_total",
+                          {{"api", "http"}, {"outcome", "OK"}}),
+            1);
+}
+
+TEST_F(HttpServerTest, UnusableRetryParametersAre400) {
+  const std::string path = ProbePath({target_.url("/status/200")});
+  struct Case {
+    std::string query;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"&attempts=0", "attempts: want a whole number, 1 or more, got \"0\""},
+      {"&attempts=two", "attempts: want a whole number, 1 or more"},
+      {"&attempts=11",
+       "attempts: retry.max_attempts: 11 is above this "
+       "server's limit of 10"},
+      {"&retry_backoff=-1s", "retry_backoff: want a duration such as 200ms"},
+      {"&retry_backoff=soon", "retry_backoff: want a duration such as 200ms"},
+  };
+  for (const Case& c : cases) {
+    HttpReply reply = HttpGet(http(), path + c.query);
+    EXPECT_EQ(reply.status, 400) << c.query;
+    EXPECT_THAT(reply.body, HasSubstr(c.message)) << c.query;
+  }
+  EXPECT_EQ(target_.Stats().http.requests, 0);  // nothing was probed
+}
+
 TEST_F(HttpServerTest, SeveralTargetsRunConcurrentlyWithATargetLabel) {
   const std::vector<std::string> targets = {
       target_.url("/delay/300"), target_.url("/delay/301"),

@@ -128,6 +128,37 @@ TEST(ServerMetricsTest, EveryOutcomeHasItsSeriesAndNoOther) {
   EXPECT_EQ(outcomes, expected);
 }
 
+// A probe counts once in fanprobe_probes_total, by its final outcome, and
+// each of its attempts once in fanprobe_probe_attempts_total.
+TEST(ServerMetricsTest, CountsEveryAttemptOfARetriedProbe) {
+  ServerMetrics metrics;
+  ProbeResult retried;
+  retried.outcome = Outcome::kOk;
+  retried.attempts = {{.outcome = Outcome::kConnectError},
+                      {.outcome = Outcome::kTimeout},
+                      {.outcome = Outcome::kOk}};
+  ProbeResult once;  // no retry policy: no attempts listed
+  once.outcome = Outcome::kTimeout;
+  metrics.ProbeCompleted(MetricsApi::kGrpc, retried);
+  metrics.ProbeCompleted(MetricsApi::kGrpc, once);
+
+  Exposition m = ParseOrFail(metrics.Render());
+  EXPECT_EQ(m.types["fanprobe_probe_attempts_total"], "counter");
+  auto attempts = [&m](const char* outcome) {
+    return m.Value("fanprobe_probe_attempts_total",
+                   {{"api", "grpc"}, {"outcome", outcome}});
+  };
+  EXPECT_EQ(attempts("CONNECT_ERROR"), 1);
+  EXPECT_EQ(attempts("TIMEOUT"), 2);
+  EXPECT_EQ(attempts("OK"), 1);
+  EXPECT_EQ(
+      m.Value("fanprobe_probes_total", {{"api", "grpc"}, {"outcome", "OK"}}),
+      1);
+  EXPECT_EQ(m.Value("fanprobe_probes_total",
+                    {{"api", "grpc"}, {"outcome", "CONNECT_ERROR"}}),
+            0);
+}
+
 TEST(ServerMetricsTest, CountsBatchesProbesRejectionsAndStreams) {
   ServerMetrics metrics;
   ProbeResult ok;
@@ -252,8 +283,9 @@ TEST(CollectorsTest, EngineFiguresFollowTheEngine) {
   metrics.AddCollector(EngineStatsCollector(engine));
   Exposition m = ParseOrFail(metrics.Render());
   for (const char* name :
-       {"fanprobe_probes_paced", "fanprobe_engine_fd_limit",
-        "fanprobe_engine_fds_open_at_start", "fanprobe_engine_fd_reserve",
+       {"fanprobe_probes_paced", "fanprobe_probes_backing_off",
+        "fanprobe_engine_fd_limit", "fanprobe_engine_fds_open_at_start",
+        "fanprobe_engine_fd_reserve",
         "fanprobe_transport_handles_discarded_total",
         "fanprobe_dns_lookups_total", "fanprobe_dns_lookups_pending",
         "fanprobe_event_loop_lag_seconds_count"}) {
@@ -265,6 +297,7 @@ TEST(CollectorsTest, EngineFiguresFollowTheEngine) {
   EXPECT_EQ(m.types["fanprobe_event_loop_lag_seconds"], "histogram");
 
   engine.stats.probes_paced = 7;
+  engine.stats.probes_backing_off = 2;
   engine.stats.fd_limit = 1024;
   engine.stats.fd_open_at_start = 12;
   engine.stats.fd_reserve = 256;
@@ -280,6 +313,7 @@ TEST(CollectorsTest, EngineFiguresFollowTheEngine) {
   engine.stats.loop_lag.sum_seconds = 2.0325;
   m = ParseOrFail(metrics.Render());
   EXPECT_EQ(m.Value("fanprobe_probes_paced"), 7);
+  EXPECT_EQ(m.Value("fanprobe_probes_backing_off"), 2);
   EXPECT_EQ(m.Value("fanprobe_engine_fd_limit"), 1024);
   EXPECT_EQ(m.Value("fanprobe_engine_fds_open_at_start"), 12);
   EXPECT_EQ(m.Value("fanprobe_engine_fd_reserve"), 256);

@@ -158,6 +158,39 @@ TEST(BatchFromProtoTest, AProxyAndAServerNameAndATargetThatDropsTheProxy) {
   EXPECT_EQ(one.tls_server_name, "vhost.test");
 }
 
+TEST(BatchFromProtoTest, ARetryPolicyReplacesTheDefaultsWhole) {
+  v1::ProbeBatchRequest request = ThreeTargets();
+  v1::RetryPolicy& retry = *request.mutable_defaults()->mutable_retry();
+  retry.set_max_attempts(3);
+  retry.mutable_initial_backoff()->set_nanos(200000000);
+  retry.mutable_max_backoff()->set_seconds(2);
+  retry.set_backoff_multiplier(1.5);
+  retry.add_retry_on(v1::OUTCOME_UNEXPECTED_STATUS);
+  retry.add_retry_on(v1::OUTCOME_TLS_ERROR);
+  // Set, it replaces the defaults' policy: unset fields are the engine's.
+  request.mutable_targets(1)
+      ->mutable_options()
+      ->mutable_retry()
+      ->set_max_attempts(2);
+  // Set but empty: one attempt.
+  request.mutable_targets(2)->mutable_options()->mutable_retry();
+
+  const absl::StatusOr<BatchRequest> batch = Convert(request, {});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const RetryPolicy& zero = batch->targets[0].options->retry;
+  EXPECT_EQ(zero.max_attempts, 3);
+  EXPECT_EQ(zero.initial_backoff, absl::Milliseconds(200));
+  EXPECT_EQ(zero.max_backoff, absl::Seconds(2));
+  EXPECT_EQ(zero.backoff_multiplier, 1.5);
+  EXPECT_THAT(zero.retry_on,
+              ElementsAre(Outcome::kUnexpectedStatus, Outcome::kTlsError));
+  const RetryPolicy& one = batch->targets[1].options->retry;
+  EXPECT_EQ(one.max_attempts, 2);
+  EXPECT_EQ(one.initial_backoff, RetryPolicy().initial_backoff);
+  EXPECT_EQ(one.retry_on, RetryPolicy().retry_on);
+  EXPECT_EQ(batch->targets[2].options->retry.max_attempts, 1);
+}
+
 TEST(BatchFromProtoTest, EmptyStatusRangesMeanTheDefault) {
   v1::ProbeBatchRequest request = ThreeTargets();
   request.mutable_defaults()->mutable_valid_status();
@@ -263,6 +296,46 @@ TEST(BatchFromProtoTest, OptionsTheEngineRefusesNameTheRequestField) {
        },
        "targets[1].options.user_agent: holds CR, LF, NUL or another control "
        "character"},
+      {"more attempts than the server allows",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(1)
+             ->mutable_options()
+             ->mutable_retry()
+             ->set_max_attempts(11);
+       },
+       "targets[1].options.retry.max_attempts: 11 is above this server's "
+       "limit of 10"},
+      {"a success to retry",
+       [](v1::ProbeBatchRequest& r) {
+         auto* retry = r.mutable_defaults()->mutable_retry();
+         retry->add_retry_on(v1::OUTCOME_TIMEOUT);
+         retry->add_retry_on(v1::OUTCOME_OK);
+       },
+       "defaults.retry.retry_on[1]: OK is a success, not a failure to retry"},
+      {"a cancel to retry",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()->mutable_retry()->add_retry_on(
+             v1::OUTCOME_CANCELLED);
+       },
+       "defaults.retry.retry_on[0]: OUTCOME_CANCELLED is not an outcome a "
+       "probe ends with"},
+      {"a backoff that shrinks",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_targets(0)
+             ->mutable_options()
+             ->mutable_retry()
+             ->set_backoff_multiplier(0.5);
+       },
+       "targets[0].options.retry.backoff_multiplier: 0.5 is not within 1 to "
+       "1000000"},
+      {"a negative backoff",
+       [](v1::ProbeBatchRequest& r) {
+         r.mutable_defaults()
+             ->mutable_retry()
+             ->mutable_initial_backoff()
+             ->set_seconds(-1);
+       },
+       "defaults.retry.initial_backoff: must not be negative, got -1s 0ns"},
       {"a method that is not a token",
        [](v1::ProbeBatchRequest& r) {
          r.mutable_defaults()->set_method("GET / HTTP/1.1\r\n");
@@ -573,6 +646,40 @@ TEST(ResultToProtoTest, CarriesResponseHeadersLengthsAndLastModified) {
   EXPECT_FALSE(proto.has_content_length());
   EXPECT_FALSE(proto.has_last_modified());
   EXPECT_EQ(proto.response_headers_size(), 0);
+}
+
+TEST(ResultToProtoTest, CarriesEveryAttempt) {
+  ProbeResult result;
+  result.outcome = Outcome::kOk;
+  result.attempts = {
+      {.outcome = Outcome::kDnsError,
+       .error = "SERVFAIL",
+       .dns_failure = DnsFailure::kServFail},
+      {.outcome = Outcome::kOk,
+       .status_code = 200,
+       .remote_ip = "127.0.0.1",
+       .remote_port = 8080,
+       .start = absl::Milliseconds(1500),
+       .timings = {.connect = absl::Microseconds(30),
+                   .total = absl::Milliseconds(2)}},
+  };
+  v1::ProbeResult proto = ResultToProto(result);
+  ASSERT_EQ(proto.attempts_size(), 2);
+  const v1::Attempt& failed = proto.attempts(0);
+  EXPECT_EQ(failed.outcome(), v1::OUTCOME_DNS_ERROR);
+  EXPECT_EQ(failed.error(), "SERVFAIL");
+  EXPECT_EQ(failed.dns_failure(), v1::DNS_FAILURE_SERVFAIL);
+  EXPECT_EQ(failed.start().seconds(), 0);
+  const v1::Attempt& ok = proto.attempts(1);
+  EXPECT_EQ(ok.outcome(), v1::OUTCOME_OK);
+  EXPECT_EQ(ok.status_code(), 200u);
+  EXPECT_EQ(ok.remote_ip(), "127.0.0.1");
+  EXPECT_EQ(ok.remote_port(), 8080u);
+  EXPECT_EQ(ok.start().seconds(), 1);
+  EXPECT_EQ(ok.start().nanos(), 500000000);
+  EXPECT_EQ(ok.timings().connect().nanos(), 30000);
+  EXPECT_EQ(ok.timings().total().nanos(), 2000000);
+  EXPECT_EQ(ResultToProto(ProbeResult{}).attempts_size(), 0);
 }
 
 TEST(ResultToProtoTest, CarriesHopsTlsDnsFailureAndLag) {

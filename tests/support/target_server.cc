@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <list>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -310,13 +311,24 @@ class TargetServer::RawListener {
     } else if (path == "/hang") {
       c.state = State::kHanging;
     } else if (path == "/reset") {
-      // A zero linger time makes close() send an RST instead of a FIN.
-      linger lin{.l_onoff = 1, .l_linger = 0};
-      ::setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-      Close(c, /*by_client=*/false);
+      Reset(c);
+    } else if (absl::StartsWith(path, "/reset_first/") &&
+               absl::SimpleAtoi(path.substr(13), &number) && number >= 0) {
+      if (++requests_by_path_[std::string(path)] <= number) {
+        Reset(c);
+      } else {
+        Answer(c, 200);
+      }
     } else {
       Answer(c, 404);
     }
+  }
+
+  void Reset(Connection& c) {
+    // A zero linger time makes close() send an RST instead of a FIN.
+    linger lin{.l_onoff = 1, .l_linger = 0};
+    ::setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    Close(c, /*by_client=*/false);
   }
 
   void Answer(Connection& c, int status) {
@@ -361,6 +373,8 @@ class TargetServer::RawListener {
   }
 
   TargetServer* const owner_;
+  // /reset_first/<n>: requests seen per path.  The listener's thread only.
+  std::map<std::string, int> requests_by_path_;
   UniqueFd listen_fd_;
   UniqueFd wake_fd_;
   int port_ = 0;

@@ -46,6 +46,9 @@
 //                        server stops
 //     /reset             after reading the request, resets the connection
 //                        (SO_LINGER 0 + close, so the client gets an RST)
+//     /reset_first/<n>   resets the first <n> requests to this path as
+//                        /reset does, then answers 200: a target that fails
+//                        and recovers
 //   Unknown paths answer 404 on both listeners.
 //
 // Example:

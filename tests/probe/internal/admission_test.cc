@@ -21,6 +21,7 @@
 #include "probe/engine.h"
 #include "tests/probe/engine_test_util.h"
 #include "tests/probe/internal/fake_transport.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -471,6 +472,233 @@ TEST_F(AdmissionTest, AnOpenBatchFedAsResultsReturnHoldsFewTargets) {
   EXPECT_EQ(summary->succeeded, static_cast<uint32_t>(kTotal));
   EXPECT_LE(peak_queued, kWindow + kChunk);
   ExpectConsistent({*summary, recorder.Results()});
+}
+
+// Retries (ProbeOptions::retry): a failed attempt that may be retried is
+// begun again on a lane, as a new running probe of the same index.
+
+std::shared_ptr<const ProbeOptions> Retrying(
+    int max_attempts, absl::Duration backoff,
+    absl::Duration timeout = absl::Minutes(5)) {
+  return Options([&](ProbeOptions& o) {
+    o.timeout = timeout;
+    o.retry.max_attempts = max_attempts;
+    o.retry.initial_backoff = backoff;
+  });
+}
+
+std::vector<Outcome> AttemptOutcomes(const ProbeResult& result) {
+  std::vector<Outcome> outcomes;
+  for (const Attempt& attempt : result.attempts) {
+    outcomes.push_back(attempt.outcome);
+  }
+  return outcomes;
+}
+
+// Waits until target `index` runs its attempt `attempt`, then finishes it
+// with `outcome`; false if it did not run.
+bool FinishAttempt(FakeProbes& probes, uint32_t index, int attempt,
+                   Outcome outcome) {
+  uint64_t id = 0;
+  if (!probes.WaitFor(
+          [&](const std::vector<FakeProbe>& running) {
+            for (const FakeProbe& p : running) {
+              if (p.index == index && p.attempt == attempt) id = p.id;
+            }
+            return id != 0;
+          },
+          kPatience)) {
+    return false;
+  }
+  probes.Finish(id, outcome);
+  return true;
+}
+
+TEST_F(AdmissionTest, ARetriedProbeEndsWithItsLastAttemptAndListsEveryOne) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  engine_->Submit(
+      {Target("http://h0.test/", Retrying(3, absl::Milliseconds(1)))}, {},
+      recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kConnectError));
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 2, Outcome::kIoError));
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 3, Outcome::kOk));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->succeeded, 1u);
+  EXPECT_EQ(probes_->started(), 3u);
+  std::vector<ProbeResult> results = recorder.Results();
+  ASSERT_EQ(results.size(), 1u);
+  const ProbeResult& result = results[0];
+  EXPECT_EQ(result.outcome, Outcome::kOk);
+  EXPECT_EQ(result.status_code, 200);
+  EXPECT_THAT(
+      AttemptOutcomes(result),
+      ElementsAre(Outcome::kConnectError, Outcome::kIoError, Outcome::kOk));
+  ASSERT_EQ(result.attempts.size(), 3u);
+  EXPECT_EQ(result.attempts[0].start, absl::ZeroDuration());
+  EXPECT_EQ(result.attempts[0].status_code, 503);
+  EXPECT_EQ(result.attempts[2].status_code, 200);
+  // Each begins at least the shortest backoff (four fifths of 1 ms) after
+  // the one before.
+  EXPECT_GE(result.attempts[1].start, absl::Microseconds(800));
+  EXPECT_GE(result.attempts[2].start - result.attempts[1].start,
+            absl::Microseconds(1600));
+  ExpectConsistent({*summary, results});
+}
+
+TEST_F(AdmissionTest, OnlyTheListedOutcomesAreRetried) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  auto on_status = Options([](ProbeOptions& o) {
+    o.retry.max_attempts = 2;
+    o.retry.initial_backoff = absl::Milliseconds(1);
+    o.retry.retry_on = {Outcome::kUnexpectedStatus};
+  });
+  engine_->Submit(
+      {// The default list: failures to get an answer, not verdicts on one.
+       Target("http://h0.test/", Retrying(2, absl::Milliseconds(1))),
+       Target("http://h1.test/", on_status),
+       // Without retries a result lists no attempts.
+       Target("http://h2.test/")},
+      {}, recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kUnexpectedStatus));
+  ASSERT_TRUE(FinishAttempt(*probes_, 1, 1, Outcome::kUnexpectedStatus));
+  ASSERT_TRUE(FinishAttempt(*probes_, 1, 2, Outcome::kUnexpectedStatus));
+  ASSERT_TRUE(FinishAttempt(*probes_, 2, 1, Outcome::kConnectError));
+  ASSERT_TRUE(recorder.WaitDone());
+  std::map<uint32_t, ProbeResult> by_index = ByIndex(recorder.Results());
+  EXPECT_THAT(AttemptOutcomes(by_index[0]),
+              ElementsAre(Outcome::kUnexpectedStatus));
+  EXPECT_THAT(
+      AttemptOutcomes(by_index[1]),
+      ElementsAre(Outcome::kUnexpectedStatus, Outcome::kUnexpectedStatus));
+  EXPECT_EQ(by_index[2].outcome, Outcome::kConnectError);
+  EXPECT_THAT(by_index[2].attempts, IsEmpty());
+  EXPECT_EQ(probes_->started(), 4u);
+}
+
+TEST_F(AdmissionTest, AProbeKeepsItsSlotWhileItWaitsToBeRetried) {
+  StartEngine(/*lanes=*/2);
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.max_concurrency = 1;
+  engine_->Submit(
+      {Target("http://h0.test/", Retrying(2, absl::Milliseconds(200))),
+       Target("http://h1.test/")},
+      options, recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kTimeout));
+  // The next probe to run is the retry, not the target queued behind it.
+  ASSERT_TRUE(probes_->WaitForStarted(2, kPatience));
+  std::vector<FakeProbe> running = probes_->Running();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].index, 0u);
+  EXPECT_EQ(running[0].attempt, 2);
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 2, Outcome::kOk));
+  ASSERT_TRUE(FinishAttempt(*probes_, 1, 1, Outcome::kOk));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->succeeded, 2u);
+  EXPECT_EQ(probes_->max_running(), 1u);
+}
+
+TEST_F(AdmissionTest, AttemptsStopAtMaxAttempts) {
+  StartEngine(/*lanes=*/1);
+  BatchRecorder recorder;
+  engine_->Submit(
+      {Target("http://h0.test/", Retrying(2, absl::Milliseconds(1)))}, {},
+      recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kTimeout));
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 2, Outcome::kTimeout));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->failed, 1u);
+  std::vector<ProbeResult> results = recorder.Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kTimeout);
+  EXPECT_THAT(AttemptOutcomes(results[0]),
+              ElementsAre(Outcome::kTimeout, Outcome::kTimeout));
+  EXPECT_EQ(probes_->started(), 2u);
+}
+
+TEST_F(AdmissionTest, NoAttemptBeginsAfterTheProbesTimeout) {
+  StartEngine(/*lanes=*/1);
+  BatchRecorder recorder;
+  // The shortest backoff, 8 s, ends after the probe's 1 s: the first
+  // attempt is the last.
+  engine_->Submit({Target("http://h0.test/",
+                          Retrying(5, absl::Seconds(10), absl::Seconds(1)))},
+                  {}, recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kConnectError));
+  ASSERT_TRUE(recorder.WaitDone());
+  std::vector<ProbeResult> results = recorder.Results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kConnectError);
+  EXPECT_THAT(AttemptOutcomes(results[0]), ElementsAre(Outcome::kConnectError));
+  EXPECT_EQ(probes_->started(), 1u);
+}
+
+TEST_F(AdmissionTest, BackoffGrowsByItsMultiplier) {
+  StartEngine(/*lanes=*/1);
+  BatchRecorder recorder;
+  auto options = Options([](ProbeOptions& o) {
+    o.retry.max_attempts = 3;
+    o.retry.initial_backoff = absl::Milliseconds(100);
+    o.retry.backoff_multiplier = 4;
+  });
+  engine_->Submit({Target("http://h0.test/", options)}, {},
+                  recorder.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kIoError));
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 2, Outcome::kIoError));
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 3, Outcome::kIoError));
+  ASSERT_TRUE(recorder.WaitDone());
+  std::vector<ProbeResult> results = recorder.Results();
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_EQ(results[0].attempts.size(), 3u);
+  const std::vector<Attempt>& attempts = results[0].attempts;
+  // 100 ms, then 400 ms, each at least four fifths of that.
+  EXPECT_GE(attempts[1].start, absl::Milliseconds(80));
+  EXPECT_GE(attempts[2].start - attempts[1].start, absl::Milliseconds(320));
+}
+
+TEST_F(AdmissionTest, EndingABatchDropsItsProbesThatWaitToBeRetried) {
+  StartEngine(/*lanes=*/2, /*max_in_flight=*/1);
+  for (bool cancel : {true, false}) {
+    SCOPED_TRACE(cancel ? "cancelled" : "timed out");
+    // Before the submit: its first attempt may start at once.
+    const uint64_t started = probes_->started();
+    BatchRecorder recorder;
+    BatchOptions options;
+    if (!cancel) options.timeout = absl::Seconds(2);
+    std::shared_ptr<Batch> batch =
+        engine_->Submit({Target("http://h0.test/",
+                                Retrying(3, absl::Hours(1), absl::Hours(2)))},
+                        options, recorder.Callbacks());
+    ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kConnectError));
+    ASSERT_TRUE(WaitUntil([&] {
+      return recorder.done() || engine_->Stats().probes_backing_off == 1;
+    }));
+    if (cancel) {
+      EXPECT_EQ(engine_->Stats().probes_in_flight, 1u);
+      batch->Cancel();
+    }
+    std::optional<BatchSummary> summary = recorder.WaitDone();
+    ASSERT_TRUE(summary);
+    EXPECT_EQ(summary->reason,
+              cancel ? EndReason::kCancelled : EndReason::kTimeout);
+    EXPECT_EQ(summary->completed, 0u);
+    EXPECT_THAT(summary->pending_indices, ElementsAre(0u));
+    EXPECT_THAT(recorder.Results(), IsEmpty());
+    EngineStats stats = engine_->Stats();
+    EXPECT_EQ(stats.probes_backing_off, 0u);
+    EXPECT_EQ(stats.probes_in_flight, 0u);
+    EXPECT_EQ(probes_->started(), started + 1);
+  }
+  // The engine's one slot is free again.
+  BatchRecorder next;
+  engine_->Submit({Target("http://h1.test/")}, {}, next.Callbacks());
+  ASSERT_TRUE(FinishAttempt(*probes_, 0, 1, Outcome::kOk));
+  ASSERT_TRUE(next.WaitDone());
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <thread>
 #include <utility>
 
+#include "probe/internal/monotonic.h"
+
 namespace fanprobe::testing {
 
 using internal::BatchState;
@@ -94,9 +96,11 @@ class FakeLane final : public internal::Lane {
       return;
     }
     const uint64_t id = probes_->NextId();
+    internal::BeginAttempt(task, internal::MonotonicNanos());
     probes_->Started({.id = id,
                       .lane = id_,
                       .index = task.index,
+                      .attempt = static_cast<int>(task.attempts.size()) + 1,
                       .url = task.target->url,
                       .host_key = task.url.host_key});
     tasks_.emplace(id, std::move(task));

@@ -45,6 +45,7 @@ struct FakeProbe {
   uint64_t id = 0;  // unique across the board's life
   int lane = 0;
   uint32_t index = 0;
+  int attempt = 1;  // 2 and on: a retry
   std::string url;
   std::string host_key;  // the per-host limit's key
 };
