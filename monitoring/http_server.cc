@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "monitoring/blackbox_report.h"
+#include "monitoring/http_tls.h"
 #include "monitoring/prometheus_text.h"
 #include "probe/socket_address.h"
 #include "probe/unique_fd.h"
@@ -132,21 +133,41 @@ int SocketOf(MHD_Connection* connection) {
   return info == nullptr ? -1 : info->connect_fd;
 }
 
-// Whether the TLS client sent a certificate that the client CA (the
-// daemon's trust list) signed and that is valid now.
-bool ClientCertificateVerified(MHD_Connection* connection) {
+// Whether the TLS client sent a certificate that one of `identity`'s client
+// CAs signed and that is valid now.
+bool ClientCertificateVerified(MHD_Connection* connection,
+                               const TlsIdentity& identity) {
   const MHD_ConnectionInfo* info =
       MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   if (info == nullptr || info->tls_session == nullptr) return false;
-  auto session = static_cast<gnutls_session_t>(info->tls_session);
-  unsigned int peers = 0;
-  if (gnutls_certificate_get_peers(session, &peers) == nullptr || peers == 0) {
-    return false;
-  }
-  unsigned int status = 0;
-  return gnutls_certificate_verify_peers2(session, &status) ==
-             GNUTLS_E_SUCCESS &&
-         status == 0;
+  return identity.ClientVerified(
+      static_cast<gnutls_session_t>(info->tls_session));
+}
+
+// libmicrohttpd's certificate callback (GnuTLS's retrieve function): the
+// identity of the server that accepted the connection, as it is now.
+// libmicrohttpd makes the connection the session's pointer, and the
+// connection's socket context is its HttpServer (OnConnection).
+int RetrieveCertificate(gnutls_session_t session, const gnutls_datum_t*, int,
+                        const gnutls_pk_algorithm_t*, int,
+                        gnutls_pcert_st** chain, unsigned int* chain_length,
+                        gnutls_privkey_t* key) {
+  auto* connection =
+      static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+  if (connection == nullptr) return -1;
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (info == nullptr || info->socket_context == nullptr) return -1;
+  std::shared_ptr<const TlsIdentity> identity =
+      static_cast<HttpServer*>(info->socket_context)->CurrentTls();
+  if (identity == nullptr) return -1;
+  // No list of acceptable CAs: it would be the client CA of Start(), and a
+  // client holding a certificate of a renewed CA would not send it.
+  gnutls_certificate_send_x509_rdn_sequence(session, 1);
+  *chain = identity->chain();
+  *chain_length = identity->chain_length();
+  *key = identity->key();
+  return 0;
 }
 
 std::string HeaderValue(MHD_Connection* connection, const char* name) {
@@ -370,6 +391,18 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   if (!options.client_ca_pem.empty() && options.tls_cert_pem.empty()) {
     return absl::InvalidArgumentError("an HTTP client CA needs HTTP TLS");
   }
+  std::shared_ptr<const TlsIdentity> identity;
+  if (!options.tls_cert_pem.empty()) {
+    absl::StatusOr<std::shared_ptr<const TlsIdentity>> parsed =
+        TlsIdentity::Parse(options.tls_cert_pem, options.tls_key_pem,
+                           options.client_ca_pem);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot serve HTTPS on ", options.address, ": ",
+                       parsed.status().message()));
+    }
+    identity = *std::move(parsed);
+  }
   absl::StatusOr<std::pair<UniqueFd, int>> listener = Listen(host, port);
   if (!listener.ok()) {
     return absl::UnavailableError(
@@ -394,6 +427,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         absl::StrCat("--modules_file: ", status.message()));
   }
   server->hangups_ = *std::move(hangups);
+  {
+    absl::MutexLock lock(&server->tls_mu_);
+    server->tls_ = std::move(identity);
+  }
   server->port_ = listener->second;
   const std::string& address = server->options_.address;
   server->address_ =
@@ -412,8 +449,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         OnRequest(cls, connection, url, method, request_state));
   };
   MHD_NotifyConnectionCallback on_connection =
-      [](void* cls, MHD_Connection* connection, void**,
+      [](void* cls, MHD_Connection* connection, void** socket_context,
          MHD_ConnectionNotificationCode code) {
+        *socket_context = cls;  // for RetrieveCertificate
         OnConnection(cls, connection, code == MHD_CONNECTION_NOTIFY_STARTED);
       };
   MHD_RequestCompletedCallback on_request_done =
@@ -422,20 +460,19 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         OnRequestDone(cls, connection, request_state);
       };
   HttpServer* self = server.get();
-  // TLS, when set, as an option array: libmicrohttpd reads the PEM text
-  // (which options_ keeps) at start.
+  // TLS, when set, as an option array: each handshake asks
+  // RetrieveCertificate for the identity of the moment.
   const bool tls = !o.tls_cert_pem.empty();
   std::vector<MHD_OptionItem> tls_options;
-  const auto pem = [](const std::string& text) {
-    return const_cast<char*>(text.c_str());
-  };
   if (tls) {
-    tls_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, pem(o.tls_cert_pem)});
-    tls_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, pem(o.tls_key_pem)});
+    tls_options.push_back({MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                           reinterpret_cast<void*>(&RetrieveCertificate)});
     if (!o.client_ca_pem.empty()) {
-      // The handshake asks for a client certificate; Route() requires it.
-      tls_options.push_back(
-          {MHD_OPTION_HTTPS_MEM_TRUST, 0, pem(o.client_ca_pem)});
+      // With a trust list, libmicrohttpd's handshakes ask for a client
+      // certificate; Route() checks it against the client CA of the moment.
+      // libmicrohttpd reads the PEM text (which options_ keeps) at start.
+      tls_options.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                             const_cast<char*>(o.client_ca_pem.c_str())});
     }
   }
   tls_options.push_back({MHD_OPTION_END, 0, nullptr});
@@ -630,7 +667,8 @@ int HttpServer::Route(MHD_Connection* connection, absl::string_view path,
     return Reply{.status = 405, .body = "only GET and HEAD\n"}.Send(connection);
   }
   if (!options_.client_ca_pem.empty() && path != "/healthz" &&
-      path != "/readyz" && !ClientCertificateVerified(connection)) {
+      path != "/readyz" &&
+      !ClientCertificateVerified(connection, *CurrentTls())) {
     return Reject(absl::StatusCode::kPermissionDenied,
                   "a client certificate signed by --http_client_ca is needed")
         .Send(connection);
@@ -765,6 +803,31 @@ absl::Status HttpServer::ApplyRetryParameters(MHD_Connection* connection,
     return absl::InvalidArgumentError(
         absl::StrCat("attempts: ", status.message()));
   }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const TlsIdentity> HttpServer::CurrentTls() const {
+  absl::MutexLock lock(&tls_mu_);
+  return tls_;
+}
+
+absl::Status HttpServer::ReloadTls(absl::string_view cert_pem,
+                                   absl::string_view key_pem,
+                                   absl::string_view client_ca_pem) {
+  if (options_.tls_cert_pem.empty()) {
+    return absl::FailedPreconditionError(
+        "the HTTP side serves plain HTTP: TLS takes a restart");
+  }
+  if (client_ca_pem.empty() != options_.client_ca_pem.empty()) {
+    return absl::FailedPreconditionError(
+        "adding or dropping the HTTP client CA takes a restart");
+  }
+  absl::StatusOr<std::shared_ptr<const TlsIdentity>> identity =
+      TlsIdentity::Parse(cert_pem, key_pem, client_ca_pem);
+  if (!identity.ok()) return identity.status();
+  absl::MutexLock lock(&tls_mu_);
+  tls_replaced_.push_back(std::move(tls_));
+  tls_ = *std::move(identity);
   return absl::OkStatus();
 }
 

@@ -80,6 +80,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -98,6 +99,8 @@ struct MHD_Daemon;
 struct MHD_Connection;
 
 namespace fanprobe::monitoring {
+
+class TlsIdentity;  // http_tls.h
 
 struct HttpServerOptions {
   // host:port to serve on (--http_address), plain HTTP.  Port 0 picks a
@@ -150,8 +153,8 @@ struct HttpServerOptions {
   absl::Duration keep_alive_timeout = absl::Seconds(2);
   // TLS on the HTTP side: the server's certificate chain and private key,
   // PEM text (the server reads --http_tls_cert and --http_tls_key).  Both
-  // empty: plain HTTP.  Read once at Start(): a renewed certificate takes a
-  // restart (unlike the gRPC side's, which are re-read).
+  // empty: plain HTTP.  What Start() is given; ReloadTls() swaps in
+  // renewed ones (and a renewed client CA) for the handshakes after it.
   std::string tls_cert_pem;
   std::string tls_key_pem;
   // PEM text of the CAs whose client certificates are accepted
@@ -214,6 +217,19 @@ class HttpServer {
   void Stop();
 
   HttpStats Stats() const;
+
+  // Takes a renewed certificate chain, key and client CA (PEM text) for
+  // every handshake from now on; connections already open keep theirs.
+  // kInvalidArgument, and the ones in use stay, when they do not parse or
+  // the key does not match; kFailedPrecondition when the server serves
+  // plain HTTP, or when a client CA would be added or dropped (whether the
+  // handshake asks for a client certificate is set at Start()).
+  absl::Status ReloadTls(absl::string_view cert_pem, absl::string_view key_pem,
+                         absl::string_view client_ca_pem)
+      ABSL_LOCKS_EXCLUDED(tls_mu_);
+  // The identity the next handshake presents; null for plain HTTP.
+  std::shared_ptr<const TlsIdentity> CurrentTls() const
+      ABSL_LOCKS_EXCLUDED(tls_mu_);
 
   // The modules /probe serves.
   BlackboxModulesStore& modules() const { return *modules_; }
@@ -300,6 +316,15 @@ class HttpServer {
   absl::flat_hash_map<MHD_Connection*, ConnectionState> connections_
       ABSL_GUARDED_BY(conn_mu_);
   uint64_t header_timeouts_ ABSL_GUARDED_BY(conn_mu_) = 0;
+
+  // The TLS identity handshakes get.  Those it replaced are kept until the
+  // server goes: GnuTLS holds on to what the certificate callback returned
+  // for as long as a session it began lives (renewals are rare, each a few
+  // KiB).
+  mutable absl::Mutex tls_mu_;
+  std::shared_ptr<const TlsIdentity> tls_ ABSL_GUARDED_BY(tls_mu_);
+  std::vector<std::shared_ptr<const TlsIdentity>> tls_replaced_
+      ABSL_GUARDED_BY(tls_mu_);
 };
 
 }  // namespace fanprobe::monitoring

@@ -76,8 +76,9 @@ struct SecurityOptions {
   std::string http_auth_token_file;
   // The HTTP side's TLS: PEM files of its certificate chain and key
   // (--http_tls_cert, --http_tls_key; both empty: plain HTTP) and of the
-  // CAs whose client certificates it accepts (--http_client_ca).  Read at
-  // start only (monitoring/http_server.h).
+  // CAs whose client certificates it accepts (--http_client_ca).  Re-read
+  // every reload_interval; a change takes effect for new connections
+  // (server/file_watcher.h).
   std::string http_tls_cert_file;
   std::string http_tls_key_file;
   std::string http_client_ca_file;

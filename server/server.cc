@@ -18,6 +18,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "monitoring/collectors.h"
 #include "server/auth.h"
+#include "server/file_watcher.h"
 #include "server/service_monitoring.h"
 
 namespace fanprobe::server {
@@ -322,6 +323,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!http.ok()) return http.status();
     server->http_ = *std::move(http);
     server->http_address_ = server->http_->address();
+    if (!options.security.http_tls_cert_file.empty()) {
+      std::vector<std::string> paths = {options.security.http_tls_cert_file,
+                                        options.security.http_tls_key_file};
+      if (!options.security.http_client_ca_file.empty()) {
+        paths.push_back(options.security.http_client_ca_file);
+      }
+      monitoring::HttpServer* http_server = server->http_.get();
+      server->http_tls_watcher_ = std::make_unique<FileWatcher>(
+          std::move(paths), options.security.reload_interval,
+          [http_server](const std::vector<std::string>& pem) {
+            return http_server->ReloadTls(pem[0], pem[1],
+                                          pem.size() > 2 ? pem[2] : "");
+          },
+          FileWatcher::Events{.changed = "http_tls_reloaded",
+                              .refused = "http_tls_reload_failed"},
+          options.log);
+    }
     metrics.AddCollector(monitoring::HttpStatsCollector(*server->http_));
     metrics.AddCollector(
         monitoring::ModulesCollector(server->http_->modules()));

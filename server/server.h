@@ -50,6 +50,7 @@
 #include "monitoring/metrics.h"
 #include "probe/engine.h"
 #include "server/auth.h"
+#include "server/file_watcher.h"
 #include "server/listener.h"
 #include "server/reflection.h"
 #include "service/prober_service.h"
@@ -181,6 +182,9 @@ class Server {
   // answers for as long as the drain lasts.
   std::unique_ptr<monitoring::HttpServer> http_;
   std::string http_address_;
+  // Renews http_'s certificate, key and client CA when their files change;
+  // destroyed before http_.
+  std::unique_ptr<FileWatcher> http_tls_watcher_;
   // The health-only server, if any; stopped after server_, so health
   // answers (NOT_SERVING) for as long as the drain lasts.
   std::unique_ptr<grpc::Server> health_server_;

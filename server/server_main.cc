@@ -82,13 +82,13 @@ ABSL_FLAG(absl::Duration, probe_timeout_offset, absl::Milliseconds(500),
 // TLS on the HTTP side (monitoring/http_server.h).
 ABSL_FLAG(std::string, http_tls_cert, "",
           "PEM file of the HTTP side's certificate chain; with --http_tls_key "
-          "the HTTP side serves HTTPS only. Read at start.");
+          "the HTTP side serves HTTPS only. Re-read when it changes.");
 ABSL_FLAG(std::string, http_tls_key, "",
           "PEM file of the private key for --http_tls_cert.");
 ABSL_FLAG(std::string, http_client_ca, "",
           "PEM file of the CAs whose client certificates the HTTP side "
           "accepts; set, every request but /healthz and /readyz needs one "
-          "(else 403). Needs --http_tls_cert.");
+          "(else 403). Needs --http_tls_cert. Re-read when it changes.");
 // The HTTP side against hostile clients (monitoring/http_server.h).
 ABSL_FLAG(uint32_t, http_max_connections, 1024,
           "HTTP connections open at once; beyond it new ones wait in the "

@@ -120,6 +120,75 @@ TEST_F(HttpTlsTest, ClientCaWantsAClientCertificateButNotForHealth) {
   EXPECT_EQ(HttpsGet(port, "/readyz", ca_.cert_pem()).status, 200);
 }
 
+TEST_F(HttpTlsTest, ARenewedCertificateServesTheConnectionsAfterIt) {
+  HttpSide side(TlsOptions());
+  const int port = side.http().port();
+  ASSERT_EQ(HttpsGet(port, "/healthz", ca_.cert_pem()).status, 200);
+
+  TestCa renewed_ca("renewed CA");
+  const KeyAndCert renewed = renewed_ca.Issue("localhost", {.server = true});
+  ASSERT_TRUE(
+      side.http().ReloadTls(renewed.cert_pem, renewed.key_pem, "").ok());
+  EXPECT_EQ(HttpsGet(port, "/healthz", renewed_ca.cert_pem()).status, 200);
+  EXPECT_EQ(HttpsGet(port, "/healthz", ca_.cert_pem()).code,
+            CURLE_PEER_FAILED_VERIFICATION);
+
+  // A certificate renewed before its key: refused, the renewed pair stays.
+  const KeyAndCert next = renewed_ca.Issue("localhost", {.server = true});
+  absl::Status mismatched =
+      side.http().ReloadTls(next.cert_pem, renewed.key_pem, "");
+  EXPECT_EQ(mismatched.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mismatched.message(),
+            "the key does not belong to the chain's first certificate");
+  EXPECT_EQ(side.http().ReloadTls("not PEM", renewed.key_pem, "").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpsGet(port, "/healthz", renewed_ca.cert_pem()).status, 200);
+
+  // Asking for client certificates is decided at start.
+  EXPECT_EQ(side.http()
+                .ReloadTls(renewed.cert_pem, renewed.key_pem, ca_.cert_pem())
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(HttpTlsTest, ARenewedClientCaDecidesWhoIsLetIn) {
+  monitoring::HttpServerOptions options = TlsOptions();
+  options.client_ca_pem = ca_.cert_pem();
+  HttpSide side(options);
+  const int port = side.http().port();
+  const KeyAndCert old_client = ca_.Issue("prometheus", {.server = false});
+  TestCa renewed_ca("renewed client CA");
+  const KeyAndCert new_client =
+      renewed_ca.Issue("prometheus", {.server = false});
+  EXPECT_EQ(HttpsGet(port, "/metrics", ca_.cert_pem(), &old_client).status,
+            200);
+  EXPECT_EQ(HttpsGet(port, "/metrics", ca_.cert_pem(), &new_client).status,
+            403);
+
+  ASSERT_TRUE(side.http()
+                  .ReloadTls(server_cert_.cert_pem, server_cert_.key_pem,
+                             renewed_ca.cert_pem())
+                  .ok());
+  EXPECT_EQ(HttpsGet(port, "/metrics", ca_.cert_pem(), &new_client).status,
+            200);
+  EXPECT_EQ(HttpsGet(port, "/metrics", ca_.cert_pem(), &old_client).status,
+            403);
+  // Dropping the client CA would let everyone in: refused.
+  EXPECT_EQ(side.http()
+                .ReloadTls(server_cert_.cert_pem, server_cert_.key_pem, "")
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HttpTlsPlainTest, APlainServerTakesNoCertificate) {
+  HttpSide side;
+  TestCa ca("fanprobe http test CA");
+  const KeyAndCert cert = ca.Issue("localhost", {.server = true});
+  EXPECT_EQ(side.http().ReloadTls(cert.cert_pem, cert.key_pem, "").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(HttpGet(side.address(), "/healthz").status, 200);
+}
+
 TEST(HttpTlsOptionsTest, HalfAConfigurationIsRefused) {
   auto engine = Engine::Create({.workers = 1}).value();
   monitoring::ServerMetrics metrics;

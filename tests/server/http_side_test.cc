@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -174,28 +175,64 @@ TEST(HttpSideAuthTest, TokensGuardMetricsAndProbeButNotHealth) {
 
 // --http_tls_cert / --http_tls_key / --http_client_ca reach the HTTP side
 // (the HTTPS exchanges themselves: tests/monitoring/http_tls_test.cc).
-TEST(HttpSideTlsTest, TlsFilesAreReadAtStart) {
-  TempDir dir;
-  TestCa ca("fanprobe http test CA");
-  const KeyAndCert cert = ca.Issue("localhost", {.server = true});
-  server::ServerOptions options = WithHttp();
-  options.security.http_tls_cert_file = dir.Write("http.crt", cert.cert_pem);
-  options.security.http_tls_key_file = dir.Write("http.key", cert.key_pem);
-  options.security.http_client_ca_file = dir.File("missing-ca.pem");
+class HttpSideTlsTest : public ::testing::Test {
+ protected:
+  // The HTTP side with TLS from files in dir_.
+  server::ServerOptions TlsOptions() {
+    const KeyAndCert cert = ca_.Issue("localhost", {.server = true});
+    server::ServerOptions options = WithHttp();
+    options.security.http_tls_cert_file = dir_.Write("http.crt", cert.cert_pem);
+    options.security.http_tls_key_file = dir_.Write("http.key", cert.key_pem);
+    return options;
+  }
+
+  TempDir dir_;
+  TestCa ca_{"fanprobe http test CA"};
+};
+
+TEST_F(HttpSideTlsTest, TlsFilesAreReadAtStart) {
+  server::ServerOptions options = TlsOptions();
+  options.security.http_client_ca_file = dir_.File("missing-ca.pem");
   absl::StatusOr<std::unique_ptr<server::Server>> refused =
       server::Server::Start(options);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(),
-              HasSubstr("--http_client_ca=" + dir.File("missing-ca.pem")));
+              HasSubstr("--http_client_ca=" + dir_.File("missing-ca.pem")));
 
-  options.security.http_client_ca_file = dir.Write("ca.pem", ca.cert_pem());
+  options.security.http_client_ca_file = dir_.Write("ca.pem", ca_.cert_pem());
   TestServer server(options);
   // The HTTP side speaks TLS only: a plain request gets no answer.
   EXPECT_EQ(
       HttpGet(server.server().http_address(), "/healthz", {}, absl::Seconds(5))
           .status,
       0);
+}
+
+// Renewed files reach the HTTP side without a restart (what a renewal
+// changes in the handshakes: tests/monitoring/http_tls_test.cc).
+TEST_F(HttpSideTlsTest, RenewedTlsFilesAreTakenAndABadPairIsLogged) {
+  server::ServerOptions options = TlsOptions();
+  options.security.reload_interval = absl::Milliseconds(100);
+  TestServer server(options);
+  auto lines = [&server](absl::string_view event) {
+    int count = 0;
+    for (const std::string& line : server.log().Lines()) {
+      count += absl::StrContains(line, absl::StrCat("\"", event, "\""));
+    }
+    return count;
+  };
+
+  // The certificate first: for a moment it does not match the key.
+  const KeyAndCert renewed = ca_.Issue("localhost", {.server = true});
+  WriteFileAtomically(dir_.File("http.crt"), renewed.cert_pem);
+  ASSERT_TRUE(WaitUntil([&] { return lines("http_tls_reload_failed") == 1; }));
+  std::vector<std::string> log = server.log().Lines();
+  EXPECT_THAT(log.back(), HasSubstr("the key does not belong to the chain's "
+                                    "first certificate"));
+  WriteFileAtomically(dir_.File("http.key"), renewed.key_pem);
+  EXPECT_TRUE(WaitUntil([&] { return lines("http_tls_reloaded") == 1; }));
+  EXPECT_EQ(lines("http_tls_reload_failed"), 1);
 }
 
 TEST(HttpSideReadinessTest, NotReadyWhileTheEngineIsSaturated) {
