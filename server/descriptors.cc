@@ -47,6 +47,7 @@ absl::StatusOr<FdLimits> RaiseFdLimit() {
 std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                                              const EngineStats& stats,
                                              uint64_t requested_max_in_flight,
+                                             uint64_t grpc_connections,
                                              uint64_t http_connections) {
   std::vector<log::Line> lines;
   log::Line budget("descriptor_budget");
@@ -55,8 +56,11 @@ std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
       .Add("fd_hard_limit", limits.hard)
       .Add("fd_open_at_start", stats.fd_open_at_start)
       .Add("fd_reserve", stats.fd_reserve);
-  // The rest of the reserve is for gRPC connections, which gRPC 1.51
-  // cannot bound, and the server's own files.
+  // The rest of the reserve is for the server's own files and the health
+  // port.
+  if (grpc_connections > 0) {
+    budget.Add("fd_reserve_grpc_connections", grpc_connections);
+  }
   if (http_connections > 0) {
     budget.Add("fd_reserve_http_connections", http_connections);
   }
@@ -77,8 +81,8 @@ std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                      " are kept for incoming connections and the server's "
                      "own files; raise the hard limit (ulimit -Hn, "
                      "LimitNOFILE=, the container's nofile), lower "
-                     "--http_max_connections (one each) or lower "
-                     "--max_in_flight"))
+                     "--max_grpc_connections or --http_max_connections "
+                     "(one each) or lower --max_in_flight"))
             .Add("fd_limit", stats.fd_limit)
             .Add("fd_reserve", stats.fd_reserve)
             .Add("max_in_flight", stats.max_in_flight)

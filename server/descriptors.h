@@ -47,13 +47,14 @@ absl::StatusOr<FdLimits> RaiseFdLimit();
 
 // The start-up log lines of the budget: one "descriptor_budget" line with
 // the limits, the descriptors open at the engine's start, its reserve (and
-// how much of it is for HTTP connections: `http_connections`, the HTTP
-// side's max_connections, which the server adds to the engine's reserve)
-// and the effective max in flight, and a "warning" line when that is below
-// `requested_max_in_flight` (--max_in_flight).
+// how much of it is for gRPC and HTTP connections: `grpc_connections` and
+// `http_connections`, the sides' max_connections, which the server adds to
+// the engine's reserve) and the effective max in flight, and a "warning"
+// line when that is below `requested_max_in_flight` (--max_in_flight).
 std::vector<log::Line> DescriptorBudgetLines(const FdLimits& limits,
                                              const EngineStats& stats,
                                              uint64_t requested_max_in_flight,
+                                             uint64_t grpc_connections = 0,
                                              uint64_t http_connections = 0);
 
 }  // namespace fanprobe::server

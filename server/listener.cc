@@ -21,7 +21,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "probe/socket_address.h"
@@ -191,9 +195,88 @@ absl::Status Listener::Accepting() const {
       "); it accepts again once descriptors are free"));
 }
 
+namespace {
+
+// The inode of the socket descriptor `fd` of this process refers to now; 0
+// when it is closed or no socket.  Read from /proc, not with fstat(): the
+// descriptor is gRPC's, which may close it meanwhile on another thread.
+uint64_t SocketInode(int fd) {
+  char link[64];
+  const std::string path = absl::StrCat("/proc/self/fd/", fd);
+  const ssize_t n = readlink(path.c_str(), link, sizeof(link) - 1);
+  if (n <= 0) return 0;
+  absl::string_view target(link, static_cast<size_t>(n));
+  uint64_t inode = 0;
+  if (!absl::ConsumePrefix(&target, "socket:[") ||
+      !absl::ConsumeSuffix(&target, "]") || !absl::SimpleAtoi(target, &inode)) {
+    return 0;
+  }
+  return inode;
+}
+
+bool StillOpen(const std::pair<int, uint64_t>& connection) {
+  return SocketInode(connection.first) == connection.second;
+}
+
+}  // namespace
+
 ListenerStats Listener::Stats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  ListenerStats stats = stats_;
+  stats.open = static_cast<uint64_t>(
+      std::count_if(open_.begin(), open_.end(), StillOpen));
+  return stats;
+}
+
+void Listener::PruneClosedLocked() {
+  // A descriptor gRPC closed is gone, or reused for another socket or file.
+  std::erase_if(open_, [](const std::pair<int, uint64_t>& connection) {
+    return !StillOpen(connection);
+  });
+}
+
+bool Listener::Admit(int fd) {
+  if (options_.max_connections == 0) return true;
+  bool admitted = false;
+  bool now_full = false;
+  uint64_t refused_in_run = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    PruneClosedLocked();
+    if (open_.size() >= options_.max_connections) {
+      ++stats_.refused;
+      ++refused_in_run_;
+      now_full = !full_;
+      full_ = true;
+    } else {
+      admitted = true;
+      open_.emplace_back(fd, SocketInode(fd));
+      if (full_) {
+        full_ = false;
+        refused_in_run = refused_in_run_;
+        refused_in_run_ = 0;
+      }
+    }
+  }
+  if (now_full) {
+    logger_.Log(
+        log::Line("listener_full")
+            .Add("listener", options_.name)
+            .Add("address", address_)
+            .Add("max_connections", options_.max_connections)
+            .Add("message",
+                 absl::StrCat("the ", options_.name, " listener holds ",
+                              options_.max_connections,
+                              " connections, its bound: new ones are closed "
+                              "at once until one of them ends")));
+  }
+  if (refused_in_run > 0) {
+    logger_.Log(log::Line("listener_has_room")
+                    .Add("listener", options_.name)
+                    .Add("address", address_)
+                    .Add("refused", refused_in_run));
+  }
+  return admitted;
 }
 
 void Listener::Run() {
@@ -248,6 +331,10 @@ bool Listener::AcceptAll(int listen_fd) {
       // the same way rather than giving the listener up.
       SetExhausted(error);
       return false;
+    }
+    if (!Admit(fd)) {
+      close(fd);
+      continue;
     }
     const int yes = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));

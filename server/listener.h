@@ -16,6 +16,15 @@
 // again.  Any other failure is retried the same way; none stops the
 // listener.
 //
+// With max_connections, the listener also bounds the connections it has
+// handed on that are still open: one beyond the bound is closed at once
+// (the client sees the connection end and retries later), the first of a
+// run of them logged as "listener_full", the next one taken as
+// "listener_has_room".  gRPC 1.51 has no such bound of its own.  Whether a
+// connection handed on is still open is seen from its descriptor: the same
+// number must still be the same socket (its inode, in /proc/self/fd),
+// checked at each accept.
+//
 // Example (server.cc):
 //   auto listener = Listener::Bind("127.0.0.1:0", {.name = "grpc"}).value();
 //   ... build the gRPC server, get `acceptor` ...
@@ -58,6 +67,8 @@ struct ListenerOptions {
   uint32_t free_fds_to_resume = 16;
   // How often an exhausted listener tries again.
   absl::Duration retry_interval = absl::Milliseconds(100);
+  // Connections handed on and still open at once; 0: no bound.
+  uint32_t max_connections = 0;
   // Where the exhausted/recovered lines go; null: stderr.
   log::Sink log;
 };
@@ -65,6 +76,8 @@ struct ListenerOptions {
 struct ListenerStats {
   uint64_t accepted = 0;     // connections handed on, ever
   uint64_t exhaustions = 0;  // times accept() ran out of descriptors/memory
+  uint64_t refused = 0;      // closed at once: max_connections were open
+  uint64_t open = 0;         // handed on and still open (with a bound only)
 };
 
 class Listener {
@@ -114,6 +127,11 @@ class Listener {
   bool AcceptAll(int listen_fd);
   void SetExhausted(int error);
   void SetRecovered();
+  // Whether `fd`, just accepted, may be handed on (with a bound, it is then
+  // counted open); false when max_connections are open.  Logs the changes.
+  bool Admit(int fd);
+  // Drops the connections handed on whose descriptor no longer is theirs.
+  void PruneClosedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after Bind().
   const ListenerOptions options_;
@@ -134,6 +152,11 @@ class Listener {
   absl::Time exhausted_since_ ABSL_GUARDED_BY(mu_);
   uint64_t accepted_while_exhausted_ ABSL_GUARDED_BY(mu_) = 0;
   ListenerStats stats_ ABSL_GUARDED_BY(mu_);
+  // With max_connections: each connection handed on, as (descriptor, its
+  // socket's inode); refusing since the last one taken (a run logged once).
+  std::vector<std::pair<int, uint64_t>> open_ ABSL_GUARDED_BY(mu_);
+  bool full_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t refused_in_run_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fanprobe::server

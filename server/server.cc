@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -83,43 +84,50 @@ void ApplyConnectionOptions(const ConnectionOptions& options,
   }
 }
 
-// fanprobe_listener_accepting and fanprobe_listener_exhaustions_total for
-// each listener there is.
+// fanprobe_listener_* for each listener there is.
 monitoring::ServerMetrics::Collector ListenerCollector(
     std::vector<const Listener*> listeners) {
   return [listeners = std::move(listeners)](monitoring::MetricsWriter& out) {
-    out.Family("fanprobe_listener_accepting", "gauge",
-               "1 while the listener accepts connections, 0 while it cannot "
-               "(the process is out of descriptors).");
-    for (const Listener* listener : listeners) {
-      out.Sample("fanprobe_listener_accepting",
-                 {{"listener", listener->name()}},
-                 listener->Accepting().ok() ? 1 : 0);
-    }
-    out.Family("fanprobe_listener_exhaustions_total", "counter",
-               "Times the listener could not accept for lack of descriptors "
-               "or memory.");
-    for (const Listener* listener : listeners) {
-      out.Sample("fanprobe_listener_exhaustions_total",
-                 {{"listener", listener->name()}},
-                 static_cast<double>(listener->Stats().exhaustions));
-    }
+    const auto family = [&](absl::string_view name, absl::string_view type,
+                            absl::string_view help, auto value_of) {
+      out.Family(name, type, help);
+      for (const Listener* listener : listeners) {
+        out.Sample(name, {{"listener", listener->name()}},
+                   static_cast<double>(value_of(*listener)));
+      }
+    };
+    family("fanprobe_listener_accepting", "gauge",
+           "1 while the listener accepts connections, 0 while it cannot "
+           "(the process is out of descriptors).",
+           [](const Listener& l) { return l.Accepting().ok() ? 1 : 0; });
+    family("fanprobe_listener_connections", "gauge",
+           "Connections the listener handed on that are still open.",
+           [](const Listener& l) { return l.Stats().open; });
+    family("fanprobe_listener_refused_total", "counter",
+           "Connections closed at once because the listener held its bound "
+           "(--max_grpc_connections).",
+           [](const Listener& l) { return l.Stats().refused; });
+    family("fanprobe_listener_exhaustions_total", "counter",
+           "Times the listener could not accept for lack of descriptors or "
+           "memory.",
+           [](const Listener& l) { return l.Stats().exhaustions; });
   };
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
-  // Incoming connections hold descriptors too: the HTTP side's are bounded
-  // (max_connections), so the engine keeps them back on top of its
-  // reserve, which is left for gRPC's connections (gRPC 1.51 has no bound
-  // for them) and the server's own files.  Probes then never take the
-  // descriptors the listeners need.
+  // Incoming connections hold descriptors too: the gRPC and HTTP sides'
+  // are bounded (max_connections), so the engine keeps them back on top of
+  // its reserve, which is left for the server's own files and the health
+  // port.  Probes then never take the descriptors the listeners need.
   // fanprobe-server logs the sum (descriptors.h).
   const uint64_t reserve_http =
       options.http.address.empty() ? 0 : options.http.max_connections;
   options.engine.fd_reserve = static_cast<uint32_t>(
-      std::min<uint64_t>(options.engine.fd_reserve + reserve_http, UINT32_MAX));
+      std::min<uint64_t>(uint64_t{options.engine.fd_reserve} +
+                             options.connection.max_connections + reserve_http,
+                         UINT32_MAX));
   absl::StatusOr<std::unique_ptr<Engine>> engine =
       Engine::Create(options.engine);
   if (!engine.ok()) return engine.status();
@@ -209,8 +217,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // The server listens itself (listener.h) and gives gRPC each connection
   // it accepts, with the same credentials a listening port would have.
-  absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(
-      options.grpc_address, {.name = "grpc", .log = options.log});
+  absl::StatusOr<std::unique_ptr<Listener>> listener =
+      Listener::Bind(options.grpc_address,
+                     {.name = "grpc",
+                      .max_connections = options.connection.max_connections,
+                      .log = options.log});
   if (!listener.ok()) {
     return absl::Status(
         listener.status().code(),
@@ -244,7 +255,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     // health service and reflection (v1alpha, which the plugin adds
     // everywhere, and our v1).
     absl::StatusOr<std::unique_ptr<Listener>> health_listener = Listener::Bind(
-        options.health_address, {.name = "health", .log = options.log});
+        options.health_address, {.name = "health",
+                                 .max_connections = kHealthConnections,
+                                 .log = options.log});
     if (!health_listener.ok()) {
       return absl::Status(health_listener.status().code(),
                           absl::StrCat("--health_address: ",

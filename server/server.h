@@ -27,7 +27,8 @@
 // NOT_SERVING (every service name, both gRPC ports) and /readyz answers 503
 // saying why; both come back by themselves once descriptors are free.  The
 // engine keeps descriptors back for incoming connections: its fd_reserve
-// plus the HTTP side's max_connections.
+// (the server's own files, the health port's kHealthConnections) plus the
+// gRPC and HTTP sides' max_connections, which their listeners enforce.
 //
 // Thread-safety: Shutdown() and the accessors may be called from any thread.
 
@@ -84,7 +85,16 @@ struct ConnectionOptions {
   // --max_connection_age_grace).
   absl::Duration max_connection_age = absl::InfiniteDuration();
   absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // Connections the gRPC port holds at once; one more is closed at once and
+  // logged (listener.h), so no crowd of clients runs the process out of
+  // descriptors (--max_grpc_connections).  The engine keeps one descriptor
+  // back for each.  The health port holds at most kHealthConnections.
+  uint32_t max_connections = 256;
 };
+
+// Connections the health-only port holds at once: kubelets and load
+// balancers, a few each.  Within the engine's own reserve.
+inline constexpr uint32_t kHealthConnections = 32;
 
 struct ServerOptions {
   // host:port to listen on (--grpc_address).  Port 0 picks a free port;

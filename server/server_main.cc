@@ -200,6 +200,11 @@ ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
           "Ask clients to reconnect (GOAWAY) after this long, so long-lived "
           "clients spread over new replicas. inf = never.");
+ABSL_FLAG(uint32_t, max_grpc_connections,
+          fanprobe::server::ConnectionOptions().max_connections,
+          "Connections the gRPC port holds at once; one more is closed at "
+          "once and logged (listener_full). The engine keeps a descriptor "
+          "back for each.");
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
           "After --max_connection_age, how long running calls may go on "
           "before the connection is closed.");
@@ -476,6 +481,8 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_connection_age);
   options.connection.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.connection.max_connections =
+      std::max<uint32_t>(1, absl::GetFlag(FLAGS_max_grpc_connections));
   options.service.max_batches = absl::GetFlag(FLAGS_max_batches);
   options.service.max_batches_per_client =
       absl::GetFlag(FLAGS_max_batches_per_client);
@@ -505,6 +512,7 @@ int main(int argc, char** argv) {
        fanprobe::server::DescriptorBudgetLines(
            *fd_limits, (*server)->engine().Stats(),
            absl::GetFlag(FLAGS_max_in_flight),
+           options.connection.max_connections,
            options.http.address.empty() ? 0 : options.http.max_connections)) {
     logger.Log(line);
   }

@@ -47,6 +47,7 @@
 #include "tests/support/prom_text.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/target_server.h"
+#include "tests/support/wait.h"
 
 namespace fanprobe::testing {
 namespace {
@@ -72,7 +73,7 @@ constexpr int kMaxKnocks = 80;
 // What the issue asks: accepting again within this of descriptors freed.
 constexpr absl::Duration kRecovery = absl::Seconds(10);
 // For starting up and for events that follow at once (loaded machine, ASan).
-constexpr absl::Duration kPatience = absl::Seconds(20);
+constexpr absl::Duration kChildPatience = absl::Seconds(20);
 
 int PortOf(const std::string& address) {
   int port = 0;
@@ -118,6 +119,18 @@ std::string ReadSome(int fd, absl::Duration timeout) {
   char buffer[4096];
   const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
   return n > 0 ? std::string(buffer, n) : "";
+}
+
+// Whether the server closes `fd` (end of stream, or a reset) within
+// `timeout`, without sending anything first.
+bool ClosedByPeer(int fd, absl::Duration timeout) {
+  pollfd ready{.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+  if (poll(&ready, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) !=
+      1) {
+    return false;
+  }
+  char byte;
+  return recv(fd, &byte, 1, MSG_PEEK) <= 0;
 }
 
 // Opens `count` idle connections to `port` (the kernel completes them
@@ -180,7 +193,7 @@ class HealthWatch {
   // ends with the test's patience.
   static std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> StartWatch(
       Health::Stub* stub, grpc::ClientContext& context) {
-    context.set_deadline(absl::ToChronoTime(absl::Now() + 3 * kPatience));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + 3 * kChildPatience));
     return stub->Watch(&context, HealthCheckRequest());
   }
 
@@ -201,12 +214,12 @@ class LimitedServer {
         [](absl::string_view line) {
           return absl::StrContains(line, R"("event":"listening")");
         },
-        kPatience);
+        kChildPatience);
     std::optional<std::string> health = process_.WaitForStderrLine(
         [](absl::string_view line) {
           return absl::StrContains(line, R"("event":"health_listening")");
         },
-        kPatience);
+        kChildPatience);
     if (listening.has_value() && health.has_value()) {
       RE2::PartialMatch(*listening, R"re("address":"([^"]+)")re", &address_);
       RE2::PartialMatch(*listening, R"re("http_address":"([^"]+)")re",
@@ -331,8 +344,8 @@ class DescriptorExhaustionTest : public ::testing::Test {
                                                absl::Milliseconds(250));
       }
     } else {
-      exhausted =
-          server.WaitForListenerLine("listener_exhausted", "grpc", kPatience);
+      exhausted = server.WaitForListenerLine("listener_exhausted", "grpc",
+                                             kChildPatience);
     }
     ASSERT_TRUE(exhausted.has_value()) << server.process().Stderr();
     EXPECT_THAT(*exhausted, HasSubstr(R"("error":"Too many open files")"));
@@ -385,7 +398,7 @@ class DescriptorExhaustionTest : public ::testing::Test {
     EXPECT_LT(to_serving, kRecovery);
     EXPECT_EQ(HttpGet(server.http_address(), "/readyz").status, 200);
     EXPECT_TRUE(
-        server.WaitForListenerLine("listener_recovered", "grpc", kPatience)
+        server.WaitForListenerLine("listener_recovered", "grpc", kChildPatience)
             .has_value());
     const Exposition metrics =
         ParseOrFail(HttpGet(server.http_address(), "/metrics").body);
@@ -416,9 +429,11 @@ TEST_F(DescriptorExhaustionTest, IdleHttpConnectionsThenBothPortsRecover) {
 
 // fanprobe never runs itself out: with its engine running all the probes
 // its descriptor budget allows, the HTTP side's --http_max_connections and
-// 200 gRPC connections still fit.  Before the engine's reserve counted the
+// the gRPC side's --max_grpc_connections still fit, and a connection beyond
+// the gRPC bound is closed at once.  Before the engine's reserve counted the
 // HTTP side's connections (256 for everything), probes took 100 more
-// descriptors here and the process ran out.
+// descriptors here and the process ran out; before the gRPC side had a
+// bound, enough clients could run it out.
 TEST(DescriptorReserveTest, ABusyEngineLeavesRoomForIncomingConnections) {
   if (!FindTool("prlimit").has_value()) {
     GTEST_SKIP() << "needs prlimit (package util-linux)";
@@ -426,13 +441,14 @@ TEST(DescriptorReserveTest, ABusyEngineLeavesRoomForIncomingConnections) {
   constexpr int kHttpConnections = 100;
   constexpr int kGrpcConnections = 200;
   LimitedServer server(
-      500, {absl::StrCat("--http_max_connections=", kHttpConnections)});
+      700, {absl::StrCat("--http_max_connections=", kHttpConnections),
+            absl::StrCat("--max_grpc_connections=", kGrpcConnections)});
   ASSERT_TRUE(server.ok()) << server.process().Stderr();
   const std::optional<std::string> budget = server.process().WaitForStderrLine(
       [](absl::string_view line) {
         return absl::StrContains(line, R"("event":"descriptor_budget")");
       },
-      kPatience);
+      kChildPatience);
   ASSERT_TRUE(budget.has_value()) << server.process().Stderr();
   int max_in_flight = 0;
   ASSERT_TRUE(RE2::PartialMatch(*budget, R"re("max_in_flight":(\d+),)re",
@@ -457,30 +473,41 @@ TEST(DescriptorReserveTest, ABusyEngineLeavesRoomForIncomingConnections) {
       [&](const TargetStats& stats) {
         return stats.raw.open_connections == max_in_flight;
       },
-      kPatience))
+      kChildPatience))
       << target.Stats().raw.open_connections << " of " << max_in_flight;
 
   std::vector<std::unique_ptr<Connection>> idle;
   ASSERT_TRUE(OpenIdle(PortOf(server.http_address()), kHttpConnections, idle));
-  ASSERT_TRUE(OpenIdle(PortOf(server.address()), kGrpcConnections, idle));
+  // The batch's channel is one more: the gRPC port is then at its bound.
+  ASSERT_TRUE(OpenIdle(PortOf(server.address()), kGrpcConnections - 1, idle));
   // The server takes every one: its accept queues drain (they would not
   // if it ran out of descriptors).
   const auto queued = [&] {
     return AcceptQueueLength(PortOf(server.http_address())) +
            AcceptQueueLength(PortOf(server.address()));
   };
-  for (const absl::Time deadline = absl::Now() + kPatience;
+  for (const absl::Time deadline = absl::Now() + kChildPatience;
        queued() != 0 && absl::Now() < deadline;) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_EQ(AcceptQueueLength(PortOf(server.http_address())), 0);
   EXPECT_EQ(AcceptQueueLength(PortOf(server.address())), 0);
-  // Both gRPC ports still accept: health on new connections.
+  // The process still accepts: health on a new connection.
   HealthWatch health(server.health_address());
   EXPECT_EQ(health.Next(), HealthCheckResponse::SERVING);
-  HealthWatch main_health(server.address());
-  EXPECT_EQ(main_health.Next(), HealthCheckResponse::SERVING);
   EXPECT_EQ(target.Stats().raw.open_connections, max_in_flight);
+  // The gRPC port holds its bound: one more is closed at once, and said so.
+  EXPECT_EQ(ParseOrFail(HttpGet(server.http_address(), "/metrics").body)
+                .Value("fanprobe_listener_connections", {{"listener", "grpc"}}),
+            kGrpcConnections);
+  Connection beyond(PortOf(server.address()));
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_TRUE(ClosedByPeer(beyond.fd(), kChildPatience));
+  const std::optional<std::string> full =
+      server.WaitForListenerLine("listener_full", "grpc", kChildPatience);
+  ASSERT_TRUE(full.has_value()) << server.process().Stderr();
+  EXPECT_THAT(*full, HasSubstr(absl::StrCat(R"("max_connections":)",
+                                            kGrpcConnections)));
   batch.TryCancel();
   // The HTTP side had all its connections: it answers once they close, and
   // no listener ever ran out.
@@ -493,6 +520,49 @@ TEST(DescriptorReserveTest, ABusyEngineLeavesRoomForIncomingConnections) {
   EXPECT_EQ(metrics.Value("fanprobe_listener_exhaustions_total",
                           {{"listener", "health"}}),
             0);
+  EXPECT_EQ(
+      metrics.Value("fanprobe_listener_refused_total", {{"listener", "grpc"}}),
+      1);
+}
+
+// A connection beyond --max_grpc_connections is closed at once; once one
+// of those held ends, a new one is served.
+TEST(GrpcConnectionBoundTest, OneBeyondTheBoundIsClosedUntilOneEnds) {
+  if (!FindTool("prlimit").has_value()) {
+    GTEST_SKIP() << "needs prlimit (package util-linux)";
+  }
+  LimitedServer server(4096, {"--max_grpc_connections=3"});
+  ASSERT_TRUE(server.ok()) << server.process().Stderr();
+  const int port = PortOf(server.address());
+  const auto metric = [&server](const char* name) {
+    return ParseOrFail(HttpGet(server.http_address(), "/metrics").body)
+        .Value(name, {{"listener", "grpc"}});
+  };
+  std::vector<std::unique_ptr<Connection>> held;
+  ASSERT_TRUE(OpenIdle(port, 3, held));
+  ASSERT_TRUE(
+      WaitUntil([&] { return metric("fanprobe_listener_connections") == 3; },
+                kChildPatience));
+
+  Connection beyond(port);
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_TRUE(ClosedByPeer(beyond.fd(), kChildPatience));
+  ASSERT_TRUE(
+      server.WaitForListenerLine("listener_full", "grpc", kChildPatience));
+  EXPECT_EQ(metric("fanprobe_listener_refused_total"), 1);
+  EXPECT_EQ(metric("fanprobe_listener_connections"), 3);
+
+  // One ends (gRPC closes its side when it sees the end): room again.
+  held.pop_back();
+  ASSERT_TRUE(
+      WaitUntil([&] { return metric("fanprobe_listener_connections") == 2; },
+                kChildPatience));
+  HealthWatch health(server.address());
+  EXPECT_EQ(health.Next(), HealthCheckResponse::SERVING);
+  const std::optional<std::string> room =
+      server.WaitForListenerLine("listener_has_room", "grpc", kChildPatience);
+  ASSERT_TRUE(room.has_value()) << server.process().Stderr();
+  EXPECT_THAT(*room, HasSubstr(R"("refused":1)"));
 }
 
 }  // namespace

@@ -251,10 +251,11 @@ TEST(DescriptorBudgetTest, SaysWhatTheBudgetAllowsAndWarnsBelowTheFlag) {
               HasSubstr(R"("fd_limit":400,"fd_reserve":256,)"
                         R"("max_in_flight":130,"max_in_flight_flag":10000})"));
   EXPECT_TRUE(ParseJsonLines({lines[0].text(), lines[1].text()}).ok());
-  // The share of the reserve kept for HTTP connections, when there is one.
-  lines = DescriptorBudgetLines(limits, stats, 100, 64);
+  // The shares of the reserve kept for gRPC and HTTP connections.
+  lines = DescriptorBudgetLines(limits, stats, 100, 32, 64);
   EXPECT_THAT(lines[0].text(),
-              HasSubstr(R"("fd_reserve":256,"fd_reserve_http_connections":64,)"
+              HasSubstr(R"("fd_reserve":256,"fd_reserve_grpc_connections":32,)"
+                        R"("fd_reserve_http_connections":64,)"
                         R"("max_in_flight":130,)"));
 }
 
@@ -600,7 +601,8 @@ TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
   ServerProcess server({*prlimit, "--nofile=300:400", "--",
                         FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                         "--http_address=127.0.0.1:0", "--workers=1",
-                        "--http_max_connections=16", "--max_in_flight=5000"});
+                        "--http_max_connections=16",
+                        "--max_grpc_connections=32", "--max_in_flight=5000"});
   ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
   const std::optional<std::string> warning = server.process().WaitForStderrLine(
       [](absl::string_view line) {
@@ -613,15 +615,15 @@ TEST(ServerBinaryFlagsTest, LogsTheDescriptorBudgetAndWarnsWhenItIsLow) {
   ASSERT_TRUE(RE2::PartialMatch(
       server.process().Stderr(),
       R"re("event":"descriptor_budget","fd_limit":400,"fd_limit_at_start":300,)re"
-      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":272,)re"
-      R"re("fd_reserve_http_connections":16,)re"
+      R"re("fd_hard_limit":400,"fd_open_at_start":(\d+),"fd_reserve":304,)re"
+      R"re("fd_reserve_grpc_connections":32,"fd_reserve_http_connections":16,)re"
       R"re("max_in_flight":(\d+),"max_in_flight_flag":5000})re",
       &open_at_start, &max_in_flight))
       << server.process().Stderr();
   EXPECT_GT(open_at_start, 2);
-  EXPECT_EQ(max_in_flight, 400 - open_at_start - 272);
+  EXPECT_EQ(max_in_flight, 400 - open_at_start - 304);
   EXPECT_THAT(*warning,
-              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":272,)",
+              HasSubstr(absl::StrCat(R"("fd_limit":400,"fd_reserve":304,)",
                                      R"("max_in_flight":)", max_in_flight,
                                      R"(,"max_in_flight_flag":5000})")));
   EXPECT_THAT(*warning, HasSubstr("--max_in_flight=5000"));
@@ -634,7 +636,8 @@ TEST(ServerBinaryFlagsTest, NoDescriptorWarningWhenTheBudgetSuffices) {
   ServerProcess server({*prlimit, "--nofile=300:400", "--",
                         FANPROBE_SERVER_BINARY, "--grpc_address=127.0.0.1:0",
                         "--http_address=127.0.0.1:0", "--workers=1",
-                        "--http_max_connections=16", "--max_in_flight=20"});
+                        "--http_max_connections=16",
+                        "--max_grpc_connections=32", "--max_in_flight=20"});
   ASSERT_FALSE(server.address().empty()) << server.process().Stderr();
   // The policy line comes after the budget and its warning, if any.
   ASSERT_TRUE(server.process()
