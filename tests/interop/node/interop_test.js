@@ -351,6 +351,28 @@ describe('fanprobe.v1.Prober from @grpc/grpc-js', () => {
     assertSummary(summary, 'END_REASON_ALL_COMPLETED', 7, 3, 4, []);
   });
 
+  it('lists every attempt of a retried probe', async () => {
+    const retried = {retry: {max_attempts: 3, initial_backoff: {nanos: 10e6}}};
+    const {results, summary} = await stream({targets: [
+      {url: refusedUrl, options: retried},
+      {url: refusedUrl},
+    ]});
+    const byIndex = {};
+    for (const result of results) byIndex[result.index] = result;
+    const refused = byIndex[0];
+    assertResult(refused, 'OUTCOME_CONNECT_ERROR', 0);
+    assert.deepEqual(refused.attempts.map((a) => a.outcome),
+                     Array(3).fill('OUTCOME_CONNECT_ERROR'));
+    // Each began after the one before and at least 8 ms of backoff.
+    const starts = refused.attempts.map((a) => durationNanos(a.start));
+    assert.equal(starts[0], 0n);
+    assert.ok(starts[1] >= 8000000n, String(starts));
+    assert.ok(starts[2] > starts[1], String(starts));
+    // Without a retry policy, no attempts are listed.
+    assert.deepEqual(byIndex[1].attempts, []);
+    assertSummary(summary, 'END_REASON_ALL_COMPLETED', 2, 0, 2, []);
+  });
+
   it('unpacks results sent together, each once', async () => {
     const targets = Array.from({length: 300}, () => ({url: url('/status/200')}));
     const {results, summary, groupSizes} = await stream(

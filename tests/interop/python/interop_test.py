@@ -308,6 +308,36 @@ class InteropTest(unittest.TestCase):
                             total=7, succeeded=3, failed=4, pending=[])
         self.assertGreaterEqual(summary.elapsed.ToNanoseconds(), 2 * 10**9)
 
+    def test_a_retried_probe_lists_every_attempt(self):
+        retry = pb.RetryPolicy(max_attempts=3)
+        retry.initial_backoff.FromMilliseconds(10)
+        retried = pb.ProbeOptions(retry=retry)
+        results, summary = self.stream(pb.ProbeBatchRequest(targets=[
+            pb.ProbeTarget(url=self.refused_url, options=retried),
+            pb.ProbeTarget(url=self.url("/status/200"), options=retried),
+            pb.ProbeTarget(url=self.refused_url),
+        ]))
+        by_index = {r.index: r for r in results}
+        refused = by_index[0]
+        self.assert_result(refused, pb.OUTCOME_CONNECT_ERROR, 0)
+        self.assertEqual([pb.Outcome.Name(a.outcome) for a in refused.attempts],
+                         ["OUTCOME_CONNECT_ERROR"] * 3)
+        self.assertEqual(refused.attempts[0].start.ToNanoseconds(), 0)
+        # Each began after the one before and at least 8 ms of backoff.
+        starts = [a.start.ToNanoseconds() for a in refused.attempts]
+        self.assertGreaterEqual(starts[1], 8 * 10**6)
+        self.assertGreater(starts[2], starts[1])
+        self.assertNotEqual(refused.attempts[2].error, "")
+        # A success at once is one attempt, listed.
+        self.assert_result(by_index[1], pb.OUTCOME_OK, 200)
+        self.assertEqual([pb.Outcome.Name(a.outcome)
+                          for a in by_index[1].attempts], ["OUTCOME_OK"])
+        self.assertEqual(by_index[1].attempts[0].status_code, 200)
+        # Without a retry policy, no attempts are listed.
+        self.assertEqual(len(by_index[2].attempts), 0)
+        self.assert_summary(summary, pb.END_REASON_ALL_COMPLETED,
+                            total=3, succeeded=1, failed=2, pending=[])
+
     def test_results_sent_together_arrive_each_once(self):
         targets = [pb.ProbeTarget(url=self.url("/status/200"))
                    for _ in range(300)]
