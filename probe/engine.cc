@@ -903,9 +903,23 @@ void EngineImpl::TimerLoop() {
 
 }  // namespace internal
 
+void CountUnaddedAsPending(uint64_t given, BatchSummary* summary) {
+  for (uint64_t index = summary->total; index < given; ++index) {
+    summary->pending_indices.push_back(static_cast<uint32_t>(index));
+    ++summary->cancelled;
+    ++summary->total;
+  }
+}
+
 std::shared_ptr<Batch> Engine::Submit(std::vector<ProbeTarget> targets,
                                       const BatchOptions& options,
                                       BatchCallbacks callbacks) {
+  callbacks.on_done = [given = targets.size(),
+                       on_done =
+                           std::move(callbacks.on_done)](BatchSummary summary) {
+    CountUnaddedAsPending(given, &summary);
+    if (on_done) on_done(std::move(summary));
+  };
   std::shared_ptr<Batch> batch = Open(options, std::move(callbacks));
   batch->Add(std::move(targets));
   batch->Close();

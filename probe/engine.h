@@ -97,6 +97,13 @@ struct BatchSummary {
   absl::Duration elapsed;  // from Submit to the end of the batch
 };
 
+// A batch that ends while targets are still being added to it leaves those
+// out of its summary (Add() after the end takes nothing): they never ran.
+// For a caller that gave the batch `given` targets in all, lists indices
+// summary->total .. given - 1 as pending, counted in total and cancelled.
+// Submit() does this itself.
+void CountUnaddedAsPending(uint64_t given, BatchSummary* summary);
+
 class Batch;
 
 struct BatchCallbacks {

@@ -112,6 +112,10 @@ class BatchCall {
         BatchFromProto(request, service_.options_.limits, service_.engine_);
     if (!batch.ok()) return Rejected(batch.status());
     const auto probes = static_cast<uint32_t>(batch->targets.size());
+    {
+      absl::MutexLock lock(&mu_);
+      targets_given_ = probes;
+    }
     return Run(*std::move(batch), probes, /*open=*/false);
   }
 
@@ -128,6 +132,10 @@ class BatchCall {
     if (!batch.ok()) return Rejected(batch.status());
     stream->options = batch->options;
     stream->defaults = batch->defaults;
+    {
+      absl::MutexLock lock(&mu_);
+      targets_given_ = batch->targets.size();
+    }
     const uint64_t holds =
         static_cast<uint64_t>(batch->options.max_concurrency) +
         limits.max_batch_targets;
@@ -268,9 +276,19 @@ class BatchCall {
   }
 
   absl::Mutex mu_;
+  // Targets the request gave the batch, added to it or not yet: the next
+  // index.  A ProbeStream counts them as it reads them.
+  uint64_t targets_given_ ABSL_GUARDED_BY(mu_) = 0;
 
  private:
-  void BatchDone(const BatchSummary& summary) {
+  void BatchDone(BatchSummary summary) {
+    // A batch may end (cancelled, timed out, its first result in) while its
+    // targets are being added; the engine refuses those that come after.
+    // They never ran, and are pending all the same.
+    {
+      absl::MutexLock lock(&mu_);
+      CountUnaddedAsPending(targets_given_, &summary);
+    }
     service_.BatchEnded(reserved_, client_);
     service_.logger_.Log(log::Line("batch")
                              .Add("rpc", rpc_)
@@ -546,7 +564,7 @@ class ProbeStreamCall final
       absl::MutexLock lock(&mu_);
       if (EndingLocked()) return;
       first = !started_;
-      first_index = read_;
+      first_index = targets_given_;
       settings.defaults = stream_.defaults;
       if (!ok) {
         // The client closed its side (or went, which OnCancel handles).
@@ -577,9 +595,7 @@ class ProbeStreamCall final
       }
       started_ = true;
       stream_ = std::move(stream);
-      read_ = static_cast<uint64_t>(reading_.batch().targets_size()) +
-              reading_.targets_size();
-      NoteOutstandingLocked(static_cast<int64_t>(read_));
+      NoteOutstandingLocked(static_cast<int64_t>(targets_given_));
       read_in_flight_ = false;
       MaybeReadLocked();
       return;
@@ -598,7 +614,7 @@ class ProbeStreamCall final
     }
     {
       absl::MutexLock lock(&mu_);
-      read_ += targets->size();
+      targets_given_ += targets->size();
       NoteOutstandingLocked(static_cast<int64_t>(targets->size()));
     }
     AddTargets(*std::move(targets));
@@ -637,7 +653,6 @@ class ProbeStreamCall final
   bool input_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more will
   // The stream's settings and defaults, set once from the first message.
   BatchRequest stream_ ABSL_GUARDED_BY(mu_);
-  uint64_t read_ ABSL_GUARDED_BY(mu_) = 0;  // targets read: the next index
   // Targets read whose results have not reached OnResult.  Signed: the
   // first message's unusable targets complete before they are counted.
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -162,6 +163,47 @@ TEST_F(ProberServiceTest, FirstCompletedEndsAtTheFastestAndCancelsTheRest) {
         return s.raw.abandoned == s.raw.requests && s.raw.open_connections == 0;
       },
       kPatience));
+}
+
+// The first target completes while the engine is still being given the
+// batch's targets (an unusable one completes as soon as it is checked), so
+// the batch ends before most of them are added.  Every one of them is still
+// listed: the first as done, every other as pending.
+TEST_F(ProberServiceTest, ABatchThatEndsWhileItsTargetsAreAddedListsThemAll) {
+  ServiceHarness server;
+  constexpr int kTargets = 20000;
+  std::vector<std::string> urls(kTargets, target_.raw_url("/hang"));
+  urls[0] = "ftp://127.0.0.1/";
+  v1::ProbeBatchRequest request = BatchRequest(urls);
+  request.set_return_when(v1::RETURN_WHEN_FIRST_COMPLETED);
+  std::vector<uint32_t> rest(kTargets - 1);
+  std::iota(rest.begin(), rest.end(), 1u);
+
+  const StreamOutcome streamed = ReadStream(server.stub(), request);
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  ASSERT_EQ(streamed.summaries.size(), 1u);
+  ASSERT_EQ(streamed.results.size(), 1u);
+  EXPECT_EQ(streamed.results[0].index(), 0u);
+  ExpectSummary(streamed.summaries[0],
+                {.reason = v1::END_REASON_FIRST_COMPLETED,
+                 .total = kTargets,
+                 .completed = 1,
+                 .failed = 1,
+                 .cancelled = kTargets - 1,
+                 .pending = rest});
+
+  grpc::ClientContext context;
+  v1::ProbeBatchResponse response;
+  const grpc::Status status =
+      server.stub().ProbeBatch(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(Indices(response.done()), ElementsAre(0));
+  EXPECT_EQ(response.pending_indices_size(), kTargets - 1);
+  ExpectSummary(response.summary(), {.reason = v1::END_REASON_FIRST_COMPLETED,
+                                     .total = kTargets,
+                                     .cancelled = kTargets - 1,
+                                     .pending = rest});
+  EXPECT_EQ(target_.Stats().raw.requests, 0);  // none of them ran
 }
 
 TEST_F(ProberServiceTest, FirstExceptionEndsAtTheFirstFailure) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <set>
@@ -471,6 +472,30 @@ TEST_F(AdmissionTest, AnOpenBatchFedAsResultsReturnHoldsFewTargets) {
   EXPECT_EQ(summary->total, static_cast<uint32_t>(kTotal));
   EXPECT_EQ(summary->succeeded, static_cast<uint32_t>(kTotal));
   EXPECT_LE(peak_queued, kWindow + kChunk);
+  ExpectConsistent({*summary, recorder.Results()});
+}
+
+// The first target completes while Submit() is still adding the rest (an
+// unusable one completes as soon as it is checked), so the batch ends
+// before most are added; the summary lists every one of them anyway.
+TEST_F(AdmissionTest, ABatchThatEndsWhileSubmitAddsListsEveryTarget) {
+  StartEngine(/*lanes=*/2);
+  constexpr int kTargets = 5000;
+  std::vector<ProbeTarget> targets = Hosts(kTargets);
+  targets[0] = Target("ftp://h0.test/");
+  BatchRecorder recorder;
+  BatchOptions options;
+  options.return_when = ReturnWhen::kFirstCompleted;
+  engine_->Submit(std::move(targets), options, recorder.Callbacks());
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kFirstCompleted);
+  EXPECT_EQ(summary->total, static_cast<uint32_t>(kTargets));
+  EXPECT_EQ(summary->completed, 1u);
+  EXPECT_EQ(summary->cancelled, static_cast<uint32_t>(kTargets - 1));
+  std::vector<uint32_t> rest(kTargets - 1);
+  std::iota(rest.begin(), rest.end(), 1u);
+  EXPECT_EQ(summary->pending_indices, rest);
   ExpectConsistent({*summary, recorder.Results()});
 }
 
