@@ -786,6 +786,13 @@ absl::Status HttpServer::ApplyRetryParameters(MHD_Connection* connection,
                        absl::CHexEscape(attempts), "\""));
     }
     options.retry.max_attempts = n;
+    // The module passed the engine's checks at load; only the attempts can
+    // be more than this server allows.  Checked only when asked for, so a
+    // plain /probe does not prepare its options an extra time.
+    if (absl::Status status = engine_.CheckOptions(options); !status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("attempts: ", status.message()));
+    }
   }
   if (const std::string backoff = QueryValue(connection, "retry_backoff");
       !backoff.empty()) {
@@ -797,11 +804,6 @@ absl::Status HttpServer::ApplyRetryParameters(MHD_Connection* connection,
                        absl::CHexEscape(backoff), "\""));
     }
     options.retry.initial_backoff = d;
-  }
-  if (absl::Status status = engine_.CheckOptions(options); !status.ok()) {
-    // Only the parameters above can make the module's options unusable.
-    return absl::InvalidArgumentError(
-        absl::StrCat("attempts: ", status.message()));
   }
   return absl::OkStatus();
 }
