@@ -145,6 +145,9 @@ class BatchState final : public Batch,
   // waits, plus done shells behind a target still running.
   std::deque<Slot> slots ABSL_GUARDED_BY(mu);
   uint32_t base ABSL_GUARDED_BY(mu) = 0;
+  // Targets handed to Add() while the batch was open: `added`, plus those
+  // an Add() in progress has not taken yet.
+  uint32_t given ABSL_GUARDED_BY(mu) = 0;
   bool closed ABSL_GUARDED_BY(mu) = false;          // Close() was called
   std::deque<ProbeTask> ready ABSL_GUARDED_BY(mu);  // hold a reserved host slot
   absl::flat_hash_map<std::string, HostSlots> hosts ABSL_GUARDED_BY(mu);
@@ -448,6 +451,15 @@ void EngineImpl::Add(BatchState* batch, std::vector<ProbeTarget> targets) {
   // however busy the engine is.
   PreparedCache prepared;
   const size_t total = targets.size();
+  {
+    // Counted before any is checked: if the batch ends meanwhile, its
+    // summary lists those not taken yet as pending.
+    absl::MutexLock lock(&mu_);
+    batch->mu.AssertHeld();
+    if (batch->ended || batch->closed) return;
+    batch->given = static_cast<uint32_t>(
+        std::min<uint64_t>(uint64_t{batch->given} + total, UINT32_MAX));
+  }
   size_t chunk = 256;
   for (size_t begin = 0; begin < total && !batch->ended; begin += chunk) {
     if (begin > 0) chunk = 4096;
@@ -754,7 +766,8 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
   batch->ended.store(true, std::memory_order_release);
   BatchSummary summary;
   summary.reason = reason;
-  summary.total = batch->added.load(std::memory_order_relaxed);
+  const uint32_t added = batch->added.load(std::memory_order_relaxed);
+  summary.total = std::max(added, batch->given);
   summary.completed = batch->completed;
   summary.succeeded = batch->succeeded;
   summary.failed = batch->failed;
@@ -762,6 +775,9 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
     if (!batch->slots[i].done) {
       summary.pending_indices.push_back(batch->base + static_cast<uint32_t>(i));
     }
+  }
+  for (uint32_t index = added; index < summary.total; ++index) {
+    summary.pending_indices.push_back(index);  // handed to Add(), not taken
   }
   summary.cancelled = static_cast<uint32_t>(summary.pending_indices.size());
   summary.elapsed = absl::Now() - batch->start;
@@ -903,23 +919,9 @@ void EngineImpl::TimerLoop() {
 
 }  // namespace internal
 
-void CountUnaddedAsPending(uint64_t given, BatchSummary* summary) {
-  for (uint64_t index = summary->total; index < given; ++index) {
-    summary->pending_indices.push_back(static_cast<uint32_t>(index));
-    ++summary->cancelled;
-    ++summary->total;
-  }
-}
-
 std::shared_ptr<Batch> Engine::Submit(std::vector<ProbeTarget> targets,
                                       const BatchOptions& options,
                                       BatchCallbacks callbacks) {
-  callbacks.on_done = [given = targets.size(),
-                       on_done =
-                           std::move(callbacks.on_done)](BatchSummary summary) {
-    CountUnaddedAsPending(given, &summary);
-    if (on_done) on_done(std::move(summary));
-  };
   std::shared_ptr<Batch> batch = Open(options, std::move(callbacks));
   batch->Add(std::move(targets));
   batch->Close();

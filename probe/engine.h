@@ -87,7 +87,11 @@ struct BatchOptions {
 // How a batch ended.  completed + cancelled == total.
 struct BatchSummary {
   EndReason reason = EndReason::kAllCompleted;
-  uint32_t total = 0;      // probes in the batch (added, for an open one)
+  // Probes in the batch: the targets handed to Add() (or Submit) before it
+  // ended.  A batch may end (its first result in, cancelled, timed out)
+  // while Add() is still checking the rest of them: those never run, and
+  // are pending all the same.
+  uint32_t total = 0;
   uint32_t completed = 0;  // probes that reached on_result
   uint32_t succeeded = 0;  // completed with kOk
   uint32_t failed = 0;     // completed with another outcome
@@ -96,13 +100,6 @@ struct BatchSummary {
   std::vector<uint32_t> pending_indices;
   absl::Duration elapsed;  // from Submit to the end of the batch
 };
-
-// A batch that ends while targets are still being added to it leaves those
-// out of its summary (Add() after the end takes nothing): they never ran.
-// For a caller that gave the batch `given` targets in all, lists indices
-// summary->total .. given - 1 as pending, counted in total and cancelled.
-// Submit() does this itself.
-void CountUnaddedAsPending(uint64_t given, BatchSummary* summary);
 
 class Batch;
 
@@ -140,7 +137,9 @@ class Batch {
   // For a batch made by Engine::Open: appends `targets`, indexed on from the
   // last one added, and checks them as Submit does (an unusable one
   // completes at once as kInvalidTarget).  Calls must not overlap: one
-  // feeder.  Does nothing once the batch is closed or has ended.
+  // feeder.  Does nothing once the batch is closed or has ended; if the
+  // batch ends during the call, the targets it has not taken yet are
+  // listed in the summary as pending.
   virtual void Add(std::vector<ProbeTarget> targets) = 0;
   // No more targets will be added: the batch may now end as kAllCompleted
   // (until then, a batch whose targets have all completed waits for more,

@@ -112,10 +112,6 @@ class BatchCall {
         BatchFromProto(request, service_.options_.limits, service_.engine_);
     if (!batch.ok()) return Rejected(batch.status());
     const auto probes = static_cast<uint32_t>(batch->targets.size());
-    {
-      absl::MutexLock lock(&mu_);
-      targets_given_ = probes;
-    }
     return Run(*std::move(batch), probes, /*open=*/false);
   }
 
@@ -276,19 +272,11 @@ class BatchCall {
   }
 
   absl::Mutex mu_;
-  // Targets the request gave the batch, added to it or not yet: the next
-  // index.  A ProbeStream counts them as it reads them.
+  // ProbeStream: the targets read so far, the next one's index.
   uint64_t targets_given_ ABSL_GUARDED_BY(mu_) = 0;
 
  private:
   void BatchDone(BatchSummary summary) {
-    // A batch may end (cancelled, timed out, its first result in) while its
-    // targets are being added; the engine refuses those that come after.
-    // They never ran, and are pending all the same.
-    {
-      absl::MutexLock lock(&mu_);
-      CountUnaddedAsPending(targets_given_, &summary);
-    }
     service_.BatchEnded(reserved_, client_);
     service_.logger_.Log(log::Line("batch")
                              .Add("rpc", rpc_)

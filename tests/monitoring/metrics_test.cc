@@ -417,6 +417,37 @@ TEST(MeteredEngineTest, CountsWhatPassesThroughAndForwardsIt) {
   EXPECT_EQ(metered.Stats().max_in_flight, engine->Stats().max_in_flight);
 }
 
+// A batch that ends while its targets are still being added lists the rest
+// as pending; the cancelled count is what the summary says, not only what
+// the engine had taken in.
+TEST(MeteredEngineTest, CountsTargetsNotYetAddedAtTheEndAsCancelled) {
+  auto engine = Engine::Create({.workers = 1}).value();
+  ServerMetrics metrics;
+  MeteredEngine metered(*engine, metrics, MetricsApi::kHttp);
+  fanprobe::testing::TargetServer target;
+  // The unusable first target completes as its chunk is added, and ends
+  // the batch (FIRST_COMPLETED) before any other probe starts.
+  constexpr uint32_t kTargets = 5000;
+  std::vector<ProbeTarget> targets(kTargets,
+                                   {.url = target.url("/status/200")});
+  targets[0].url = "ftp://127.0.0.1/";
+  absl::Notification done;
+  BatchSummary summary;
+  metered.Submit(std::move(targets),
+                 {.return_when = ReturnWhen::kFirstCompleted},
+                 {.on_done = [&](BatchSummary s) {
+                   summary = s;
+                   done.Notify();
+                 }});
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(summary.total, kTargets);
+  EXPECT_EQ(summary.cancelled, kTargets - 1);
+  Exposition m = ParseOrFail(metrics.Render());
+  EXPECT_EQ(m.Value("fanprobe_probes_cancelled_total", {{"api", "http"}}),
+            kTargets - 1);
+  EXPECT_EQ(target.Stats().http.requests, 0);
+}
+
 TEST(ProcessFiguresTest, ReadsAFakeProc) {
   TempDir proc;
   // Field 2 holds spaces and a parenthesis, as a command name may.
