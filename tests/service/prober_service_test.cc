@@ -266,6 +266,28 @@ TEST_F(ProberServiceTest, RequestTimeoutEndsTheBatch) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
+// A zero timeout ends the batch at once: nothing runs, and the summary
+// lists every target as pending -- StreamProbes too, whose batch starts
+// only once its response headers are out.
+TEST_F(ProberServiceTest, ZeroTimeoutEndsTheBatchAtOnceWithEveryTargetPending) {
+  ServiceHarness server;
+  v1::ProbeBatchRequest request =
+      BatchRequest(std::vector<std::string>(300, target_.url("/status/200")));
+  request.mutable_timeout()->Clear();  // zero
+  grpc::ClientContext context;
+  auto reader = server.stub().StreamProbes(&context, request);
+  StreamOutcome outcome = ReadStream(*reader);
+
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_THAT(outcome.results, IsEmpty());
+  ASSERT_EQ(outcome.summaries.size(), 1u);
+  std::vector<uint32_t> every(300);
+  std::iota(every.begin(), every.end(), 0u);
+  ExpectSummary(outcome.summaries[0],
+                {.reason = v1::END_REASON_TIMEOUT, .pending = every});
+  EXPECT_EQ(target_.Stats().http.requests, 0);
+}
+
 TEST_F(ProberServiceTest, RpcDeadlineEndsTheBatchAndTheSummaryArrives) {
   ServiceHarness server;
   v1::ProbeBatchRequest request =
