@@ -2,8 +2,6 @@
 
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -85,46 +83,6 @@ absl::Status SplitHttpAddress(const std::string& address, std::string* host,
     return absl::InvalidArgumentError(absl::StrCat("http ", status.message()));
   }
   return absl::OkStatus();
-}
-
-// A listening socket on host:port (port 0: a free one), and the port bound.
-absl::StatusOr<std::pair<UniqueFd, int>> Listen(const std::string& host,
-                                                int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
-  addrinfo* found = nullptr;
-  const std::string service = absl::StrCat(port);
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(),
-                  &hints, &found) != 0 ||
-      found == nullptr) {
-    return absl::UnavailableError("the host does not resolve");
-  }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found,
-                                                               &freeaddrinfo);
-  std::string last_error = "no address";
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    UniqueFd fd(socket(a->ai_family,
-                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                       a->ai_protocol));
-    if (fd.get() < 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    // No SO_REUSEPORT: a second server on the same port must fail, not
-    // silently share it.
-    const int yes = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 ||
-        listen(fd.get(), 1024) != 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    const int bound_port = BoundPort(fd.get());
-    return std::make_pair(std::move(fd), bound_port);
-  }
-  return absl::UnavailableError(last_error);
 }
 
 int SocketOf(MHD_Connection* connection) {
@@ -403,7 +361,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     }
     identity = *std::move(parsed);
   }
-  absl::StatusOr<std::pair<UniqueFd, int>> listener = Listen(host, port);
+  // One socket: libmicrohttpd takes one.
+  absl::StatusOr<Listening> listener =
+      ListenOn(host, port, /*every_address=*/false);
   if (!listener.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address,
@@ -431,11 +391,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     absl::MutexLock lock(&server->tls_mu_);
     server->tls_ = std::move(identity);
   }
-  server->port_ = listener->second;
+  server->port_ = listener->port;
   const std::string& address = server->options_.address;
   server->address_ =
       absl::StrCat(address.substr(0, address.rfind(':')), ":", server->port_);
-  server->listen_fd_ = listener->first.release();
+  server->listen_fd_ = listener->fds.front().release();
 
   const HttpServerOptions& o = server->options_;
   const unsigned threads = static_cast<unsigned>(std::max(o.threads, 1));

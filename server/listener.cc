@@ -1,7 +1,6 @@
 #include "server/listener.h"
 
 #include <dirent.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -78,14 +77,6 @@ bool ConnectionGone(int error) {
   }
 }
 
-void SetPort(sockaddr* address, int port) {
-  if (address->sa_family == AF_INET6) {
-    reinterpret_cast<sockaddr_in6*>(address)->sin6_port = htons(port);
-  } else {
-    reinterpret_cast<sockaddr_in*>(address)->sin_port = htons(port);
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
@@ -96,61 +87,21 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
       !status.ok()) {
     return status;
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const std::string service = absl::StrCat(port);
-  // "[::]:port" and ":port" are every address, both families (gRPC's
-  // wildcard): one dual-stack socket.
-  const bool wildcard = host.empty() || host == "::";
-  if (host == "::" || host.empty()) hints.ai_family = AF_INET6;
-  if (const int error = getaddrinfo(host.empty() ? "::" : host.c_str(),
-                                    service.c_str(), &hints, &found);
-      error != 0 || found == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address, ": ", gai_strerror(error)));
+  absl::StatusOr<Listening> listening =
+      ListenOn(host, port, /*every_address=*/true);
+  if (!listening.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", address, ": ", listening.status().message()));
   }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found,
-                                                               &freeaddrinfo);
   std::unique_ptr<Listener> listener(new Listener(std::move(options)));
-  std::vector<UniqueFd> fds;
-  std::string last_error = "no address";
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    // Port 0: the first bind picks one, the others take the same.
-    if (port == 0 && listener->port_ != 0) SetPort(a->ai_addr, listener->port_);
-    UniqueFd fd(socket(a->ai_family,
-                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                       a->ai_protocol));
-    if (fd.get() < 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    const int yes = 1;
-    const int no = 0;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-    if (wildcard && a->ai_family == AF_INET6) {
-      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
-    }
-    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 ||
-        listen(fd.get(), SOMAXCONN) != 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    if (listener->port_ == 0) listener->port_ = BoundPort(fd.get());
-    fds.push_back(std::move(fd));
-  }
-  if (fds.empty() || listener->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address, ": ", last_error));
-  }
+  listener->port_ = listening->port;
   listener->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (listener->wake_fd_ < 0) {
     return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
-  for (UniqueFd& fd : fds) listener->listen_fds_.push_back(fd.release());
+  for (UniqueFd& fd : listening->fds) {
+    listener->listen_fds_.push_back(fd.release());
+  }
   listener->address_ =
       absl::StrCat(address.substr(0, address.rfind(':')), ":", listener->port_);
   return listener;
