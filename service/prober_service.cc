@@ -552,10 +552,13 @@ class StreamProbesCall final
     StartSendInitialMetadata();
   }
 
-  // Launched even when the metadata was not sent (the client left): the
-  // batch then ends at once, cancelled, and its summary lists every target.
-  void OnSendInitialMetadataDone(bool /*ok*/) override {
+  // Launched even when the metadata could not be sent (the client left),
+  // and then cancelled at once, whether or not OnCancel has run yet: the
+  // summary lists every target, and the batch's end frees what admission
+  // took.
+  void OnSendInitialMetadataDone(bool ok) override {
     Launch(std::move(batch_request_), /*open=*/false);
+    if (!ok) CancelBatch();
   }
 
  private:
