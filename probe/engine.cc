@@ -97,7 +97,8 @@ class BatchState final : public Batch,
         options(options),
         max_concurrency(max_concurrency),
         start(absl::Now()),
-        callbacks(std::move(callbacks)) {}
+        callbacks(std::move(callbacks)),
+        given(options.targets_to_add) {}
 
   void Cancel() override;
   void PauseAdmission() override;
@@ -145,9 +146,9 @@ class BatchState final : public Batch,
   // waits, plus done shells behind a target still running.
   std::deque<Slot> slots ABSL_GUARDED_BY(mu);
   uint32_t base ABSL_GUARDED_BY(mu) = 0;
-  // Targets handed to Add() while the batch was open: `added`, plus those
-  // an Add() in progress has not taken yet.
-  uint32_t given ABSL_GUARDED_BY(mu) = 0;
+  // Targets handed to Add() while the batch was open, or announced for it
+  // (BatchOptions::targets_to_add): `added`, plus those not taken yet.
+  uint32_t given ABSL_GUARDED_BY(mu);
   bool closed ABSL_GUARDED_BY(mu) = false;          // Close() was called
   std::deque<ProbeTask> ready ABSL_GUARDED_BY(mu);  // hold a reserved host slot
   absl::flat_hash_map<std::string, HostSlots> hosts ABSL_GUARDED_BY(mu);
@@ -428,15 +429,18 @@ std::shared_ptr<Batch> EngineImpl::Open(const BatchOptions& options,
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
-    active_.insert(batch);
     batch->mu.AssertHeld();
-    if (stopping_) {
-      EndLocked(batch.get(), EndReason::kCancelled, &actions);
-    } else if (options.timeout != absl::InfiniteDuration()) {
-      batch->deadline = deadlines_.emplace(
-          batch->start + std::max(options.timeout, absl::ZeroDuration()),
-          batch);
-      timer_cv_.Signal();
+    // Unless on_start cancelled it: then it is over, with nothing to track.
+    if (!batch->ended) {
+      active_.insert(batch);
+      if (stopping_) {
+        EndLocked(batch.get(), EndReason::kCancelled, &actions);
+      } else if (options.timeout != absl::InfiniteDuration()) {
+        batch->deadline = deadlines_.emplace(
+            batch->start + std::max(options.timeout, absl::ZeroDuration()),
+            batch);
+        timer_cv_.Signal();
+      }
     }
   }
   RunActions(actions, nullptr);
@@ -457,8 +461,11 @@ void EngineImpl::Add(BatchState* batch, std::vector<ProbeTarget> targets) {
     absl::MutexLock lock(&mu_);
     batch->mu.AssertHeld();
     if (batch->ended || batch->closed) return;
-    batch->given = static_cast<uint32_t>(
-        std::min<uint64_t>(uint64_t{batch->given} + total, UINT32_MAX));
+    // Those announced at Open() are the first added.
+    const uint64_t through =
+        uint64_t{batch->added.load(std::memory_order_relaxed)} + total;
+    batch->given = static_cast<uint32_t>(std::min<uint64_t>(
+        std::max<uint64_t>(batch->given, through), UINT32_MAX));
   }
   size_t chunk = 256;
   for (size_t begin = 0; begin < total && !batch->ended; begin += chunk) {
@@ -922,7 +929,10 @@ void EngineImpl::TimerLoop() {
 std::shared_ptr<Batch> Engine::Submit(std::vector<ProbeTarget> targets,
                                       const BatchOptions& options,
                                       BatchCallbacks callbacks) {
-  std::shared_ptr<Batch> batch = Open(options, std::move(callbacks));
+  BatchOptions announced = options;
+  announced.targets_to_add =
+      static_cast<uint32_t>(std::min<size_t>(targets.size(), UINT32_MAX));
+  std::shared_ptr<Batch> batch = Open(announced, std::move(callbacks));
   batch->Add(std::move(targets));
   batch->Close();
   return batch;

@@ -82,6 +82,11 @@ struct BatchOptions {
   // At most this many probes of the batch run at once against one host
   // (scheme, host and port), as aiohttp's limit_per_host; 0 = no limit.
   uint32_t max_per_host = 0;
+  // For Open(): how many targets the caller holds and will Add() next.  A
+  // batch can end before they are added (cancelled, a zero timeout, the
+  // engine stopping); its summary lists them as pending all the same.
+  // Submit() sets it.
+  uint32_t targets_to_add = 0;
 };
 
 // How a batch ended.  completed + cancelled == total.

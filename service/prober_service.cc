@@ -193,6 +193,7 @@ class BatchCall {
   // Starts an admitted batch with its targets; an `open` one is not closed.
   // Its timeout counts from here.
   void Launch(BatchRequest batch, bool open) {
+    batch.options.targets_to_add = static_cast<uint32_t>(batch.targets.size());
     batch.options.timeout =
         EffectiveTimeout(batch.options.timeout, deadline_, absl::Now(),
                          service_.options_.deadline_margin);

@@ -499,6 +499,28 @@ TEST_F(AdmissionTest, ABatchThatEndsWhileSubmitAddsListsEveryTarget) {
   ExpectConsistent({*summary, recorder.Results()});
 }
 
+// A batch can end before Submit has added anything: cancelled from on_start
+// here, or by a zero timeout or the engine stopping.  Its targets never ran,
+// and are pending all the same.
+TEST_F(AdmissionTest, ABatchThatEndsBeforeItsTargetsAreAddedListsThemAll) {
+  StartEngine(/*lanes=*/1);
+  constexpr int kTargets = 100;
+  BatchRecorder recorder;
+  BatchCallbacks callbacks = recorder.Callbacks();
+  callbacks.on_start = [](std::shared_ptr<Batch> batch) { batch->Cancel(); };
+  engine_->Submit(Hosts(kTargets), BatchOptions{}, std::move(callbacks));
+  std::optional<BatchSummary> summary = recorder.WaitDone();
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->reason, EndReason::kCancelled);
+  EXPECT_EQ(summary->total, static_cast<uint32_t>(kTargets));
+  EXPECT_EQ(summary->cancelled, static_cast<uint32_t>(kTargets));
+  std::vector<uint32_t> every(kTargets);
+  std::iota(every.begin(), every.end(), 0u);
+  EXPECT_EQ(summary->pending_indices, every);
+  EXPECT_EQ(probes_->started(), 0u);
+  EXPECT_EQ(engine_->Stats().batches_active, 0u);
+}
+
 // Retries (ProbeOptions::retry): a failed attempt that may be retried is
 // begun again on a lane, as a new running probe of the same index.
 
