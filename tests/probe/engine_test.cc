@@ -503,8 +503,16 @@ TEST_F(EngineTest, PauseFromOnResultBoundsWhatStillArrives) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   const int requests_paused = server_.Stats().raw.requests;
+  // One thread at a time hands a batch's results over, so a probe no longer
+  // in flight may still have its result on the way: wait for it (bounded)
+  // before comparing.
   {
+    auto all_delivered = [&] {
+      mu.AssertReaderHeld();
+      return results >= requests_paused;
+    };
     absl::MutexLock lock(&mu);
+    mu.AwaitWithDeadline(absl::Condition(&all_delivered), deadline);
     EXPECT_EQ(results_at_pause, kPauseAt);
     EXPECT_LE(results, kPauseAt + static_cast<int>(kConcurrency) - 1);
     EXPECT_EQ(requests_paused, results);
