@@ -784,7 +784,7 @@ void EngineImpl::EndLocked(BatchState* batch, EndReason reason,
     }
   }
   for (uint32_t index = added; index < summary.total; ++index) {
-    summary.pending_indices.push_back(index);  // handed to Add(), not taken
+    summary.pending_indices.push_back(index);  // given or announced, not taken
   }
   summary.cancelled = static_cast<uint32_t>(summary.pending_indices.size());
   summary.elapsed = absl::Now() - batch->start;

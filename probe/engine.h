@@ -92,10 +92,10 @@ struct BatchOptions {
 // How a batch ended.  completed + cancelled == total.
 struct BatchSummary {
   EndReason reason = EndReason::kAllCompleted;
-  // Probes in the batch: the targets handed to Add() (or Submit) before it
-  // ended.  A batch may end (its first result in, cancelled, timed out)
-  // while Add() is still checking the rest of them: those never run, and
-  // are pending all the same.
+  // Probes in the batch: the targets handed to Add() (or Submit) or
+  // announced by BatchOptions::targets_to_add before it ended.  A batch may
+  // end (its first result in, cancelled, timed out) before Add() has taken
+  // them all: those never run, and are pending all the same.
   uint32_t total = 0;
   uint32_t completed = 0;  // probes that reached on_result
   uint32_t succeeded = 0;  // completed with kOk
