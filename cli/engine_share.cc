@@ -12,85 +12,28 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "probe/address_flags.h"
 #include "probe/destination_policy.h"
 #include "service/convert.h"
 
 namespace fanprobe::cli {
-namespace {
-
-// One DNS server as c-ares takes it: "ip", "ip:port" or "[ipv6]:port"
-// (a bare IPv6 address too).  Checked here so that a typo is a usage error
-// naming the flag, not an engine that fails to start.
-absl::Status CheckDnsServer(absl::string_view text) {
-  absl::string_view host = text;
-  std::optional<absl::string_view> port;
-  if (absl::ConsumePrefix(&host, "[")) {
-    const size_t close = host.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("no ']' after the IPv6 address");
-    }
-    absl::string_view rest = host.substr(close + 1);
-    host = host.substr(0, close);
-    if (!rest.empty()) {
-      if (!absl::ConsumePrefix(&rest, ":")) {
-        return absl::InvalidArgumentError("want ':PORT' after ']'");
-      }
-      port = rest;
-    }
-  } else if (const size_t colon = host.find(':');
-             colon != absl::string_view::npos && colon == host.rfind(':')) {
-    // One colon: IPv4 and a port.  More: a bare IPv6 address.
-    port = host.substr(colon + 1);
-    host = host.substr(0, colon);
-  }
-  if (absl::StatusOr<IpAddress> address = IpAddress::Parse(host);
-      !address.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", host, "' is not an IP address"));
-  }
-  uint32_t number = 0;
-  if (port.has_value() &&
-      (!absl::SimpleAtoi(*port, &number) || number == 0 || number > 65535)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", *port, "' is not a port"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const ProbeFlags& flags) {
   EngineOptions options;
-  DestinationPolicy& policy = options.destination_policy;
-  policy.deny_private = flags.deny_private;
-  policy.deny_loopback = flags.deny_loopback;
-  absl::StatusOr<std::vector<Cidr>> allow =
-      ParseCidrList("allow_cidr", flags.allow_cidrs);
-  if (!allow.ok()) return allow.status();
-  policy.allow = *std::move(allow);
-  absl::StatusOr<std::vector<Cidr>> deny =
-      ParseCidrList("deny_cidr", flags.deny_cidrs);
-  if (!deny.ok()) return deny.status();
-  policy.deny = *std::move(deny);
-  for (const std::string& value : flags.dns_servers) {
-    for (absl::string_view server :
-         absl::StrSplit(value, ',', absl::SkipWhitespace())) {
-      server = absl::StripAsciiWhitespace(server);
-      if (absl::Status status = CheckDnsServer(server); !status.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--dns-servers=", value, ": ", status.message(),
-                         " (want IP, IP:PORT or [IPv6]:PORT)"));
-      }
-      options.dns_servers.emplace_back(server);
-    }
-  }
+  absl::StatusOr<DestinationPolicy> policy =
+      DestinationPolicyFromFlags({.deny_private = flags.deny_private,
+                                  .deny_loopback = flags.deny_loopback,
+                                  .allow_cidr = flags.allow_cidrs,
+                                  .deny_cidr = flags.deny_cidrs});
+  if (!policy.ok()) return policy.status();
+  options.destination_policy = *std::move(policy);
+  absl::StatusOr<std::vector<std::string>> dns_servers =
+      ParseDnsServerList("dns-servers", flags.dns_servers);
+  if (!dns_servers.ok()) return dns_servers.status();
+  options.dns_servers = *std::move(dns_servers);
   if (!flags.dns_servers.empty() && options.dns_servers.empty()) {
     return absl::InvalidArgumentError("--dns-servers= is empty");
   }

@@ -4,7 +4,6 @@
 
 #include <cstring>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -213,26 +212,6 @@ bool Cidr::Contains(const IpAddress& address) const {
 std::string Cidr::ToString() const {
   return absl::StrCat(network.ToString(), "/",
                       network.is_v4 ? prefix_length - 96 : prefix_length);
-}
-
-absl::StatusOr<std::vector<Cidr>> ParseCidrList(
-    absl::string_view flag, const std::vector<std::string>& entries) {
-  std::vector<Cidr> cidrs;
-  for (const std::string& entry : entries) {
-    for (absl::string_view part : absl::StrSplit(entry, ',')) {
-      part = absl::StripAsciiWhitespace(part);
-      if (part.empty()) continue;
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(part);
-      if (!cidr.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", flag, "=", part, ": ", cidr.status().message(),
-                         " (want a CIDR such as 10.0.0.0/8 or fd00::/8, or "
-                         "a single address)"));
-      }
-      cidrs.push_back(*cidr);
-    }
-  }
-  return cidrs;
 }
 
 absl::string_view AddressClassName(AddressClass address_class) {

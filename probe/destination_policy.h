@@ -63,15 +63,6 @@ struct Cidr {
   std::string ToString() const;
 };
 
-// The CIDRs a list flag names: each entry may itself be a comma list;
-// entries are trimmed, empty ones skipped.  What --allow_cidr, --deny_cidr
-// and --allow_source_cidr take, in the server and the CLI alike.
-// kInvalidArgument naming the flag and the bad entry:
-// "--deny_cidr=10.0.0.0/33: ... (want a CIDR such as 10.0.0.0/8 or
-// fd00::/8, or a single address)".
-absl::StatusOr<std::vector<Cidr>> ParseCidrList(
-    absl::string_view flag, const std::vector<std::string>& entries);
-
 // The kinds of address the class rules know.
 enum class AddressClass {
   kPublic,

@@ -12,7 +12,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -151,67 +150,6 @@ absl::StatusOr<std::vector<std::string>> ExpandCommandLine(
         absl::StrCat("--", merged[m].first, "=", absl::StrJoin(values[m], ","));
   }
   return out;
-}
-
-absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags) {
-  DestinationPolicy policy;
-  policy.deny_private = flags.deny_private;
-  policy.deny_loopback = flags.deny_loopback;
-  absl::StatusOr<std::vector<Cidr>> allow =
-      ParseCidrList("allow_cidr", flags.allow_cidr);
-  if (!allow.ok()) return allow.status();
-  policy.allow = *std::move(allow);
-  absl::StatusOr<std::vector<Cidr>> deny =
-      ParseCidrList("deny_cidr", flags.deny_cidr);
-  if (!deny.ok()) return deny.status();
-  policy.deny = *std::move(deny);
-  return policy;
-}
-
-absl::StatusOr<std::vector<std::string>> DnsServersFromFlag(
-    const std::vector<std::string>& entries) {
-  std::vector<std::string> servers;
-  for (const std::string& entry : entries) {
-    for (absl::string_view part : absl::StrSplit(entry, ',')) {
-      part = absl::StripAsciiWhitespace(part);
-      if (part.empty()) continue;
-      const auto bad = [part](absl::string_view why) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--dns_server=", part, ": ", why,
-            " (want an IP address with an optional port: 10.0.0.2, "
-            "10.0.0.2:5353, fd00::53 or [fd00::53]:5353)"));
-      };
-      absl::string_view host = part;
-      absl::string_view port;
-      if (absl::ConsumePrefix(&host, "[")) {
-        const size_t close = host.find(']');
-        if (close == absl::string_view::npos) return bad("no closing ']'");
-        port = host.substr(close + 1);
-        host = host.substr(0, close);
-        if (!port.empty() && !absl::ConsumePrefix(&port, ":")) {
-          return bad("want ':port' after ']'");
-        }
-        if (port.empty() && part.back() == ':') return bad("empty port");
-      } else if (std::count(host.begin(), host.end(), ':') == 1) {
-        // One colon: IPv4 with a port.  More: a bare IPv6 address.
-        const size_t colon = host.find(':');
-        port = host.substr(colon + 1);
-        host = host.substr(0, colon);
-        if (port.empty()) return bad("empty port");
-      }
-      absl::StatusOr<IpAddress> address = IpAddress::Parse(host);
-      if (!address.ok()) return bad("not an IP address");
-      int port_number = 53;
-      if (!port.empty() && (!absl::SimpleAtoi(port, &port_number) ||
-                            port_number < 1 || port_number > 65535)) {
-        return bad("the port is not a number in 1-65535");
-      }
-      const bool v6 = absl::StrContains(host, ':');
-      servers.push_back(v6 ? absl::StrCat("[", host, "]:", port_number)
-                           : absl::StrCat(host, ":", port_number));
-    }
-  }
-  return servers;
 }
 
 std::string PolicyJson(const DestinationPolicy& policy) {

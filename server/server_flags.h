@@ -1,16 +1,15 @@
 // server_flags.h: the parts of fanprobe-server's command line that need more
 // than Abseil flags give: list flags that may be repeated (Abseil keeps only
 // the last occurrence, which for --deny_cidr would silently drop a rule), and
-// the destination policy built from the policy flags, whose errors must stop
-// the server at start-up.
+// what the start-up log says about the destination policy the flags built
+// (probe/address_flags.h parses them, for the CLI too).
 //
 // Example (server_main.cc):
 //   absl::StatusOr<std::vector<std::string>> args =
 //       ExpandCommandLine({argv, argv + argc}, {"allow_cidr", "deny_cidr"});
 //   ... absl::ParseCommandLine over *args ...
-//   absl::StatusOr<DestinationPolicy> policy = PolicyFromFlags(
-//       {.deny_private = ..., .allow_cidr = absl::GetFlag(FLAGS_allow_cidr)});
-//   if (!policy.ok()) { print policy.status().message(); return 2; }
+//   ... DestinationPolicyFromFlags(...) ...
+//   log PolicyJson(*policy), and each of PolicyWarnings(*policy)
 //
 // Thread-safety: plain functions of their arguments (ExpandCommandLine reads
 // the flag files named on the command line).
@@ -38,31 +37,9 @@ namespace fanprobe::server {
 absl::StatusOr<std::vector<std::string>> ExpandCommandLine(
     std::vector<std::string> args, const std::vector<std::string>& list_flags);
 
-// The policy flags as given (each list entry may itself be a comma list).
-struct PolicyFlags {
-  bool deny_private = false;
-  bool deny_loopback = false;
-  std::vector<std::string> allow_cidr;
-  std::vector<std::string> deny_cidr;
-};
-
-// The destination policy the flags describe.  kInvalidArgument naming the
-// flag and the entry when a CIDR does not parse ("--deny_cidr=10.0.0.0/33:
-// ...").  Entries are trimmed; empty entries are skipped.
-absl::StatusOr<DestinationPolicy> PolicyFromFlags(const PolicyFlags& flags);
-
 // A one-line description of what `policy` allows, for the start-up log:
 // {"deny_private":true,"deny_loopback":false,"allow":[...],"deny":[...]}.
 std::string PolicyJson(const DestinationPolicy& policy);
-
-// The DNS servers --dns_server names (each entry may itself be a comma list):
-// "ip", "ip:port" or "[ipv6]:port", port 1-65535 (53 when absent), in the
-// form the engine takes (EngineOptions::dns_servers).  kInvalidArgument
-// naming the entry ("--dns_server=dns.local: ...") for anything else, a
-// host name included: the resolver cannot resolve its own server.  Entries
-// are trimmed; empty entries are skipped.
-absl::StatusOr<std::vector<std::string>> DnsServersFromFlag(
-    const std::vector<std::string>& entries);
 
 // Warnings about a policy that is legal but probably not meant, e.g. an
 // --allow_cidr that re-opens the cloud metadata address.  Empty when none.

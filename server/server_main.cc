@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "log/logger.h"
 #include "monitoring/blackbox_modules.h"
+#include "probe/address_flags.h"
 #include "probe/engine.h"
 #include "probe/probe.h"
 #include "server/descriptors.h"
@@ -105,7 +106,7 @@ ABSL_FLAG(absl::Duration, http_max_scrape_timeout, absl::Seconds(120),
           "X-Prometheus-Scrape-Timeout-Seconds (or module timeout) is held "
           "to it.");
 
-// Where probes may connect (server_flags.h, probe/destination_policy.h).
+// Where probes may connect (probe/address_flags.h, probe/destination_policy.h).
 ABSL_FLAG(bool, deny_private, false,
           "Deny probes to private addresses (10/8, 172.16/12, 192.168/16, "
           "100.64/10, fc00::/7).");
@@ -364,7 +365,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(arg_pointers.size()),
                          arg_pointers.data());
   absl::StatusOr<fanprobe::DestinationPolicy> policy =
-      fanprobe::server::PolicyFromFlags(
+      fanprobe::DestinationPolicyFromFlags(
           {.deny_private = absl::GetFlag(FLAGS_deny_private),
            .deny_loopback = absl::GetFlag(FLAGS_deny_loopback),
            .allow_cidr = absl::GetFlag(FLAGS_allow_cidr),
@@ -375,7 +376,8 @@ int main(int argc, char** argv) {
                               absl::GetFlag(FLAGS_allow_source_cidr));
   if (!allowed_sources.ok()) return ConfigError(allowed_sources.status());
   absl::StatusOr<std::vector<std::string>> dns_servers =
-      fanprobe::server::DnsServersFromFlag(absl::GetFlag(FLAGS_dns_server));
+      fanprobe::ParseDnsServerList("dns_server",
+                                   absl::GetFlag(FLAGS_dns_server));
   if (!dns_servers.ok()) return ConfigError(dns_servers.status());
   if (absl::GetFlag(FLAGS_dns_timeout) <= absl::ZeroDuration()) {
     return ConfigError(

@@ -269,29 +269,21 @@ TEST(EngineOptionsFromFlagsTest, NamesResolveThroughTheDnsServersGiven) {
 }
 
 TEST(EngineOptionsFromFlagsTest, ABadDnsServerNamesItsFlag) {
+  // probe/address_flags_test.cc tests the parse; here, that the CLI's flag
+  // goes through it under its own name.
   ProbeFlags flags;
-  for (const char* good :
-       {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53", "[::1]"}) {
-    flags.dns_servers = {good};
-    absl::StatusOr<EngineOptions> options = EngineOptionsFromFlags(flags);
-    ASSERT_TRUE(options.ok()) << good << ": " << options.status();
-    EXPECT_THAT(options->dns_servers, ElementsAre(good));
-  }
-  const std::pair<const char*, const char*> bad[] = {
-      {"dns.test", "--dns-servers=dns.test: 'dns.test' is not an IP address"},
-      {"127.0.0.1:0", "--dns-servers=127.0.0.1:0: '0' is not a port"},
-      {"127.0.0.1:x", "--dns-servers=127.0.0.1:x: 'x' is not a port"},
-      {"127.0.0.1:", "--dns-servers=127.0.0.1:: '' is not a port"},
-      {"[::1", "--dns-servers=[::1: no ']' after the IPv6 address"},
-      {"[::1]53", "--dns-servers=[::1]53: want ':PORT' after ']'"},
-  };
-  for (const auto& [value, message] : bad) {
-    flags.dns_servers = {value};
-    const absl::Status status = EngineOptionsFromFlags(flags).status();
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << value;
-    EXPECT_EQ(status.message(),
-              absl::StrCat(message, " (want IP, IP:PORT or [IPv6]:PORT)"));
-  }
+  flags.dns_servers = {"127.0.0.1, [::1]", "::1:5353"};
+  absl::StatusOr<EngineOptions> options = EngineOptionsFromFlags(flags);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(options->dns_servers,
+              ElementsAre("127.0.0.1:53", "[::1]:53", "[::1:5353]:53"));
+  flags.dns_servers = {"dns.test"};
+  const absl::Status status = EngineOptionsFromFlags(flags).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "--dns-servers=dns.test: not an IP address (want an IP address "
+            "with an optional port: 10.0.0.2, 10.0.0.2:5353, fd00::53 or "
+            "[fd00::53]:5353)");
   flags.dns_servers = {","};
   EXPECT_EQ(EngineOptionsFromFlags(flags).status().message(),
             "--dns-servers= is empty");

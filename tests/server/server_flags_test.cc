@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "probe/address_flags.h"
 #include "re2/re2.h"
 #include "server/descriptors.h"
 #include "tests/support/batches.h"
@@ -111,62 +112,28 @@ TEST(ExpandCommandLineTest, UnreadableOrSelfIncludingFlagFileIsAnError) {
   EXPECT_THAT(args.status().message(), HasSubstr("needs a value"));
 }
 
-TEST(PolicyFromFlagsTest, BuildsThePolicy) {
-  absl::StatusOr<DestinationPolicy> policy =
-      PolicyFromFlags({.deny_private = true,
-                       .deny_loopback = false,
-                       .allow_cidr = {" 10.1.0.0/16 , fd00:1::/32", ""},
-                       .deny_cidr = {"169.254.169.254", "2001:db8::/32"}});
-  ASSERT_TRUE(policy.ok()) << policy.status();
-  EXPECT_TRUE(policy->deny_private);
-  EXPECT_FALSE(policy->deny_loopback);
-  ASSERT_EQ(policy->allow.size(), 2u);
-  EXPECT_EQ(policy->allow[0].ToString(), "10.1.0.0/16");
-  EXPECT_EQ(policy->allow[1].ToString(), "fd00:1::/32");
-  ASSERT_EQ(policy->deny.size(), 2u);
-  EXPECT_EQ(policy->deny[0].ToString(), "169.254.169.254/32");
-  EXPECT_TRUE(policy->Check(*IpAddress::Parse("10.1.2.3")).ok());
-  EXPECT_FALSE(policy->Check(*IpAddress::Parse("10.2.0.1")).ok());
-  EXPECT_EQ(PolicyJson(*policy),
+TEST(PolicyJsonTest, DescribesThePolicy) {
+  // probe/address_flags_test.cc tests the parse.
+  DestinationPolicy policy;
+  policy.deny_private = true;
+  policy.allow = {*Cidr::Parse("10.1.0.0/16"), *Cidr::Parse("fd00:1::/32")};
+  policy.deny = {*Cidr::Parse("169.254.169.254"),
+                 *Cidr::Parse("2001:db8::/32")};
+  EXPECT_EQ(PolicyJson(policy),
             R"({"deny_private":true,"deny_loopback":false,)"
             R"("allow":["10.1.0.0/16","fd00:1::/32"],)"
             R"("deny":["169.254.169.254/32","2001:db8::/32"]})");
-  EXPECT_THAT(PolicyWarnings(*policy), IsEmpty());
+  EXPECT_THAT(PolicyWarnings(policy), IsEmpty());
 }
 
-TEST(PolicyFromFlagsTest, ABadCidrNamesTheFlagAndTheEntry) {
-  struct Case {
-    bool allow;
-    std::string entry;
-  };
-  const std::vector<Case> cases = {
-      {true, "10.0.0.0/33"},  {true, "10.0.0.0/"},     {false, "fd00::/129"},
-      {false, "example.com"}, {false, "10.0.0.0/8/8"}, {false, "300.1.1.1"}};
-  for (const Case& c : cases) {
-    PolicyFlags flags;
-    const std::string list = absl::StrCat("10.0.0.0/8,", c.entry);
-    if (c.allow) {
-      flags.allow_cidr = {list};
-    } else {
-      flags.deny_cidr = {list};
-    }
-    const absl::StatusOr<DestinationPolicy> policy = PolicyFromFlags(flags);
-    ASSERT_FALSE(policy.ok()) << c.entry;
-    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(std::string(policy.status().message()),
-                HasSubstr(absl::StrCat(
-                    c.allow ? "--allow_cidr=" : "--deny_cidr=", c.entry, ":")));
-  }
-}
-
-TEST(PolicyFromFlagsTest, WarnsWhenAnAllowReopensTheMetadataAddress) {
+TEST(PolicyWarningsTest, WarnsWhenAnAllowReopensTheMetadataAddress) {
   absl::StatusOr<DestinationPolicy> policy =
-      PolicyFromFlags({.allow_cidr = {"169.254.0.0/16"}});
+      DestinationPolicyFromFlags({.allow_cidr = {"169.254.0.0/16"}});
   ASSERT_TRUE(policy.ok());
   EXPECT_THAT(PolicyWarnings(*policy),
               ElementsAre(HasSubstr("169.254.169.254")));
   // Unless a deny keeps it closed.
-  policy = PolicyFromFlags(
+  policy = DestinationPolicyFromFlags(
       {.allow_cidr = {"169.254.0.0/16"}, .deny_cidr = {"169.254.169.254"}});
   ASSERT_TRUE(policy.ok());
   EXPECT_THAT(PolicyWarnings(*policy), IsEmpty());
@@ -176,8 +143,8 @@ TEST(ServerPolicyTest, ProbesToDeniedAddressesEndDeniedWithoutAConnection) {
   TargetServer target;
   ServerOptions options;
   // Loopback is denied but for the target's own address.
-  options.engine.destination_policy =
-      *PolicyFromFlags({.deny_loopback = true, .allow_cidr = {"127.0.0.1"}});
+  options.engine.destination_policy = *DestinationPolicyFromFlags(
+      {.deny_loopback = true, .allow_cidr = {"127.0.0.1"}});
   TestServer server(options);
   const std::string port = absl::StrCat(target.port());
   v1::ProbeBatchRequest request = BatchRequest(
@@ -203,31 +170,6 @@ TEST(ServerPolicyTest, ProbesToDeniedAddressesEndDeniedWithoutAConnection) {
   EXPECT_EQ(response.done(5).redirects(), 1);
   // Only the allowed probe and the first hop of the redirect got through.
   EXPECT_EQ(target.Stats().http.requests, 2);
-}
-
-TEST(DnsServersFromFlagTest, TakesAddressesWithOrWithoutAPort) {
-  absl::StatusOr<std::vector<std::string>> servers = DnsServersFromFlag(
-      {"10.0.0.2, 127.0.0.1:5353", "", "fd00::53,[::1]:5300", "[fd00::54]"});
-  ASSERT_TRUE(servers.ok()) << servers.status();
-  EXPECT_THAT(*servers,
-              ElementsAre("10.0.0.2:53", "127.0.0.1:5353", "[fd00::53]:53",
-                          "[::1]:5300", "[fd00::54]:53"));
-  EXPECT_THAT(*DnsServersFromFlag({}), IsEmpty());
-}
-
-TEST(DnsServersFromFlagTest, AnythingElseNamesTheEntry) {
-  for (const std::string entry :
-       {"dns.local", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-        "127.0.0.1:53x", "[::1", "[::1]53", "[::1]:", "300.0.0.1",
-        "[dns.local]:53"}) {
-    const absl::StatusOr<std::vector<std::string>> servers =
-        DnsServersFromFlag({absl::StrCat("10.0.0.2,", entry)});
-    ASSERT_FALSE(servers.ok()) << entry;
-    EXPECT_EQ(servers.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(
-        std::string(servers.status().message()),
-        ::testing::StartsWith(absl::StrCat("--dns_server=", entry, ": ")));
-  }
 }
 
 TEST(DescriptorBudgetTest, SaysWhatTheBudgetAllowsAndWarnsBelowTheFlag) {
