@@ -42,6 +42,7 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli/remote_share.h"
 #include "fanprobe/v1/prober.grpc.pb.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -144,22 +145,7 @@ int main(int argc, char** argv) {
   } else {
     stream = stub->ProbeStream(&context);
     writer = std::thread([&stream, &request, repeat, per_message] {
-      fanprobe::v1::ProbeStreamRequest message;
-      *message.mutable_batch() = request;
-      message.mutable_batch()->clear_targets();
-      if (!stream->Write(message)) return;
-      message.Clear();
-      for (int r = 0; r < repeat; ++r) {
-        for (const fanprobe::v1::ProbeTarget& target : request.targets()) {
-          *message.add_targets() = target;
-          if (message.targets_size() == per_message) {
-            if (!stream->Write(message)) return;
-            message.Clear();
-          }
-        }
-      }
-      if (message.targets_size() > 0 && !stream->Write(message)) return;
-      stream->WritesDone();
+      fanprobe::cli::WriteProbeStream(*stream, request, per_message, repeat);
     });
   }
 

@@ -60,24 +60,8 @@ absl::Status RemoteShare::Run(
     std::unique_ptr<
         grpc::ClientReaderWriter<v1::ProbeStreamRequest, v1::ProbeEvent>>
         stream = stub->ProbeStream(&context_);
-    // The server reads targets only as earlier ones complete, so they are
-    // written while the events are read.  A write fails once the call has
-    // ended (the batch ended early, or a cancel), which ends the writer.
     std::thread writer([&stream, &request] {
-      v1::ProbeStreamRequest message;
-      *message.mutable_batch() = request;
-      message.mutable_batch()->clear_targets();
-      if (!stream->Write(message)) return;
-      message.Clear();
-      for (const v1::ProbeTarget& target : request.targets()) {
-        *message.add_targets() = target;
-        if (message.targets_size() == kTargetsPerMessage) {
-          if (!stream->Write(message)) return;
-          message.Clear();
-        }
-      }
-      if (message.targets_size() > 0 && !stream->Write(message)) return;
-      stream->WritesDone();
+      WriteProbeStream(*stream, request, kTargetsPerMessage);
     });
     ReadEvents(*stream, on_event);
     writer.join();
@@ -87,6 +71,28 @@ absl::Status RemoteShare::Run(
   return absl::Status(
       static_cast<absl::StatusCode>(status.error_code()),
       absl::StrCat(rpc, " on ", server_, " failed: ", Describe(status)));
+}
+
+void WriteProbeStream(grpc::ClientReaderWriterInterface<v1::ProbeStreamRequest,
+                                                        v1::ProbeEvent>& stream,
+                      const v1::ProbeBatchRequest& request,
+                      int targets_per_message, int repeat) {
+  v1::ProbeStreamRequest message;
+  *message.mutable_batch() = request;
+  message.mutable_batch()->clear_targets();
+  if (!stream.Write(message)) return;
+  message.Clear();
+  for (int r = 0; r < repeat; ++r) {
+    for (const v1::ProbeTarget& target : request.targets()) {
+      *message.add_targets() = target;
+      if (message.targets_size() == targets_per_message) {
+        if (!stream.Write(message)) return;
+        message.Clear();
+      }
+    }
+  }
+  if (message.targets_size() > 0 && !stream.Write(message)) return;
+  stream.WritesDone();
 }
 
 }  // namespace fanprobe::cli

@@ -25,6 +25,7 @@
 #include "cli/split.h"
 #include "fanprobe/v1/prober.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/sync_stream.h"
 
 namespace fanprobe::cli {
 
@@ -61,6 +62,17 @@ class RemoteShare : public Share {
   const int stream_above_;
   grpc::ClientContext context_;
 };
+
+// Writes `request` over a ProbeStream call: a first message with its
+// settings, then its targets, `targets_per_message` to a message, `repeat`
+// times over (the bench's long streams), then closes the writing side.  The
+// server reads targets only as earlier ones complete, so this runs beside
+// the reading of the events.  Stops at the first write that fails: the call
+// has ended (the batch ended early, or a cancel).
+void WriteProbeStream(grpc::ClientReaderWriterInterface<v1::ProbeStreamRequest,
+                                                        v1::ProbeEvent>& stream,
+                      const v1::ProbeBatchRequest& request,
+                      int targets_per_message, int repeat = 1);
 
 }  // namespace fanprobe::cli
 
