@@ -1,6 +1,8 @@
 // cli_test.cc: the fanprobe binary, run as a child process against an
 // in-process server (--server): output formats, flags, exit codes and
-// messages.  Without --server: cli_embedded_test.cc.
+// messages.  Without --server: cli_embedded_test.cc, which also runs every
+// return-when rule and the timeout both ways and compares them (exit codes
+// included), and the progress line; output_test.cc tests the table's text.
 
 #include <memory>
 #include <ostream>
@@ -40,7 +42,6 @@ using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
 
@@ -86,42 +87,6 @@ TEST_F(CliTest, JsonlPrintsOneProbeEventPerLine) {
   EXPECT_THAT(run.out, HasSubstr(R"("status_code":500)"));
 }
 
-TEST_F(CliTest, ExitsOneWhenAProbeFails) {
-  const CliRun run = RunCli({"probe", ServerFlag(), target_.url("/status/200"),
-                             target_.url("/status/503")});
-  EXPECT_EQ(run.code, 1);
-  EXPECT_THAT(run.out, AllOf(HasSubstr("UNEXPECTED_STATUS"), HasSubstr("503"),
-                             HasSubstr("(1 ok, 1 failed)")));
-}
-
-TEST_F(CliTest, ProbesTheRuleCancelledAreNoFailure) {
-  const CliRun run =
-      RunCli({"probe", ServerFlag(), "--return_when=first",
-              target_.raw_url("/hang"), target_.url("/status/200")});
-  EXPECT_EQ(run.code, 0) << run.err;
-  EXPECT_THAT(run.out,
-              AllOf(HasSubstr("FIRST_COMPLETED in "), HasSubstr("1 cancelled"),
-                    HasSubstr("pending: 0")));
-}
-
-TEST_F(CliTest, TheFirstProbeFailingIsAFailure) {
-  const CliRun run =
-      RunCli({"probe", ServerFlag(), "--return_when=first",
-              target_.raw_url("/hang"), target_.url("/status/500")});
-  EXPECT_EQ(run.code, 1) << run.err;
-  EXPECT_THAT(run.out, HasSubstr("FIRST_COMPLETED in "));
-}
-
-TEST_F(CliTest, TimeoutEndsTheBatchAndExits124) {
-  const CliRun run =
-      RunCli({"probe", ServerFlag(), "--timeout=200ms",
-              target_.url("/status/200"), target_.raw_url("/hang")});
-  EXPECT_EQ(run.code, 124) << run.err;
-  EXPECT_THAT(run.out,
-              AllOf(HasSubstr("TIMEOUT in "), HasSubstr("(1 ok, 0 failed)"),
-                    HasSubstr("pending: 1")));
-}
-
 TEST_F(CliTest, ReadsUrlsFromStdin) {
   const std::string input =
       absl::StrCat("# targets\n\n", target_.url("/status/200"), "\n  ",
@@ -137,18 +102,6 @@ TEST_F(CliTest, ReadsUrlsFromStdin) {
     EXPECT_EQ(Lines(run.out).size(), 3u) << run.out;
     EXPECT_EQ(target_.Stats().http.requests, before + 2);
   }
-}
-
-TEST_F(CliTest, ShowsProgressOnATerminalForALargeBatch) {
-  std::vector<std::string> args = {"probe", ServerFlag()};
-  for (int i = 0; i < 25; ++i) args.push_back(target_.url("/status/200"));
-  const CliRun run = RunCli(args, {.stderr_is_terminal = true});
-  EXPECT_EQ(run.code, 0) << run.err;
-  EXPECT_THAT(run.err, HasSubstr("/25 done, 0 failed"));
-  EXPECT_THAT(run.err, HasSubstr("\r\033[K"));  // erased before each row
-  // stdout (a pipe) gets only the rows and the summary.
-  EXPECT_EQ(Lines(run.out).size(), 27u);
-  EXPECT_THAT(run.out, Not(HasSubstr("done,")));
 }
 
 TEST_F(CliTest, ShowsNoProgressForASmallBatch) {
