@@ -376,7 +376,11 @@ bool AppendLine(absl::string_view line, CurlSlistPtr* list) {
 
 absl::Status CheckOptions(const ProbeOptions& options,
                           const ProbeLimits& limits) {
-  return PrepareOptions(std::make_shared<const ProbeOptions>(options), limits)
+  // Nothing prepared outlives this call, so `options` is not copied (its
+  // body may be a megabyte): the shared_ptr points at it without owning it.
+  return PrepareOptions(std::shared_ptr<const ProbeOptions>(
+                            std::shared_ptr<const ProbeOptions>(), &options),
+                        limits)
       .status();
 }
 
