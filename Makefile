@@ -63,8 +63,15 @@ $(INTEROP_NODE_STAMP): $(INTEROP_NODE_DIR)/package.json \
 	cd $(INTEROP_NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
+# RelWithDebInfo with line tables only (-g1): backtraces, perf and
+# heaptrack still name file:line, and a fresh build takes about a fifth less
+# time (406 s against 503 s with -g on 2 cores) and 766 MB of disk against
+# 1.9 GB.  For a debugger's view of locals:
+#   make build BUILD_DIR=build-g DEBUG_INFO=-g
+DEBUG_INFO ?= -g1
 $(BUILD_DIR)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 $(DEBUG_INFO) -DNDEBUG"
 
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS)
